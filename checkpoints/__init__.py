@@ -1,0 +1,1 @@
+"""streamlet package."""

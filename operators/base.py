@@ -1,0 +1,109 @@
+"""The operator contract: what the engine's subtask loop calls, and in which order.
+
+An operator instance belongs to exactly one subtask and is created fresh for every attempt
+of the job (a restart builds new instances and restores their state). The engine calls:
+
+1. ``open(ctx)`` once, after the state backends in ``ctx`` were restored (if restoring);
+2. ``process_batch(batch)`` for every input batch, returning the output batch (plain lists:
+   the hot path is per batch, not per record);
+3. ``snapshot_state(checkpoint_id)`` at a checkpoint barrier, before the engine freezes the
+   state backends (this is where an operator moves transient data into its state, as a
+   two-phase-commit sink pre-commits here);
+4. ``notify_checkpoint_complete`` / ``notify_checkpoint_aborted`` when the coordinator says so
+   (Flink's CheckpointListener contract: ids only grow; completion of n subsumes every
+   pending id below n; notifications are best effort and may be skipped);
+5. ``end_input()`` once when every input ended (bounded input), returning any last records;
+6. ``close()`` always, also after a failure or cancellation (it must not raise for that).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+if TYPE_CHECKING:
+    from state.heap_backend import HeapKeyedStateBackend
+    from state.key_groups import KeyGroupRange
+    from state.operator_state import OperatorStateBackend
+
+__all__ = ["IN", "OUT", "Operator", "OperatorContext"]
+
+IN = TypeVar("IN")
+"""Type of the records an operator consumes."""
+OUT = TypeVar("OUT")
+"""Type of the records an operator produces."""
+
+
+@dataclass(slots=True)
+class OperatorContext:
+    """What an operator instance knows about where it runs.
+
+    :param operator_name: the display name (``.name()``)
+    :param operator_uid: the stable id state is stored under (``.uid()``)
+    :param subtask_index: 0-based index of this subtask
+    :param parallelism: number of subtasks of the operator
+    :param max_parallelism: number of key groups
+    :param job_name: name passed to ``execute``
+    :param attempt: 0 for the first run, +1 per restart
+    :param operator_state: per-subtask operator state (list, union, broadcast)
+    :param keyed_backend: keyed state for a keyed operator, else ``None``
+    :param restored: whether state was restored from a checkpoint or savepoint
+    """
+
+    operator_name: str
+    operator_uid: str
+    subtask_index: int
+    parallelism: int
+    max_parallelism: int
+    job_name: str
+    attempt: int
+    operator_state: OperatorStateBackend
+    keyed_backend: HeapKeyedStateBackend | None = None
+    restored: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def key_group_range(self) -> KeyGroupRange | None:
+        return None if self.keyed_backend is None else self.keyed_backend.key_group_range
+
+    @property
+    def task_name_with_subtask(self) -> str:
+        return f"{self.operator_name} ({self.subtask_index + 1}/{self.parallelism})"
+
+
+class Operator(ABC, Generic[IN, OUT]):
+    """One step of a chain, processing a batch at a time.
+
+    Subclasses override :meth:`process_batch` and whichever lifecycle hooks they need. The
+    defaults do nothing, so a stateless operator is one method long.
+    """
+
+    #: True when the operator needs a keyed state backend (it follows a ``key_by``).
+    keyed: bool = False
+
+    ctx: OperatorContext
+
+    async def open(self, ctx: OperatorContext) -> None:
+        """Prepare to process; state backends in ``ctx`` are already restored."""
+        self.ctx = ctx
+
+    @abstractmethod
+    async def process_batch(self, batch: list[IN]) -> list[OUT]:
+        """Process one batch of records and return the records to emit, in order."""
+
+    async def end_input(self) -> list[OUT]:
+        """All input ended: return any records still held back (default: none)."""
+        return []
+
+    async def snapshot_state(self, checkpoint_id: int) -> None:
+        """Move transient data into state before checkpoint ``checkpoint_id`` freezes it."""
+
+    async def notify_checkpoint_complete(self, checkpoint_id: int) -> None:
+        """Checkpoint ``checkpoint_id`` (and every older pending one) completed."""
+
+    async def notify_checkpoint_aborted(self, checkpoint_id: int) -> None:
+        """Checkpoint ``checkpoint_id`` was aborted; treat it as if it never happened."""
+
+    async def close(self) -> None:
+        """Release resources. Called after success, failure and cancellation alike."""
