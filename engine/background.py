@@ -1,0 +1,43 @@
+"""Run a coroutine in the background on whichever event loop is running (asyncio or trio).
+
+``execute_async`` must return while the job keeps running, and anyio has no task group that
+outlives the caller. When the caller passes no task group we start the job as a task of the
+loop itself (an asyncio task, or a trio system task); the job's own coroutine then owns all
+its subtasks in task groups, and the returned handle cancels it through a cancel scope.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import sniffio
+
+__all__ = ["start_background"]
+
+
+def start_background(fn: Callable[[], Awaitable[None]], task_group: Any = None) -> None:
+    """Start ``fn()`` in ``task_group`` if given, else as a task of the running loop.
+
+    ``fn`` must never raise: it reports its outcome itself.
+    """
+    if task_group is not None:
+        task_group.start_soon(fn)
+        return
+    library = sniffio.current_async_library()
+    if library == "asyncio":
+        import asyncio
+
+        task = asyncio.get_running_loop().create_task(fn())  # type: ignore[arg-type]
+        _keep_alive.add(task)
+        task.add_done_callback(_keep_alive.discard)
+    elif library == "trio":
+        import trio
+
+        trio.lowlevel.spawn_system_task(fn)
+    else:  # pragma: no cover - anyio supports only these two
+        raise RuntimeError(f"unsupported async library {library!r}")
+
+
+# asyncio keeps only weak references to tasks; hold them until they finish.
+_keep_alive: set[Any] = set()

@@ -1,0 +1,143 @@
+"""The handle of a running job (``JobClient``) and what a finished job returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from .errors import JobCancelledError
+
+if TYPE_CHECKING:
+    from .runner import JobRunner
+
+__all__ = ["JobClient", "JobExecutionResult", "JobStatus"]
+
+
+class JobStatus(Enum):
+    """Flink's job states, as far as a single process has them."""
+
+    CREATED = "CREATED"
+    RUNNING = "RUNNING"
+    RESTARTING = "RESTARTING"
+    FAILING = "FAILING"
+    FINISHED = "FINISHED"
+    CANCELLING = "CANCELLING"
+    CANCELED = "CANCELED"
+    FAILED = "FAILED"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in (JobStatus.FINISHED, JobStatus.CANCELED, JobStatus.FAILED)
+
+
+@dataclass(frozen=True, slots=True)
+class JobExecutionResult:
+    """What ``execute`` returns for a job that finished.
+
+    :param job_id: unique id of this run
+    :param job_name: the name passed to execute
+    :param net_runtime_ms: wall time from start to finish
+    :param restart_count: how many times the job restarted after failures
+    :param records_in: records read by all subtasks' inputs (sources count what they read)
+    """
+
+    job_id: str
+    job_name: str
+    net_runtime_ms: float
+    restart_count: int = 0
+    records_in: int = 0
+    checkpoints_completed: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def get_net_runtime(self) -> float:
+        return self.net_runtime_ms
+
+    def get_job_id(self) -> str:
+        return self.job_id
+
+
+class JobClient:
+    """Controls a job started with ``execute_async``: wait for it, cancel it, watch it."""
+
+    def __init__(self, runner: JobRunner) -> None:
+        self._runner = runner
+        self._done = anyio.Event()
+        self._result: JobExecutionResult | None = None
+        self._error: BaseException | None = None
+        self._scope: anyio.CancelScope | None = None
+        self._cancel_requested = False
+        #: Called (synchronously) once the job has ended, whatever the outcome.
+        self._on_done: list[Any] = []
+
+    async def _main(self) -> None:
+        """Run the job; never raises (the outcome is kept for :meth:`wait`)."""
+        try:
+            with anyio.CancelScope() as scope:
+                self._scope = scope
+                if self._cancel_requested:
+                    scope.cancel()
+                self._result = await self._runner.run()
+            if scope.cancelled_caught:
+                self._error = JobCancelledError(f"job {self._runner.job_name!r} was cancelled")
+        except Exception as exc:
+            self._error = exc
+        finally:
+            self._done.set()
+            for callback in self._on_done:
+                callback()
+
+    @property
+    def job_id(self) -> str:
+        return self._runner.job_id
+
+    @property
+    def job_name(self) -> str:
+        return self._runner.job_name
+
+    @property
+    def status(self) -> JobStatus:
+        return self._runner.status
+
+    def get_job_status(self) -> JobStatus:
+        return self._runner.status
+
+    @property
+    def restart_count(self) -> int:
+        return self._runner.restart_count
+
+    @property
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    async def wait(self) -> JobExecutionResult:
+        """Wait until the job ends and return its result.
+
+        :raises JobExecutionError: if the job failed (after any restarts)
+        :raises JobCancelledError: if it was cancelled
+        """
+        await self._done.wait()
+        if self._error is not None:
+            raise self._error
+        assert self._result is not None
+        return self._result
+
+    get_job_execution_result = wait
+
+    async def cancel(self) -> None:
+        """Cancel the job and wait until every subtask has stopped."""
+        self._cancel_requested = True
+        self._runner.mark_cancelling()
+        if self._scope is not None:
+            self._scope.cancel()
+        await self._done.wait()
+
+    def checkpoint_stats(self) -> list[Any]:
+        """Statistics of recent checkpoints, oldest first (see ``CheckpointStats``)."""
+        return self._runner.checkpoint_stats()
+
+    def statistics(self) -> dict[str, Any]:
+        """Live counters: records read, restarts, status (for status lines and tests)."""
+        return self._runner.statistics()

@@ -1,0 +1,414 @@
+"""``DataStream`` and ``KeyedStream``: the PyFlink-style API that builds the logical graph.
+
+Every operation adds a node to the environment's graph and returns a new stream. Partitioning
+calls (``rebalance()``, ``shuffle()``, ...) and ``union`` add no node: they decide how the
+*next* operation's node is connected, as in Flink.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from operators import derived
+from operators.functions import FunctionAdapter, key_selector_of
+from operators.sinks.base import Sink
+from operators.sinks.simple import CallbackSinkWriter, PrintSinkWriter, QueueSinkWriter
+
+from .graph import StreamNode
+from .partitioners import (
+    BroadcastPartitioner,
+    CustomPartitioner,
+    ForwardPartitioner,
+    GlobalPartitioner,
+    KeyGroupPartitioner,
+    Partitioner,
+    RebalancePartitioner,
+    RescalePartitioner,
+    ShufflePartitioner,
+)
+
+if TYPE_CHECKING:
+    from .client import JobClient
+    from .environment import StreamExecutionEnvironment
+
+__all__ = ["CollectResultIterator", "DataStream", "DataStreamSink", "KeyedStream"]
+
+_Input = tuple[StreamNode, Partitioner | None]
+
+
+class _NodeHandle:
+    """Settings that apply to the node behind a stream or sink."""
+
+    _env: StreamExecutionEnvironment
+    _node: StreamNode | None
+
+    def _own_node(self, what: str) -> StreamNode:
+        if self._node is None:
+            raise TypeError(
+                f"{what}() applies to an operator; this stream is a union or a partitioning "
+                f"view of other streams, so call it on the operator that produced it"
+            )
+        return self._node
+
+    def set_parallelism(self, parallelism: int) -> Any:
+        """Run this operator with ``parallelism`` subtasks.
+
+        :raises ValueError: if parallelism < 1, exceeds the max parallelism or what the
+            operator supports, or breaks a forward edge
+        """
+        node = self._own_node("set_parallelism")
+        self._env._check_parallelism(parallelism, f"operator {node.name!r}")
+        if node.parallelism_limit is not None and parallelism > node.parallelism_limit:
+            raise ValueError(
+                f"operator {node.name!r} supports parallelism <= {node.parallelism_limit}, "
+                f"got {parallelism}"
+            )
+        old = node.parallelism
+        node.parallelism = parallelism
+        try:
+            self._env._check_forward_edges(node)
+        except ValueError:
+            node.parallelism = old
+            raise
+        return self
+
+    def uid(self, uid: str) -> Any:
+        """Set the stable id this operator's state is stored under (set it on stateful ones).
+
+        :raises ValueError: if empty or already used by another operator
+        """
+        node = self._own_node("uid")
+        if not isinstance(uid, str) or not uid.strip():
+            raise ValueError(f"uid must be a non-empty string, got {uid!r}")
+        for other in self._env._graph.nodes:
+            if other is not node and other.uid == uid:
+                raise ValueError(f"uid {uid!r} is already used by operator {other.name!r}")
+        node.uid = uid
+        return self
+
+    def name(self, name: str) -> Any:
+        """Set the display name (used in logs, errors and statistics)."""
+        node = self._own_node("name")
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"name must be a non-empty string, got {name!r}")
+        node.name = name
+        return self
+
+    def get_name(self) -> str:
+        return self._own_node("get_name").name
+
+    def disable_chaining(self) -> Any:
+        """Run this operator in a subtask of its own, never fused with neighbours."""
+        self._own_node("disable_chaining").chaining = False
+        return self
+
+    def get_parallelism(self) -> int:
+        node = self._own_node("get_parallelism")
+        return node.resolved_parallelism(self._env.get_parallelism())
+
+
+class DataStream(_NodeHandle):
+    """A stream of records produced by one operator, or a union / partitioning of streams."""
+
+    def __init__(
+        self,
+        env: StreamExecutionEnvironment,
+        inputs: list[_Input],
+        node: StreamNode | None = None,
+    ) -> None:
+        self._env = env
+        self._inputs = inputs
+        self._node = node
+
+    # --- building blocks ---
+
+    def _add(
+        self,
+        kind: str,
+        name: str,
+        factory: Callable[[], Any],
+        *,
+        keyed: bool = False,
+    ) -> StreamNode:
+        node = self._env._graph.add_node(kind, name, factory, list(self._inputs), keyed=keyed)
+        self._env._check_forward_edges(node)
+        return node
+
+    def _transform(self, name: str, make: Callable[[Any], Any], fn: Any, api: str) -> DataStream:
+        FunctionAdapter(fn, _METHODS[api], api)  # validate now, at the call
+        copies = derived.user_function_copy(fn, api)
+        node = self._add("operator", name, lambda: make(copies()))
+        return DataStream(self._env, [(node, None)], node)
+
+    def _partitioned(self, partitioner: Partitioner) -> DataStream:
+        return DataStream(self._env, [(node, partitioner) for node, _ in self._inputs])
+
+    # --- operations ---
+
+    def map(self, func: Any, output_type: Any = None) -> DataStream:
+        """Apply ``func`` to every record (a callable, ``async def``, or a MapFunction)."""
+        return self._transform("Map", derived.map_operator, func, "map")
+
+    def flat_map(self, func: Any, output_type: Any = None) -> DataStream:
+        """Replace every record by the records ``func`` returns or yields."""
+        return self._transform("Flat Map", derived.flat_map_operator, func, "flat_map")
+
+    def filter(self, func: Any) -> DataStream:
+        """Keep the records for which ``func`` is true."""
+        return self._transform("Filter", derived.filter_operator, func, "filter")
+
+    def process(self, func: Any, output_type: Any = None) -> DataStream:
+        """Apply a ProcessFunction (``process_element(value, ctx)`` yields outputs)."""
+        return self._transform("Process", derived.process_operator, func, "process")
+
+    def key_by(self, key_selector: Any, key_type: Any = None) -> KeyedStream:
+        """Partition by key: records with equal keys go to the same subtask, in order.
+
+        The key must have a stable hash (str, int, float, bool, bytes, None or tuples of
+        those); another key fails the job with a TypeError naming it.
+        """
+        selector = key_selector_of(key_selector)
+        return KeyedStream(
+            self._env,
+            [(node, KeyGroupPartitioner(selector)) for node, _ in self._inputs],
+            selector,
+        )
+
+    def union(self, *streams: DataStream) -> DataStream:
+        """Merge this stream with ``streams`` (same record type) into one stream."""
+        inputs = list(self._inputs)
+        for stream in streams:
+            if not isinstance(stream, DataStream):
+                raise TypeError(f"union() needs DataStreams, got {stream!r}")
+            if stream._env is not self._env:
+                raise ValueError("union() needs streams of the same execution environment")
+            inputs.extend(stream._inputs)
+        return DataStream(self._env, inputs)
+
+    # --- partitioning ---
+
+    def forward(self) -> DataStream:
+        """Send subtask i's records to subtask i of the next operator (equal parallelism)."""
+        return self._partitioned(ForwardPartitioner())
+
+    def rebalance(self) -> DataStream:
+        """Distribute records round-robin over every subtask of the next operator."""
+        return self._partitioned(RebalancePartitioner())
+
+    def rescale(self) -> DataStream:
+        """Distribute round-robin over a local subset of the next operator's subtasks."""
+        return self._partitioned(RescalePartitioner())
+
+    def shuffle(self, seed: int = 0) -> DataStream:
+        """Send every record to a uniformly random subtask (seeded, so runs repeat)."""
+        return self._partitioned(ShufflePartitioner(seed))
+
+    def broadcast(self) -> DataStream:
+        """Send every record to every subtask of the next operator."""
+        return self._partitioned(BroadcastPartitioner())
+
+    def global_(self) -> DataStream:
+        """Send every record to subtask 0 of the next operator."""
+        return self._partitioned(GlobalPartitioner())
+
+    def partition_custom(self, partitioner: Any, key_selector: Any) -> DataStream:
+        """Let ``partitioner(key, num_partitions) -> index`` choose each record's subtask."""
+        return self._partitioned(CustomPartitioner(partitioner, key_selector))
+
+    # --- sinks ---
+
+    def _sink(self, name: str, factory: Callable[[], Any]) -> DataStreamSink:
+        node = self._add("sink", name, factory)
+        return DataStreamSink(self._env, node)
+
+    def print(self, sink_identifier: str | None = None) -> DataStreamSink:
+        """Print every record to stdout, prefixed ``N> `` (subtask N) when parallel."""
+        return self._sink("Print to Std. Out", lambda: PrintSinkWriter(sink_identifier))
+
+    def add_sink(self, sink_func: Any) -> DataStreamSink:
+        """Call ``sink_func`` (sync or async, or a SinkFunction's ``invoke``) per record."""
+        FunctionAdapter(sink_func, "invoke", "add_sink")
+        copies = derived.user_function_copy(sink_func, "add_sink")
+        return self._sink(
+            "Sink", lambda: CallbackSinkWriter(FunctionAdapter(copies(), "invoke", "add_sink"))
+        )
+
+    def sink_to(self, sink: Sink) -> DataStreamSink:
+        """Write to a :class:`Sink` (for example ``FileSink`` or a two-phase-commit sink)."""
+        if not isinstance(sink, Sink):
+            raise TypeError(f"sink_to() needs a Sink instance, got {sink!r}")
+        return self._sink(getattr(sink, "name", "Sink"), sink.create_writer)
+
+    def execute_and_collect(
+        self, job_name: str | None = None, limit: int | None = None
+    ) -> CollectResultIterator:
+        """Run the job and return an async iterator over this stream's records.
+
+        Use ``async for x in ds.execute_and_collect(): ...``, or ``async with`` it to be
+        sure the job stops when you stop reading. ``limit`` stops after that many records.
+        """
+        if limit is not None and (not isinstance(limit, int) or limit < 0):
+            raise ValueError(f"limit must be a non-negative int, got {limit!r}")
+        send, receive = anyio.create_memory_object_stream[list[Any]](16)
+        node = self._add("sink", "Collect Sink", lambda: QueueSinkWriter(send))
+        node.parallelism = None
+        return CollectResultIterator(self._env, job_name or "Collect Job", send, receive, limit)
+
+
+_METHODS = {
+    "map": "map",
+    "flat_map": "flat_map",
+    "filter": "filter",
+    "process": "process_element",
+    "reduce": "reduce",
+}
+
+
+class KeyedStream(DataStream):
+    """A stream partitioned by key; its operations have keyed state scoped to each key."""
+
+    def __init__(
+        self,
+        env: StreamExecutionEnvironment,
+        inputs: list[_Input],
+        key_selector: Callable[[Any], Any],
+    ) -> None:
+        super().__init__(env, inputs)
+        self._key_selector = key_selector
+
+    def _keyed(self, name: str, make: Callable[[Any, Any], Any], fn: Any, api: str) -> DataStream:
+        FunctionAdapter(fn, _METHODS[api], api)
+        copies = derived.user_function_copy(fn, api)
+        key = self._key_selector
+        node = self._add("operator", name, lambda: make(copies(), key), keyed=True)
+        return DataStream(self._env, [(node, None)], node)
+
+    def map(self, func: Any, output_type: Any = None) -> DataStream:
+        return self._keyed("Map", derived.keyed_map_operator, func, "map")
+
+    def flat_map(self, func: Any, output_type: Any = None) -> DataStream:
+        return self._keyed("Flat Map", derived.keyed_flat_map_operator, func, "flat_map")
+
+    def filter(self, func: Any) -> DataStream:
+        return self._keyed("Filter", derived.keyed_filter_operator, func, "filter")
+
+    def process(self, func: Any, output_type: Any = None) -> DataStream:
+        """Apply a KeyedProcessFunction (``process_element(value, ctx)``, keyed state)."""
+        return self._keyed("Keyed Process", derived.keyed_process_operator, func, "process")
+
+    def reduce(self, func: Any) -> DataStream:
+        """Rolling reduce per key: emit ``func(previous, record)`` for every record."""
+        return self._keyed("Reduce", derived.reduce_operator, func, "reduce")
+
+    def _aggregate(self, kind: str, name: str, position: int | str) -> DataStream:
+        if not isinstance(position, int | str) or isinstance(position, bool):
+            raise TypeError(f"{kind}() needs a field position (int) or name (str), got {position!r}")
+        key = self._key_selector
+        node = self._add(
+            "operator", name, lambda: derived.aggregate_operator(kind, position, key), keyed=True
+        )
+        return DataStream(self._env, [(node, None)], node)
+
+    def sum(self, position_to_sum: int | str = 0) -> DataStream:
+        """Rolling sum per key of field ``position_to_sum`` (or of the record, if a number)."""
+        return self._aggregate("sum", "Sum", position_to_sum)
+
+    def min(self, position_to_min: int | str = 0) -> DataStream:
+        return self._aggregate("min", "Min", position_to_min)
+
+    def max(self, position_to_max: int | str = 0) -> DataStream:
+        return self._aggregate("max", "Max", position_to_max)
+
+    def min_by(self, position_to_min_by: int | str = 0) -> DataStream:
+        return self._aggregate("min_by", "Min By", position_to_min_by)
+
+    def max_by(self, position_to_max_by: int | str = 0) -> DataStream:
+        return self._aggregate("max_by", "Max By", position_to_max_by)
+
+    def _partitioned(self, partitioner: Partitioner) -> DataStream:
+        raise TypeError(
+            "a KeyedStream is already partitioned by key; apply an operation first "
+            "(e.g. .map(...)) and partition its result"
+        )
+
+
+class DataStreamSink(_NodeHandle):
+    """The end of a stream: set its parallelism, name or uid."""
+
+    def __init__(self, env: StreamExecutionEnvironment, node: StreamNode) -> None:
+        self._env = env
+        self._node = node
+
+
+class CollectResultIterator:
+    """The records of a collected stream, as an async iterator (and async context manager)."""
+
+    def __init__(
+        self,
+        env: StreamExecutionEnvironment,
+        job_name: str,
+        send: Any,
+        receive: Any,
+        limit: int | None,
+    ) -> None:
+        self._env = env
+        self._job_name = job_name
+        self._send = send
+        self._receive = receive
+        self._limit = limit
+        self._pending: list[Any] = []
+        self._position = 0
+        self._returned = 0
+        self._client: JobClient | None = None
+        self._closed = False
+
+    async def _start(self) -> None:
+        if self._client is None:
+            self._client = await self._env.execute_async(self._job_name)
+            self._client._on_done.append(self._send.close)
+
+    @property
+    def job_client(self) -> JobClient | None:
+        return self._client
+
+    async def __aenter__(self) -> CollectResultIterator:
+        await self._start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def __aiter__(self) -> CollectResultIterator:
+        return self
+
+    async def __anext__(self) -> Any:
+        if self._closed or (self._limit is not None and self._returned >= self._limit):
+            await self.aclose()
+            raise StopAsyncIteration
+        await self._start()
+        while self._position >= len(self._pending):
+            try:
+                self._pending = await self._receive.receive()
+                self._position = 0
+            except (anyio.EndOfStream, anyio.ClosedResourceError):
+                assert self._client is not None
+                self._closed = True
+                self._receive.close()
+                await self._client.wait()  # raises the job's failure, if any
+                raise StopAsyncIteration from None
+        record = self._pending[self._position]
+        self._position += 1
+        self._returned += 1
+        return record
+
+    async def aclose(self) -> None:
+        """Stop reading: cancel the job if it still runs and release the stream."""
+        self._closed = True
+        if self._client is not None and not self._client.done:
+            self._receive.close()
+            await self._client.cancel()
+        self._receive.close()
+        self._send.close()

@@ -1,0 +1,191 @@
+"""Turn an execution plan into the subtasks and channels of one attempt of a job.
+
+Every attempt gets fresh operator instances, fresh channels and fresh state backends
+(restored from a checkpoint when there is one), so nothing of a failed attempt leaks into
+the next.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from operators.base import OperatorContext
+from operators.core import SourceOperator
+from state.heap_backend import HeapKeyedStateBackend
+from state.key_groups import key_group_range_for_subtask
+from state.operator_state import OperatorStateBackend
+
+from .channels import Channel, InputGate, Notifier
+from .graph import StreamEdge, StreamNode
+from .plan import ChainPlan, JobPlan
+from .subtask import ChainedOperator, OutputWriter, Subtask, SubtaskSettings
+
+__all__ = ["Deployment", "RestoredState", "deploy"]
+
+
+@dataclass(slots=True)
+class RestoredState:
+    """What a checkpoint gives back, by operator uid (filled by the recovery layer).
+
+    :param keyed: uid -> key group -> serialized key group
+    :param operator: uid -> serialized operator state of every old subtask, in index order
+    :param source_splits: uid -> splits of the source when the job first started
+    """
+
+    keyed: dict[str, dict[int, bytes]] = field(default_factory=dict)
+    operator: dict[str, list[bytes]] = field(default_factory=dict)
+    checkpoint_id: int | None = None
+
+
+@dataclass(slots=True)
+class Deployment:
+    """The subtasks of one attempt, and the channels between them."""
+
+    subtasks: list[Subtask]
+    by_chain: dict[int, list[Subtask]]
+    channels: list[Channel]
+
+
+def deploy(
+    plan: JobPlan,
+    settings: SubtaskSettings,
+    source_splits: dict[int, list[Any]],
+    channel_capacity: int,
+    restored: RestoredState | None = None,
+    subtask_factory: Callable[..., Subtask] = Subtask,
+) -> Deployment:
+    """Build every subtask of ``plan`` for one attempt.
+
+    :param source_splits: node id of each source -> its splits (made once per job)
+    :param restored: state to restore, or None for a fresh start
+    """
+    notifiers = {
+        chain.index: [Notifier() for _ in range(chain.parallelism)] for chain in plan.chains
+    }
+    gate_channels: dict[int, list[list[Channel]]] = {
+        chain.index: [[] for _ in range(chain.parallelism)] for chain in plan.chains
+    }
+    # (edge id, producer index) -> writer
+    writers: dict[tuple[int, int], OutputWriter] = {}
+    all_channels: list[Channel] = []
+    for consumer in plan.chains:
+        for edge in consumer.input_edges:
+            producer = plan.chain_of[edge.upstream.id]
+            partitioner = plan.partitioner(edge)
+            for i in range(producer.parallelism):
+                targets = partitioner.targets(i, producer.parallelism, consumer.parallelism)
+                channels = []
+                for j in targets:
+                    channel = Channel(
+                        channel_capacity,
+                        notifiers[consumer.index][j],
+                        f"{edge.upstream.name}[{i}] -> {consumer.head.name}[{j}]",
+                    )
+                    channels.append(channel)
+                    gate_channels[consumer.index][j].append(channel)
+                    all_channels.append(channel)
+                router = partitioner.router(
+                    i, len(targets), consumer.parallelism, plan.max_parallelism
+                )
+                writers[(id(edge), i)] = OutputWriter(channels, router, settings.batch_size)
+
+    subtasks: list[Subtask] = []
+    by_chain: dict[int, list[Subtask]] = {}
+    for chain in plan.chains:
+        by_chain[chain.index] = []
+        for index in range(chain.parallelism):
+            subtask = _build_subtask(
+                plan, chain, index, settings, writers, source_splits, restored,
+                notifiers[chain.index][index], gate_channels[chain.index][index], subtask_factory,
+            )
+            subtasks.append(subtask)
+            by_chain[chain.index].append(subtask)
+    return Deployment(subtasks, by_chain, all_channels)
+
+
+def _build_subtask(
+    plan: JobPlan,
+    chain: ChainPlan,
+    index: int,
+    settings: SubtaskSettings,
+    writers: dict[tuple[int, int], OutputWriter],
+    source_splits: dict[int, list[Any]],
+    restored: RestoredState | None,
+    notifier: Notifier,
+    channels: list[Channel],
+    subtask_factory: Callable[..., Subtask],
+) -> Subtask:
+    chained: dict[int, ChainedOperator] = {}
+    ordered: list[ChainedOperator] = []
+    for node in chain.nodes:
+        ctx = _context(plan, node, chain.parallelism, index, settings, restored)
+        if node.kind == "source":
+            assert node.source is not None
+            splits = source_splits[node.id]
+            mine = [s for j, s in enumerate(splits) if j % chain.parallelism == index]
+            op: Any = SourceOperator(node.source, mine)
+        else:
+            assert node.factory is not None
+            op = node.factory()
+            if op.keyed:
+                ctx.keyed_backend = _keyed_backend(plan, node, chain.parallelism, index, restored)
+        c = ChainedOperator(op, ctx)
+        chained[node.id] = c
+        ordered.append(c)
+    for node in chain.nodes:
+        c = chained[node.id]
+        c.children = [chained[child.id] for child in chain.chained[node.id]]
+        c.writers = [writers[(id(edge), index)] for edge in chain.network_outputs[node.id]]
+    gate = None if chain.is_source else InputGate(channels, notifier)
+    # A source subtask creates its readers itself, once its source operator knows its
+    # (possibly restored) splits; see Subtask._run_source.
+    return subtask_factory(chain.name, index, ordered, gate, notifier, settings)
+
+
+def _context(
+    plan: JobPlan,
+    node: StreamNode,
+    parallelism: int,
+    index: int,
+    settings: SubtaskSettings,
+    restored: RestoredState | None,
+) -> OperatorContext:
+    uid = node.operator_uid
+    operator_state = OperatorStateBackend(uid)
+    was_restored = False
+    if restored is not None and uid in restored.operator:
+        operator_state.restore(restored.operator[uid], index, parallelism)
+        was_restored = True
+    if restored is not None and uid in restored.keyed:
+        was_restored = True
+    return OperatorContext(
+        operator_name=node.name,
+        operator_uid=uid,
+        subtask_index=index,
+        parallelism=parallelism,
+        max_parallelism=plan.max_parallelism,
+        job_name=settings.job_name,
+        attempt=settings.attempt,
+        operator_state=operator_state,
+        restored=was_restored,
+    )
+
+
+def _keyed_backend(
+    plan: JobPlan,
+    node: StreamNode,
+    parallelism: int,
+    index: int,
+    restored: RestoredState | None,
+) -> HeapKeyedStateBackend:
+    key_groups = key_group_range_for_subtask(index, parallelism, plan.max_parallelism)
+    backend = HeapKeyedStateBackend(node.operator_uid, key_groups, plan.max_parallelism)
+    if restored is not None and node.operator_uid in restored.keyed:
+        backend.restore(restored.keyed[node.operator_uid])
+    return backend
+
+
+def edge_label(edge: StreamEdge) -> str:
+    return f"{edge.upstream.name} -> {edge.downstream.name}"

@@ -1,0 +1,219 @@
+"""``StreamExecutionEnvironment``: where a job is configured, built and executed."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from operators.sources.base import Source
+from operators.sources.collection import CollectionSource, SequenceSource
+from state.key_groups import DEFAULT_MAX_PARALLELISM, check_parallelism
+
+from .background import start_background
+from .client import JobClient, JobExecutionResult
+from .datastream import DataStream
+from .graph import StreamGraph, StreamNode
+from .partitioners import ForwardPartitioner
+from .plan import build_plan
+from .runner import JobConfig, JobRunner
+
+__all__ = ["StreamExecutionEnvironment"]
+
+_DEFAULT_BATCH_SIZE = 512
+_DEFAULT_BUFFER_TIMEOUT_MS = 100.0
+_DEFAULT_CHANNEL_CAPACITY = 4
+
+
+class StreamExecutionEnvironment:
+    """Configures and runs jobs (PyFlink's entry point, in snake_case).
+
+    Build the job with the source methods and the returned streams, then
+    ``await env.execute("name")``. After a job is started the environment's graph is
+    cleared (as in Flink), so the same environment can build and run another job.
+    """
+
+    def __init__(self) -> None:
+        self._graph = StreamGraph()
+        self._parallelism = 1
+        self._max_parallelism = DEFAULT_MAX_PARALLELISM
+        self._batch_size = _DEFAULT_BATCH_SIZE
+        self._buffer_timeout_ms = _DEFAULT_BUFFER_TIMEOUT_MS
+        self._channel_capacity = _DEFAULT_CHANNEL_CAPACITY
+
+    @staticmethod
+    def get_execution_environment() -> StreamExecutionEnvironment:
+        """Return a new environment with default settings (parallelism 1)."""
+        return StreamExecutionEnvironment()
+
+    # --- configuration ---
+
+    def _check_parallelism(self, parallelism: int, what: str) -> None:
+        try:
+            check_parallelism(parallelism, self._max_parallelism)
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"{what}: {exc}") from None
+
+    def _check_forward_edges(self, node: StreamNode) -> None:
+        p = self._parallelism
+        for edge in [*node.inputs, *node.outputs]:
+            if isinstance(edge.partitioner, ForwardPartitioner):
+                up = edge.upstream.resolved_parallelism(p)
+                down = edge.downstream.resolved_parallelism(p)
+                if up != down:
+                    raise ValueError(
+                        f"forward edge from {edge.upstream.name!r} (parallelism {up}) to "
+                        f"{edge.downstream.name!r} (parallelism {down}) needs equal "
+                        f"parallelism; use rebalance() or another partitioner"
+                    )
+
+    def set_parallelism(self, parallelism: int) -> StreamExecutionEnvironment:
+        """Set the default number of subtasks per operator.
+
+        :raises ValueError: if < 1 or greater than the max parallelism
+        """
+        self._check_parallelism(parallelism, "set_parallelism")
+        self._parallelism = parallelism
+        return self
+
+    def get_parallelism(self) -> int:
+        return self._parallelism
+
+    def set_max_parallelism(self, max_parallelism: int) -> StreamExecutionEnvironment:
+        """Set the number of key groups (the upper bound for rescaling keyed state).
+
+        :raises ValueError: if outside [1, 32768] or below the current parallelism
+        """
+        check_parallelism(1, max_parallelism)
+        if max_parallelism < self._parallelism:
+            raise ValueError(
+                f"max_parallelism {max_parallelism} is below the parallelism {self._parallelism}"
+            )
+        self._max_parallelism = max_parallelism
+        return self
+
+    def get_max_parallelism(self) -> int:
+        return self._max_parallelism
+
+    def set_buffer_timeout(self, timeout_ms: float) -> StreamExecutionEnvironment:
+        """Flush partially filled output buffers at least this often (ms) under load."""
+        if not isinstance(timeout_ms, int | float) or timeout_ms < 0:
+            raise ValueError(f"buffer timeout must be >= 0 ms, got {timeout_ms!r}")
+        self._buffer_timeout_ms = float(timeout_ms)
+        return self
+
+    def get_buffer_timeout(self) -> float:
+        return self._buffer_timeout_ms
+
+    def set_batch_size(self, batch_size: int) -> StreamExecutionEnvironment:
+        """Set how many records a channel buffer holds at most (default 512)."""
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+            raise ValueError(f"batch size must be an int >= 1, got {batch_size!r}")
+        self._batch_size = batch_size
+        return self
+
+    def set_channel_capacity(self, buffers: int) -> StreamExecutionEnvironment:
+        """Set how many buffers a channel holds before its producer waits (default 4)."""
+        if not isinstance(buffers, int) or isinstance(buffers, bool) or buffers < 1:
+            raise ValueError(f"channel capacity must be an int >= 1, got {buffers!r}")
+        self._channel_capacity = buffers
+        return self
+
+    # --- sources ---
+
+    def from_source(self, source: Source[Any], source_name: str | None = None) -> DataStream:
+        """Read from a :class:`~operators.sources.base.Source` (user-written or built in)."""
+        if not isinstance(source, Source):
+            raise TypeError(f"from_source() needs a Source instance, got {source!r}")
+        node = self._graph.add_node(
+            "source",
+            source_name or source.name,
+            None,
+            source=source,
+            parallelism_limit=source.max_parallelism,
+        )
+        return DataStream(self, [(node, None)], node)
+
+    def from_collection(self, collection: Any, type_info: Any = None) -> DataStream:
+        """Emit the elements of ``collection`` in order (non-parallel, replayable)."""
+        return self.from_source(CollectionSource(collection))
+
+    def from_sequence(self, start: int, end: int) -> DataStream:
+        """Emit the integers ``start..end`` inclusive, split over the subtasks (replayable)."""
+        return self.from_source(SequenceSource(start, end))
+
+    def read_text_file(self, file_path: str, charset_name: str = "UTF-8") -> DataStream:
+        """Emit the lines of a text file (replayable: restores rewind by byte offset)."""
+        from operators.sources.text_file import TextFileSource
+
+        return self.from_source(TextFileSource(file_path, encoding=charset_name))
+
+    def socket_text_stream(
+        self, hostname: str, port: int, delimiter: str = "\n", max_retry: int = 0, **options: Any
+    ) -> DataStream:
+        """Read delimited text from a TCP server, connecting as a client (Flink's
+        ``socketTextStream``). At-most-once unless ``write_ahead_log=True``."""
+        from operators.sources.socket import SocketTextStreamSource
+
+        return self.from_source(
+            SocketTextStreamSource(hostname, port, delimiter, max_retry, **options)
+        )
+
+    # --- execution ---
+
+    def _job_config(self) -> JobConfig:
+        return JobConfig(
+            parallelism=self._parallelism,
+            max_parallelism=self._max_parallelism,
+            batch_size=self._batch_size,
+            buffer_timeout_ms=self._buffer_timeout_ms,
+            channel_capacity=self._channel_capacity,
+        )
+
+    def _take_runner(self, job_name: str) -> JobRunner:
+        if not isinstance(job_name, str) or not job_name:
+            raise ValueError(f"job name must be a non-empty string, got {job_name!r}")
+        runner = JobRunner(self._graph, self._job_config(), job_name)
+        self._graph = StreamGraph()
+        return runner
+
+    async def execute(self, job_name: str = "Streamlet Job") -> JobExecutionResult:
+        """Run the job in the calling task until it ends; return its result.
+
+        Cancelling the calling task cancels the job cleanly.
+
+        :raises JobExecutionError: if a subtask failed; ``__cause__`` is the user's error
+        """
+        return await self._take_runner(job_name).run()
+
+    async def execute_async(self, job_name: str = "Streamlet Job", *, task_group: Any = None) -> JobClient:
+        """Start the job in the background and return its :class:`JobClient`.
+
+        :param task_group: run the job in this anyio task group (else on the event loop)
+        """
+        client = JobClient(self._take_runner(job_name))
+        start_background(client._main, task_group)
+        return client
+
+    def get_execution_plan(self) -> str:
+        """Describe the chains, parallelisms and edges the job would run with, as JSON."""
+        plan = build_plan(self._graph, self._parallelism, self._max_parallelism)
+        chains = []
+        for chain in plan.chains:
+            chains.append(
+                {
+                    "chain": chain.index,
+                    "name": chain.name,
+                    "parallelism": chain.parallelism,
+                    "operators": [
+                        {"name": n.name, "uid": n.operator_uid} for n in chain.nodes
+                    ],
+                    "inputs": [
+                        {
+                            "from": edge.upstream.name,
+                            "partitioner": plan.partitioner(edge).name,
+                        }
+                        for edge in chain.input_edges
+                    ],
+                }
+            )
+        return json.dumps({"chains": chains}, indent=2)

@@ -1,0 +1,299 @@
+"""Partitioners: which consumer subtask gets each record of an edge.
+
+Each partitioner answers two questions. :meth:`Partitioner.targets` says which consumer
+subtasks a producer subtask is connected to (all of them, or a pointwise subset for forward
+and rescale); the plan makes one channel per connection. :meth:`Partitioner.router` builds a
+per-producer :class:`Router` that splits a batch into one list per connected channel, with
+the per-record work done in comprehensions and slices, not in awaits.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from typing import Any
+
+from state.key_groups import assign_to_key_group
+
+__all__ = [
+    "BroadcastPartitioner",
+    "CustomPartitioner",
+    "ForwardPartitioner",
+    "GlobalPartitioner",
+    "KeyGroupPartitioner",
+    "Partitioner",
+    "RebalancePartitioner",
+    "RescalePartitioner",
+    "Router",
+    "ShufflePartitioner",
+    "key_error",
+]
+
+_KEY_CACHE_LIMIT = 100_000
+
+
+class Router:
+    """Splits batches for one producer subtask over its ``n`` connected channels."""
+
+    __slots__ = ("n",)
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def split(self, records: list[Any]) -> list[list[Any]]:
+        """Return one list per connected channel (the same list may appear for several)."""
+        raise NotImplementedError
+
+
+class Partitioner:
+    """Decides the consumer subtask(s) of every record on one edge."""
+
+    name = "partitioner"
+    #: True for forward and rescale: a producer reaches only some consumers.
+    pointwise = False
+
+    def targets(self, producer: int, producers: int, consumers: int) -> list[int]:
+        """Return the consumer indices producer subtask ``producer`` sends to."""
+        return list(range(consumers))
+
+    def router(self, producer: int, n_targets: int, consumers: int, max_parallelism: int) -> Router:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return self.name.upper()
+
+
+class _Single(Router):
+    __slots__ = ()
+
+    def split(self, records: list[Any]) -> list[list[Any]]:
+        return [records]
+
+
+class _RoundRobin(Router):
+    __slots__ = ("_start",)
+
+    def __init__(self, n: int, start: int) -> None:
+        super().__init__(n)
+        self._start = start % n
+
+    def split(self, records: list[Any]) -> list[list[Any]]:
+        n = self.n
+        start = self._start
+        # Record r goes to channel (start + r) % n, so channel j takes r = (j - start) % n,
+        # then every n-th record: one C-level slice per channel.
+        parts = [records[(j - start) % n :: n] for j in range(n)]
+        self._start = (start + len(records)) % n
+        return parts
+
+
+class ForwardPartitioner(Partitioner):
+    """Producer subtask i sends everything to consumer subtask i (equal parallelism)."""
+
+    name = "forward"
+    pointwise = True
+
+    def targets(self, producer: int, producers: int, consumers: int) -> list[int]:
+        if producers != consumers:
+            raise ValueError(
+                "forward partitioning needs equal parallelism on both sides, "
+                f"got {producers} upstream and {consumers} downstream"
+            )
+        return [producer]
+
+    def router(self, producer: int, n_targets: int, consumers: int, max_parallelism: int) -> Router:
+        return _Single(1)
+
+
+class RebalancePartitioner(Partitioner):
+    """Round-robin over every consumer subtask, record by record."""
+
+    name = "rebalance"
+
+    def router(self, producer: int, n_targets: int, consumers: int, max_parallelism: int) -> Router:
+        return _Single(1) if n_targets == 1 else _RoundRobin(n_targets, producer)
+
+
+class RescalePartitioner(Partitioner):
+    """Round-robin over a local subset of consumers (Flink's pointwise rescale)."""
+
+    name = "rescale"
+    pointwise = True
+
+    def targets(self, producer: int, producers: int, consumers: int) -> list[int]:
+        if consumers >= producers:
+            return [c for c in range(consumers) if c * producers // consumers == producer]
+        return [producer * consumers // producers]
+
+    def router(self, producer: int, n_targets: int, consumers: int, max_parallelism: int) -> Router:
+        return _Single(1) if n_targets == 1 else _RoundRobin(n_targets, 0)
+
+
+class _Shuffle(Router):
+    __slots__ = ("_rng",)
+
+    def __init__(self, n: int, seed: int) -> None:
+        super().__init__(n)
+        self._rng = random.Random(seed)
+
+    def split(self, records: list[Any]) -> list[list[Any]]:
+        n = self.n
+        parts: list[list[Any]] = [[] for _ in range(n)]
+        appends = [part.append for part in parts]
+        choices = self._rng.choices(range(n), k=len(records))
+        for record, target in zip(records, choices, strict=True):
+            appends[target](record)
+        return parts
+
+
+class ShufflePartitioner(Partitioner):
+    """Uniformly random consumer per record, from a seeded generator (reproducible runs)."""
+
+    name = "shuffle"
+
+    def __init__(self, seed: int = 0) -> None:
+        self.seed = seed
+
+    def router(self, producer: int, n_targets: int, consumers: int, max_parallelism: int) -> Router:
+        return _Shuffle(n_targets, self.seed * 1_000_003 + producer)
+
+
+class _Broadcast(Router):
+    __slots__ = ()
+
+    def split(self, records: list[Any]) -> list[list[Any]]:
+        return [records] * self.n
+
+
+class BroadcastPartitioner(Partitioner):
+    """Every record to every consumer subtask."""
+
+    name = "broadcast"
+
+    def router(self, producer: int, n_targets: int, consumers: int, max_parallelism: int) -> Router:
+        return _Broadcast(n_targets)
+
+
+class GlobalPartitioner(Partitioner):
+    """Every record to consumer subtask 0."""
+
+    name = "global"
+    pointwise = True
+
+    def targets(self, producer: int, producers: int, consumers: int) -> list[int]:
+        return [0]
+
+    def router(self, producer: int, n_targets: int, consumers: int, max_parallelism: int) -> Router:
+        return _Single(1)
+
+
+class _Custom(Router):
+    __slots__ = ("_key", "_partition")
+
+    def __init__(self, n: int, partition: Callable[[Any, int], int], key: Callable[[Any], Any]):
+        super().__init__(n)
+        self._partition = partition
+        self._key = key
+
+    def split(self, records: list[Any]) -> list[list[Any]]:
+        n = self.n
+        parts: list[list[Any]] = [[] for _ in range(n)]
+        appends = [part.append for part in parts]
+        partition = self._partition
+        key = self._key
+        for record in records:
+            target = partition(key(record), n)
+            if type(target) is not int or not 0 <= target < n:
+                raise ValueError(
+                    f"custom partitioner returned {target!r} for record {record!r}; "
+                    f"it must be an int in [0, {n})"
+                )
+            appends[target](record)
+        return parts
+
+
+class CustomPartitioner(Partitioner):
+    """A user function ``partition(key, num_partitions) -> index`` picks the consumer."""
+
+    name = "custom"
+
+    def __init__(self, partitioner: Any, key_selector: Callable[[Any], Any]) -> None:
+        fn = getattr(partitioner, "partition", partitioner)
+        if not callable(fn):
+            raise TypeError(
+                "partition_custom needs a callable partition(key, num_partitions) or an object "
+                f"with a partition method, got {partitioner!r}"
+            )
+        if not callable(key_selector):
+            raise TypeError(f"key_selector must be callable, got {key_selector!r}")
+        self.partition = fn
+        self.key_selector = getattr(key_selector, "get_key", key_selector)
+
+    def router(self, producer: int, n_targets: int, consumers: int, max_parallelism: int) -> Router:
+        return _Custom(n_targets, self.partition, self.key_selector)
+
+
+def key_error(key: Any, exc: Exception) -> TypeError:
+    """Build the error for a key selector that returned a key with no stable hash."""
+    return TypeError(
+        f"key selector returned an unusable key {key!r} of type {type(key).__name__}: "
+        f"keys must be hashable and stable across processes (str, int, float, bool, bytes, "
+        f"None or tuples of those) ({exc})"
+    )
+
+
+class _KeyGroups(Router):
+    __slots__ = ("_cache", "_consumers", "_key", "_max_parallelism")
+
+    def __init__(self, n: int, key: Callable[[Any], Any], max_parallelism: int) -> None:
+        super().__init__(n)
+        self._key = key
+        self._consumers = n
+        self._max_parallelism = max_parallelism
+        # key -> consumer index; bounded so an unbounded key space cannot grow it forever.
+        self._cache: dict[Any, int] = {}
+
+    def split(self, records: list[Any]) -> list[list[Any]]:
+        n = self.n
+        parts: list[list[Any]] = [[] for _ in range(n)]
+        appends = [part.append for part in parts]
+        cache = self._cache
+        get = cache.get
+        key_of = self._key
+        for record in records:
+            key = key_of(record)
+            try:
+                target = get(key)
+            except TypeError as exc:
+                raise key_error(key, exc) from None
+            if target is None:
+                target = self._assign(key)
+            appends[target](record)
+        return parts
+
+    def _assign(self, key: Any) -> int:
+        try:
+            key_group = assign_to_key_group(key, self._max_parallelism)
+        except TypeError as exc:
+            raise key_error(key, exc) from None
+        target = key_group * self._consumers // self._max_parallelism
+        cache = self._cache
+        if len(cache) >= _KEY_CACHE_LIMIT:
+            cache.clear()
+        cache[key] = target
+        return target
+
+
+class KeyGroupPartitioner(Partitioner):
+    """``key_by``: record -> key -> key group -> the consumer subtask owning that group."""
+
+    name = "hash"
+
+    def __init__(self, key_selector: Callable[[Any], Any]) -> None:
+        self.key_selector = key_selector
+
+    def router(self, producer: int, n_targets: int, consumers: int, max_parallelism: int) -> Router:
+        if n_targets == 1:
+            # One consumer owns every key group; the keyed operator checks keys itself.
+            return _Single(1)
+        return _KeyGroups(n_targets, self.key_selector, max_parallelism)

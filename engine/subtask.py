@@ -1,0 +1,393 @@
+"""One subtask: a chain of operators fed by an input gate (or by source readers).
+
+The loop is per batch: take the next buffer from the gate, push it through the chain as
+plain calls, let output writers split it over their channels. It awaits only when there is
+nothing to read, when an output channel is full (backpressure), and once every few batches
+to let other subtasks run. Events (barriers, end of partition) are handled between batches.
+
+The subtask's *mailbox* carries messages from outside (checkpoint triggers for sources,
+checkpoint notifications); it wakes the same notifier as the input channels, so a subtask
+waits in exactly one place.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+
+from checkpoints.events import EndOfPartition
+from operators.base import Operator, OperatorContext
+from operators.core import SourceOperator
+from operators.sources.base import SourceReader
+
+from .channels import Channel, InputGate, Notifier
+from .errors import JobExecutionError
+from .partitioners import Router
+
+__all__ = ["ChainedOperator", "OutputWriter", "Subtask", "SubtaskSettings"]
+
+logger = logging.getLogger("streamlet.runtime")
+
+#: Buffers a subtask processes before it lets other tasks run.
+_YIELD_EVERY = 8
+#: Capacity, in batches, of the hand-off from a source reader's fetcher to its subtask.
+_FETCH_CAPACITY = 2
+
+
+@dataclass(frozen=True, slots=True)
+class SubtaskSettings:
+    """Knobs shared by every subtask of a job attempt."""
+
+    job_name: str
+    attempt: int
+    batch_size: int
+    buffer_timeout_s: float
+
+
+class OutputWriter:
+    """Splits a subtask's output over the channels of one outgoing edge and flushes them.
+
+    A buffer is sent when it reaches ``batch_size`` records, before any event, and when the
+    subtask has no input ready (the loop calls :meth:`flush`).
+    """
+
+    __slots__ = ("_batch_size", "_buffers", "_router", "_single", "channels")
+
+    def __init__(self, channels: list[Channel], router: Router, batch_size: int) -> None:
+        self.channels = channels
+        self._router = router
+        self._batch_size = batch_size
+        self._buffers: list[list[Any]] = [[] for _ in channels]
+        self._single = len(channels) == 1
+
+    async def emit(self, records: list[Any]) -> None:
+        batch_size = self._batch_size
+        buffers = self._buffers
+        if self._single:
+            parts: list[list[Any]] = [records]
+        else:
+            parts = self._router.split(records)
+        for index, part in enumerate(parts):
+            if not part:
+                continue
+            buffer = buffers[index]
+            if not buffer and len(part) >= batch_size:
+                # Hand the list over as it is (nobody mutates a sent list).
+                await self._send(index, part)
+                continue
+            buffer.extend(part)
+            if len(buffer) >= batch_size:
+                buffers[index] = []
+                await self._send(index, buffer)
+
+    async def _send(self, index: int, buffer: Any) -> None:
+        channel = self.channels[index]
+        if not channel.try_send(buffer):
+            await channel.send(buffer)
+
+    async def flush(self) -> None:
+        buffers = self._buffers
+        for index, buffer in enumerate(buffers):
+            if buffer:
+                buffers[index] = []
+                await self._send(index, buffer)
+
+    async def emit_event(self, event: Any) -> None:
+        """Flush pending records, then send ``event`` on every channel (FIFO after them)."""
+        await self.flush()
+        for index in range(len(self.channels)):
+            await self._send(index, event)
+
+
+class ChainedOperator:
+    """An operator in a chain, with the operators fused after it and its output writers."""
+
+    __slots__ = ("children", "ctx", "node_name", "op", "writers")
+
+    def __init__(self, op: Operator[Any, Any], ctx: OperatorContext) -> None:
+        self.op = op
+        self.ctx = ctx
+        self.node_name = ctx.operator_name
+        self.children: list[ChainedOperator] = []
+        self.writers: list[OutputWriter] = []
+
+    def failure(self, exc: BaseException, detail: str | None = None) -> JobExecutionError:
+        ctx = self.ctx
+        error = JobExecutionError(
+            ctx.operator_name,
+            ctx.operator_uid,
+            ctx.subtask_index,
+            ctx.parallelism,
+            attempt=ctx.attempt,
+            job_name=ctx.job_name,
+            detail=detail,
+        )
+        error.__cause__ = exc
+        return error
+
+    async def push(self, batch: list[Any]) -> None:
+        try:
+            out = await self.op.process_batch(batch)
+        except Exception as exc:
+            raise self.failure(exc) from exc
+        if out:
+            await self.forward(out)
+
+    async def forward(self, out: list[Any]) -> None:
+        for writer in self.writers:
+            await writer.emit(out)
+        for child in self.children:
+            await child.push(out)
+
+    async def call(self, hook: Callable[[], Awaitable[Any]]) -> Any:
+        """Run one lifecycle hook of this operator, wrapping a failure with its identity."""
+        try:
+            return await hook()
+        except Exception as exc:
+            raise self.failure(exc) from exc
+
+
+class Subtask:
+    """Runs one parallel instance of a chain until its input ends, it fails or is cancelled.
+
+    :param chain_name: the chain's display name (``Source -> Map``)
+    :param index: this subtask's index
+    :param operators: the chain's operators, head first (topological order)
+    :param gate: the input gate (``None`` for a source chain)
+    :param notifier: wakes this subtask (input channels and mailbox)
+    """
+
+    def __init__(
+        self,
+        chain_name: str,
+        index: int,
+        operators: list[ChainedOperator],
+        gate: InputGate | None,
+        notifier: Notifier,
+        settings: SubtaskSettings,
+    ) -> None:
+        self.chain_name = chain_name
+        self.index = index
+        self.operators = operators
+        self.root = operators[0]
+        self.gate = gate
+        self.notifier = notifier
+        self.settings = settings
+        self.readers: list[SourceReader[Any]] = []
+        self.mailbox: deque[Callable[[], Awaitable[None]]] = deque()
+        self.writers = [w for chained in operators for w in chained.writers]
+        self.records_in = 0
+
+    # --- mailbox ---
+
+    def post(self, action: Callable[[], Awaitable[None]]) -> None:
+        """Run ``action`` in this subtask, between two batches."""
+        self.mailbox.append(action)
+        self.notifier.notify()
+
+    async def _run_mailbox(self) -> None:
+        mailbox = self.mailbox
+        while mailbox:
+            await mailbox.popleft()()
+
+    # --- lifecycle ---
+
+    async def run(self) -> None:
+        try:
+            for chained in reversed(self.operators):
+                await chained.call(lambda c=chained: c.op.open(c.ctx))
+            if self.gate is None:
+                await self._run_source()
+            else:
+                await self._run_inputs()
+            await self._finish(self.root)
+            await self.flush()
+            for writer in self.writers:
+                await writer.emit_event(EndOfPartition())
+        except BaseException:
+            await self._close_all(raise_errors=False)
+            raise
+        await self._close_all(raise_errors=True)
+
+    async def _finish(self, chained: ChainedOperator) -> None:
+        out = await chained.call(chained.op.end_input)
+        if out:
+            await chained.forward(out)
+        for child in chained.children:
+            await self._finish(child)
+
+    async def _close_all(self, raise_errors: bool) -> None:
+        first: JobExecutionError | None = None
+        with anyio.CancelScope(shield=True):
+            for chained in self.operators:
+                try:
+                    await chained.op.close()
+                except Exception as exc:
+                    if first is None:
+                        first = chained.failure(exc, detail=f"close() failed: {exc!r}")
+                    logger.warning("closing %s failed: %r", chained.node_name, exc)
+        if raise_errors and first is not None:
+            raise first
+
+    async def flush(self) -> None:
+        for writer in self.writers:
+            await writer.flush()
+
+    # --- the two loops ---
+
+    async def _run_inputs(self) -> None:
+        gate = self.gate
+        assert gate is not None
+        poll = gate.poll
+        push = self.root.push
+        notifier = self.notifier
+        timeout = self.settings.buffer_timeout_s
+        now = anyio.current_time
+        last_flush = now()
+        remaining = len(gate.channels)
+        since_yield = 0
+        while remaining:
+            if self.mailbox:
+                await self._run_mailbox()
+            item = poll()
+            if item is None:
+                await self.flush()
+                last_flush = now()
+                if not self.mailbox:
+                    await notifier.wait()
+                continue
+            channel_index, buffer = item
+            if type(buffer) is list:
+                self.records_in += len(buffer)
+                await push(buffer)
+                since_yield += 1
+                if since_yield >= _YIELD_EVERY:
+                    since_yield = 0
+                    if now() - last_flush >= timeout:
+                        await self.flush()
+                        last_flush = now()
+                    await anyio.lowlevel.checkpoint()
+            elif await self.on_event(channel_index, buffer):
+                remaining -= 1
+
+    async def on_event(self, channel_index: int, event: Any) -> bool:
+        """Handle an event from input channel ``channel_index``; True if the channel ended."""
+        if type(event) is EndOfPartition:
+            assert self.gate is not None
+            self.gate.channels[channel_index].ended = True
+            return True
+        raise NotImplementedError(f"event {event!r} needs checkpointing support")
+
+    async def _run_source(self) -> None:
+        source_op = self.root.op
+        assert isinstance(source_op, SourceOperator)
+        notifier = self.notifier
+        source = source_op.source
+        self.readers = [
+            await self.root.call(lambda s=split, p=position: _create(source, s, p))
+            for split, position in source_op.splits
+        ]
+        channels = [
+            Channel(_FETCH_CAPACITY, notifier, f"{self.chain_name}[{self.index}] split {i}")
+            for i in range(len(self.readers))
+        ]
+        gate = InputGate(channels, notifier)
+        try:
+            async with anyio.create_task_group() as fetchers:
+                for reader, channel in zip(self.readers, channels, strict=True):
+                    fetchers.start_soon(self._fetch, reader, channel)
+                await self._source_loop(gate, source_op)
+                fetchers.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            error = first_error(group)
+            if error is None:
+                raise
+            raise error from error.__cause__
+
+    async def _fetch(self, reader: SourceReader[Any], channel: Channel) -> None:
+        """Read one split ahead of the subtask (at most a few batches) in a task of its own."""
+        batch_size = self.settings.batch_size
+        try:
+            await self.root.call(reader.open)
+            while True:
+                batch = await self.root.call(lambda: reader.read_batch(batch_size))
+                if batch is None:
+                    break
+                if batch:
+                    position = reader.position()
+                    await channel.send((batch, position))
+            await channel.send(EndOfPartition())
+        finally:
+            with anyio.CancelScope(shield=True):
+                try:
+                    await reader.close()
+                except Exception as exc:  # a reader's close must not hide the real outcome
+                    logger.warning("closing a reader of %s failed: %r", self.chain_name, exc)
+
+    async def _source_loop(self, gate: InputGate, source_op: SourceOperator) -> None:
+        poll = gate.poll
+        root = self.root
+        notifier = self.notifier
+        timeout = self.settings.buffer_timeout_s
+        now = anyio.current_time
+        last_flush = now()
+        remaining = len(gate.channels)
+        since_yield = 0
+        while remaining:
+            if self.mailbox:
+                await self._run_mailbox()
+            item = poll()
+            if item is None:
+                await self.flush()
+                last_flush = now()
+                if not self.mailbox:
+                    await notifier.wait()
+                continue
+            split_index, buffer = item
+            if type(buffer) is tuple:
+                records, position = buffer
+                self.records_in += len(records)
+                await root.forward(records)
+                source_op.advance(split_index, position)
+                since_yield += 1
+                if since_yield >= _YIELD_EVERY:
+                    since_yield = 0
+                    if now() - last_flush >= timeout:
+                        await self.flush()
+                        last_flush = now()
+                    await anyio.lowlevel.checkpoint()
+            else:
+                remaining -= 1
+        await self.on_sources_finished()
+
+    async def on_sources_finished(self) -> None:
+        """Every split of this source subtask is exhausted (a hook for the final checkpoint)."""
+
+
+async def _create(source: Any, split: Any, position: Any) -> SourceReader[Any]:
+    return source.create_reader(split, position)
+
+
+def first_error(group: BaseExceptionGroup) -> Exception | None:  # type: ignore[type-arg]
+    """Return the most telling error inside ``group``: a JobExecutionError if any.
+
+    A task group reports its children's failures as a group; a job reports one failure,
+    so we pick it out (cancellations of the siblings are not failures).
+    """
+    errors: list[Exception] = []
+    stack: list[BaseException] = [group]
+    while stack:
+        exc = stack.pop(0)
+        if isinstance(exc, BaseExceptionGroup):
+            stack.extend(exc.exceptions)
+        elif isinstance(exc, Exception):
+            errors.append(exc)
+    for exc in errors:
+        if isinstance(exc, JobExecutionError):
+            return exc
+    return errors[0] if errors else None

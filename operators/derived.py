@@ -1,0 +1,367 @@
+"""The DataStream operations, derived from the primitives in :mod:`.core`.
+
+Each factory returns a fresh operator instance; the engine calls it once per subtask and
+attempt, so no state leaks between subtasks or across a restart. User function objects are
+deep-copied per instance for the same reason (Flink serializes a copy to every subtask).
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+
+from state.descriptors import ValueStateDescriptor
+
+from .core import BatchTransformOperator, KeyedOperator, KeyedStep
+from .functions import FunctionAdapter, KeyedProcessFunction, ProcessFunction
+
+__all__ = [
+    "ASYNC_CONCURRENCY",
+    "aggregate_operator",
+    "filter_operator",
+    "flat_map_operator",
+    "keyed_filter_operator",
+    "keyed_flat_map_operator",
+    "keyed_map_operator",
+    "keyed_process_operator",
+    "map_operator",
+    "process_operator",
+    "reduce_operator",
+    "user_function_copy",
+]
+
+#: How many calls of an ``async def`` map function may be in flight at once per subtask.
+ASYNC_CONCURRENCY = 16
+
+
+def user_function_copy(fn: Any, api: str) -> Callable[[], Any]:
+    """Return a factory of per-subtask copies of ``fn``, checking now that it can be copied.
+
+    Plain functions and lambdas are shared (they carry no per-subtask state); instances
+    are deep-copied per subtask and attempt, as Flink ships a copy to every subtask.
+
+    :raises TypeError: if ``fn`` is an instance that cannot be deep-copied
+    """
+    if inspect.isfunction(fn) or inspect.isbuiltin(fn) or inspect.ismethod(fn):
+        return lambda: fn
+    try:
+        copy.deepcopy(fn)
+    except Exception as exc:
+        raise TypeError(
+            f"{api}() got a function object {fn!r} that cannot be copied to every subtask "
+            f"({type(exc).__name__}: {exc}); create resources in open() instead of __init__"
+        ) from exc
+    return lambda: copy.deepcopy(fn)
+
+
+def _check_iterable(result: Any, api: str) -> Any:
+    if isinstance(result, str | bytes):
+        raise TypeError(
+            f"{api} function returned a {type(result).__name__} ({result!r:.40}); "
+            f"return a list of records, e.g. [value]"
+        )
+    return result
+
+
+async def _gather_ordered(call: Callable[[Any], Any], batch: list[Any]) -> list[Any]:
+    """Await ``call`` for every record, at most ASYNC_CONCURRENCY at once, keeping order.
+
+    The first exception of a call is raised as itself (not wrapped in an exception group).
+    """
+    if len(batch) == 1:
+        return [await call(batch[0])]
+    results: list[Any] = [None] * len(batch)
+    failure: list[Exception] = []
+
+    async def one(index: int, record: Any, scope: anyio.CancelScope) -> None:
+        try:
+            results[index] = await call(record)
+        except Exception as exc:
+            failure.append(exc)
+            scope.cancel()
+
+    for start in range(0, len(batch), ASYNC_CONCURRENCY):
+        async with anyio.create_task_group() as tg:
+            for index in range(start, min(start + ASYNC_CONCURRENCY, len(batch))):
+                tg.start_soon(one, index, batch[index], tg.cancel_scope)
+        if failure:
+            raise failure[0]
+    return results
+
+
+async def _collect_async_gen(agen: Any) -> list[Any]:
+    return [item async for item in agen]
+
+
+# --- stateless (non-keyed) operations ---
+
+
+def map_operator(fn: Any) -> BatchTransformOperator:
+    adapter = FunctionAdapter(fn, "map", "map")
+    f = adapter.call
+    if adapter.is_async:
+        return BatchTransformOperator(adapter, lambda batch: _gather_ordered(f, batch), True)
+    return BatchTransformOperator(adapter, lambda batch: [f(x) for x in batch], False)
+
+
+def filter_operator(fn: Any) -> BatchTransformOperator:
+    adapter = FunctionAdapter(fn, "filter", "filter")
+    f = adapter.call
+    if adapter.is_async:
+
+        async def afilter(batch: list[Any]) -> list[Any]:
+            keep = await _gather_ordered(f, batch)
+            return [x for x, k in zip(batch, keep, strict=True) if k]
+
+        return BatchTransformOperator(adapter, afilter, True)
+    return BatchTransformOperator(adapter, lambda batch: [x for x in batch if f(x)], False)
+
+
+def _flat(
+    call: Callable[..., Any], adapter: FunctionAdapter, api: str, extra: tuple[Any, ...] = ()
+) -> tuple[Callable[[list[Any]], Any], bool]:
+    if adapter.is_async_gen:
+
+        async def agen_batch(batch: list[Any]) -> list[Any]:
+            out: list[Any] = []
+            for x in batch:
+                out.extend(await _collect_async_gen(call(x, *extra)))
+            return out
+
+        return agen_batch, True
+    if adapter.is_async:
+
+        async def async_batch(batch: list[Any]) -> list[Any]:
+            out: list[Any] = []
+            for x in batch:
+                result = await call(x, *extra)
+                if result is not None:
+                    out.extend(_check_iterable(result, api))
+            return out
+
+        return async_batch, True
+
+    def sync_batch(batch: list[Any]) -> list[Any]:
+        out: list[Any] = []
+        extend = out.extend
+        for x in batch:
+            result = call(x, *extra)
+            if result is not None:
+                if type(result) is str or type(result) is bytes:
+                    _check_iterable(result, api)
+                extend(result)
+        return out
+
+    return sync_batch, False
+
+
+def flat_map_operator(fn: Any) -> BatchTransformOperator:
+    adapter = FunctionAdapter(fn, "flat_map", "flat_map")
+    transform, is_async = _flat(adapter.call, adapter, "flat_map")
+    return BatchTransformOperator(adapter, transform, is_async)
+
+
+def process_operator(fn: Any) -> BatchTransformOperator:
+    adapter = FunctionAdapter(fn, "process_element", "process")
+    transform, is_async = _flat(adapter.call, adapter, "process", (ProcessFunction.Context(),))
+    return BatchTransformOperator(adapter, transform, is_async)
+
+
+# --- keyed operations ---
+
+
+def keyed_process_operator(fn: Any, key_selector: Callable[[Any], Any]) -> KeyedOperator:
+    adapter = FunctionAdapter(fn, "process_element", "process")
+    call = adapter.call
+
+    def make_step(op: KeyedOperator) -> KeyedStep:
+        ctx = KeyedProcessFunction.Context(op.backend)
+        if adapter.is_async_gen:
+
+            async def agen_step(record: Any, out: list[Any]) -> None:
+                out.extend(await _collect_async_gen(call(record, ctx)))
+
+            return agen_step
+        if adapter.is_async:
+
+            async def async_step(record: Any, out: list[Any]) -> None:
+                result = await call(record, ctx)
+                if result is not None:
+                    out.extend(_check_iterable(result, "process"))
+
+            return async_step
+
+        def step(record: Any, out: list[Any]) -> None:
+            result = call(record, ctx)
+            if result is not None:
+                if type(result) is str:
+                    _check_iterable(result, "process")
+                out.extend(result)
+
+        return step
+
+    return KeyedOperator(adapter, key_selector, make_step, adapter.is_async)
+
+
+def _keyed_per_record(
+    fn: Any, method: str, api: str, key_selector: Callable[[Any], Any], shape: str
+) -> KeyedOperator:
+    adapter = FunctionAdapter(fn, method, api)
+    call = adapter.call
+
+    def make_step(op: KeyedOperator) -> KeyedStep:
+        if adapter.is_async:
+
+            async def async_step(record: Any, out: list[Any]) -> None:
+                result = await call(record)
+                if shape == "map":
+                    out.append(result)
+                elif shape == "filter":
+                    if result:
+                        out.append(record)
+                elif result is not None:
+                    out.extend(_check_iterable(result, api))
+
+            return async_step
+        if shape == "map":
+            return lambda record, out: out.append(call(record))
+        if shape == "filter":
+
+            def filter_step(record: Any, out: list[Any]) -> None:
+                if call(record):
+                    out.append(record)
+
+            return filter_step
+
+        def flat_step(record: Any, out: list[Any]) -> None:
+            result = call(record)
+            if result is not None:
+                out.extend(_check_iterable(result, api))
+
+        return flat_step
+
+    return KeyedOperator(adapter, key_selector, make_step, adapter.is_async)
+
+
+def keyed_map_operator(fn: Any, key_selector: Callable[[Any], Any]) -> KeyedOperator:
+    return _keyed_per_record(fn, "map", "map", key_selector, "map")
+
+
+def keyed_flat_map_operator(fn: Any, key_selector: Callable[[Any], Any]) -> KeyedOperator:
+    return _keyed_per_record(fn, "flat_map", "flat_map", key_selector, "flat_map")
+
+
+def keyed_filter_operator(fn: Any, key_selector: Callable[[Any], Any]) -> KeyedOperator:
+    return _keyed_per_record(fn, "filter", "filter", key_selector, "filter")
+
+
+_REDUCE_STATE = ValueStateDescriptor("_reduce")
+
+
+def reduce_operator(fn: Any, key_selector: Callable[[Any], Any], api: str = "reduce") -> KeyedOperator:
+    """Rolling reduce: emits the updated value for every record (Flink's KeyedStream.reduce).
+
+    The running value lives in a keyed ``ValueState``, so it is checkpointed, restored and
+    redistributed by key group like any user state.
+    """
+    adapter = FunctionAdapter(fn, "reduce", api)
+    call = adapter.call
+    if adapter.is_async:
+        raise TypeError(f"{api}() needs a synchronous reduce function, got an async one")
+
+    def make_step(op: KeyedOperator) -> KeyedStep:
+        state = op.backend.get_state(_REDUCE_STATE)
+        value = state.value
+        update = state.update
+
+        def step(record: Any, out: list[Any]) -> None:
+            acc = value()
+            acc = record if acc is None else call(acc, record)
+            update(acc)
+            out.append(acc)
+
+        return step
+
+    return KeyedOperator(adapter, key_selector, make_step)
+
+
+def _field_getter(position: int | str | None, api: str) -> tuple[Callable[[Any], Any], Callable[[Any, Any], Any]]:
+    """Return (get field, replace field) for tuples/lists, dicts, objects or plain numbers."""
+
+    def get(record: Any) -> Any:
+        if isinstance(record, int | float) and not isinstance(record, bool):
+            return record
+        if isinstance(record, tuple | list) and isinstance(position, int):
+            return record[position]
+        if isinstance(record, dict):
+            return record[position]
+        if isinstance(position, str) and hasattr(record, position):
+            return getattr(record, position)
+        raise TypeError(
+            f"{api}({position!r}) cannot read field {position!r} of a record of type "
+            f"{type(record).__name__}: {record!r}"
+        )
+
+    def replace(record: Any, value: Any) -> Any:
+        if isinstance(record, int | float) and not isinstance(record, bool):
+            return value
+        if isinstance(record, tuple) and isinstance(position, int):
+            items = list(record)
+            items[position] = value
+            return type(record)(items) if type(record) is tuple else type(record)(*items)
+        if isinstance(record, list):
+            items = list(record)
+            items[position] = value  # type: ignore[index]
+            return items
+        if isinstance(record, dict):
+            return {**record, position: value}
+        out = copy.copy(record)
+        setattr(out, position, value)  # type: ignore[arg-type]
+        return out
+
+    return get, replace
+
+
+def aggregate_operator(
+    kind: str, position: int | str, key_selector: Callable[[Any], Any]
+) -> KeyedOperator:
+    """``sum`` / ``min`` / ``max`` / ``min_by`` / ``max_by`` over one field, as a rolling reduce.
+
+    ``sum``/``min``/``max`` keep the other fields of the first record of the key and replace
+    the aggregated field; ``min_by``/``max_by`` keep the whole record holding the extreme.
+    """
+    get, replace = _field_getter(position, kind)
+    if kind == "sum":
+
+        def reduce(a: Any, b: Any) -> Any:
+            return replace(a, get(a) + get(b))
+
+    elif kind == "min":
+
+        def reduce(a: Any, b: Any) -> Any:
+            return replace(a, min(get(a), get(b)))
+
+    elif kind == "max":
+
+        def reduce(a: Any, b: Any) -> Any:
+            return replace(a, max(get(a), get(b)))
+
+    elif kind == "min_by":
+
+        def reduce(a: Any, b: Any) -> Any:
+            return b if get(b) < get(a) else a
+
+    elif kind == "max_by":
+
+        def reduce(a: Any, b: Any) -> Any:
+            return b if get(b) > get(a) else a
+
+    else:  # pragma: no cover - the API only passes the kinds above
+        raise ValueError(f"unknown aggregation {kind!r}")
+    return reduce_operator(reduce, key_selector, kind)
+
+

@@ -1,0 +1,133 @@
+from __future__ import annotations
+
+import gc
+import warnings
+
+import anyio
+import pytest
+
+from engine import JobCancelledError, JobExecutionError, JobStatus
+from tests.helpers import env_with, run_and_collect
+
+pytestmark = pytest.mark.asyncio
+
+
+class Boom(Exception):
+    pass
+
+
+def _fail_at(n: int):  # type: ignore[no-untyped-def]
+    def fn(x: int) -> int:
+        if x == n:
+            raise Boom(f"bad record {x}")
+        return x
+
+    return fn
+
+
+async def test_user_exception_fails_the_job_naming_operator_subtask_and_cause() -> None:
+    env = env_with(4)
+    stream = env.from_sequence(1, 10_000).map(_fail_at(5000)).name("Checker").uid("checker")
+    with pytest.raises(JobExecutionError) as info:
+        await run_and_collect(env, stream)
+    error = info.value
+    assert isinstance(error.__cause__, Boom)
+    assert error.operator_name == "Checker"
+    assert error.operator_uid == "checker"
+    assert error.parallelism == 4
+    assert 0 <= error.subtask_index < 4
+    text = str(error)
+    assert "'Checker' (uid 'checker')" in text
+    assert f"subtask {error.subtask_index + 1}/4" in text
+    assert "Boom: bad record 5000" in text
+
+
+async def test_failure_cancels_every_other_subtask_and_leaves_nothing_open() -> None:
+    env = env_with(2)
+    finished = []
+
+    async def slow(x: int) -> int:
+        await anyio.sleep(10)  # would hang the job if not cancelled
+        finished.append(x)
+        return x
+
+    a = env.from_sequence(1, 10).map(slow)
+    b = env.from_collection([1, 2, 3]).map(_fail_at(2))
+    with anyio.fail_after(5), pytest.raises(JobExecutionError):
+        await run_and_collect(env, a.union(b))
+    assert finished == []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        gc.collect()
+
+
+async def test_failure_in_open_names_the_operator() -> None:
+    class BadOpen:
+        def open(self, ctx: object) -> None:
+            raise RuntimeError("cannot connect")
+
+        def map(self, x: int) -> int:
+            return x
+
+    env = env_with(1)
+    with pytest.raises(JobExecutionError, match=r"'Map'.*subtask 1/1") as info:
+        await run_and_collect(env, env.from_collection([1]).map(BadOpen()))
+    assert isinstance(info.value.__cause__, RuntimeError)
+
+
+async def test_failure_in_a_sink_fails_the_job() -> None:
+    def sink(x: int) -> None:
+        raise ValueError("disk on fire")
+
+    env = env_with(2)
+    env.from_sequence(1, 10).add_sink(sink)
+    with pytest.raises(JobExecutionError, match="'Sink'") as info:
+        await env.execute("sink fails")
+    assert isinstance(info.value.__cause__, ValueError)
+
+
+async def test_cancelling_the_awaiting_task_cancels_the_job() -> None:
+    env = env_with(2)
+    closed = []
+
+    class Forever:
+        async def map(self, x: int) -> int:
+            await anyio.sleep(3600)
+            return x
+
+        def close(self) -> None:
+            closed.append(True)
+
+    env.from_sequence(1, 100).map(Forever()).print()
+    with anyio.move_on_after(0.2) as scope:
+        await env.execute("forever")
+    assert scope.cancelled_caught
+    assert closed == [True, True]
+
+
+async def test_job_client_cancel() -> None:
+    env = env_with(2)
+
+    async def slow(x: int) -> int:
+        await anyio.sleep(3600)
+        return x
+
+    env.from_sequence(1, 100).map(slow).print()
+    client = await env.execute_async("to cancel")
+    await anyio.sleep(0.05)
+    assert client.status is JobStatus.RUNNING
+    await client.cancel()
+    assert client.status is JobStatus.CANCELED
+    with pytest.raises(JobCancelledError):
+        await client.wait()
+
+
+async def test_job_client_wait_returns_the_result() -> None:
+    env = env_with(2)
+    out: list[int] = []
+    env.from_sequence(1, 100).add_sink(out.append)
+    client = await env.execute_async("quick")
+    result = await client.wait()
+    assert client.status is JobStatus.FINISHED
+    assert result.job_name == "quick"
+    assert sorted(out) == list(range(1, 101))

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import pytest
+
+from engine import FlatMapFunction
+from tests.helpers import PARALLELISMS, env_with, run_and_collect, same_multiset
+
+pytestmark = pytest.mark.asyncio
+
+
+@pytest.mark.parametrize("parallelism", PARALLELISMS)
+async def test_flat_map_emits_every_returned_record(parallelism: int) -> None:
+    env = env_with(parallelism)
+    lines = ["a b", "c", "", "d e f"] * 50
+    stream = env.from_collection(lines).rebalance().flat_map(lambda s: s.split())
+    out = await run_and_collect(env, stream)
+    assert same_multiset(out, [w for line in lines for w in line.split()])
+
+
+class Words(FlatMapFunction):
+    def flat_map(self, value: str):  # type: ignore[no-untyped-def]
+        yield from value.upper().split()
+
+
+async def test_flat_map_function_may_yield() -> None:
+    env = env_with(1)
+    out = await run_and_collect(env, env.from_collection(["x y", "z"]).flat_map(Words()))
+    assert out == ["X", "Y", "Z"]
+
+
+async def test_async_flat_map() -> None:
+    async def split(s: str) -> list[str]:
+        return s.split()
+
+    env = env_with(2)
+    out = await run_and_collect(env, env.from_collection(["a b", "c"]).flat_map(split))
+    assert sorted(out) == ["a", "b", "c"]
+
+
+async def test_flat_map_returning_a_string_fails_the_job_clearly() -> None:
+    from engine import JobExecutionError
+
+    env = env_with(1)
+    stream = env.from_collection(["ab"]).flat_map(lambda s: s.upper())
+    with pytest.raises(JobExecutionError) as info:
+        await run_and_collect(env, stream)
+    assert isinstance(info.value.__cause__, TypeError)
+    assert "returned a str" in str(info.value.__cause__)
