@@ -305,7 +305,9 @@ class KeyedStream(DataStream):
 
     def _aggregate(self, kind: str, name: str, position: int | str) -> DataStream:
         if not isinstance(position, int | str) or isinstance(position, bool):
-            raise TypeError(f"{kind}() needs a field position (int) or name (str), got {position!r}")
+            raise TypeError(
+                f"{kind}() needs a field position (int) or name (str), got {position!r}"
+            )
         key = self._key_selector
         node = self._add(
             "operator", name, lambda: derived.aggregate_operator(kind, position, key), keyed=True

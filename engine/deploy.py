@@ -97,8 +97,16 @@ def deploy(
         by_chain[chain.index] = []
         for index in range(chain.parallelism):
             subtask = _build_subtask(
-                plan, chain, index, settings, writers, source_splits, restored,
-                notifiers[chain.index][index], gate_channels[chain.index][index], subtask_factory,
+                plan,
+                chain,
+                index,
+                settings,
+                writers,
+                source_splits,
+                restored,
+                notifiers[chain.index][index],
+                gate_channels[chain.index][index],
+                subtask_factory,
             )
             subtasks.append(subtask)
             by_chain[chain.index].append(subtask)

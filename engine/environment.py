@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from typing import Any
 
+from checkpoints.config import CheckpointConfig, CheckpointingMode, FsStateBackend
 from operators.sources.base import Source
 from operators.sources.collection import CollectionSource, SequenceSource
 from state.key_groups import DEFAULT_MAX_PARALLELISM, check_parallelism
@@ -39,6 +41,7 @@ class StreamExecutionEnvironment:
         self._batch_size = _DEFAULT_BATCH_SIZE
         self._buffer_timeout_ms = _DEFAULT_BUFFER_TIMEOUT_MS
         self._channel_capacity = _DEFAULT_CHANNEL_CAPACITY
+        self._checkpoint_config = CheckpointConfig()
 
     @staticmethod
     def get_execution_environment() -> StreamExecutionEnvironment:
@@ -118,6 +121,37 @@ class StreamExecutionEnvironment:
         self._channel_capacity = buffers
         return self
 
+    # --- checkpointing ---
+
+    def enable_checkpointing(
+        self, interval: int, mode: CheckpointingMode | None = None
+    ) -> StreamExecutionEnvironment:
+        """Checkpoint every ``interval`` ms (EXACTLY_ONCE unless ``mode`` says otherwise).
+
+        :raises ValueError: if the interval is below 10 ms
+        """
+        self._checkpoint_config.set_checkpoint_interval(interval)
+        if mode is not None:
+            self._checkpoint_config.set_checkpointing_mode(mode)
+        return self
+
+    def get_checkpoint_config(self) -> CheckpointConfig:
+        """The checkpoint options of jobs started from this environment (mutable)."""
+        return self._checkpoint_config
+
+    def get_checkpoint_interval(self) -> int | None:
+        return self._checkpoint_config.get_checkpoint_interval()
+
+    def get_checkpointing_mode(self) -> CheckpointingMode:
+        return self._checkpoint_config.get_checkpointing_mode()
+
+    def set_state_backend(self, state_backend: FsStateBackend) -> StreamExecutionEnvironment:
+        """Accepted as in Flink: ``FsStateBackend(uri)`` sets the checkpoint directory."""
+        if not isinstance(state_backend, FsStateBackend):
+            raise TypeError(f"set_state_backend() needs an FsStateBackend, got {state_backend!r}")
+        self._checkpoint_config.set_checkpoint_storage(state_backend)
+        return self
+
     # --- sources ---
 
     def from_source(self, source: Source[Any], source_name: str | None = None) -> DataStream:
@@ -167,6 +201,7 @@ class StreamExecutionEnvironment:
             batch_size=self._batch_size,
             buffer_timeout_ms=self._buffer_timeout_ms,
             channel_capacity=self._channel_capacity,
+            checkpoint_config=copy.copy(self._checkpoint_config),
         )
 
     def _take_runner(self, job_name: str) -> JobRunner:
@@ -185,7 +220,9 @@ class StreamExecutionEnvironment:
         """
         return await self._take_runner(job_name).run()
 
-    async def execute_async(self, job_name: str = "Streamlet Job", *, task_group: Any = None) -> JobClient:
+    async def execute_async(
+        self, job_name: str = "Streamlet Job", *, task_group: Any = None
+    ) -> JobClient:
         """Start the job in the background and return its :class:`JobClient`.
 
         :param task_group: run the job in this anyio task group (else on the event loop)
@@ -204,9 +241,7 @@ class StreamExecutionEnvironment:
                     "chain": chain.index,
                     "name": chain.name,
                     "parallelism": chain.parallelism,
-                    "operators": [
-                        {"name": n.name, "uid": n.operator_uid} for n in chain.nodes
-                    ],
+                    "operators": [{"name": n.name, "uid": n.operator_uid} for n in chain.nodes],
                     "inputs": [
                         {
                             "from": edge.upstream.name,

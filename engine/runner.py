@@ -16,8 +16,14 @@ from typing import Any
 
 import anyio
 
+from checkpoints.alignment import create_barrier_handler
+from checkpoints.config import CheckpointConfig
+from checkpoints.coordinator import CheckpointCoordinator
+from checkpoints.errors import CheckpointError, CheckpointFailureReason
+from checkpoints.storage import create_checkpoint_storage
 from operators.sources.base import DeliveryGuarantee, SourceSessionContext
 
+from .checkpointing import MailboxGateway, SubtaskCheckpointer
 from .client import JobExecutionResult, JobStatus
 from .deploy import Deployment, RestoredState, deploy
 from .errors import JobExecutionError
@@ -39,6 +45,7 @@ class JobConfig:
     batch_size: int
     buffer_timeout_ms: float
     channel_capacity: int
+    checkpoint_config: CheckpointConfig
 
 
 class JobRunner:
@@ -54,6 +61,8 @@ class JobRunner:
         self.plan: JobPlan = build_plan(graph, config.parallelism, config.max_parallelism)
         self._deployment: Deployment | None = None
         self._records_done = 0
+        self.coordinator: CheckpointCoordinator | None = None
+        self._gateway = MailboxGateway()
 
     def mark_cancelling(self) -> None:
         if not self.status.is_terminal:
@@ -70,14 +79,45 @@ class JobRunner:
         }
 
     def checkpoint_stats(self) -> list[Any]:
-        return []
+        if self.coordinator is None:
+            return []
+        return list(self.coordinator.statistics().history)
+
+    def _create_coordinator(self) -> CheckpointCoordinator | None:
+        config = self.config.checkpoint_config
+        if not config.is_checkpointing_enabled():
+            return None
+        storage = create_checkpoint_storage(config.storage, self.job_name)
+        tasks = [
+            (chain.head.operator_uid, index)
+            for chain in self.plan.chains
+            for index in range(chain.parallelism)
+        ]
+        sources = [
+            (chain.head.operator_uid, index)
+            for chain in self.plan.chains
+            if chain.is_source
+            for index in range(chain.parallelism)
+        ]
+        return CheckpointCoordinator(
+            config,
+            storage,
+            self.job_name,
+            tasks_to_ack=tasks,
+            tasks_to_trigger=sources,
+            gateway=self._gateway,
+            max_parallelism=self.plan.max_parallelism,
+        )
 
     async def run(self) -> JobExecutionResult:
         started = time.monotonic()
         self.status = JobStatus.RUNNING
         splits = self._create_splits()
+        self.coordinator = self._create_coordinator()
         try:
             async with contextlib.AsyncExitStack() as sessions:
+                if self.coordinator is not None:
+                    sessions.push_async_callback(self._shutdown_coordinator)
                 await self._open_sessions(sessions)
                 settings = SubtaskSettings(
                     job_name=self.job_name,
@@ -100,7 +140,15 @@ class JobRunner:
             net_runtime_ms=(time.monotonic() - started) * 1000,
             restart_count=self.restart_count,
             records_in=self.statistics()["records_in"],
+            checkpoints_completed=sum(
+                1 for stats in self.checkpoint_stats() if stats.status.value == "completed"
+            ),
         )
+
+    async def _shutdown_coordinator(self) -> None:
+        assert self.coordinator is not None
+        with anyio.CancelScope(shield=True):
+            await self.coordinator.shutdown()
 
     def _create_splits(self) -> dict[int, list[Any]]:
         splits: dict[int, list[Any]] = {}
@@ -137,7 +185,10 @@ class JobRunner:
             self.plan, settings, splits, self.config.channel_capacity, restored, Subtask
         )
         self._deployment = deployment
-        failures: list[JobExecutionError] = []
+        coordinator = self.coordinator
+        if coordinator is not None:
+            self._attach_checkpointers(deployment, coordinator)
+        failures: list[Exception] = []
 
         async def guard(subtask: Subtask, scope: anyio.CancelScope) -> None:
             try:
@@ -150,11 +201,87 @@ class JobRunner:
                 failures.append(head.failure(exc, detail=f"internal error: {exc!r}"))
                 scope.cancel()
 
+        periodic = anyio.CancelScope()
+
+        async def run_coordinator(scope: anyio.CancelScope) -> None:
+            assert coordinator is not None
+            try:
+                with periodic:
+                    await coordinator.run()
+            except CheckpointError as exc:
+                failures.append(exc)
+                scope.cancel()
+
+        async def final_checkpoint(scope: anyio.CancelScope) -> None:
+            assert coordinator is not None
+            try:
+                await self._final_checkpoint(deployment, coordinator, periodic)
+            except CheckpointError as exc:
+                failures.append(exc)
+                scope.cancel()
+
         try:
-            async with anyio.create_task_group() as tg:
-                for subtask in deployment.subtasks:
-                    tg.start_soon(guard, subtask, tg.cancel_scope)
+            async with anyio.create_task_group() as job:
+                if coordinator is not None:
+                    job.start_soon(run_coordinator, job.cancel_scope)
+                    job.start_soon(final_checkpoint, job.cancel_scope)
+                async with anyio.create_task_group() as subtasks:
+                    for subtask in deployment.subtasks:
+                        subtasks.start_soon(guard, subtask, job.cancel_scope)
+                job.cancel_scope.cancel()  # every subtask ended: stop the coordinator loop
         finally:
             self._records_done += sum(s.records_in for s in deployment.subtasks)
             self._deployment = None
-        return failures[0] if failures else None
+        return failures[0] if failures else None  # type: ignore[return-value]
+
+    def _attach_checkpointers(
+        self, deployment: Deployment, coordinator: CheckpointCoordinator
+    ) -> None:
+        mode = coordinator.config.mode
+        self._gateway.subtasks.clear()
+        for chain in self.plan.chains:
+            for subtask in deployment.by_chain[chain.index]:
+                task_id = (chain.head.operator_uid, subtask.index)
+                handler = None
+                if subtask.gate is not None:
+                    handler = create_barrier_handler(mode, len(subtask.gate.channels))
+                subtask.checkpointer = SubtaskCheckpointer(
+                    subtask, task_id, coordinator, handler, self.plan.max_parallelism
+                )
+                self._gateway.subtasks[task_id] = subtask
+
+    async def _final_checkpoint(
+        self,
+        deployment: Deployment,
+        coordinator: CheckpointCoordinator,
+        periodic: anyio.CancelScope,
+    ) -> None:
+        """When every source has read all its input, checkpoint once more and let them end.
+
+        The sources wait for this checkpoint's completion before they send end of
+        partition, so two-phase-commit sinks commit everything before the job finishes.
+        Periodic checkpoints stop here: after the final one there is nothing new to save.
+        """
+        sources = [s for s in deployment.subtasks if s.gate is None]
+        for subtask in sources:
+            await subtask.sources_finished.wait()
+        periodic.cancel()
+        timeout_s = coordinator.config.timeout_ms / 1000
+        while True:
+            result = coordinator.trigger_checkpoint(force=True)
+            if isinstance(result, CheckpointFailureReason):
+                logger.warning("final checkpoint could not be triggered: %s", result.value)
+                await anyio.sleep(0.05)
+                continue
+            for subtask in sources:
+                assert subtask.checkpointer is not None
+                subtask.checkpointer.final_checkpoint_id = result
+            try:
+                with anyio.move_on_after(timeout_s):
+                    await coordinator.wait_for_completion(result)
+                    return
+                await coordinator.check_timeouts()  # expire it, then try again
+            except CheckpointError as exc:
+                logger.warning("final checkpoint %d failed (%s); retrying", result, exc)
+            if coordinator.job_failure is not None:
+                raise coordinator.job_failure

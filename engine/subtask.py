@@ -16,18 +16,22 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from checkpoints.events import EndOfPartition
+from checkpoints.events import CancelCheckpointMarker, CheckpointBarrier, EndOfPartition
 from operators.base import Operator, OperatorContext
 from operators.core import SourceOperator
 from operators.sources.base import SourceReader
+from state.errors import StreamletInternalError
 
 from .channels import Channel, InputGate, Notifier
 from .errors import JobExecutionError
 from .partitioners import Router
+
+if TYPE_CHECKING:
+    from .checkpointing import SubtaskCheckpointer
 
 __all__ = ["ChainedOperator", "OutputWriter", "Subtask", "SubtaskSettings"]
 
@@ -36,7 +40,7 @@ logger = logging.getLogger("streamlet.runtime")
 #: Buffers a subtask processes before it lets other tasks run.
 _YIELD_EVERY = 8
 #: Capacity, in batches, of the hand-off from a source reader's fetcher to its subtask.
-_FETCH_CAPACITY = 2
+_FETCH_CAPACITY = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +177,7 @@ class Subtask:
     ) -> None:
         self.chain_name = chain_name
         self.index = index
+        self.parallelism = operators[0].ctx.parallelism
         self.operators = operators
         self.root = operators[0]
         self.gate = gate
@@ -182,6 +187,10 @@ class Subtask:
         self.mailbox: deque[Callable[[], Awaitable[None]]] = deque()
         self.writers = [w for chained in operators for w in chained.writers]
         self.records_in = 0
+        #: Checkpoint duties; None when the job runs without checkpoints.
+        self.checkpointer: SubtaskCheckpointer | None = None
+        #: Set when a source subtask has read all its splits.
+        self.sources_finished = anyio.Event()
 
     # --- mailbox ---
 
@@ -201,18 +210,33 @@ class Subtask:
         try:
             for chained in reversed(self.operators):
                 await chained.call(lambda c=chained: c.op.open(c.ctx))
-            if self.gate is None:
-                await self._run_source()
+            if self.checkpointer is None:
+                await self._run_loop()
             else:
-                await self._run_inputs()
-            await self._finish(self.root)
-            await self.flush()
-            for writer in self.writers:
-                await writer.emit_event(EndOfPartition())
+                # Asynchronous snapshot parts run in this group, owned by the subtask.
+                try:
+                    async with anyio.create_task_group() as snapshots:
+                        self.checkpointer.task_group = snapshots
+                        await self._run_loop()
+                except BaseExceptionGroup as group:
+                    error = first_error(group)
+                    if error is None:
+                        raise
+                    raise error from error.__cause__
         except BaseException:
             await self._close_all(raise_errors=False)
             raise
         await self._close_all(raise_errors=True)
+
+    async def _run_loop(self) -> None:
+        if self.gate is None:
+            await self._run_source()
+        else:
+            await self._run_inputs()
+        await self._finish(self.root)
+        await self.flush()
+        for writer in self.writers:
+            await writer.emit_event(EndOfPartition())
 
     async def _finish(self, chained: ChainedOperator) -> None:
         out = await chained.call(chained.op.end_input)
@@ -277,11 +301,23 @@ class Subtask:
 
     async def on_event(self, channel_index: int, event: Any) -> bool:
         """Handle an event from input channel ``channel_index``; True if the channel ended."""
-        if type(event) is EndOfPartition:
+        checkpointer = self.checkpointer
+        kind = type(event)
+        if kind is EndOfPartition:
             assert self.gate is not None
             self.gate.channels[channel_index].ended = True
+            if checkpointer is not None:
+                await checkpointer.on_end_of_partition(channel_index)
             return True
-        raise NotImplementedError(f"event {event!r} needs checkpointing support")
+        if checkpointer is None:
+            raise StreamletInternalError(f"{event!r} reached a subtask without checkpointing")
+        if kind is CheckpointBarrier:
+            await checkpointer.on_barrier(channel_index, event)
+        elif kind is CancelCheckpointMarker:
+            await checkpointer.on_cancel_marker(channel_index, event)
+        else:
+            raise StreamletInternalError(f"unknown event {event!r} in a channel")
+        return False
 
     async def _run_source(self) -> None:
         source_op = self.root.op
@@ -366,7 +402,22 @@ class Subtask:
         await self.on_sources_finished()
 
     async def on_sources_finished(self) -> None:
-        """Every split of this source subtask is exhausted (a hook for the final checkpoint)."""
+        """Every split of this source subtask is exhausted.
+
+        With checkpointing, the subtask stays alive (answering checkpoint triggers with its
+        final positions) until the job's final checkpoint completed, so a two-phase-commit
+        sink commits everything before the job ends (Flink's FLIP-147).
+        """
+        checkpointer = self.checkpointer
+        if checkpointer is None:
+            return
+        await self.flush()
+        self.sources_finished.set()
+        while not checkpointer.final_checkpoint_done:
+            if self.mailbox:
+                await self._run_mailbox()
+            else:
+                await self.notifier.wait()
 
 
 async def _create(source: Any, split: Any, position: Any) -> SourceReader[Any]:

@@ -262,7 +262,9 @@ def keyed_filter_operator(fn: Any, key_selector: Callable[[Any], Any]) -> KeyedO
 _REDUCE_STATE = ValueStateDescriptor("_reduce")
 
 
-def reduce_operator(fn: Any, key_selector: Callable[[Any], Any], api: str = "reduce") -> KeyedOperator:
+def reduce_operator(
+    fn: Any, key_selector: Callable[[Any], Any], api: str = "reduce"
+) -> KeyedOperator:
     """Rolling reduce: emits the updated value for every record (Flink's KeyedStream.reduce).
 
     The running value lives in a keyed ``ValueState``, so it is checkpointed, restored and
@@ -289,7 +291,9 @@ def reduce_operator(fn: Any, key_selector: Callable[[Any], Any], api: str = "red
     return KeyedOperator(adapter, key_selector, make_step)
 
 
-def _field_getter(position: int | str | None, api: str) -> tuple[Callable[[Any], Any], Callable[[Any, Any], Any]]:
+def _field_getter(
+    position: int | str | None, api: str
+) -> tuple[Callable[[Any], Any], Callable[[Any, Any], Any]]:
     """Return (get field, replace field) for tuples/lists, dicts, objects or plain numbers."""
 
     def get(record: Any) -> Any:
@@ -363,5 +367,3 @@ def aggregate_operator(
     else:  # pragma: no cover - the API only passes the kinds above
         raise ValueError(f"unknown aggregation {kind!r}")
     return reduce_operator(reduce, key_selector, kind)
-
-

@@ -189,9 +189,7 @@ class KeyedProcessFunction(_RichFunction, Generic[KEY, IN, OUT]):
             return self._backend.get_current_key()
 
     @abstractmethod
-    def process_element(
-        self, value: IN, ctx: KeyedProcessFunction.Context
-    ) -> Iterable[OUT] | None:
+    def process_element(self, value: IN, ctx: KeyedProcessFunction.Context) -> Iterable[OUT] | None:
         """Return (or yield) zero or more records."""
 
 
@@ -241,8 +239,12 @@ class FunctionAdapter:
         self.method = method
         self.call = call
         self.is_async_gen = inspect.isasyncgenfunction(call)
-        self.is_async = inspect.iscoroutinefunction(call) or self.is_async_gen or (
-            inspect.iscoroutinefunction(getattr(call, "__call__", None))  # noqa: B004
+        self.is_async = (
+            inspect.iscoroutinefunction(call)
+            or self.is_async_gen
+            or (
+                inspect.iscoroutinefunction(getattr(call, "__call__", None))  # noqa: B004
+            )
         )
 
     def _hook(self, name: str) -> Callable[..., Any] | None:

@@ -25,8 +25,10 @@ class WhereAmI:
 async def _placement(parallelism: int, partition: str, n: int = 400) -> list[tuple[int, Any]]:
     env = env_with(parallelism)
     stream = env.from_sequence(1, n).set_parallelism(1)
-    stream = getattr(stream, partition)() if partition != "partition_custom" else (
-        stream.partition_custom(lambda key, num: key % num, lambda x: x)
+    stream = (
+        getattr(stream, partition)()
+        if partition != "partition_custom"
+        else (stream.partition_custom(lambda key, num: key % num, lambda x: x))
     )
     return await run_and_collect(env, stream.map(WhereAmI()))
 
@@ -72,7 +74,9 @@ async def test_partition_custom_uses_the_users_choice(parallelism: int) -> None:
 @pytest.mark.parametrize("parallelism", PARALLELISMS)
 async def test_rescale_delivers_each_record_once_within_local_groups(parallelism: int) -> None:
     env = env_with(parallelism)
-    upstream = env.from_sequence(1, 800).map(WhereAmI()).set_parallelism(2 if parallelism >= 2 else 1)
+    upstream = (
+        env.from_sequence(1, 800).map(WhereAmI()).set_parallelism(2 if parallelism >= 2 else 1)
+    )
     out = await run_and_collect(env, upstream.rescale().map(WhereAmI()))
     assert sorted(v for _, (_, v) in out) == list(range(1, 801))
     up_p = 2 if parallelism >= 2 else 1

@@ -68,9 +68,13 @@ def test_forward_edge_between_different_parallelisms_is_refused_at_the_call() ->
     env = env_with(2)
     stream = env.from_sequence(1, 10).map(lambda x: x)
     forwarded = stream.forward().map(lambda x: x)
-    with pytest.raises(ValueError, match=r"forward edge from 'Map' \(parallelism 2\) to 'Map' \(parallelism 3\)"):
+    with pytest.raises(
+        ValueError, match=r"forward edge from 'Map' \(parallelism 2\) to 'Map' \(parallelism 3\)"
+    ):
         forwarded.set_parallelism(3)
-    with pytest.raises(ValueError, match=r"forward edge from 'Collection Source' \(parallelism 1\)"):
+    with pytest.raises(
+        ValueError, match=r"forward edge from 'Collection Source' \(parallelism 1\)"
+    ):
         env.from_collection([1]).forward().map(lambda x: x)
 
 
@@ -97,7 +101,9 @@ async def test_empty_job_is_an_error() -> None:
 
 def test_from_sequence_validates_its_range() -> None:
     env = env_with(1)
-    with pytest.raises(ValueError, match=r"^from_sequence\(\) end must be >= start, got start=5, end=1$"):
+    with pytest.raises(
+        ValueError, match=r"^from_sequence\(\) end must be >= start, got start=5, end=1$"
+    ):
         env.from_sequence(5, 1)
     with pytest.raises(TypeError, match=r"start must be an int, got '1'"):
         env.from_sequence("1", 5)  # type: ignore[arg-type]

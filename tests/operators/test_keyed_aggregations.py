@@ -59,8 +59,16 @@ async def test_keyed_min_and_max_keep_the_first_records_other_fields(parallelism
     mins = await run_and_collect(env, env.from_collection(data).key_by(lambda t: t[0]).min(1))
     env = env_with(parallelism)
     maxs = await run_and_collect(env, env.from_collection(data).key_by(lambda t: t[0]).max(1))
-    assert [r for r in mins if r[0] == "a"] == [("a", 5, "first"), ("a", 3, "first"), ("a", 3, "first")]
-    assert [r for r in maxs if r[0] == "a"] == [("a", 5, "first"), ("a", 5, "first"), ("a", 9, "first")]
+    assert [r for r in mins if r[0] == "a"] == [
+        ("a", 5, "first"),
+        ("a", 3, "first"),
+        ("a", 3, "first"),
+    ]
+    assert [r for r in maxs if r[0] == "a"] == [
+        ("a", 5, "first"),
+        ("a", 5, "first"),
+        ("a", 9, "first"),
+    ]
 
 
 async def test_min_by_keeps_the_whole_record() -> None:

@@ -52,7 +52,10 @@ async def test_map_preserves_order_within_a_subtask() -> None:
 
 def test_map_rejects_a_non_callable() -> None:
     env = env_with(1)
-    with pytest.raises(TypeError, match=r"^map\(\) needs a callable or an object with a map\(\) method, got 5 of type int$"):
+    with pytest.raises(
+        TypeError,
+        match=r"^map\(\) needs a callable or an object with a map\(\) method, got 5 of type int$",
+    ):
         env.from_collection([1]).map(5)  # type: ignore[arg-type]
 
 

@@ -1,0 +1,233 @@
+"""The ``_metadata`` file: the entry point and commit record of a checkpoint or savepoint.
+
+A checkpoint directory is a checkpoint only once ``_metadata`` exists, and it is written last
+(DESIGN §5). It lists every state file with its size and CRC-32, so a reader can tell a
+complete checkpoint from a damaged one without trusting the directory listing.
+
+Format: an orjson object (indented, for people who ``cat`` it) followed by one trailer line
+``crc32:<8 hex digits>`` holding the CRC-32 of everything before the trailer::
+
+    {
+      "format": "streamlet-checkpoint-metadata",
+      "version": 1,
+      "checkpoint_id": 7, "kind": "checkpoint", "job_name": "...",
+      "trigger_timestamp_ms": ..., "completion_timestamp_ms": ...,
+      "max_parallelism": 128,
+      "operators": {"<uid>": {"parallelism": 4, "max_parallelism": 128}},
+      "states": [{"operator_uid": "<uid>", "subtask_index": 0, "file": "op-<uid>-0.state",
+                  "size": 1234, "checksum": 305419896}],
+      "extra": {}
+    }
+    crc32:1a2b3c4d
+
+A truncated or edited file fails the trailer check and raises
+:class:`~checkpoints.errors.CorruptCheckpointError`.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from .errors import CorruptCheckpointError
+from .events import CheckpointKind
+
+__all__ = [
+    "METADATA_FILE_NAME",
+    "METADATA_FORMAT",
+    "METADATA_VERSION",
+    "CheckpointMetadata",
+    "OperatorInfo",
+    "StateHandle",
+    "decode_metadata",
+    "encode_metadata",
+]
+
+METADATA_FILE_NAME = "_metadata"
+METADATA_FORMAT = "streamlet-checkpoint-metadata"
+METADATA_VERSION = 1
+_TRAILER_PREFIX = b"crc32:"
+
+
+@dataclass(frozen=True, slots=True)
+class StateHandle:
+    """Where one subtask's state of one operator is stored, and how to check it.
+
+    :param operator_uid: the operator's uid
+    :param subtask_index: the subtask that wrote it
+    :param file_name: the file's name inside the checkpoint directory
+    :param size: its size in bytes
+    :param checksum: CRC-32 of the whole file
+    :param parallelism: the operator's parallelism when it was written
+    :param max_parallelism: the operator's max parallelism (number of key groups)
+    """
+
+    operator_uid: str
+    subtask_index: int
+    file_name: str
+    size: int
+    checksum: int
+    parallelism: int
+    max_parallelism: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the JSON form used in ``_metadata``."""
+        return {
+            "operator_uid": self.operator_uid,
+            "subtask_index": self.subtask_index,
+            "file": self.file_name,
+            "size": self.size,
+            "checksum": self.checksum,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorInfo:
+    """Per-operator facts a restore needs: the parallelism it was written with."""
+
+    parallelism: int
+    max_parallelism: int
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointMetadata:
+    """Everything ``_metadata`` records about one checkpoint or savepoint."""
+
+    checkpoint_id: int
+    kind: CheckpointKind
+    job_name: str
+    trigger_timestamp_ms: int
+    completion_timestamp_ms: int
+    max_parallelism: int | None
+    operators: Mapping[str, OperatorInfo] = field(default_factory=dict)
+    states: tuple[StateHandle, ...] = ()
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_handles(
+        cls,
+        *,
+        checkpoint_id: int,
+        kind: CheckpointKind,
+        job_name: str,
+        trigger_timestamp_ms: int,
+        completion_timestamp_ms: int,
+        handles: Iterable[StateHandle],
+        max_parallelism: int | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> CheckpointMetadata:
+        """Build metadata from the handles the subtasks acknowledged."""
+        states = tuple(sorted(handles, key=lambda h: (h.operator_uid, h.subtask_index)))
+        operators = {h.operator_uid: OperatorInfo(h.parallelism, h.max_parallelism) for h in states}
+        return cls(
+            checkpoint_id=checkpoint_id,
+            kind=kind,
+            job_name=job_name,
+            trigger_timestamp_ms=trigger_timestamp_ms,
+            completion_timestamp_ms=completion_timestamp_ms,
+            max_parallelism=max_parallelism,
+            operators=operators,
+            states=states,
+            extra=dict(extra or {}),
+        )
+
+    @property
+    def state_size(self) -> int:
+        """Total bytes of all state files."""
+        return sum(h.size for h in self.states)
+
+    def handles_for(self, operator_uid: str) -> list[StateHandle]:
+        """Return the handles of one operator, by subtask index."""
+        return [h for h in self.states if h.operator_uid == operator_uid]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the JSON form written to ``_metadata`` (without the trailer)."""
+        return {
+            "format": METADATA_FORMAT,
+            "version": METADATA_VERSION,
+            "checkpoint_id": self.checkpoint_id,
+            "kind": self.kind.value,
+            "job_name": self.job_name,
+            "trigger_timestamp_ms": self.trigger_timestamp_ms,
+            "completion_timestamp_ms": self.completion_timestamp_ms,
+            "max_parallelism": self.max_parallelism,
+            "operators": {
+                uid: {"parallelism": op.parallelism, "max_parallelism": op.max_parallelism}
+                for uid, op in self.operators.items()
+            },
+            "states": [h.to_dict() for h in self.states],
+            "extra": dict(self.extra),
+        }
+
+
+def encode_metadata(metadata: CheckpointMetadata) -> bytes:
+    """Return the bytes of a ``_metadata`` file.
+
+    :raises TypeError: if ``metadata.extra`` is not JSON-serializable
+    """
+    body = orjson.dumps(metadata.to_dict(), option=orjson.OPT_INDENT_2)
+    return b"%s\n%s%08x\n" % (body, _TRAILER_PREFIX, zlib.crc32(body))
+
+
+def decode_metadata(data: bytes, path: str = "<memory>") -> CheckpointMetadata:
+    """Decode and check a ``_metadata`` file.
+
+    :param path: named in errors
+    :raises CorruptCheckpointError: if the trailer is missing (truncated file), the checksum
+        does not match (edited or damaged file), or the content is not valid metadata
+    """
+    body, sep, trailer = data.rstrip(b"\n").rpartition(b"\n")
+    if not sep or not trailer.startswith(_TRAILER_PREFIX):
+        raise CorruptCheckpointError(path, "missing checksum trailer (truncated?)")
+    try:
+        expected = int(trailer[len(_TRAILER_PREFIX) :], 16)
+    except ValueError:
+        raise CorruptCheckpointError(path, f"unreadable checksum trailer {trailer!r}") from None
+    actual = zlib.crc32(body)
+    if actual != expected:
+        raise CorruptCheckpointError(
+            path, f"checksum mismatch (expected {expected:08x}, got {actual:08x})"
+        )
+    try:
+        raw = orjson.loads(body)
+        if raw.get("format") != METADATA_FORMAT:
+            raise ValueError(f"not a streamlet metadata file (format {raw.get('format')!r})")
+        if raw.get("version") != METADATA_VERSION:
+            raise ValueError(f"unsupported metadata version {raw.get('version')!r}")
+        operators = {
+            str(uid): OperatorInfo(int(op["parallelism"]), int(op["max_parallelism"]))
+            for uid, op in raw["operators"].items()
+        }
+        states = tuple(
+            StateHandle(
+                operator_uid=str(s["operator_uid"]),
+                subtask_index=int(s["subtask_index"]),
+                file_name=str(s["file"]),
+                size=int(s["size"]),
+                checksum=int(s["checksum"]),
+                parallelism=operators[str(s["operator_uid"])].parallelism,
+                max_parallelism=operators[str(s["operator_uid"])].max_parallelism,
+            )
+            for s in raw["states"]
+        )
+        for h in states:
+            if "/" in h.file_name or "\\" in h.file_name or h.file_name in ("", ".", ".."):
+                raise ValueError(f"state file name {h.file_name!r} is not a plain file name")
+        max_parallelism = raw["max_parallelism"]
+        return CheckpointMetadata(
+            checkpoint_id=int(raw["checkpoint_id"]),
+            kind=CheckpointKind(raw["kind"]),
+            job_name=str(raw["job_name"]),
+            trigger_timestamp_ms=int(raw["trigger_timestamp_ms"]),
+            completion_timestamp_ms=int(raw["completion_timestamp_ms"]),
+            max_parallelism=None if max_parallelism is None else int(max_parallelism),
+            operators=operators,
+            states=states,
+            extra=dict(raw.get("extra") or {}),
+        )
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise CorruptCheckpointError(path, f"invalid metadata: {exc}") from None

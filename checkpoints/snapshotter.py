@@ -1,0 +1,226 @@
+"""The asynchronous part of a subtask's snapshot: serialize, encode, write, report.
+
+Flink splits a snapshot into a short synchronous part (freeze a view of the state, while the
+subtask is stopped at the barrier) and an asynchronous part (serialize and write while records
+keep flowing). The synchronous part lives in the state layer; this module runs the second
+half for one subtask, over duck-typed frozen views so ``checkpoints`` needs nothing from
+``operators``:
+
+- a keyed view has ``key_groups()`` and ``serialize_key_group(kg) -> bytes``;
+- an operator-state view has ``serialize() -> bytes``;
+- ``extra`` is a small JSON-able dict (source positions, ...).
+
+Serialization goes key group by key group and yields to the event loop about every
+millisecond, so a large state never stalls the other subtasks. Failures never escape: they
+come back as a :class:`SnapshotResult` with a decline reason, which the subtask sends to the
+coordinator. Cancelling the snapshot (the checkpoint was aborted, the job is cancelled)
+removes the files it already wrote, then re-raises the cancellation.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import anyio
+import anyio.lowlevel
+
+from .errors import CheckpointFailureReason, CheckpointStorageError
+from .metadata import StateHandle
+from .state_file import encode_state_file
+
+__all__ = [
+    "KeyedStateSnapshot",
+    "OperatorSnapshot",
+    "OperatorStateSnapshot",
+    "SnapshotResult",
+    "StateFileWriter",
+    "write_subtask_snapshot",
+]
+
+_log = logging.getLogger("streamlet.checkpoints")
+_YIELD_EVERY_S = 0.001
+
+
+class KeyedStateSnapshot(Protocol):
+    """A frozen view of keyed state, serializable one key group at a time."""
+
+    def key_groups(self) -> Iterable[int]:
+        """The key groups that hold state."""
+        ...
+
+    def serialize_key_group(self, key_group: int) -> bytes:
+        """Serialize one key group's state."""
+        ...
+
+
+class OperatorStateSnapshot(Protocol):
+    """A frozen view of operator (non-keyed) state."""
+
+    def serialize(self) -> bytes:
+        """Serialize the whole operator state."""
+        ...
+
+
+class StateFileWriter(Protocol):
+    """The part of the storage contract a snapshot needs."""
+
+    async def write_state_file(
+        self, checkpoint_id: int, operator_uid: str, subtask_index: int, data: bytes
+    ) -> StateHandle:
+        """Write one state file; return its handle."""
+        ...
+
+    async def delete_state_file(self, checkpoint_id: int, handle: StateHandle) -> None:
+        """Remove one state file."""
+        ...
+
+
+@dataclass(slots=True)
+class OperatorSnapshot:
+    """What the synchronous part produced for one operator of the chain.
+
+    :param operator_uid: the operator's uid (the key of its state in every checkpoint)
+    :param keyed: frozen keyed state, if the operator is keyed
+    :param operator_state: frozen operator state, if any
+    :param extra: small JSON-able data the engine reads back on restore
+    """
+
+    operator_uid: str
+    keyed: KeyedStateSnapshot | None = None
+    operator_state: OperatorStateSnapshot | None = None
+    extra: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotResult:
+    """The outcome of one subtask's asynchronous snapshot part.
+
+    On success ``failure`` is ``None`` and the subtask acknowledges with ``handles``;
+    otherwise it declines with ``failure`` and ``detail``.
+    """
+
+    checkpoint_id: int
+    handles: tuple[StateHandle, ...] = ()
+    async_duration_ms: float = 0.0
+    state_size: int = 0
+    failure: CheckpointFailureReason | None = None
+    detail: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True if every state file was written."""
+        return self.failure is None
+
+
+class _Yielder:
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._last = clock()
+
+    async def maybe_yield(self) -> None:
+        now = self._clock()
+        if now - self._last >= _YIELD_EVERY_S:
+            await anyio.lowlevel.checkpoint()
+            self._last = self._clock()
+
+
+async def write_subtask_snapshot(
+    storage: StateFileWriter,
+    checkpoint_id: int,
+    subtask_index: int,
+    parallelism: int,
+    max_parallelism: int,
+    operators: Iterable[OperatorSnapshot],
+    *,
+    clock: Callable[[], float] = time.monotonic,
+) -> SnapshotResult:
+    """Serialize and write one state file per operator of a subtask's chain.
+
+    Never raises for a failed snapshot (only cancellation propagates): a serialization error
+    becomes ``CHECKPOINT_ASYNC_EXCEPTION``, a storage error ``STORAGE_FAILURE``, each with a
+    detail naming the operator. Files already written are removed on failure and on
+    cancellation.
+
+    :param storage: where to write (any :class:`~checkpoints.storage.CheckpointStorage`)
+    :param parallelism: the chain's parallelism, recorded in each file
+    :param max_parallelism: the number of key groups, recorded in each file
+    :param operators: one entry per operator with state (or extra data) to keep
+    :param clock: monotonic seconds, for ``async_duration_ms`` and yielding
+    """
+    start = clock()
+    yielder = _Yielder(clock)
+    written: list[StateHandle] = []
+    failure: CheckpointFailureReason | None = None
+    detail: str | None = None
+    try:
+        await anyio.lowlevel.checkpoint()
+        for op in operators:
+            try:
+                keyed: dict[int, bytes] = {}
+                if op.keyed is not None:
+                    for kg in op.keyed.key_groups():
+                        keyed[kg] = op.keyed.serialize_key_group(kg)
+                        await yielder.maybe_yield()
+                blob = None if op.operator_state is None else op.operator_state.serialize()
+                data = encode_state_file(
+                    op.operator_uid,
+                    subtask_index,
+                    parallelism,
+                    max_parallelism,
+                    keyed=keyed,
+                    operator=blob,
+                    extra=op.extra,
+                )
+                del keyed, blob
+                await anyio.lowlevel.checkpoint()
+            except Exception as exc:
+                failure = CheckpointFailureReason.CHECKPOINT_ASYNC_EXCEPTION
+                detail = f"operator {op.operator_uid!r} subtask {subtask_index}: {exc}"
+                break
+            try:
+                written.append(
+                    await storage.write_state_file(
+                        checkpoint_id, op.operator_uid, subtask_index, data
+                    )
+                )
+            except CheckpointStorageError as exc:
+                failure = CheckpointFailureReason.STORAGE_FAILURE
+                detail = f"operator {op.operator_uid!r} subtask {subtask_index}: {exc}"
+                break
+            except Exception as exc:
+                failure = CheckpointFailureReason.CHECKPOINT_ASYNC_EXCEPTION
+                detail = f"operator {op.operator_uid!r} subtask {subtask_index}: {exc}"
+                break
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await _cleanup(storage, checkpoint_id, written)
+        raise
+    duration_ms = (clock() - start) * 1000.0
+    if failure is not None:
+        await _cleanup(storage, checkpoint_id, written)
+        return SnapshotResult(checkpoint_id, (), duration_ms, 0, failure=failure, detail=detail)
+    return SnapshotResult(
+        checkpoint_id,
+        tuple(written),
+        duration_ms,
+        sum(h.size for h in written),
+    )
+
+
+async def _cleanup(
+    storage: StateFileWriter, checkpoint_id: int, written: list[StateHandle]
+) -> None:
+    delete = getattr(storage, "delete_state_file", None)
+    if delete is None:
+        return
+    for handle in written:
+        try:
+            await delete(checkpoint_id, handle)
+        except Exception as exc:  # best effort: the coordinator discards the directory too
+            _log.warning(
+                "could not remove %s of checkpoint %d: %s", handle.file_name, checkpoint_id, exc
+            )

@@ -1,0 +1,231 @@
+"""The engine's side of checkpointing: barriers in the subtask loop, snapshots, acks.
+
+A :class:`SubtaskCheckpointer` gives one subtask its checkpoint duties:
+
+- a source subtask gets ``trigger`` messages in its mailbox (from the coordinator through
+  :class:`MailboxGateway`) and takes its snapshot between two emitted batches;
+- every other subtask feeds barriers, cancel markers and end-of-partition events to its
+  barrier handler (the aligner for EXACTLY_ONCE, the tracker for AT_LEAST_ONCE) and applies
+  the returned action: block or unblock channels, decline and cancel downstream, snapshot;
+- a snapshot runs every operator's ``snapshot_state`` hook, freezes the state backends (the
+  short synchronous part), forwards the barrier, and leaves serializing and writing to a task
+  of the subtask's own (the asynchronous part), which acknowledges or declines to the
+  coordinator when done. Records keep flowing meanwhile.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from checkpoints.barriers import Action, BarrierHandler
+from checkpoints.coordinator import CheckpointCoordinator
+from checkpoints.errors import CheckpointFailureReason
+from checkpoints.events import CancelCheckpointMarker, CheckpointBarrier
+from checkpoints.pending import TaskId
+from checkpoints.snapshotter import OperatorSnapshot, write_subtask_snapshot
+from checkpoints.stats import SubtaskCheckpointStats
+from operators.core import SourceOperator
+
+if TYPE_CHECKING:
+    from .subtask import Subtask
+
+__all__ = ["MailboxGateway", "SubtaskCheckpointer"]
+
+logger = logging.getLogger("streamlet.checkpoints")
+
+
+def _wall_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class SubtaskCheckpointer:
+    """Checkpoint duties of one subtask (see the module docstring).
+
+    :param subtask: the subtask it serves
+    :param task_id: the coordinator's id of the subtask, ``(chain index, subtask index)``
+    :param coordinator: where acknowledgements and declines go
+    :param handler: the barrier handler, or None for a source subtask (no input channels)
+    :param max_parallelism: recorded in every state file
+    """
+
+    def __init__(
+        self,
+        subtask: Subtask,
+        task_id: TaskId,
+        coordinator: CheckpointCoordinator,
+        handler: BarrierHandler | None,
+        max_parallelism: int,
+    ) -> None:
+        self.subtask = subtask
+        self.task_id = task_id
+        self.coordinator = coordinator
+        self.handler = handler
+        self.max_parallelism = max_parallelism
+        self.task_group: anyio.abc.TaskGroup | None = None
+        #: Source positions at each checkpoint still pending, to tell readers on completion.
+        self._positions: dict[int, list[Any]] = {}
+        self._start_delay_ms: dict[int, float] = {}
+        #: Set when the final checkpoint after the end of input completed.
+        self.final_checkpoint_done = False
+        self.final_checkpoint_id: int | None = None
+
+    # --- input events (non-source subtasks) ---
+
+    async def on_barrier(self, channel: int, barrier: CheckpointBarrier) -> None:
+        assert self.handler is not None
+        await self._apply(self.handler.on_barrier(channel, barrier), barrier)
+
+    async def on_cancel_marker(self, channel: int, marker: CancelCheckpointMarker) -> None:
+        assert self.handler is not None
+        await self._apply(self.handler.on_cancel_marker(channel, marker), None)
+
+    async def on_end_of_partition(self, channel: int) -> None:
+        assert self.handler is not None
+        await self._apply(self.handler.on_end_of_partition(channel), None)
+
+    async def _apply(self, action: Action, barrier: CheckpointBarrier | None) -> None:
+        gate = self.subtask.gate
+        assert gate is not None
+        if action.alignment_started is not None and barrier is not None:
+            self._start_delay_ms[action.alignment_started] = max(
+                0.0, _wall_ms() - barrier.timestamp_ms
+            )
+        for checkpoint_id, reason in action.abort:
+            await self.decline(checkpoint_id, reason, "aborted while aligning barriers")
+            for writer in self.subtask.writers:
+                await writer.emit_event(CancelCheckpointMarker(checkpoint_id))
+        if action.trigger is not None:
+            await self.snapshot(action.trigger, action.alignment_duration_ms or 0.0)
+        for channel in action.block:
+            gate.block(channel)
+        for channel in action.unblock:
+            gate.unblock(channel)
+
+    # --- source trigger (mailbox) ---
+
+    async def on_trigger(self, barrier: CheckpointBarrier) -> None:
+        """The coordinator asked this source subtask to start checkpoint ``barrier``."""
+        self._start_delay_ms[barrier.checkpoint_id] = max(0.0, _wall_ms() - barrier.timestamp_ms)
+        await self.snapshot(barrier, 0.0)
+
+    # --- the snapshot ---
+
+    async def snapshot(self, barrier: CheckpointBarrier, alignment_ms: float) -> None:
+        """Take the synchronous part, forward the barrier, start the asynchronous part."""
+        checkpoint_id = barrier.checkpoint_id
+        subtask = self.subtask
+        started = time.monotonic()
+        for chained in subtask.operators:
+            await chained.call(lambda c=chained: c.op.snapshot_state(checkpoint_id))
+        snapshots: list[OperatorSnapshot] = []
+        for chained in subtask.operators:
+            ctx = chained.ctx
+            keyed = ctx.keyed_backend.snapshot_sync() if ctx.keyed_backend is not None else None
+            operator_state = None
+            if ctx.operator_state.has_state():
+                operator_state = ctx.operator_state.snapshot_sync()
+            if keyed is None and operator_state is None:
+                continue
+            snapshots.append(OperatorSnapshot(ctx.operator_uid, keyed, operator_state))
+        root = subtask.root.op
+        if isinstance(root, SourceOperator):
+            self._positions[checkpoint_id] = [position for _, position in root.splits]
+        sync_ms = (time.monotonic() - started) * 1000
+        for writer in subtask.writers:
+            await writer.emit_event(barrier)
+        stats = SubtaskCheckpointStats(
+            operator=subtask.chain_name,
+            subtask_index=subtask.index,
+            sync_duration_ms=sync_ms,
+            alignment_duration_ms=alignment_ms,
+            start_delay_ms=self._start_delay_ms.pop(checkpoint_id, 0.0),
+        )
+        assert self.task_group is not None
+        self.task_group.start_soon(self._write_and_ack, checkpoint_id, snapshots, stats)
+
+    async def _write_and_ack(
+        self,
+        checkpoint_id: int,
+        snapshots: list[OperatorSnapshot],
+        stats: SubtaskCheckpointStats,
+    ) -> None:
+        subtask = self.subtask
+        result = await write_subtask_snapshot(
+            self.coordinator.storage,
+            checkpoint_id,
+            subtask.index,
+            subtask.parallelism,
+            self.max_parallelism,
+            snapshots,
+        )
+        if result.ok:
+            stats = replace(
+                stats, async_duration_ms=result.async_duration_ms, state_size=result.state_size
+            )
+            await self.coordinator.receive_acknowledge(
+                self.task_id, checkpoint_id, result.handles, stats
+            )
+        else:
+            assert result.failure is not None
+            await self.decline(checkpoint_id, result.failure, result.detail)
+
+    async def decline(
+        self, checkpoint_id: int, reason: CheckpointFailureReason, detail: str | None
+    ) -> None:
+        self._positions.pop(checkpoint_id, None)
+        await self.coordinator.receive_decline(self.task_id, checkpoint_id, reason, detail)
+
+    # --- notifications (mailbox) ---
+
+    async def notify_complete(self, checkpoint_id: int) -> None:
+        subtask = self.subtask
+        for chained in subtask.operators:
+            await chained.call(lambda c=chained: c.op.notify_checkpoint_complete(checkpoint_id))
+        # Subsuming contract: completion of n covers every pending id <= n.
+        done = [cid for cid in self._positions if cid <= checkpoint_id]
+        positions = self._positions.get(checkpoint_id)
+        for cid in done:
+            del self._positions[cid]
+        if positions is not None:
+            for reader, position in zip(subtask.readers, positions, strict=False):
+                await subtask.root.call(
+                    lambda r=reader, p=position: r.notify_checkpoint_complete(checkpoint_id, p)
+                )
+        if self.final_checkpoint_id is not None and checkpoint_id >= self.final_checkpoint_id:
+            self.final_checkpoint_done = True
+
+    async def notify_aborted(self, checkpoint_id: int) -> None:
+        self._positions.pop(checkpoint_id, None)
+        for chained in self.subtask.operators:
+            await chained.call(lambda c=chained: c.op.notify_checkpoint_aborted(checkpoint_id))
+
+
+class MailboxGateway:
+    """The coordinator's door to the subtasks: every call posts to subtask mailboxes."""
+
+    def __init__(self) -> None:
+        self.subtasks: dict[TaskId, Subtask] = {}
+
+    def trigger_checkpoint(self, task: TaskId, barrier: CheckpointBarrier) -> None:
+        subtask = self.subtasks.get(task)
+        if subtask is not None and subtask.checkpointer is not None:
+            subtask.post(lambda: subtask.checkpointer.on_trigger(barrier))  # type: ignore[union-attr]
+
+    def notify_checkpoint_complete(self, checkpoint_id: int) -> None:
+        for subtask in self.subtasks.values():
+            if subtask.checkpointer is not None:
+                subtask.post(
+                    lambda s=subtask: s.checkpointer.notify_complete(checkpoint_id)  # type: ignore[union-attr]
+                )
+
+    def notify_checkpoint_aborted(self, checkpoint_id: int) -> None:
+        for subtask in self.subtasks.values():
+            if subtask.checkpointer is not None:
+                subtask.post(
+                    lambda s=subtask: s.checkpointer.notify_aborted(checkpoint_id)  # type: ignore[union-attr]
+                )

@@ -1,0 +1,598 @@
+"""Push sources: input that arrives on its own, and the session buffer that holds it.
+
+A push source's input (an application's coroutines, a socket) does not wait for the job and
+cannot be asked again. So its buffer lives in :meth:`Source.session`, which stays open for the
+whole job across restarts, not in the reader, which lives for one attempt:
+
+- :class:`IngressBuffer` is that buffer: bounded (a full buffer makes the producer wait, which
+  is the backpressure), optionally backed by a :class:`~operators.sources.wal.WriteAheadLog`.
+- :class:`IngressReader` is a reader of it. When an attempt fails, the engine closes its
+  reader and opens a new one on the same buffer: what the failed attempt already took is
+  gone (at-most-once), what is still buffered goes to the new reader.
+- With the write-ahead log, every record is logged and synced (group commit) before a reader
+  can see it, and its sequence number is the position. A reader restored at position ``p``
+  replays records ``p + 1 ...`` from the log, then continues with new input: exactly-once.
+- :class:`PushSource` is the source an application feeds with ``await source.push(x)``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterable
+from typing import Any, Generic, TypeVar
+
+import anyio
+import anyio.lowlevel
+import orjson
+
+from state.errors import StreamletInternalError
+
+from .base import DeliveryGuarantee, Source, SourceReader, SourceSessionContext
+from .wal import WriteAheadLog, WriteAheadLogError
+
+__all__ = [
+    "IngressBuffer",
+    "IngressReader",
+    "PushSource",
+    "open_ingress_wal",
+]
+
+T = TypeVar("T")
+"""Type of the records in an ingress buffer."""
+
+_UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]")
+
+
+class _Signal:
+    """A reusable wake-up: waiters block until the next :meth:`fire`.
+
+    The event is created lazily because a buffer may be built before any event loop runs
+    (a :class:`PushSource` is usually constructed in plain code).
+    """
+
+    __slots__ = ("_event",)
+
+    def __init__(self) -> None:
+        self._event: anyio.Event | None = None
+
+    def fire(self) -> None:
+        if self._event is not None:
+            self._event.set()
+            self._event = None
+
+    async def wait(self) -> None:
+        if self._event is None:
+            self._event = anyio.Event()
+        await self._event.wait()
+
+
+async def open_ingress_wal(ctx: SourceSessionContext, source_name: str) -> WriteAheadLog:
+    """Open the write-ahead log of a push source's session in ``ctx.wal_dir``.
+
+    :raises ValueError: if the job has no checkpoint directory (``ctx.wal_dir`` is None)
+    :raises WriteAheadLogError: if the log cannot be opened
+    """
+    if ctx.wal_dir is None:
+        raise ValueError(
+            f"write_ahead_log needs a checkpoint directory, but job {ctx.job_name!r} has "
+            f"none for source {source_name!r} (uid {ctx.source_uid!r}); set one with "
+            f"env.get_checkpoint_config().set_checkpoint_storage_dir(...)"
+        )
+    name = _UNSAFE_NAME_CHARS.sub("_", ctx.source_uid).strip(".") or "source"
+    wal = WriteAheadLog(ctx.wal_dir, name)
+    await wal.open()
+    return wal
+
+
+class IngressBuffer(Generic[T]):
+    """A bounded buffer between a push source's producer and the current attempt's reader.
+
+    The producer side (:meth:`put`, :meth:`put_nowait`, :meth:`put_many`, :meth:`put_chunk`,
+    :meth:`end`, :meth:`fail`) may be used before the session starts; records wait in the
+    buffer. :meth:`start` and :meth:`stop` bracket the session. Without a log, records
+    are visible to the reader at once. With one, they wait in ``pending`` until
+    :meth:`run_committer` has logged and synced them, one batch per sync.
+
+    :param max_buffered: records held (pending, being logged, or visible) before producers
+        wait
+    :param description: names the source in error messages
+    :param write_ahead_log: log records before they become visible
+    :param json_records: encode each record when it is put (so a non-JSON-able record is
+        refused right there), and hand readers the decoded form, the same as a replay gives
+    """
+
+    def __init__(
+        self,
+        max_buffered: int,
+        *,
+        description: str,
+        write_ahead_log: bool = False,
+        json_records: bool = False,
+    ) -> None:
+        if max_buffered < 1:
+            raise ValueError(f"max_buffered must be >= 1, got {max_buffered!r}")
+        self.max_buffered = max_buffered
+        self.description = description
+        self.write_ahead_log = write_ahead_log
+        self._json = json_records and write_ahead_log
+        self._wal: WriteAheadLog | None = None
+        # Invariant: with the log, every record goes pending -> in flight -> visible, and
+        # len(_pending) + _in_flight + len(_visible) is what the bound limits.
+        self._pending: deque[Any] = deque()
+        self._in_flight = 0
+        self._visible: deque[Any] = deque()
+        # Invariant (with the log): _visible[i] has sequence number _visible_first_seq + i.
+        self._visible_first_seq = 0
+        # End of the log when the session started: where a reader without position begins.
+        self._base_seq = 0
+        self._ended = False
+        self._error: Exception | None = None
+        self._started = False
+        self._stopped = False
+        # Readers attach in turn; only the newest may read (one split, one attempt at a time).
+        self._generation = 0
+        self._delivered = 0
+        self._readable = _Signal()
+        self._writable = _Signal()
+        self._committable = _Signal()
+
+    # --- Producer side ---
+
+    @property
+    def size(self) -> int:
+        """Records held now: waiting to be logged, being logged, or waiting for the reader."""
+        return len(self._pending) + self._in_flight + len(self._visible)
+
+    @property
+    def ended(self) -> bool:
+        """Whether :meth:`end` was called."""
+        return self._ended
+
+    def _check_can_put(self) -> None:
+        if self._ended:
+            raise anyio.ClosedResourceError(f"{self.description} was ended; it takes no records")
+        if self._error is not None:
+            raise anyio.BrokenResourceError(
+                f"{self.description} failed: {self._error}"
+            ) from self._error
+        if self._stopped:
+            raise anyio.BrokenResourceError(f"the job reading {self.description} has finished")
+
+    def _accept(self, records: list[Any]) -> None:
+        if self._json:
+            records = [self._encode(r) for r in records]
+        if self.write_ahead_log:
+            self._pending.extend(records)
+            self._committable.fire()
+        else:
+            self._visible.extend(records)
+            self._readable.fire()
+
+    def _encode(self, record: Any) -> bytes:
+        try:
+            return orjson.dumps(record)
+        except orjson.JSONEncodeError as exc:
+            raise TypeError(
+                f"{self.description} has a write-ahead log, so records must be JSON-able; "
+                f"got {type(record).__name__}: {exc}"
+            ) from None
+
+    def put_nowait(self, record: Any) -> None:
+        """Add one record now.
+
+        :raises anyio.WouldBlock: if the buffer is full
+        :raises anyio.ClosedResourceError: if :meth:`end` was called
+        :raises anyio.BrokenResourceError: if the session ended or failed
+        :raises TypeError: if ``json_records`` and the record is not JSON-able
+        """
+        self._check_can_put()
+        if self.size >= self.max_buffered:
+            raise anyio.WouldBlock
+        self._accept([record])
+
+    async def put(self, record: Any) -> None:
+        """Add one record, waiting while the buffer is full. Raises like :meth:`put_nowait`."""
+        await anyio.lowlevel.checkpoint_if_cancelled()
+        while True:
+            self._check_can_put()
+            if self.size < self.max_buffered:
+                self._accept([record])
+                await anyio.lowlevel.cancel_shielded_checkpoint()
+                return
+            await self._writable.wait()
+
+    async def put_many(self, records: Iterable[Any]) -> None:
+        """Add records in order, each as soon as there is room. Raises like :meth:`put`.
+
+        If cancelled, a prefix of ``records`` may have been added.
+        """
+        items = list(records)
+        await anyio.lowlevel.checkpoint_if_cancelled()
+        i = 0
+        while i < len(items):
+            self._check_can_put()
+            room = self.max_buffered - self.size
+            if room <= 0:
+                await self._writable.wait()
+                continue
+            self._accept(items[i : i + room])
+            i += room
+        await anyio.lowlevel.cancel_shielded_checkpoint()
+
+    async def put_chunk(self, records: list[Any]) -> None:
+        """Wait for any room, then add all ``records`` at once.
+
+        For a producer that reads its input in chunks (a socket): the bound is exceeded by at
+        most one chunk, and the chunk is never split, which keeps the hot path short.
+        """
+        while True:
+            self._check_can_put()
+            if self.size < self.max_buffered:
+                self._accept(records)
+                return
+            await self._writable.wait()
+
+    def end(self) -> None:
+        """Mark the end of input: readers drain what is buffered, then see the end."""
+        self._ended = True
+        self._readable.fire()
+        self._writable.fire()
+        self._committable.fire()
+
+    def fail(self, error: Exception) -> None:
+        """Fail the input: readers drain what is buffered, then get ``error`` raised."""
+        if self._error is None:
+            self._error = error
+        self._readable.fire()
+        self._writable.fire()
+        self._committable.fire()
+
+    # --- Session side ---
+
+    def start(self, wal: WriteAheadLog | None) -> None:
+        """Begin the session; ``wal`` is required exactly when ``write_ahead_log`` is on.
+
+        :raises RuntimeError: if the buffer already served a session
+        """
+        if self._started:
+            raise RuntimeError(
+                f"{self.description} already served a job; a buffer feeds one job only"
+            )
+        if (wal is not None) != self.write_ahead_log:
+            raise StreamletInternalError(
+                f"{self.description}: write_ahead_log={self.write_ahead_log} but wal={wal!r}"
+            )
+        self._started = True
+        self._wal = wal
+        if wal is not None:
+            self._base_seq = wal.last_seq
+
+    def stop(self) -> None:
+        """End the session: waiting producers and readers get ``BrokenResourceError``."""
+        self._stopped = True
+        self._readable.fire()
+        self._writable.fire()
+        self._committable.fire()
+
+    async def run_committer(self) -> None:
+        """Log pending records and make them visible, one batch and one sync at a time.
+
+        Whatever arrived while a sync ran goes into the next batch (group commit). Runs in
+        the session's task group until cancelled or until the input ended and is logged.
+        An error in the log fails the buffer (readers see it) instead of the task group.
+        """
+        wal = self._wal
+        assert wal is not None
+        try:
+            while True:
+                while not self._pending:
+                    if self._ended or self._stopped or self._error is not None:
+                        return
+                    await self._committable.wait()
+                batch = list(self._pending)
+                self._pending.clear()
+                self._in_flight = len(batch)
+                if self._json:
+                    logged: list[Any] = [orjson.Fragment(b) for b in batch]
+                    records = [orjson.loads(b) for b in batch]
+                else:
+                    logged = records = batch
+                last = await wal.append_batch(logged)
+                if not self._visible:
+                    self._visible_first_seq = last - len(records) + 1
+                self._visible.extend(records)
+                self._in_flight = 0
+                self._readable.fire()
+        except (WriteAheadLogError, TypeError) as exc:
+            self.fail(exc)
+
+    # --- Reader side ---
+
+    def attach(self, position: Any) -> tuple[int, int]:
+        """Register a new reader at ``position``; older readers may no longer read.
+
+        :return: ``(generation, cursor)``: the reader's token and its starting sequence
+        :raises StreamletInternalError: if the session has not started
+        :raises ValueError: if ``position`` is not a valid log position
+        :raises WriteAheadLogError: if the log no longer holds the records after it
+        """
+        if not self._started or self._stopped:
+            raise StreamletInternalError(
+                f"a reader of {self.description} was opened outside the source's session"
+            )
+        self._generation += 1
+        wal = self._wal
+        if wal is None or position is None:
+            return self._generation, self._base_seq
+        if not isinstance(position, int) or isinstance(position, bool) or position < 0:
+            raise ValueError(
+                f"position of {self.description} must be a write-ahead log sequence "
+                f"number >= 0, got {position!r}"
+            )
+        if position > wal.last_seq:
+            raise WriteAheadLogError(
+                f"position {position} of {self.description} is past the end of its "
+                f"write-ahead log {str(wal.path)!r} (last sequence {wal.last_seq}): the log "
+                f"was deleted or belongs to another job"
+            )
+        if position < wal.last_seq and position + 1 < wal.first_seq:
+            raise WriteAheadLogError(
+                f"position {position} of {self.description} needs records its write-ahead "
+                f"log {str(wal.path)!r} already truncated (oldest kept {wal.first_seq})"
+            )
+        return self._generation, position
+
+    async def read(self, generation: int, cursor: int, max_records: int) -> list[Any] | None:
+        """Return up to ``max_records`` records after ``cursor``, waiting for at least one.
+
+        :return: the records, or None once the input ended and everything was read
+        :raises anyio.BrokenResourceError: if a newer reader attached or the session ended
+        :raises Exception: the error given to :meth:`fail`, once the buffer is drained
+        """
+        if max_records < 1:
+            raise ValueError(f"max_records must be >= 1, got {max_records!r}")
+        while True:
+            if generation != self._generation:
+                raise anyio.BrokenResourceError(
+                    f"this reader of {self.description} was replaced by a newer one"
+                )
+            if self._wal is None:
+                records = self._take_visible(max_records)
+            else:
+                records = await self._read_logged(cursor, max_records)
+            if records:
+                self._delivered += len(records)
+                return records
+            if self._error is not None:
+                raise self._error
+            if self._ended and not self._pending and not self._in_flight:
+                return None
+            if self._stopped:
+                raise anyio.BrokenResourceError(f"the session of {self.description} ended")
+            await self._readable.wait()
+
+    def _take_visible(self, max_records: int) -> list[Any]:
+        visible = self._visible
+        n = min(max_records, len(visible))
+        if not n:
+            return []
+        out = [visible.popleft() for _ in range(n)]
+        self._writable.fire()
+        return out
+
+    async def _read_logged(self, cursor: int, max_records: int) -> list[Any]:
+        visible = self._visible
+        wal = self._wal
+        assert wal is not None
+        # Records at or before the cursor were taken by an earlier reader: drop them.
+        stale = min(cursor - self._visible_first_seq + 1, len(visible))
+        if stale > 0:
+            for _ in range(stale):
+                visible.popleft()
+            self._visible_first_seq += stale
+            self._writable.fire()
+        if visible and self._visible_first_seq == cursor + 1:
+            taken = self._take_visible(max_records)
+            self._visible_first_seq += len(taken)
+            return taken
+        # The records right after the cursor are only in the log (a replay): read them there.
+        log_end = self._visible_first_seq - 1 if visible else wal.last_seq
+        if cursor < log_end:
+            return await wal.read_from(cursor + 1, min(max_records, log_end - cursor))
+        return []
+
+    @property
+    def wal(self) -> WriteAheadLog | None:
+        """The session's write-ahead log, if any."""
+        return self._wal
+
+
+class IngressReader(SourceReader[T]):
+    """Reads an :class:`IngressBuffer` for one attempt of the job.
+
+    Resume contract: with a write-ahead log, :meth:`position` is the sequence number of the
+    last record returned (records are numbered from 1, so position ``p`` resumes with record
+    ``p + 1``); a reader built with ``p`` first replays from the log, then goes on with new
+    input. ``None`` (a fresh start) begins after the records the log held when the session
+    started, so an old log from an earlier process is ignored unless a checkpoint points
+    into it. Without a log, :meth:`position` is None and a restore cannot rewind: records
+    returned to a failed attempt are lost (at-most-once), buffered ones are not.
+
+    :param get_buffer: returns the buffer of the running session, or None outside of it
+    :param position: the restored position, or None
+    """
+
+    def __init__(
+        self, get_buffer: Callable[[], IngressBuffer[T] | None], position: Any | None
+    ) -> None:
+        self._get_buffer = get_buffer
+        self._restore = position
+        self._buffer: IngressBuffer[T] | None = None
+        self._generation = 0
+        self._cursor = 0
+        # None until open(): whether positions are log sequence numbers.
+        self._logged: bool | None = None
+
+    async def open(self) -> None:
+        """Attach to the session's buffer (and check the restored position against the log).
+
+        :raises StreamletInternalError: if the source's session is not running
+        :raises WriteAheadLogError: if the log cannot serve the restored position
+        """
+        buffer = self._get_buffer()
+        if buffer is None:
+            raise StreamletInternalError(
+                "a push source's reader was opened outside the source's session"
+            )
+        self._generation, self._cursor = buffer.attach(self._restore)
+        self._logged = buffer.wal is not None
+        self._buffer = buffer
+
+    async def read_batch(self, max_records: int) -> list[T] | None:
+        """Return up to ``max_records`` records, waiting for at least one (None at the end)."""
+        if self._buffer is None:
+            raise StreamletInternalError("read_batch() called before open()")
+        records = await self._buffer.read(self._generation, self._cursor, max_records)
+        if records:
+            self._cursor += len(records)
+        return records
+
+    def position(self) -> int | None:
+        """Sequence number of the last record returned, or None without a write-ahead log."""
+        if self._logged is None:
+            return self._restore
+        return self._cursor if self._logged else None
+
+    async def notify_checkpoint_complete(self, checkpoint_id: int, position: Any) -> None:
+        """Truncate the write-ahead log up to ``position`` (whole segments only)."""
+        buffer = self._buffer
+        if buffer is None or buffer.wal is None or not isinstance(position, int):
+            return
+        await buffer.wal.truncate_before(position + 1)
+
+    async def close(self) -> None:
+        """Detach. The buffer and its connection or producer stay with the session."""
+        self._buffer = None
+
+
+class PushSource(Source[Any]):
+    """A source the application feeds from its own coroutines.
+
+    ``await source.push(record)`` waits while ``max_buffered`` records are buffered (so a
+    slow job slows the application down instead of growing memory); ``push_nowait`` raises
+    ``anyio.WouldBlock`` instead; ``source.end()`` (or ``await source.close()``) ends the
+    stream, and the job finishes once everything pushed has been read. Pushing may start
+    before the job does: records wait in the buffer, up to ``max_buffered``. Once the job
+    has finished, a push raises ``anyio.BrokenResourceError``; after ``end()`` it raises
+    ``anyio.ClosedResourceError``. One ``PushSource`` feeds one job.
+
+    Non-parallel (one split), unbounded until ended. The buffer lives in the source's
+    session, so a failover inside the job keeps it.
+
+    Guarantee: without a write-ahead log, at-most-once: records handed to an attempt that
+    then fails are lost; records still buffered are not. With ``write_ahead_log=True`` (the
+    job needs a checkpoint directory), exactly-once: every record is logged and synced
+    before the job sees it, and replayed after a restore. Records must then be JSON-able
+    (checked at push time) and the job sees them as JSON decodes them (a tuple arrives as a
+    list), before a restore and after it alike. ``push`` returns once the record is
+    buffered; it is durable after the next group commit, normally within one sync.
+
+    RESUME CONTRACT: see :class:`IngressReader`. With the log, the position is the sequence
+    number of the last record read; a reader restored at ``p`` returns record ``p + 1``
+    next. Without it the position is None and nothing is rewound.
+
+    :param max_buffered: records buffered before ``push`` waits
+    :param write_ahead_log: log records before the job sees them (exactly-once)
+    :raises ValueError: if ``max_buffered < 1``
+    """
+
+    name = "Push Source"
+    max_parallelism = 1
+    bounded = False
+
+    def __init__(self, max_buffered: int = 1024, *, write_ahead_log: bool = False) -> None:
+        self.write_ahead_log = write_ahead_log
+        self.delivery = (
+            DeliveryGuarantee.EXACTLY_ONCE if write_ahead_log else DeliveryGuarantee.AT_MOST_ONCE
+        )
+        self._buffer: IngressBuffer[Any] = IngressBuffer(
+            max_buffered,
+            description=f"source {self.name!r}",
+            write_ahead_log=write_ahead_log,
+            json_records=True,
+        )
+        self._session_active = False
+
+    # --- Application side ---
+
+    async def push(self, record: Any) -> None:
+        """Add ``record`` to the stream, waiting while the buffer is full.
+
+        :raises anyio.ClosedResourceError: if the stream was ended
+        :raises anyio.BrokenResourceError: if the job reading it has finished or failed
+        :raises TypeError: if the write-ahead log is on and ``record`` is not JSON-able
+        """
+        await self._buffer.put(record)
+
+    def push_nowait(self, record: Any) -> None:
+        """Add ``record`` now. Raises like :meth:`push`, and ``anyio.WouldBlock`` if full."""
+        self._buffer.put_nowait(record)
+
+    async def push_many(self, records: Iterable[Any]) -> None:
+        """Add ``records`` in order, waiting for room as needed. Raises like :meth:`push`."""
+        await self._buffer.put_many(records)
+
+    def end(self) -> None:
+        """End the stream: the job reads what is buffered, then finishes. Idempotent."""
+        self._buffer.end()
+
+    async def close(self) -> None:
+        """Async spelling of :meth:`end`."""
+        self._buffer.end()
+        await anyio.lowlevel.checkpoint()
+
+    @property
+    def buffered(self) -> int:
+        """Records pushed and not yet read by the job."""
+        return self._buffer.size
+
+    # --- Source contract ---
+
+    def create_splits(self, parallelism: int) -> list[Any]:
+        """One split: the stream cannot be divided."""
+        return ["push"]
+
+    def create_reader(self, split: Any, position: Any | None) -> SourceReader[Any]:
+        """Return a reader of the session's buffer, resuming after ``position``."""
+        return IngressReader(self._current_buffer, position)
+
+    def _current_buffer(self) -> IngressBuffer[Any] | None:
+        return self._buffer if self._session_active else None
+
+    @contextlib.asynccontextmanager
+    async def session(self, ctx: SourceSessionContext) -> AsyncIterator[None]:
+        """Hold the buffer (and the write-ahead log and its committer) for the whole job.
+
+        :raises ValueError: if ``write_ahead_log`` is on and the job has no checkpoint
+            directory
+        :raises RuntimeError: if this source already fed a job
+        """
+        wal = await open_ingress_wal(ctx, self.name) if self.write_ahead_log else None
+        try:
+            self._buffer.start(wal)
+            self._session_active = True
+            async with anyio.create_task_group() as tg:
+                if wal is not None:
+                    tg.start_soon(self._buffer.run_committer)
+                try:
+                    yield
+                finally:
+                    tg.cancel_scope.cancel()
+        finally:
+            self._session_active = False
+            self._buffer.stop()
+            if wal is not None:
+                with anyio.CancelScope(shield=True):
+                    await wal.close()

@@ -1,0 +1,479 @@
+"""An append-only, crash-safe ingress write-ahead log with group commit.
+
+A push source (a socket, an application's queue) cannot rewind its input. With this log the
+source records every record it received *before* the job may see it, so after a restore the
+records since the checkpointed position are replayed from disk: exactly-once inside the
+engine, like Flink's write-ahead-log ingress for sources that cannot replay.
+
+Design:
+
+- Records get consecutive sequence numbers starting at 1. ``last_seq`` survives the process
+  because the newest segment is never deleted and its file name holds its first sequence.
+- The log is a directory of segment files ``<first_seq:020d>.wal``. A segment rolls over once
+  it holds ``segment_bytes`` (default 4 MiB); :meth:`WriteAheadLog.truncate_before` deletes
+  whole old segments only, so truncation is an ``unlink`` and never rewrites data.
+- A segment is a sequence of *frames*. One frame holds up to ``max_frame_records`` records of
+  one batch, encoded together as a single orjson array (one C call per frame, not per
+  record), behind a 20-byte header::
+
+      crc32 (u32) | payload length (u32) | first sequence (u64) | record count (u32)
+
+  all little-endian. The crc covers the rest of the header and the payload.
+- Group commit: :meth:`WriteAheadLog.append_batch` writes every frame of a batch with one
+  ``write`` and one ``fdatasync``, in a worker thread so the event loop keeps running.
+  Callers batch what arrived while the previous sync ran, so the sync cost is shared.
+- A crash can only tear the tail of the newest segment (older ones were synced before the
+  rollover). :meth:`WriteAheadLog.open` verifies that segment frame by frame and cuts the
+  file at the first incomplete or corrupt frame. A batch is therefore atomic: after a crash
+  it is either wholly in the log or not at all, and it is only acknowledged (``append_batch``
+  returns) once it is synced.
+"""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import os
+import re
+import struct
+import zlib
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any, BinaryIO
+
+import anyio
+import anyio.to_thread
+import orjson
+
+from state.errors import StreamletError
+
+__all__ = [
+    "DEFAULT_SEGMENT_BYTES",
+    "WriteAheadLog",
+    "WriteAheadLogError",
+]
+
+DEFAULT_SEGMENT_BYTES = 4 * 1024 * 1024
+
+_HEADER = struct.Struct("<IIQI")
+_CHECKED = struct.Struct("<IQI")  # the header without its crc: what the crc covers
+_MAX_PAYLOAD = 0xFFFF_FFFF
+_SEGMENT_NAME = re.compile(r"^(\d{20})\.wal$")
+
+
+class WriteAheadLogError(StreamletError):
+    """The write-ahead log could not be read or written, or is corrupt, or lacks a record."""
+
+
+@dataclass(slots=True)
+class _Segment:
+    """In-memory index of one segment file: where each frame starts."""
+
+    first_seq: int
+    path: Path
+    # Invariant: frame_seqs[i] is the first sequence of the frame at offsets[i]; both ascend.
+    frame_seqs: list[int] = field(default_factory=list)
+    offsets: list[int] = field(default_factory=list)
+    size: int = 0
+    next_seq: int = 0
+
+
+def _segment_path(directory: Path, first_seq: int) -> Path:
+    return directory / f"{first_seq:020d}.wal"
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+_sync_data = getattr(os, "fdatasync", os.fsync)
+_HAS_DSYNC = hasattr(os, "O_DSYNC")
+
+
+def _open_for_append(path: Path) -> int:
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_DSYNC", 0)
+    return os.open(path, flags | getattr(os, "O_CLOEXEC", 0), 0o644)
+
+
+class WriteAheadLog:
+    """An append-only log of JSON-able records in ``directory / name``.
+
+    Use it as ``async with WriteAheadLog(directory, name) as wal:`` (or call :meth:`open` and
+    :meth:`close`). One process, one writer: two logs open on the same directory corrupt it.
+    Records go in as anything orjson can encode (``orjson.Fragment`` included) and come
+    back as orjson decodes them (a tuple comes back as a list).
+
+    :param directory: parent directory; created if missing
+    :param name: the log's own sub-directory, e.g. the source's uid
+    :param segment_bytes: size after which the next batch starts a new segment file
+    :param max_frame_records: most records encoded into one frame
+    :raises ValueError: if ``name`` is empty or contains a path separator, or a size is < 1
+    """
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        name: str,
+        *,
+        segment_bytes: int = DEFAULT_SEGMENT_BYTES,
+        max_frame_records: int = 1024,
+    ) -> None:
+        if not name or "/" in name or "\\" in name or name in (".", ".."):
+            raise ValueError(f"name must be a plain directory name, got {name!r}")
+        if segment_bytes < 1:
+            raise ValueError(f"segment_bytes must be >= 1, got {segment_bytes!r}")
+        if max_frame_records < 1:
+            raise ValueError(f"max_frame_records must be >= 1, got {max_frame_records!r}")
+        self.path = Path(directory) / name
+        self.segment_bytes = segment_bytes
+        self.max_frame_records = max_frame_records
+        #: Bytes cut from the newest segment by :meth:`open` (a torn tail from a crash).
+        self.torn_tail_bytes = 0
+        self._segments: list[_Segment] = []
+        self._last_seq = 0
+        self._fd: int | None = None
+        self._lock: anyio.Lock | None = None
+        self._broken: BaseException | None = None
+        self._opened = False
+
+    # --- Lifecycle ---
+
+    async def open(self) -> None:
+        """Create or recover the log: index every segment and cut a torn tail.
+
+        :raises WriteAheadLogError: if a segment other than the newest is corrupt, or the
+            directory cannot be read
+        """
+        if self._opened:
+            raise RuntimeError(f"write-ahead log {str(self.path)!r} is already open")
+        self._lock = anyio.Lock()
+        try:
+            segments, torn = await anyio.to_thread.run_sync(self._recover_sync)
+        except OSError as exc:
+            raise WriteAheadLogError(
+                f"cannot open write-ahead log {str(self.path)!r}: {exc}"
+            ) from exc
+        self._segments = segments
+        self.torn_tail_bytes = torn
+        self._last_seq = segments[-1].next_seq - 1 if segments else 0
+        self._opened = True
+
+    async def close(self) -> None:
+        """Close the active segment file. Idempotent; never raises for an I/O error."""
+        self._opened = False
+        with contextlib.suppress(OSError):
+            self._close_fd()
+
+    async def __aenter__(self) -> WriteAheadLog:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        with anyio.CancelScope(shield=True):
+            await self.close()
+
+    # --- Positions ---
+
+    @property
+    def last_seq(self) -> int:
+        """Sequence number of the newest synced record; 0 for a log that never held one."""
+        return self._last_seq
+
+    @property
+    def first_seq(self) -> int:
+        """Sequence number of the oldest record still kept (``last_seq + 1`` if none)."""
+        if not self._segments:
+            return self._last_seq + 1
+        return self._segments[0].first_seq
+
+    # --- Writing ---
+
+    async def append_batch(self, records: Sequence[Any]) -> int:
+        """Append ``records`` and sync them to disk with one ``fdatasync`` (group commit).
+
+        The batch is atomic: after a crash it is either wholly in the log or not at all.
+        Concurrent calls are serialized. A cancelled call still finishes its write.
+
+        :param records: JSON-able records (``orjson.Fragment`` for pre-encoded ones)
+        :return: the sequence number of the last record of the batch (``last_seq`` if the
+            batch is empty)
+        :raises TypeError: if a record is not JSON-able (nothing is written then)
+        :raises WriteAheadLogError: if the write or the sync fails; the log then refuses
+            further appends until it is reopened (which cuts the partial write)
+        """
+        self._check_open()
+        if not records:
+            return self._last_seq
+        assert self._lock is not None
+        async with self._lock:
+            if self._broken is not None:
+                raise WriteAheadLogError(
+                    f"write-ahead log {str(self.path)!r} failed earlier and must be reopened"
+                ) from self._broken
+            first = self._last_seq + 1
+            data, frame_starts = self._encode(records, first)
+            active = self._segments[-1] if self._segments else None
+            new_segment = active is None or active.size >= self.segment_bytes
+            # Shielded: once the bytes may be on disk, the index must learn about them, or
+            # the next batch would reuse their sequence numbers.
+            with anyio.CancelScope(shield=True):
+                try:
+                    await anyio.to_thread.run_sync(self._write_sync, data, first, new_segment)
+                except OSError as exc:
+                    self._broken = exc
+                    raise WriteAheadLogError(
+                        f"cannot append to write-ahead log {str(self.path)!r}: {exc}"
+                    ) from exc
+                self._record_append(data, first, len(records), frame_starts, new_segment)
+            return self._last_seq
+
+    def _record_append(
+        self,
+        data: bytes,
+        first: int,
+        count: int,
+        frame_starts: list[tuple[int, int]],
+        new_segment: bool,
+    ) -> None:
+        active = self._segments[-1] if self._segments else None
+        if new_segment:
+            active = _Segment(first, _segment_path(self.path, first), next_seq=first)
+            self._segments.append(active)
+        assert active is not None
+        for seq, relative in frame_starts:
+            active.frame_seqs.append(seq)
+            active.offsets.append(active.size + relative)
+        active.size += len(data)
+        active.next_seq = first + count
+        self._last_seq = first + count - 1
+
+    def _encode(self, records: Sequence[Any], first: int) -> tuple[bytes, list[tuple[int, int]]]:
+        parts: list[bytes] = []
+        starts: list[tuple[int, int]] = []
+        offset = 0
+        step = self.max_frame_records
+        for i in range(0, len(records), step):
+            chunk = records[i : i + step]
+            try:
+                payload = orjson.dumps(chunk if isinstance(chunk, list) else list(chunk))
+            except orjson.JSONEncodeError as exc:
+                raise TypeError(f"write-ahead log records must be JSON-able: {exc}") from None
+            if len(payload) > _MAX_PAYLOAD:
+                raise WriteAheadLogError(
+                    f"a frame of {len(chunk)} records encodes to {len(payload)} bytes, "
+                    f"more than the frame limit of {_MAX_PAYLOAD}"
+                )
+            checked = _CHECKED.pack(len(payload), first + i, len(chunk))
+            crc = zlib.crc32(payload, zlib.crc32(checked))
+            parts.append(struct.pack("<I", crc))
+            parts.append(checked)
+            parts.append(payload)
+            starts.append((first + i, offset))
+            offset += _HEADER.size + len(payload)
+        return b"".join(parts), starts
+
+    def _write_sync(self, data: bytes, first: int, new_segment: bool) -> None:
+        # One write with O_DSYNC is the write and the sync in a single system call: the
+        # worker thread takes the GIL back once, not after a write *and* after a sync
+        # (each retake can wait a whole switch interval while the event loop parses input).
+        if new_segment:
+            self._close_fd()
+            self.path.mkdir(parents=True, exist_ok=True)
+            self._fd = _open_for_append(_segment_path(self.path, first))
+            _fsync_dir(self.path)
+        elif self._fd is None:
+            self._fd = _open_for_append(self._segments[-1].path)
+        view = memoryview(data)
+        while view:
+            written = os.write(self._fd, view)
+            view = view[written:]
+        if not _HAS_DSYNC:
+            _sync_data(self._fd)
+
+    def _close_fd(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
+
+    # --- Reading ---
+
+    async def read_from(self, seq: int, limit: int) -> list[Any]:
+        """Return up to ``limit`` records starting with sequence number ``seq``, in order.
+
+        Only synced records are returned; an empty list means ``seq > last_seq``.
+
+        :raises ValueError: if ``seq < 1`` or ``limit < 1``
+        :raises WriteAheadLogError: if ``seq`` was already truncated away, or a frame is
+            corrupt or missing
+        """
+        self._check_open()
+        if seq < 1:
+            raise ValueError(f"seq must be >= 1, got {seq!r}")
+        if limit < 1:
+            raise ValueError(f"limit must be >= 1, got {limit!r}")
+        if seq > self._last_seq:
+            return []
+        if seq < self.first_seq:
+            raise WriteAheadLogError(
+                f"record {seq} of write-ahead log {str(self.path)!r} was truncated "
+                f"(the oldest kept is {self.first_seq})"
+            )
+        end = min(self._last_seq, seq + limit - 1)
+        plan: list[tuple[Path, list[int]]] = []
+        index = bisect.bisect_right([s.first_seq for s in self._segments], seq) - 1
+        for segment in self._segments[index:]:
+            if segment.first_seq > end:
+                break
+            lo = max(bisect.bisect_right(segment.frame_seqs, seq) - 1, 0)
+            hi = bisect.bisect_right(segment.frame_seqs, end)
+            plan.append((segment.path, segment.offsets[lo:hi]))
+        try:
+            return await anyio.to_thread.run_sync(self._read_sync, plan, seq, end)
+        except OSError as exc:
+            raise WriteAheadLogError(
+                f"cannot read records {seq}..{end} of write-ahead log {str(self.path)!r}: {exc}"
+            ) from exc
+
+    def _read_sync(self, plan: list[tuple[Path, list[int]]], seq: int, end: int) -> list[Any]:
+        out: list[Any] = []
+        for path, offsets in plan:
+            with open(path, "rb") as f:
+                for offset in offsets:
+                    f.seek(offset)
+                    first, records = _read_frame(f, path, offset)
+                    lo = max(seq - first, 0)
+                    hi = min(end - first + 1, len(records))
+                    out.extend(records[lo:hi])
+        return out
+
+    async def iter_from(self, seq: int, *, batch_size: int = 1024) -> AsyncIterator[Any]:
+        """Yield the records from sequence ``seq`` up to the end of the log, in order.
+
+        Follows appends made while iterating. Close it: ``async with aclosing(...)``.
+        """
+        while seq <= self._last_seq:
+            batch = await self.read_from(seq, batch_size)
+            seq += len(batch)
+            for record in batch:
+                yield record
+
+    # --- Truncation ---
+
+    async def truncate_before(self, seq: int) -> int:
+        """Delete every segment whose records all precede sequence ``seq``.
+
+        Whole segments only, and never the newest one, so some records before ``seq`` may
+        stay and ``last_seq`` survives a restart.
+
+        :return: how many segment files were deleted
+        :raises WriteAheadLogError: if a segment file cannot be deleted
+        """
+        self._check_open()
+        victims: list[_Segment] = []
+        while len(self._segments) > 1 and self._segments[1].first_seq <= seq:
+            victims.append(self._segments.pop(0))
+        if victims:
+            try:
+                await anyio.to_thread.run_sync(self._delete_sync, [v.path for v in victims])
+            except OSError as exc:
+                raise WriteAheadLogError(
+                    f"cannot truncate write-ahead log {str(self.path)!r}: {exc}"
+                ) from exc
+        return len(victims)
+
+    def _delete_sync(self, paths: list[Path]) -> None:
+        for path in paths:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        _fsync_dir(self.path)
+
+    # --- Recovery ---
+
+    def _recover_sync(self) -> tuple[list[_Segment], int]:
+        self.path.mkdir(parents=True, exist_ok=True)
+        firsts = sorted(
+            int(m.group(1)) for p in self.path.iterdir() if (m := _SEGMENT_NAME.match(p.name))
+        )
+        segments: list[_Segment] = []
+        torn = 0
+        for i, first in enumerate(firsts):
+            newest = i == len(firsts) - 1
+            segment, cut = _scan_segment(_segment_path(self.path, first), first, newest)
+            if segments and segments[-1].next_seq != first:
+                raise WriteAheadLogError(
+                    f"write-ahead log {str(self.path)!r} has a gap: segment "
+                    f"{segment.path.name} starts at {first}, expected {segments[-1].next_seq}"
+                )
+            torn += cut
+            segments.append(segment)
+        return segments, torn
+
+    def _check_open(self) -> None:
+        if not self._opened:
+            raise RuntimeError(f"write-ahead log {str(self.path)!r} is not open")
+
+
+def _read_frame(f: BinaryIO, path: Path, offset: int) -> tuple[int, list[Any]]:
+    header = f.read(_HEADER.size)
+    if len(header) < _HEADER.size:
+        raise WriteAheadLogError(f"write-ahead log segment {str(path)!r} ends inside a frame")
+    crc, length, first, _count = _HEADER.unpack(header)
+    payload = f.read(length)
+    if len(payload) < length or zlib.crc32(payload, zlib.crc32(header[4:])) != crc:
+        raise WriteAheadLogError(
+            f"write-ahead log segment {str(path)!r} has a corrupt frame at byte {offset}"
+        )
+    return first, orjson.loads(payload)
+
+
+def _scan_segment(path: Path, first_seq: int, newest: bool) -> tuple[_Segment, int]:
+    """Index ``path``; in the newest segment verify every frame and cut a torn tail."""
+    segment = _Segment(first_seq, path, next_seq=first_seq)
+    with open(path, "r+b" if newest else "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        offset = 0
+        problem = ""
+        while offset < size:
+            header = f.read(_HEADER.size)
+            if len(header) < _HEADER.size:
+                problem = "an incomplete frame header"
+                break
+            crc, length, first, count = _HEADER.unpack(header)
+            end = offset + _HEADER.size + length
+            if first != segment.next_seq or count == 0 or end > size:
+                problem = f"an invalid frame header at byte {offset}"
+                break
+            if newest:
+                payload = f.read(length)
+                if zlib.crc32(payload, zlib.crc32(header[4:])) != crc:
+                    problem = f"a frame with a bad checksum at byte {offset}"
+                    break
+            else:
+                f.seek(end)
+            segment.frame_seqs.append(first)
+            segment.offsets.append(offset)
+            segment.next_seq = first + count
+            offset = end
+        segment.size = offset
+        if not problem:
+            return segment, 0
+        if not newest:
+            raise WriteAheadLogError(
+                f"write-ahead log segment {str(path)!r} is corrupt: it has {problem}"
+            )
+        # Only the newest segment can have been cut short by a crash: drop the unsynced tail.
+        f.truncate(offset)
+        f.flush()
+        os.fsync(f.fileno())
+        return segment, size - offset

@@ -1,0 +1,325 @@
+"""The heap keyed state backend: keyed state in dicts, one dict per key group and state.
+
+Mirrors Flink's ``HeapKeyedStateBackend``. One backend serves one subtask of one keyed
+operator and owns a contiguous :class:`~state.key_groups.KeyGroupRange`. The engine calls
+:meth:`HeapKeyedStateBackend.set_current_key` before each record; the state views
+(:mod:`state.keyed`) then read and write that key's entries.
+
+Checkpointing: :meth:`~HeapKeyedStateBackend.snapshot_sync` freezes every state's per-key-group
+dicts in O(key groups) (copy-on-write, see :mod:`state.table`) and returns a
+:class:`~state.snapshot.KeyedStateSnapshot` to serialize key group by key group while
+processing goes on. Restoring loads key groups; a restore may come before the user's
+``open()`` registers its descriptors, so restored data stays undecoded per state name until
+the descriptor (with its serializer) is registered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from .descriptors import (
+    AggregatingStateDescriptor,
+    ListStateDescriptor,
+    MapStateDescriptor,
+    ReducingStateDescriptor,
+    StateDescriptor,
+    ValueStateDescriptor,
+)
+from .errors import StateError, StateSerializationError
+from .key_groups import KeyGroupRange, assign_to_key_group, check_parallelism
+from .keyed import (
+    AggregatingState,
+    KeyedState,
+    ListState,
+    MapState,
+    ReducingState,
+    ValueState,
+    make_value_state,
+)
+from .serde import codec_name, decode_table
+from .snapshot import FrozenState, KeyedStateSnapshot, RawTable, read_key_group
+from .table import StateTable
+
+__all__ = ["DEFAULT_KEY_CACHE_SIZE", "HeapKeyedStateBackend"]
+
+#: Entries kept in the key -> key group memo before it is cleared.
+DEFAULT_KEY_CACHE_SIZE = 100_000
+
+_ViewFactory = Callable[[Any, StateTable, Any], KeyedState]
+
+
+class HeapKeyedStateBackend:
+    """Keyed state of one operator subtask, kept on the heap.
+
+    :param operator_uid: uid of the operator (named in errors and written into snapshots)
+    :param key_group_range: the key groups this subtask owns
+    :param max_parallelism: the number of key groups of the operator
+    :param key_cache_size: size at which the key -> key group memo is cleared
+    :raises TypeError: if an argument has the wrong type
+    :raises ValueError: if ``operator_uid`` is empty, ``max_parallelism`` is invalid, or
+        the range is not within ``[0, max_parallelism)``
+    """
+
+    __slots__ = (
+        "_cache_limit",
+        "_current_key",
+        "_kg_cache",
+        "_kg_index",
+        "_pending",
+        "_size",
+        "_start",
+        "_tables",
+        "_views",
+        "key_group_range",
+        "max_parallelism",
+        "operator_uid",
+        "restored",
+    )
+
+    def __init__(
+        self,
+        operator_uid: str,
+        key_group_range: KeyGroupRange,
+        max_parallelism: int,
+        *,
+        key_cache_size: int = DEFAULT_KEY_CACHE_SIZE,
+    ) -> None:
+        if not isinstance(operator_uid, str) or not operator_uid:
+            raise ValueError(f"operator_uid must be a non-empty str, got {operator_uid!r}")
+        if not isinstance(key_group_range, KeyGroupRange):
+            raise TypeError(f"key_group_range must be a KeyGroupRange, got {key_group_range!r}")
+        check_parallelism(1, max_parallelism)
+        if len(key_group_range) and not (
+            0 <= key_group_range.start and key_group_range.end < max_parallelism
+        ):
+            raise ValueError(
+                f"key_group_range {key_group_range} is not within [0, {max_parallelism})"
+            )
+        if not isinstance(key_cache_size, int) or key_cache_size < 1:
+            raise ValueError(f"key_cache_size must be an int >= 1, got {key_cache_size!r}")
+        self.operator_uid = operator_uid
+        self.key_group_range = key_group_range
+        self.max_parallelism = max_parallelism
+        #: Whether restore data was loaded (Flink's ``isRestored``).
+        self.restored = False
+        self._start = key_group_range.start
+        self._size = len(key_group_range)
+        # The views read these two on every call. _kg_index == _size means "no current
+        # key": it selects the trailing None slot of every StateTable.writable.
+        self._current_key: Any = None
+        self._kg_index = self._size
+        self._kg_cache: dict[Any, int] = {}
+        self._cache_limit = key_cache_size
+        self._views: dict[str, KeyedState] = {}
+        self._tables: dict[str, StateTable] = {}
+        self._pending: dict[str, dict[int, RawTable]] = {}
+
+    # --- The current key ---
+
+    def set_current_key(self, key: Any) -> None:
+        """Make ``key`` the key that state views read and write.
+
+        :raises TypeError: if ``key`` has no stable hash (see :func:`state.stable_hash`)
+        :raises StateError: if ``key``'s key group is not in this backend's range (a
+            routing bug: the record reached the wrong subtask)
+        """
+        try:
+            index = self._kg_cache.get(key)
+        except TypeError:  # unhashable; _assign raises the stable_hash error naming it
+            index = None
+        if index is None:
+            index = self._assign(key)
+        self._kg_index = index
+        self._current_key = key
+
+    def _assign(self, key: Any) -> int:
+        key_group = assign_to_key_group(key, self.max_parallelism)
+        index = key_group - self._start
+        if not 0 <= index < self._size:
+            raise StateError(
+                f"key {key!r} belongs to key group {key_group}, which is not in the range "
+                f"{self.key_group_range} of operator {self.operator_uid!r}"
+            )
+        cache = self._kg_cache
+        if len(cache) >= self._cache_limit:
+            cache.clear()
+        cache[key] = index
+        return index
+
+    def get_current_key(self) -> Any:
+        """Return the current key (``None`` before the first :meth:`set_current_key`)."""
+        return self._current_key
+
+    @property
+    def current_key_group(self) -> int | None:
+        """The key group of the current key (``None`` before the first key is set)."""
+        index = self._kg_index
+        return None if index >= self._size else self._start + index
+
+    # --- Registering state ---
+
+    def get_state(self, descriptor: ValueStateDescriptor) -> ValueState:
+        """Return the :class:`ValueState` for ``descriptor`` (the same one on every call).
+
+        :raises TypeError: if ``descriptor`` is not a :class:`ValueStateDescriptor`
+        :raises StateError: if the name is registered with another kind of descriptor, or
+            restored data of this name is of another kind
+        :raises StateSerializationError: if restored data of this name cannot be decoded
+        """
+        return self._register(descriptor, ValueStateDescriptor, make_value_state, "get_state")  # type: ignore[return-value]
+
+    def get_list_state(self, descriptor: ListStateDescriptor) -> ListState:
+        """Return the :class:`ListState` for ``descriptor``; raises as :meth:`get_state`."""
+        return self._register(descriptor, ListStateDescriptor, ListState, "get_list_state")  # type: ignore[return-value]
+
+    def get_map_state(self, descriptor: MapStateDescriptor) -> MapState:
+        """Return the :class:`MapState` for ``descriptor``; raises as :meth:`get_state`."""
+        return self._register(descriptor, MapStateDescriptor, MapState, "get_map_state")  # type: ignore[return-value]
+
+    def get_reducing_state(self, descriptor: ReducingStateDescriptor) -> ReducingState:
+        """Return the :class:`ReducingState` for ``descriptor``; raises as :meth:`get_state`."""
+        return self._register(  # type: ignore[return-value]
+            descriptor, ReducingStateDescriptor, ReducingState, "get_reducing_state"
+        )
+
+    def get_aggregating_state(self, descriptor: AggregatingStateDescriptor) -> AggregatingState:
+        """Return the :class:`AggregatingState` for ``descriptor``; raises as :meth:`get_state`."""
+        return self._register(  # type: ignore[return-value]
+            descriptor, AggregatingStateDescriptor, AggregatingState, "get_aggregating_state"
+        )
+
+    def _register(
+        self, descriptor: Any, expected: type, factory: _ViewFactory, method: str
+    ) -> KeyedState:
+        if not isinstance(descriptor, expected):
+            raise TypeError(f"{method}() needs a {expected.__name__}, got {descriptor!r}")
+        name = descriptor.name
+        view = self._views.get(name)
+        if view is not None:
+            if view.descriptor.kind != descriptor.kind:
+                raise StateError(
+                    f"state {name!r} of operator {self.operator_uid!r} is registered as "
+                    f"{view.descriptor.kind} state; it cannot also be {descriptor.kind} state"
+                )
+            return view
+        table = StateTable(name, self._size)
+        # Decode everything first: on failure the raw data stays pending, nothing is lost.
+        raws = self._pending.get(name, {})
+        decoded = {index: self._decode(descriptor, index, raw) for index, raw in raws.items()}
+        for index, data in decoded.items():
+            table.load(index, data)
+        self._pending.pop(name, None)
+        view = factory(self, table, descriptor)
+        self._views[name] = view
+        self._tables[name] = table
+        return view
+
+    def _decode(self, descriptor: StateDescriptor, index: int, raw: RawTable) -> dict[Any, Any]:
+        name = descriptor.name
+        if raw.kind != descriptor.kind:
+            raise StateError(
+                f"state {name!r} of operator {self.operator_uid!r} was restored as {raw.kind} "
+                f"state but is registered with a {type(descriptor).__name__}"
+            )
+        serializer = descriptor.serializer  # type: ignore[attr-defined]
+        codec = codec_name(serializer)
+        if raw.codec != codec:
+            raise StateSerializationError(
+                self.operator_uid,
+                name,
+                f"restored data was written with serializer {raw.codec!r}, but the "
+                f"descriptor uses {codec!r}",
+            )
+        try:
+            return decode_table(raw.mode, raw.payload, serializer, element_wise=raw.kind == "list")
+        except Exception as exc:  # a custom serializer may raise anything
+            raise StateSerializationError(
+                self.operator_uid,
+                name,
+                f"cannot restore key group {self._start + index}: {type(exc).__name__}: {exc}",
+            ) from exc
+
+    # --- Snapshot and restore ---
+
+    def snapshot_sync(self) -> KeyedStateSnapshot:
+        """Freeze the current state and return it; O(states x key groups), not O(keys).
+
+        The snapshot shares the current per-key-group dicts; the next access to a frozen
+        key group copies it first, so later changes never reach the snapshot.
+        """
+        states = [
+            FrozenState(
+                name,
+                view.descriptor.kind,
+                view.descriptor.serializer,  # type: ignore[attr-defined]
+                self._tables[name].freeze(),
+            )
+            for name, view in self._views.items()
+        ]
+        pending = {name: dict(raws) for name, raws in self._pending.items()}
+        return KeyedStateSnapshot(
+            self.operator_uid, self.key_group_range, self.max_parallelism, states, pending
+        )
+
+    def restore_key_group(self, key_group: int, data: bytes) -> None:
+        """Load every state of ``key_group`` from ``data`` (as written by a snapshot).
+
+        Replaces what the backend held for that key group. States not registered yet keep
+        the data undecoded until they are.
+
+        :raises StateError: if ``key_group`` is not in this backend's range, or ``data`` is
+            malformed or for another key group or max parallelism
+        :raises StateSerializationError: if data of a registered state cannot be decoded
+        """
+        if key_group not in self.key_group_range:
+            raise StateError(
+                f"cannot restore key group {key_group!r}: operator {self.operator_uid!r} "
+                f"owns key groups {self.key_group_range}"
+            )
+        try:
+            entries = read_key_group(data, key_group, self.max_parallelism)
+        except (TypeError, ValueError) as exc:
+            raise StateError(
+                f"cannot restore key group {key_group} of operator {self.operator_uid!r}: {exc}"
+            ) from exc
+        index = key_group - self._start
+        for name, raw in entries:
+            view = self._views.get(name)
+            if view is None:
+                self._pending.setdefault(name, {})[index] = raw
+            else:
+                self._tables[name].load(index, self._decode(view.descriptor, index, raw))
+        self.restored = True
+
+    def restore(self, chunks: Mapping[int, bytes]) -> None:
+        """Restore the key groups of ``chunks`` this backend owns; ignore the others.
+
+        Passing the chunks of every old subtask restores at any new parallelism.
+
+        :raises StateError: as :meth:`restore_key_group`
+        """
+        for key_group, data in chunks.items():
+            if key_group in self.key_group_range:
+                self.restore_key_group(key_group, data)
+        self.restored = True
+
+    def is_restored(self) -> bool:
+        """Return whether restore data was loaded into this backend."""
+        return self.restored
+
+    def keys(self, state_name: str) -> list[Any]:
+        """Return the keys that have a value in state ``state_name``, by key group.
+
+        :raises StateError: if no state of that name is registered
+        """
+        table = self._tables.get(state_name)
+        if table is None:
+            raise StateError(
+                f"operator {self.operator_uid!r} has no registered state {state_name!r}"
+            )
+        return [key for t in table.tables for key in t]
+
+    def state_size(self) -> int:
+        """Return the number of (state, key) entries held, not counting undecoded data."""
+        return sum(table.size() for table in self._tables.values())

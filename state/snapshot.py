@@ -1,0 +1,233 @@
+"""Frozen keyed-state snapshots and the byte format of one key group.
+
+:meth:`HeapKeyedStateBackend.snapshot_sync` (Flink's synchronous part) returns a
+:class:`KeyedStateSnapshot` holding references to frozen per-key-group dicts. Turning it into
+bytes is the CPU half of the asynchronous part: :meth:`KeyedStateSnapshot.serialize_key_group`
+is pure and synchronous, one key group per call, so the engine's snapshotter can yield to the
+event loop between key groups while records keep flowing.
+
+Byte format of one key group (and, with another magic, of operator state)::
+
+    magic (4 bytes) | header length (uint32, little endian) | header | payload 0 | payload 1 ...
+
+The header is an orjson object. For keyed state it holds ``format`` (1), ``operator_uid``,
+``key_group``, ``max_parallelism``, ``states`` (one ``[name, kind, codec, mode]`` per state
+that has data in this key group) and ``payload_sizes``. Each payload is one state's table as
+written by :func:`state.serde.encode_table`. Keeping states in separate payloads lets a restore
+hold a state's bytes undecoded until the user registers its descriptor (and its serializer).
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import orjson
+
+from .errors import StateError, StateSerializationError
+from .key_groups import KeyGroupRange
+from .serde import UnserializableValueError, codec_name, encode_table
+
+__all__ = [
+    "KEYED_MAGIC",
+    "FrozenState",
+    "KeyedStateSnapshot",
+    "RawTable",
+    "pack_frames",
+    "read_key_group",
+    "unpack_frames",
+]
+
+KEYED_MAGIC = b"SLK1"
+_FORMAT = 1
+_LEN = struct.Struct("<I")
+
+
+def pack_frames(magic: bytes, header: dict[str, Any], payloads: Sequence[bytes]) -> bytes:
+    """Return ``magic``, the header (with ``payload_sizes`` added) and the payloads as bytes."""
+    header["payload_sizes"] = [len(p) for p in payloads]
+    head = orjson.dumps(header)
+    return b"".join([magic, _LEN.pack(len(head)), head, *payloads])
+
+
+def unpack_frames(magic: bytes, data: bytes) -> tuple[dict[str, Any], list[bytes]]:
+    """Undo :func:`pack_frames`.
+
+    :raises ValueError: if ``data`` does not start with ``magic`` or is truncated or malformed
+    """
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise TypeError(f"state data must be bytes, got {type(data).__name__}")
+    data = bytes(data)
+    if data[:4] != magic:
+        raise ValueError(f"state data does not start with {magic!r} (got {data[:4]!r})")
+    if len(data) < 8:
+        raise ValueError(f"state data is truncated ({len(data)} bytes)")
+    (head_len,) = _LEN.unpack_from(data, 4)
+    try:
+        header = orjson.loads(data[8 : 8 + head_len])
+        sizes = header["payload_sizes"]
+    except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+        raise ValueError(f"state data has a malformed header: {exc}") from exc
+    payloads = []
+    pos = 8 + head_len
+    for size in sizes:
+        payloads.append(data[pos : pos + size])
+        pos += size
+    if pos != len(data):
+        raise ValueError(f"state data is {len(data)} bytes but its header describes {pos}")
+    return header, payloads
+
+
+@dataclass(frozen=True, slots=True)
+class RawTable:
+    """One state's table of one key group as restored, not decoded yet.
+
+    :param kind: the descriptor kind it was written with ("value", "list", ...)
+    :param codec: the serializer's name (see :func:`state.serde.codec_name`)
+    :param mode: the table encoding (see :func:`state.serde.encode_table`)
+    :param payload: the encoded table
+    """
+
+    kind: str
+    codec: str
+    mode: str
+    payload: bytes
+
+
+def read_key_group(data: bytes, key_group: int, max_parallelism: int) -> list[tuple[str, RawTable]]:
+    """Return ``(state name, raw table)`` pairs from the bytes of key group ``key_group``.
+
+    :raises ValueError: if ``data`` is malformed, or belongs to another key group or
+        max_parallelism
+    """
+    header, payloads = unpack_frames(KEYED_MAGIC, data)
+    if header.get("format") != _FORMAT:
+        raise ValueError(f"unknown keyed state format {header.get('format')!r}")
+    if header.get("key_group") != key_group:
+        raise ValueError(f"the data is for key group {header.get('key_group')!r}")
+    if header.get("max_parallelism") != max_parallelism:
+        raise ValueError(
+            f"the data was written with max_parallelism {header.get('max_parallelism')!r}, "
+            f"but this backend has max_parallelism {max_parallelism}; keyed state can only "
+            f"be restored with the same max_parallelism"
+        )
+    states = header.get("states")
+    if not isinstance(states, list) or len(states) != len(payloads):
+        raise ValueError("the header's states do not match its payloads")
+    return [
+        (name, RawTable(kind, codec, mode, payload))
+        for (name, kind, codec, mode), payload in zip(states, payloads, strict=True)
+    ]
+
+
+@dataclass(slots=True)
+class FrozenState:
+    """One registered state as captured by a snapshot.
+
+    :param name: state name
+    :param kind: descriptor kind
+    :param serializer: the descriptor's serializer (``None``: default)
+    :param tables: the frozen dict per key group index, ``None`` where empty
+    """
+
+    name: str
+    kind: str
+    serializer: Any
+    tables: list[dict[Any, Any] | None]
+
+
+@dataclass(slots=True)
+class KeyedStateSnapshot:
+    """A consistent cut of a keyed backend, frozen by ``snapshot_sync()``.
+
+    It holds references, not copies: the backend copies a key group on first access after
+    the snapshot instead. Serialize it key group by key group, then drop it (or call
+    :meth:`release`) so the frozen dicts can be freed.
+
+    :param operator_uid: uid of the operator that owns the state
+    :param key_group_range: the key groups of the backend
+    :param max_parallelism: the backend's max parallelism (written into every key group)
+    :param states: the registered states
+    :param pending: restored states not registered yet: name -> key group index -> raw data
+        (written back unchanged, so state survives a run that never registers it)
+    """
+
+    operator_uid: str
+    key_group_range: KeyGroupRange
+    max_parallelism: int
+    states: list[FrozenState]
+    pending: dict[str, dict[int, RawTable]] = field(default_factory=dict)
+
+    def key_groups(self) -> list[int]:
+        """Return, in ascending order, the key groups that hold data (others are empty)."""
+        used: set[int] = set()
+        for state in self.states:
+            used.update(i for i, t in enumerate(state.tables) if t is not None)
+        for raws in self.pending.values():
+            used.update(raws)
+        start = self.key_group_range.start
+        return [start + i for i in sorted(used)]
+
+    def serialize_key_group(self, key_group: int) -> bytes:
+        """Return the bytes of ``key_group`` (every state of the operator); pure CPU.
+
+        A key group without data gives a valid blob with no states.
+
+        :raises StateError: if ``key_group`` is outside the backend's range
+        :raises StateSerializationError: if a value cannot be serialized; it names the
+            operator uid, the state and the offending type
+        """
+        if key_group not in self.key_group_range:
+            raise StateError(
+                f"key group {key_group} is outside the range {self.key_group_range} of "
+                f"operator {self.operator_uid!r}"
+            )
+        index = key_group - self.key_group_range.start
+        entries: list[list[str]] = []
+        payloads: list[bytes] = []
+        for state in self.states:
+            table = state.tables[index]
+            if table is None:
+                continue
+            try:
+                mode, payload = encode_table(
+                    table, state.serializer, element_wise=state.kind == "list"
+                )
+            except UnserializableValueError as exc:
+                raise StateSerializationError(self.operator_uid, state.name, str(exc)) from exc
+            entries.append([state.name, state.kind, codec_name(state.serializer), mode])
+            payloads.append(payload)
+        for name, raws in self.pending.items():
+            raw = raws.get(index)
+            if raw is not None:
+                entries.append([name, raw.kind, raw.codec, raw.mode])
+                payloads.append(raw.payload)
+        header = {
+            "format": _FORMAT,
+            "operator_uid": self.operator_uid,
+            "key_group": key_group,
+            "max_parallelism": self.max_parallelism,
+            "states": entries,
+        }
+        return pack_frames(KEYED_MAGIC, header, payloads)
+
+    async def serialize_all(self) -> dict[int, bytes]:
+        """Return ``{key group: bytes}`` for every key group with data.
+
+        Yields to the event loop between key groups.
+
+        :raises StateSerializationError: as :meth:`serialize_key_group`
+        """
+        out: dict[int, bytes] = {}
+        for key_group in self.key_groups():
+            out[key_group] = self.serialize_key_group(key_group)
+            await anyio.sleep(0)
+        return out
+
+    def release(self) -> None:
+        """Drop the references to frozen data (the snapshot cannot be serialized after)."""
+        self.states = []
+        self.pending = {}

@@ -1,0 +1,334 @@
+"""Tests of the push source: backpressure, end, failover, and the write-ahead log."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from operators.sources.base import DeliveryGuarantee, SourceReader, SourceSessionContext
+from operators.sources.push import PushSource
+from operators.sources.wal import WriteAheadLogError
+from state.errors import StreamletInternalError
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+def _ctx(wal_dir: Path | None = None) -> SourceSessionContext:
+    return SourceSessionContext(job_name="job", source_uid="push-1", wal_dir=wal_dir)
+
+
+async def _open_reader(source: PushSource, position: Any = None) -> SourceReader[Any]:
+    [split] = source.create_splits(1)
+    reader = source.create_reader(split, position)
+    await reader.open()
+    return reader
+
+
+async def _drain(reader: SourceReader[Any]) -> list[Any]:
+    out: list[Any] = []
+    with anyio.fail_after(5):
+        while (batch := await reader.read_batch(100)) is not None:
+            out.extend(batch)
+    return out
+
+
+async def test_source_attributes() -> None:
+    plain = PushSource()
+    assert plain.name == "Push Source"
+    assert (plain.bounded, plain.max_parallelism) == (False, 1)
+    assert plain.delivery is DeliveryGuarantee.AT_MOST_ONCE
+    assert PushSource(write_ahead_log=True).delivery is DeliveryGuarantee.EXACTLY_ONCE
+    assert plain.create_splits(3) == ["push"]
+    with pytest.raises(ValueError, match=r"^max_buffered must be >= 1, got 0$"):
+        PushSource(max_buffered=0)
+
+
+async def test_push_before_the_job_starts_then_end() -> None:
+    source = PushSource(max_buffered=10)
+    await source.push(1)
+    source.push_nowait({"a": (1, 2)})
+    await source.push_many(["x", "y"])
+    source.end()
+    async with source.session(_ctx()):
+        reader = await _open_reader(source)
+        try:
+            assert await _drain(reader) == [1, {"a": (1, 2)}, "x", "y"]
+            assert reader.position() is None
+        finally:
+            await reader.close()
+    with pytest.raises(anyio.ClosedResourceError):
+        await source.push(3)
+
+
+async def test_backpressure_into_the_application() -> None:
+    source = PushSource(max_buffered=2)
+    source.push_nowait("a")
+    source.push_nowait("b")
+    with pytest.raises(anyio.WouldBlock):
+        source.push_nowait("c")
+    pushed = anyio.Event()
+
+    async def push_c() -> None:
+        await source.push("c")
+        pushed.set()
+
+    async with source.session(_ctx()), anyio.create_task_group() as tg:
+        reader = await _open_reader(source)
+        try:
+            tg.start_soon(push_c)
+            await anyio.wait_all_tasks_blocked()
+            assert not pushed.is_set()
+            assert source.buffered == 2
+            with anyio.fail_after(5):
+                assert await reader.read_batch(1) == ["a"]
+                await pushed.wait()
+                assert await reader.read_batch(10) == ["b", "c"]
+        finally:
+            await reader.close()
+
+
+async def test_push_many_waits_for_room_record_by_record() -> None:
+    source = PushSource(max_buffered=3)
+    async with source.session(_ctx()), anyio.create_task_group() as tg:
+        reader = await _open_reader(source)
+        try:
+
+            async def feed() -> None:
+                await source.push_many(range(10))
+                await source.close()
+
+            tg.start_soon(feed)
+            got: list[int] = []
+            with anyio.fail_after(5):
+                while (batch := await reader.read_batch(2)) is not None:
+                    assert source.buffered <= 3
+                    got.extend(batch)
+            assert got == list(range(10))
+        finally:
+            await reader.close()
+
+
+async def test_reader_waits_for_a_push() -> None:
+    source = PushSource()
+    async with source.session(_ctx()), anyio.create_task_group() as tg:
+        reader = await _open_reader(source)
+        try:
+            tg.start_soon(source.push, "late")
+            with anyio.fail_after(5):
+                assert await reader.read_batch(10) == ["late"]
+        finally:
+            await reader.close()
+
+
+async def test_failover_keeps_buffered_records() -> None:
+    source = PushSource()
+    await source.push_many(range(6))
+    async with source.session(_ctx()):
+        first = await _open_reader(source)
+        try:
+            assert await first.read_batch(2) == [0, 1]  # lost with the failed attempt
+        finally:
+            await first.close()
+        second = await _open_reader(source, first.position())
+        try:
+            source.end()
+            assert await _drain(second) == [2, 3, 4, 5]
+        finally:
+            await second.close()
+
+
+async def test_a_replaced_reader_may_not_read() -> None:
+    source = PushSource()
+    async with source.session(_ctx()):
+        old = await _open_reader(source)
+        new = await _open_reader(source)
+        try:
+            with pytest.raises(anyio.BrokenResourceError, match=r"replaced by a newer one$"):
+                await old.read_batch(1)
+        finally:
+            await old.close()
+            await new.close()
+
+
+async def test_waiting_pusher_is_told_when_the_job_finishes() -> None:
+    source = PushSource(max_buffered=1)
+    source.push_nowait(0)
+    failures: list[BaseException] = []
+
+    async def push_blocked() -> None:
+        try:
+            await source.push(1)
+        except anyio.BrokenResourceError as exc:
+            failures.append(exc)
+
+    async with anyio.create_task_group() as tg:
+        async with source.session(_ctx()):
+            tg.start_soon(push_blocked)
+            await anyio.wait_all_tasks_blocked()
+    assert len(failures) == 1
+    with pytest.raises(anyio.BrokenResourceError, match=r"has finished$"):
+        source.push_nowait(2)
+    with pytest.raises(RuntimeError, match=r"already served a job"):
+        async with source.session(_ctx()):
+            pass
+
+
+async def test_reader_outside_session_is_an_internal_error() -> None:
+    source = PushSource()
+    reader = source.create_reader("push", None)
+    with pytest.raises(StreamletInternalError, match=r"outside the source's session$"):
+        await reader.open()
+    await reader.close()
+
+
+# --- Write-ahead log ---
+
+
+async def test_wal_needs_a_checkpoint_directory() -> None:
+    source = PushSource(write_ahead_log=True)
+    with pytest.raises(ValueError, match=r"^write_ahead_log needs a checkpoint directory, "):
+        async with source.session(_ctx(None)):
+            pass
+
+
+async def test_wal_refuses_non_json_records_at_push_time() -> None:
+    source = PushSource(write_ahead_log=True)
+    with pytest.raises(TypeError, match=r"records must be JSON-able; got set: "):
+        await source.push({1, 2})
+    with pytest.raises(TypeError, match=r"got object: "):
+        source.push_nowait(object())
+    assert source.buffered == 0
+
+
+async def test_wal_records_are_seen_as_json_decodes_them(tmp_path: Path) -> None:
+    source = PushSource(write_ahead_log=True)
+    await source.push({"k": (1, 2)})
+    source.end()
+    async with source.session(_ctx(tmp_path)):
+        reader = await _open_reader(source)
+        try:
+            assert await _drain(reader) == [{"k": [1, 2]}]
+            assert reader.position() == 1
+        finally:
+            await reader.close()
+
+
+async def test_wal_replay_after_restore(tmp_path: Path) -> None:
+    source = PushSource(write_ahead_log=True)
+    async with source.session(_ctx(tmp_path)):
+        await source.push_many([f"r{i}" for i in range(5)])
+        first = await _open_reader(source)
+        try:
+            got = []
+            with anyio.fail_after(5):
+                while len(got) < 3:
+                    got += await first.read_batch(3 - len(got)) or []
+            assert got == ["r0", "r1", "r2"]
+            checkpoint = first.position()
+            assert checkpoint == 3
+            got = []
+            with anyio.fail_after(5):
+                while len(got) < 2:
+                    got += await first.read_batch(10) or []
+            assert got == ["r3", "r4"]  # then the attempt fails
+        finally:
+            await first.close()
+        second = await _open_reader(source, checkpoint)
+        try:
+            await source.push("r5")
+            source.end()
+            assert await _drain(second) == ["r3", "r4", "r5"]
+            assert second.position() == 6
+        finally:
+            await second.close()
+
+
+async def test_wal_survives_the_process_and_a_fresh_start_ignores_it(tmp_path: Path) -> None:
+    before = PushSource(write_ahead_log=True)
+    async with before.session(_ctx(tmp_path)):
+        await before.push_many(["a", "b", "c"])
+        reader = await _open_reader(before)
+        try:
+            with anyio.fail_after(5):
+                assert await reader.read_batch(1) == ["a"]
+            checkpoint = reader.position()
+        finally:
+            await reader.close()
+    # A new process restores from the checkpoint: b and c come back from the log.
+    restored = PushSource(write_ahead_log=True)
+    restored.push_nowait("d")
+    restored.end()
+    async with restored.session(_ctx(tmp_path)):
+        reader = await _open_reader(restored, checkpoint)
+        try:
+            assert await _drain(reader) == ["b", "c", "d"]
+        finally:
+            await reader.close()
+    # A fresh start (no restore) begins after everything an earlier process logged.
+    fresh = PushSource(write_ahead_log=True)
+    fresh.push_nowait("e")
+    fresh.end()
+    async with fresh.session(_ctx(tmp_path)):
+        reader = await _open_reader(fresh)
+        try:
+            assert await _drain(reader) == ["e"]
+            assert reader.position() == 5
+        finally:
+            await reader.close()
+
+
+async def test_wal_restart_without_checkpoint_replays_this_session(tmp_path: Path) -> None:
+    source = PushSource(write_ahead_log=True)
+    async with source.session(_ctx(tmp_path)):
+        await source.push_many([1, 2])
+        first = await _open_reader(source)
+        try:
+            with anyio.fail_after(5):
+                assert await first.read_batch(10) == [1, 2]
+        finally:
+            await first.close()
+        # No checkpoint completed: the restart starts from scratch, i.e. this session's log.
+        source.end()
+        second = await _open_reader(source)
+        try:
+            assert await _drain(second) == [1, 2]
+        finally:
+            await second.close()
+
+
+async def test_wal_truncates_on_checkpoint_complete(tmp_path: Path) -> None:
+    source = PushSource(max_buffered=10_000, write_ahead_log=True)
+    async with source.session(_ctx(tmp_path)):
+        wal = source._buffer.wal
+        assert wal is not None
+        wal.segment_bytes = 64
+        reader = await _open_reader(source)
+        try:
+            for i in range(10):
+                await source.push("x" * 100 + str(i))
+                with anyio.fail_after(5):
+                    assert await reader.read_batch(10) == ["x" * 100 + str(i)]
+            assert len(list(wal.path.iterdir())) == 10
+            await reader.notify_checkpoint_complete(1, reader.position())
+            assert len(list(wal.path.iterdir())) == 1
+        finally:
+            await reader.close()
+        with pytest.raises(WriteAheadLogError, match=r"^position 3 of source 'Push Source' needs"):
+            await _open_reader(source, 3)
+
+
+async def test_wal_position_past_the_log_is_an_error(tmp_path: Path) -> None:
+    source = PushSource(write_ahead_log=True)
+    async with source.session(_ctx(tmp_path)):
+        with pytest.raises(WriteAheadLogError, match=r"is past the end of its write-ahead log"):
+            await _open_reader(source, 7)
+        with pytest.raises(ValueError, match=r"sequence number >= 0, got 'x'$"):
+            await _open_reader(source, "x")

@@ -1,0 +1,171 @@
+"""Tests of the ingress write-ahead log: append, replay, truncation, crash recovery."""
+
+from __future__ import annotations
+
+import contextlib
+import struct
+from pathlib import Path
+
+import anyio
+import orjson
+import pytest
+
+from operators.sources.wal import WriteAheadLog, WriteAheadLogError
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+def _segments(wal: WriteAheadLog) -> list[str]:
+    return sorted(p.name for p in wal.path.iterdir())
+
+
+async def test_append_batch_numbers_records_from_one(tmp_path: Path) -> None:
+    async with WriteAheadLog(tmp_path, "src") as wal:
+        assert (wal.first_seq, wal.last_seq) == (1, 0)
+        assert await wal.append_batch(["a", "b", "c"]) == 3
+        assert await wal.append_batch([]) == 3
+        assert await wal.append_batch([{"k": 1}, [1, 2]]) == 5
+        assert await wal.read_from(1, 100) == ["a", "b", "c", {"k": 1}, [1, 2]]
+        assert await wal.read_from(2, 2) == ["b", "c"]
+        assert await wal.read_from(4, 1) == [{"k": 1}]
+        assert await wal.read_from(6, 10) == []
+
+
+async def test_sequence_numbers_survive_reopen(tmp_path: Path) -> None:
+    async with WriteAheadLog(tmp_path, "src") as wal:
+        await wal.append_batch(["a", "b"])
+    async with WriteAheadLog(tmp_path, "src") as wal:
+        assert wal.last_seq == 2
+        assert await wal.append_batch(["c"]) == 3
+        assert await wal.read_from(1, 10) == ["a", "b", "c"]
+        assert wal.torn_tail_bytes == 0
+
+
+async def test_frames_split_large_batches(tmp_path: Path) -> None:
+    records = [f"line {i}" for i in range(2500)]
+    async with WriteAheadLog(tmp_path, "src", max_frame_records=1000) as wal:
+        assert await wal.append_batch(records) == 2500
+        assert await wal.read_from(999, 3) == ["line 998", "line 999", "line 1000"]
+        assert await wal.read_from(1, 5000) == records
+
+
+async def test_segments_roll_over_and_truncate_whole_segments(tmp_path: Path) -> None:
+    async with WriteAheadLog(tmp_path, "src", segment_bytes=100) as wal:
+        for i in range(5):
+            await wal.append_batch([f"{i}-{'x' * 90}", f"{i}-y"])
+        assert len(_segments(wal)) == 5
+        assert _segments(wal)[1] == f"{3:020d}.wal"
+        # Record 4 lives in the second segment: only the first one can go.
+        assert await wal.truncate_before(4) == 1
+        assert wal.first_seq == 3
+        assert await wal.read_from(3, 2) == [f"1-{'x' * 90}", "1-y"]
+        with pytest.raises(WriteAheadLogError, match=r"record 2 of write-ahead log .* truncated"):
+            await wal.read_from(2, 1)
+        # Truncating past the end keeps the newest segment, so last_seq survives.
+        assert await wal.truncate_before(1000) == 3
+        assert _segments(wal) == [f"{9:020d}.wal"]
+    async with WriteAheadLog(tmp_path, "src", segment_bytes=100) as wal:
+        assert (wal.first_seq, wal.last_seq) == (9, 10)
+        assert await wal.append_batch(["z"]) == 11
+
+
+async def test_torn_tail_is_cut_on_open(tmp_path: Path) -> None:
+    async with WriteAheadLog(tmp_path, "src") as wal:
+        await wal.append_batch(["a", "b"])
+        await wal.append_batch(["c"])
+        segment = wal.path / _segments(wal)[0]
+    intact = segment.stat().st_size
+    # A crash in the middle of the next batch's write leaves half a frame behind.
+    payload = orjson.dumps(["d", "e"])
+    with open(segment, "ab") as f:
+        f.write(struct.pack("<IIQI", 0, len(payload), 4, 2) + payload[:3])
+    async with WriteAheadLog(tmp_path, "src") as wal:
+        assert wal.torn_tail_bytes == 20 + 3
+        assert segment.stat().st_size == intact
+        assert wal.last_seq == 3
+        assert await wal.append_batch(["d"]) == 4
+        assert await wal.read_from(1, 10) == ["a", "b", "c", "d"]
+
+
+async def test_corrupt_tail_frame_is_cut_on_open(tmp_path: Path) -> None:
+    async with WriteAheadLog(tmp_path, "src") as wal:
+        await wal.append_batch(["a"])
+        await wal.append_batch(["b"])
+        segment = wal.path / _segments(wal)[0]
+    data = bytearray(segment.read_bytes())
+    data[-2] ^= 0xFF  # flip a payload byte of the last frame: its crc no longer matches
+    segment.write_bytes(bytes(data))
+    async with WriteAheadLog(tmp_path, "src") as wal:
+        assert wal.last_seq == 1
+        assert wal.torn_tail_bytes > 0
+        assert await wal.read_from(1, 10) == ["a"]
+
+
+async def test_corruption_in_an_old_segment_is_an_error(tmp_path: Path) -> None:
+    async with WriteAheadLog(tmp_path, "src", segment_bytes=10) as wal:
+        await wal.append_batch(["a" * 20])
+        await wal.append_batch(["b" * 20])
+        first = wal.path / _segments(wal)[0]
+    with open(first, "r+b") as f:
+        f.truncate(25)  # the header is whole, the payload is cut
+    with pytest.raises(WriteAheadLogError, match=r"is corrupt: it has an invalid frame header"):
+        await WriteAheadLog(tmp_path, "src", segment_bytes=10).open()
+
+
+async def test_corrupt_frame_detected_on_read(tmp_path: Path) -> None:
+    async with WriteAheadLog(tmp_path, "src", segment_bytes=10) as wal:
+        await wal.append_batch(["a" * 20])
+        await wal.append_batch(["b" * 20])
+        first = wal.path / _segments(wal)[0]
+        data = bytearray(first.read_bytes())
+        data[-3] ^= 0xFF
+        first.write_bytes(bytes(data))
+        with pytest.raises(WriteAheadLogError, match=r"has a corrupt frame at byte 0$"):
+            await wal.read_from(1, 1)
+
+
+async def test_iter_from_follows_the_log(tmp_path: Path) -> None:
+    async with WriteAheadLog(tmp_path, "src") as wal:
+        await wal.append_batch(list(range(10)))
+        async with contextlib.aclosing(wal.iter_from(4, batch_size=3)) as it:
+            assert [x async for x in it] == [3, 4, 5, 6, 7, 8, 9]
+
+
+async def test_non_json_record_is_refused_and_nothing_written(tmp_path: Path) -> None:
+    async with WriteAheadLog(tmp_path, "src") as wal:
+        with pytest.raises(TypeError, match=r"^write-ahead log records must be JSON-able: "):
+            await wal.append_batch(["ok", {1, 2}])
+        assert wal.last_seq == 0
+        assert await wal.append_batch([orjson.Fragment(b'{"pre":1}')]) == 1
+        assert await wal.read_from(1, 1) == [{"pre": 1}]
+
+
+async def test_concurrent_appends_are_serialized(tmp_path: Path) -> None:
+    async with WriteAheadLog(tmp_path, "src") as wal:
+        async with anyio.create_task_group() as tg:
+            for i in range(20):
+                tg.start_soon(wal.append_batch, [i] * 5)
+        assert wal.last_seq == 100
+        records = await wal.read_from(1, 100)
+        # Each batch is contiguous.
+        assert all(records[i] == records[i - i % 5] for i in range(100))
+        assert sorted(set(records)) == list(range(20))
+
+
+async def test_argument_errors(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"^name must be a plain directory name, got 'a/b'$"):
+        WriteAheadLog(tmp_path, "a/b")
+    with pytest.raises(ValueError, match=r"^segment_bytes must be >= 1, got 0$"):
+        WriteAheadLog(tmp_path, "x", segment_bytes=0)
+    async with WriteAheadLog(tmp_path, "src") as wal:
+        with pytest.raises(ValueError, match=r"^seq must be >= 1, got 0$"):
+            await wal.read_from(0, 1)
+        with pytest.raises(ValueError, match=r"^limit must be >= 1, got 0$"):
+            await wal.read_from(1, 0)
+    with pytest.raises(RuntimeError, match=r"is not open$"):
+        await wal.append_batch(["a"])
