@@ -143,28 +143,31 @@ class CheckpointStorageError(CheckpointError):
     as ``__cause__``.
 
     :param path: the file or directory that could not be used
-    :param detail: what went wrong, e.g. ``"[Errno 28] No space left on device"``
+    :param detail: what went wrong, e.g. ``"No space left on device (ENOSPC)"`` (kept
+        without the path in ``detail``; the message has both)
     """
 
     def __init__(self, path: str, detail: str, *, checkpoint_id: int | None = None) -> None:
-        self.path = path
         super().__init__(
             CheckpointFailureReason.STORAGE_FAILURE, checkpoint_id, f"{path}: {detail}"
         )
+        self.path = path
+        self.detail = detail
 
 
 class CorruptCheckpointError(CheckpointError):
     """Stored checkpoint data is damaged or incomplete: bad magic, truncated, checksum mismatch.
 
     :param path: the damaged file (or the checkpoint directory, if a file is missing)
-    :param detail: what is wrong with it
+    :param detail: what is wrong with it (kept without the path in ``detail``)
     """
 
     def __init__(self, path: str, detail: str, *, checkpoint_id: int | None = None) -> None:
-        self.path = path
         super().__init__(
             CheckpointFailureReason.CORRUPT_CHECKPOINT, checkpoint_id, f"{path}: {detail}"
         )
+        self.path = path
+        self.detail = detail
 
 
 class TooManyFailedCheckpointsError(CheckpointError):

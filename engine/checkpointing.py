@@ -70,6 +70,8 @@ class SubtaskCheckpointer:
         #: Source positions at each checkpoint still pending, to tell readers on completion.
         self._positions: dict[int, list[Any]] = {}
         self._start_delay_ms: dict[int, float] = {}
+        #: Whether a finished source waits for a final checkpoint (periodic checkpoints on).
+        self.awaits_final_checkpoint = False
         #: Set when the final checkpoint after the end of input completed.
         self.final_checkpoint_done = False
         self.final_checkpoint_id: int | None = None

@@ -50,6 +50,7 @@ class JobExecutionResult:
     restart_count: int = 0
     records_in: int = 0
     checkpoints_completed: int = 0
+    savepoint_path: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def get_net_runtime(self) -> float:
@@ -133,6 +134,20 @@ class JobClient:
         if self._scope is not None:
             self._scope.cancel()
         await self._done.wait()
+
+    async def trigger_savepoint(self, path: str) -> str:
+        """Take a savepoint into directory ``path`` while the job runs; return its location.
+
+        :raises CheckpointError: if the savepoint failed
+        :raises RuntimeError: if the job is not running
+        """
+        return await self._runner.trigger_savepoint(path)
+
+    async def stop_with_savepoint(self, path: str) -> str:
+        """Take a savepoint, then stop the job, which ends as FINISHED; return its location."""
+        location = await self._runner.stop_with_savepoint(path)
+        await self._done.wait()
+        return location
 
     def checkpoint_stats(self) -> list[Any]:
         """Statistics of recent checkpoints, oldest first (see ``CheckpointStats``)."""

@@ -54,12 +54,14 @@ def deploy(
     source_splits: dict[int, list[Any]],
     channel_capacity: int,
     restored: RestoredState | None = None,
-    subtask_factory: Callable[..., Subtask] = Subtask,
+    *,
+    operator_wrapper: Callable[[Any, OperatorContext], Any] | None = None,
 ) -> Deployment:
     """Build every subtask of ``plan`` for one attempt.
 
     :param source_splits: node id of each source -> its splits (made once per job)
     :param restored: state to restore, or None for a fresh start
+    :param operator_wrapper: wraps each non-source operator (fault injection in tests)
     """
     notifiers = {
         chain.index: [Notifier() for _ in range(chain.parallelism)] for chain in plan.chains
@@ -106,7 +108,7 @@ def deploy(
                 restored,
                 notifiers[chain.index][index],
                 gate_channels[chain.index][index],
-                subtask_factory,
+                operator_wrapper,
             )
             subtasks.append(subtask)
             by_chain[chain.index].append(subtask)
@@ -123,7 +125,7 @@ def _build_subtask(
     restored: RestoredState | None,
     notifier: Notifier,
     channels: list[Channel],
-    subtask_factory: Callable[..., Subtask],
+    operator_wrapper: Callable[[Any, OperatorContext], Any] | None,
 ) -> Subtask:
     chained: dict[int, ChainedOperator] = {}
     ordered: list[ChainedOperator] = []
@@ -139,6 +141,8 @@ def _build_subtask(
             op = node.factory()
             if op.keyed:
                 ctx.keyed_backend = _keyed_backend(plan, node, chain.parallelism, index, restored)
+            if operator_wrapper is not None:
+                op = operator_wrapper(op, ctx)
         c = ChainedOperator(op, ctx)
         chained[node.id] = c
         ordered.append(c)
@@ -149,7 +153,7 @@ def _build_subtask(
     gate = None if chain.is_source else InputGate(channels, notifier)
     # A source subtask creates its readers itself, once its source operator knows its
     # (possibly restored) splits; see Subtask._run_source.
-    return subtask_factory(chain.name, index, ordered, gate, notifier, settings)
+    return Subtask(chain.name, index, ordered, gate, notifier, settings)
 
 
 def _context(

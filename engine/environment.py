@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 from typing import Any
 
 from checkpoints.config import CheckpointConfig, CheckpointingMode, FsStateBackend
@@ -17,6 +18,7 @@ from .datastream import DataStream
 from .graph import StreamGraph, StreamNode
 from .partitioners import ForwardPartitioner
 from .plan import build_plan
+from .restart import RestartStrategy
 from .runner import JobConfig, JobRunner
 
 __all__ = ["StreamExecutionEnvironment"]
@@ -42,6 +44,9 @@ class StreamExecutionEnvironment:
         self._buffer_timeout_ms = _DEFAULT_BUFFER_TIMEOUT_MS
         self._channel_capacity = _DEFAULT_CHANNEL_CAPACITY
         self._checkpoint_config = CheckpointConfig()
+        self._restart_strategy: RestartStrategy | None = None
+        #: Test hook (engine.testing.inject_faults): wraps chosen operators at deploy time.
+        self._operator_wrapper: Any = None
 
     @staticmethod
     def get_execution_environment() -> StreamExecutionEnvironment:
@@ -152,6 +157,25 @@ class StreamExecutionEnvironment:
         self._checkpoint_config.set_checkpoint_storage(state_backend)
         return self
 
+    def set_restart_strategy(
+        self, restart_strategy: RestartStrategy | None
+    ) -> StreamExecutionEnvironment:
+        """Choose what happens after a failure (see :class:`RestartStrategies`).
+
+        ``None`` (or ``RestartStrategies.fall_back_restart()``) means Flink's default: no
+        restart without checkpointing, exponential delay with it.
+        """
+        if restart_strategy is not None and not isinstance(restart_strategy, RestartStrategy):
+            raise TypeError(
+                f"set_restart_strategy() needs a RestartStrategies.* strategy, got "
+                f"{restart_strategy!r}"
+            )
+        self._restart_strategy = restart_strategy
+        return self
+
+    def get_restart_strategy(self) -> RestartStrategy | None:
+        return self._restart_strategy
+
     # --- sources ---
 
     def from_source(self, source: Source[Any], source_name: str | None = None) -> DataStream:
@@ -202,32 +226,64 @@ class StreamExecutionEnvironment:
             buffer_timeout_ms=self._buffer_timeout_ms,
             channel_capacity=self._channel_capacity,
             checkpoint_config=copy.copy(self._checkpoint_config),
+            restart_strategy=self._restart_strategy,
+            operator_wrapper=self._operator_wrapper,
         )
 
-    def _take_runner(self, job_name: str) -> JobRunner:
+    def _take_runner(
+        self, job_name: str, restore: str | None, allow_non_restored_state: bool
+    ) -> JobRunner:
         if not isinstance(job_name, str) or not job_name:
             raise ValueError(f"job name must be a non-empty string, got {job_name!r}")
-        runner = JobRunner(self._graph, self._job_config(), job_name)
+        if restore is not None and (not isinstance(restore, str | os.PathLike) or not restore):
+            raise ValueError(
+                f'restore must be None, "latest" or the path of a checkpoint or savepoint, '
+                f"got {restore!r}"
+            )
+        runner = JobRunner(
+            self._graph,
+            self._job_config(),
+            job_name,
+            restore=None if restore is None else os.fspath(restore),
+            allow_non_restored_state=allow_non_restored_state,
+        )
         self._graph = StreamGraph()
         return runner
 
-    async def execute(self, job_name: str = "Streamlet Job") -> JobExecutionResult:
+    async def execute(
+        self,
+        job_name: str = "Streamlet Job",
+        *,
+        restore: str | None = None,
+        allow_non_restored_state: bool = False,
+    ) -> JobExecutionResult:
         """Run the job in the calling task until it ends; return its result.
 
         Cancelling the calling task cancels the job cleanly.
 
-        :raises JobExecutionError: if a subtask failed; ``__cause__`` is the user's error
+        :param restore: ``None`` (fresh start), ``"latest"`` (the newest valid completed
+            checkpoint of this job name, or a fresh start if there is none) or the path of
+            a checkpoint (``.../chk-N``) or savepoint to restore
+        :param allow_non_restored_state: drop state of operator uids the job no longer has
+        :raises JobExecutionError: if a subtask failed beyond the restart strategy;
+            ``__cause__`` is the user's error
         """
-        return await self._take_runner(job_name).run()
+        runner = self._take_runner(job_name, restore, allow_non_restored_state)
+        return await runner.run()
 
     async def execute_async(
-        self, job_name: str = "Streamlet Job", *, task_group: Any = None
+        self,
+        job_name: str = "Streamlet Job",
+        *,
+        restore: str | None = None,
+        allow_non_restored_state: bool = False,
+        task_group: Any = None,
     ) -> JobClient:
         """Start the job in the background and return its :class:`JobClient`.
 
         :param task_group: run the job in this anyio task group (else on the event loop)
         """
-        client = JobClient(self._take_runner(job_name))
+        client = JobClient(self._take_runner(job_name, restore, allow_non_restored_state))
         start_background(client._main, task_group)
         return client
 

@@ -17,10 +17,11 @@ from typing import Any
 import anyio
 
 from checkpoints.alignment import create_barrier_handler
+from checkpoints.completed import CompletedCheckpoint
 from checkpoints.config import CheckpointConfig
 from checkpoints.coordinator import CheckpointCoordinator
 from checkpoints.errors import CheckpointError, CheckpointFailureReason
-from checkpoints.storage import create_checkpoint_storage
+from checkpoints.storage import CheckpointStorage, create_checkpoint_storage
 from operators.sources.base import DeliveryGuarantee, SourceSessionContext
 
 from .checkpointing import MailboxGateway, SubtaskCheckpointer
@@ -29,6 +30,8 @@ from .deploy import Deployment, RestoredState, deploy
 from .errors import JobExecutionError
 from .graph import StreamGraph
 from .plan import JobPlan, build_plan
+from .recovery import find_restore_point, read_restored_state
+from .restart import ExponentialDelayRestartStrategy, NoRestartStrategy, RestartStrategy
 from .subtask import Subtask, SubtaskSettings
 
 __all__ = ["JobConfig", "JobRunner"]
@@ -46,15 +49,34 @@ class JobConfig:
     buffer_timeout_ms: float
     channel_capacity: int
     checkpoint_config: CheckpointConfig
+    restart_strategy: RestartStrategy | None = None
+    operator_wrapper: Any = None
 
 
 class JobRunner:
     """Runs one job to its end (finished, failed or cancelled)."""
 
-    def __init__(self, graph: StreamGraph, config: JobConfig, job_name: str) -> None:
+    def __init__(
+        self,
+        graph: StreamGraph,
+        config: JobConfig,
+        job_name: str,
+        *,
+        restore: str | None = None,
+        allow_non_restored_state: bool = False,
+    ) -> None:
         self.graph = graph
         self.config = config
         self.job_name = job_name
+        self.restore = restore
+        self.allow_non_restored_state = allow_non_restored_state
+        self.restart_strategy: RestartStrategy = config.restart_strategy or (
+            ExponentialDelayRestartStrategy()
+            if config.checkpoint_config.is_checkpointing_enabled()
+            else NoRestartStrategy()
+        )
+        self._stopped_with_savepoint: str | None = None
+        self._attempt_scope: anyio.CancelScope | None = None
         self.job_id = uuid.uuid4().hex
         self.status = JobStatus.CREATED
         self.restart_count = 0
@@ -83,21 +105,23 @@ class JobRunner:
             return []
         return list(self.coordinator.statistics().history)
 
-    def _create_coordinator(self) -> CheckpointCoordinator | None:
+    def _create_coordinator(
+        self, storage: CheckpointStorage, restored: CompletedCheckpoint | None
+    ) -> CheckpointCoordinator:
+        # A coordinator exists even without periodic checkpoints: savepoints need it.
         config = self.config.checkpoint_config
-        if not config.is_checkpointing_enabled():
-            return None
-        storage = create_checkpoint_storage(config.storage, self.job_name)
         tasks = [
             (chain.head.operator_uid, index)
             for chain in self.plan.chains
             for index in range(chain.parallelism)
         ]
+        # Sources, and subtasks no channel reaches (e.g. behind global_()), get their
+        # barriers from the coordinator directly.
         sources = [
             (chain.head.operator_uid, index)
             for chain in self.plan.chains
-            if chain.is_source
             for index in range(chain.parallelism)
+            if chain.is_source or not self._has_inputs(chain, index)
         ]
         return CheckpointCoordinator(
             config,
@@ -107,27 +131,61 @@ class JobRunner:
             tasks_to_trigger=sources,
             gateway=self._gateway,
             max_parallelism=self.plan.max_parallelism,
+            restored=restored,
         )
 
     async def run(self) -> JobExecutionResult:
+        """Run attempts until the job finishes, or fails beyond its restart strategy."""
         started = time.monotonic()
-        self.status = JobStatus.RUNNING
         splits = self._create_splits()
-        self.coordinator = self._create_coordinator()
+        storage = create_checkpoint_storage(self.config.checkpoint_config.storage, self.job_name)
         try:
             async with contextlib.AsyncExitStack() as sessions:
-                if self.coordinator is not None:
-                    sessions.push_async_callback(self._shutdown_coordinator)
+                restore_point = await self._initial_restore_point(storage)
+                self.coordinator = coordinator = self._create_coordinator(storage, restore_point)
+                sessions.push_async_callback(self._shutdown_coordinator)
                 await self._open_sessions(sessions)
-                settings = SubtaskSettings(
-                    job_name=self.job_name,
-                    attempt=0,
-                    batch_size=self.config.batch_size,
-                    buffer_timeout_s=self.config.buffer_timeout_ms / 1000,
-                )
-                failure = await self._run_attempt(settings, splits, None)
-                if failure is not None:
-                    raise failure
+                self.status = JobStatus.RUNNING
+                attempt = 0
+                while True:
+                    restored = None
+                    if restore_point is not None:
+                        restored = await self._read_state(restore_point)
+                    settings = SubtaskSettings(
+                        job_name=self.job_name,
+                        attempt=attempt,
+                        batch_size=self.config.batch_size,
+                        buffer_timeout_s=self.config.buffer_timeout_ms / 1000,
+                    )
+                    failure = await self._run_attempt(settings, splits, restored)
+                    if failure is None or self._stopped_with_savepoint:
+                        break
+                    delay_ms = self.restart_strategy.on_failure()
+                    if delay_ms is None:
+                        logger.error(
+                            "job %r failed and %s allows no further restart: %s",
+                            self.job_name,
+                            self.restart_strategy.describe(),
+                            failure,
+                        )
+                        raise failure
+                    self.status = JobStatus.RESTARTING
+                    self.restart_count += 1
+                    attempt += 1
+                    logger.warning(
+                        "job %r failed (%s); restart %d in %.0f ms",
+                        self.job_name,
+                        failure,
+                        self.restart_count,
+                        delay_ms,
+                    )
+                    await coordinator.abort_all(
+                        CheckpointFailureReason.JOB_FAILOVER_REGION, str(failure)
+                    )
+                    coordinator.resume()
+                    await anyio.sleep(delay_ms / 1000)
+                    restore_point = coordinator.latest_completed() or restore_point
+                    self.status = JobStatus.RUNNING
         except BaseException:
             self.status = (
                 JobStatus.CANCELED if self.status is JobStatus.CANCELLING else JobStatus.FAILED
@@ -143,12 +201,74 @@ class JobRunner:
             checkpoints_completed=sum(
                 1 for stats in self.checkpoint_stats() if stats.status.value == "completed"
             ),
+            savepoint_path=self._stopped_with_savepoint,
         )
 
-    async def _shutdown_coordinator(self) -> None:
+    async def _initial_restore_point(
+        self, storage: CheckpointStorage
+    ) -> CompletedCheckpoint | None:
+        if self.restore is None:
+            return None
+        return await find_restore_point(storage, self.restore, self.job_name)
+
+    async def _read_state(self, point: CompletedCheckpoint) -> RestoredState:
         assert self.coordinator is not None
-        with anyio.CancelScope(shield=True):
-            await self.coordinator.shutdown()
+        coordinator = self.coordinator
+        pinned = point.checkpoint_id in {c.checkpoint_id for c in coordinator.completed_store.all()}
+        if pinned:
+            coordinator.retain_checkpoint(point.checkpoint_id)
+        try:
+            return await read_restored_state(
+                coordinator.storage,
+                point,
+                self.plan,
+                allow_non_restored_state=self.allow_non_restored_state,
+            )
+        finally:
+            if pinned:
+                await coordinator.release_checkpoint(point.checkpoint_id)
+
+    # --- savepoints ---
+
+    async def trigger_savepoint(self, target_directory: str) -> str:
+        """Take a savepoint into ``target_directory``; return its path."""
+        coordinator = self._require_running("trigger_savepoint")
+        storage_dir = self.config.checkpoint_config.get_checkpoint_storage_dir()
+        if storage_dir is None and not str(target_directory).startswith("memory://"):
+            raise ValueError(
+                "savepoints are written by the job's checkpoint storage, which is in memory; "
+                "set a checkpoint directory (get_checkpoint_config()."
+                "set_checkpoint_storage_dir(...)) to write savepoints to disk"
+            )
+        completed = await coordinator.trigger_savepoint(str(target_directory))
+        return completed.location
+
+    async def stop_with_savepoint(self, target_directory: str) -> str:
+        """Take a savepoint, then stop the job (it ends as FINISHED); return the path."""
+        path = await self.trigger_savepoint(target_directory)
+        self._stopped_with_savepoint = path
+        if self._attempt_scope is not None:
+            self._attempt_scope.cancel()
+        return path
+
+    def _require_running(self, what: str) -> CheckpointCoordinator:
+        if self.coordinator is None or self.status is not JobStatus.RUNNING:
+            raise RuntimeError(f"{what}() needs a running job; the job is {self.status.value}")
+        return self.coordinator
+
+    def _has_inputs(self, chain: Any, index: int) -> bool:
+        for edge in chain.input_edges:
+            producer = self.plan.chain_of[edge.upstream.id]
+            partitioner = self.plan.partitioner(edge)
+            for i in range(producer.parallelism):
+                if index in partitioner.targets(i, producer.parallelism, chain.parallelism):
+                    return True
+        return False
+
+    async def _shutdown_coordinator(self) -> None:
+        if self.coordinator is not None:
+            with anyio.CancelScope(shield=True):
+                await self.coordinator.shutdown()
 
     def _create_splits(self) -> dict[int, list[Any]]:
         splits: dict[int, list[Any]] = {}
@@ -182,12 +302,18 @@ class JobRunner:
         restored: RestoredState | None,
     ) -> JobExecutionError | None:
         deployment = deploy(
-            self.plan, settings, splits, self.config.channel_capacity, restored, Subtask
+            self.plan,
+            settings,
+            splits,
+            self.config.channel_capacity,
+            restored,
+            operator_wrapper=self.config.operator_wrapper,
         )
         self._deployment = deployment
         coordinator = self.coordinator
-        if coordinator is not None:
-            self._attach_checkpointers(deployment, coordinator)
+        assert coordinator is not None
+        self._attach_checkpointers(deployment, coordinator)
+        checkpointing = coordinator.config.is_checkpointing_enabled()
         failures: list[Exception] = []
 
         async def guard(subtask: Subtask, scope: anyio.CancelScope) -> None:
@@ -208,7 +334,7 @@ class JobRunner:
             try:
                 with periodic:
                     await coordinator.run()
-            except CheckpointError as exc:
+            except Exception as exc:  # tolerable failures exceeded, or a bug: fail the job
                 failures.append(exc)
                 scope.cancel()
 
@@ -216,20 +342,22 @@ class JobRunner:
             assert coordinator is not None
             try:
                 await self._final_checkpoint(deployment, coordinator, periodic)
-            except CheckpointError as exc:
+            except Exception as exc:
                 failures.append(exc)
                 scope.cancel()
 
         try:
             async with anyio.create_task_group() as job:
-                if coordinator is not None:
-                    job.start_soon(run_coordinator, job.cancel_scope)
+                self._attempt_scope = job.cancel_scope
+                job.start_soon(run_coordinator, job.cancel_scope)
+                if checkpointing:
                     job.start_soon(final_checkpoint, job.cancel_scope)
                 async with anyio.create_task_group() as subtasks:
                     for subtask in deployment.subtasks:
                         subtasks.start_soon(guard, subtask, job.cancel_scope)
                 job.cancel_scope.cancel()  # every subtask ended: stop the coordinator loop
         finally:
+            self._attempt_scope = None
             self._records_done += sum(s.records_in for s in deployment.subtasks)
             self._deployment = None
         return failures[0] if failures else None  # type: ignore[return-value]
@@ -243,10 +371,13 @@ class JobRunner:
             for subtask in deployment.by_chain[chain.index]:
                 task_id = (chain.head.operator_uid, subtask.index)
                 handler = None
-                if subtask.gate is not None:
+                if subtask.gate is not None and subtask.gate.channels:
                     handler = create_barrier_handler(mode, len(subtask.gate.channels))
                 subtask.checkpointer = SubtaskCheckpointer(
                     subtask, task_id, coordinator, handler, self.plan.max_parallelism
+                )
+                subtask.checkpointer.awaits_final_checkpoint = (
+                    coordinator.config.is_checkpointing_enabled()
                 )
                 self._gateway.subtasks[task_id] = subtask
 
@@ -262,10 +393,14 @@ class JobRunner:
         partition, so two-phase-commit sinks commit everything before the job finishes.
         Periodic checkpoints stop here: after the final one there is nothing new to save.
         """
-        sources = [s for s in deployment.subtasks if s.gate is None]
+        sources = [s for s in deployment.subtasks if s.gate is None or not s.gate.channels]
         for subtask in sources:
             await subtask.sources_finished.wait()
         periodic.cancel()
+        # Let checkpoints in flight end first, so the final one completes last.
+        for checkpoint_id in coordinator.pending_checkpoint_ids:
+            with contextlib.suppress(CheckpointError, ValueError):
+                await coordinator.wait_for_completion(checkpoint_id)
         timeout_s = coordinator.config.timeout_ms / 1000
         while True:
             result = coordinator.trigger_checkpoint(force=True)

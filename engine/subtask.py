@@ -274,6 +274,11 @@ class Subtask:
         now = anyio.current_time
         last_flush = now()
         remaining = len(gate.channels)
+        if not remaining:
+            # No producer reaches this subtask: it is finished from the start, and acts like
+            # a finished source until the final checkpoint.
+            await self.on_sources_finished()
+            return
         since_yield = 0
         while remaining:
             if self.mailbox:
@@ -402,14 +407,14 @@ class Subtask:
         await self.on_sources_finished()
 
     async def on_sources_finished(self) -> None:
-        """Every split of this source subtask is exhausted.
+        """Every split of this source subtask is exhausted (or no channel reaches it).
 
         With checkpointing, the subtask stays alive (answering checkpoint triggers with its
         final positions) until the job's final checkpoint completed, so a two-phase-commit
         sink commits everything before the job ends (Flink's FLIP-147).
         """
         checkpointer = self.checkpointer
-        if checkpointer is None:
+        if checkpointer is None or not checkpointer.awaits_final_checkpoint:
             return
         await self.flush()
         self.sources_finished.set()

@@ -32,12 +32,17 @@ class StateSerializationError(StateError):
     :param operator_uid: uid of the operator that owns the state
     :param state_name: name of the state descriptor
     :param detail: what was wrong (the offending type, usually)
+    :param restoring: the failure happened while restoring (deserializing), not snapshotting
     """
 
-    def __init__(self, operator_uid: str, state_name: str, detail: str) -> None:
+    def __init__(
+        self, operator_uid: str, state_name: str, detail: str, *, restoring: bool = False
+    ) -> None:
         self.operator_uid = operator_uid
         self.state_name = state_name
         self.detail = detail
+        self.restoring = restoring
+        verb = "deserialize" if restoring else "serialize"
         super().__init__(
-            f"cannot serialize state {state_name!r} of operator {operator_uid!r}: {detail}"
+            f"cannot {verb} state {state_name!r} of operator {operator_uid!r}: {detail}"
         )

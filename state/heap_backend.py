@@ -230,6 +230,7 @@ class HeapKeyedStateBackend:
                 name,
                 f"restored data was written with serializer {raw.codec!r}, but the "
                 f"descriptor uses {codec!r}",
+                restoring=True,
             )
         try:
             return decode_table(raw.mode, raw.payload, serializer, element_wise=raw.kind == "list")
@@ -237,7 +238,8 @@ class HeapKeyedStateBackend:
             raise StateSerializationError(
                 self.operator_uid,
                 name,
-                f"cannot restore key group {self._start + index}: {type(exc).__name__}: {exc}",
+                f"key group {self._start + index}: {type(exc).__name__}: {exc}",
+                restoring=True,
             ) from exc
 
     # --- Snapshot and restore ---
@@ -303,6 +305,10 @@ class HeapKeyedStateBackend:
             if key_group in self.key_group_range:
                 self.restore_key_group(key_group, data)
         self.restored = True
+
+    def has_state(self) -> bool:
+        """Return whether a snapshot would hold anything (registered or restored states)."""
+        return bool(self._views or self._pending)
 
     def is_restored(self) -> bool:
         """Return whether restore data was loaded into this backend."""

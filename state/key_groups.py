@@ -152,6 +152,4 @@ def check_parallelism(parallelism: int, max_parallelism: int) -> None:
     if parallelism < 1:
         raise ValueError(f"parallelism must be >= 1, got {parallelism}")
     if parallelism > max_parallelism:
-        raise ValueError(
-            f"parallelism {parallelism} exceeds max_parallelism {max_parallelism}"
-        )
+        raise ValueError(f"parallelism {parallelism} exceeds max_parallelism {max_parallelism}")

@@ -38,6 +38,7 @@ __all__ = [
     "MapState",
     "ReducingState",
     "ValueState",
+    "make_value_state",
 ]
 
 

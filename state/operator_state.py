@@ -305,6 +305,7 @@ class OperatorStateBackend:
                 name,
                 f"restored data was written with serializer {enc.codec!r}, but the "
                 f"descriptor uses {codec!r}",
+                restoring=True,
             )
         try:
             if mode == _BROADCAST:
@@ -315,7 +316,7 @@ class OperatorStateBackend:
             return [decode_element(x, serializer) for x in enc.data]
         except Exception as exc:  # a custom serializer may raise anything
             raise StateSerializationError(
-                self.operator_uid, name, f"cannot restore: {type(exc).__name__}: {exc}"
+                self.operator_uid, name, f"{type(exc).__name__}: {exc}", restoring=True
             ) from exc
 
     def snapshot_sync(self) -> OperatorStateSnapshot:

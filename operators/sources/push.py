@@ -92,8 +92,9 @@ class IngressBuffer(Generic[T]):
     The producer side (:meth:`put`, :meth:`put_nowait`, :meth:`put_many`, :meth:`put_chunk`,
     :meth:`end`, :meth:`fail`) may be used before the session starts; records wait in the
     buffer. :meth:`start` and :meth:`stop` bracket the session. Without a log, records
-    are visible to the reader at once. With one, they wait in ``pending`` until
-    :meth:`run_committer` has logged and synced them, one batch per sync.
+    are visible to the reader at once. With one, :meth:`run_committer` moves them
+    ``pending`` -> written to the log -> synced -> visible, and writes the next batch while
+    the previous one syncs (group commit: one sync covers every batch written before it).
 
     :param max_buffered: records held (pending, being logged, or visible) before producers
         wait
@@ -101,6 +102,8 @@ class IngressBuffer(Generic[T]):
     :param write_ahead_log: log records before they become visible
     :param json_records: encode each record when it is put (so a non-JSON-able record is
         refused right there), and hand readers the decoded form, the same as a replay gives
+    :param max_buffered_chars: also wait once the held records (``str``) total this many
+        characters; None for no such bound
     """
 
     def __init__(
@@ -110,21 +113,28 @@ class IngressBuffer(Generic[T]):
         description: str,
         write_ahead_log: bool = False,
         json_records: bool = False,
+        max_buffered_chars: int | None = None,
     ) -> None:
         if max_buffered < 1:
             raise ValueError(f"max_buffered must be >= 1, got {max_buffered!r}")
+        if max_buffered_chars is not None and max_buffered_chars < 1:
+            raise ValueError(f"max_buffered_chars must be >= 1, got {max_buffered_chars!r}")
         self.max_buffered = max_buffered
+        self.max_buffered_chars = max_buffered_chars
         self.description = description
         self.write_ahead_log = write_ahead_log
         self._json = json_records and write_ahead_log
         self._wal: WriteAheadLog | None = None
-        # Invariant: with the log, every record goes pending -> in flight -> visible, and
-        # len(_pending) + _in_flight + len(_visible) is what the bound limits.
+        # Invariant: with the log, every record goes _pending -> _unsynced -> _visible;
+        # _in_flight counts the records in _unsynced; size is what the bound limits.
         self._pending: deque[Any] = deque()
+        self._unsynced: deque[tuple[int, list[Any]]] = deque()  # (last seq, records)
         self._in_flight = 0
         self._visible: deque[Any] = deque()
         # Invariant (with the log): _visible[i] has sequence number _visible_first_seq + i.
         self._visible_first_seq = 0
+        # Characters held, when max_buffered_chars is set.
+        self._chars = 0
         # End of the log when the session started: where a reader without position begins.
         self._base_seq = 0
         self._ended = False
@@ -133,10 +143,10 @@ class IngressBuffer(Generic[T]):
         self._stopped = False
         # Readers attach in turn; only the newest may read (one split, one attempt at a time).
         self._generation = 0
-        self._delivered = 0
         self._readable = _Signal()
         self._writable = _Signal()
         self._committable = _Signal()
+        self._syncable = _Signal()
 
     # --- Producer side ---
 
@@ -150,6 +160,11 @@ class IngressBuffer(Generic[T]):
         """Whether :meth:`end` was called."""
         return self._ended
 
+    def _full(self) -> bool:
+        if self.max_buffered_chars is not None and self._chars >= self.max_buffered_chars:
+            return True
+        return self.size >= self.max_buffered
+
     def _check_can_put(self) -> None:
         if self._ended:
             raise anyio.ClosedResourceError(f"{self.description} was ended; it takes no records")
@@ -161,6 +176,8 @@ class IngressBuffer(Generic[T]):
             raise anyio.BrokenResourceError(f"the job reading {self.description} has finished")
 
     def _accept(self, records: list[Any]) -> None:
+        if self.max_buffered_chars is not None:
+            self._chars += sum(map(len, records))
         if self._json:
             records = [self._encode(r) for r in records]
         if self.write_ahead_log:
@@ -188,7 +205,7 @@ class IngressBuffer(Generic[T]):
         :raises TypeError: if ``json_records`` and the record is not JSON-able
         """
         self._check_can_put()
-        if self.size >= self.max_buffered:
+        if self._full():
             raise anyio.WouldBlock
         self._accept([record])
 
@@ -197,7 +214,7 @@ class IngressBuffer(Generic[T]):
         await anyio.lowlevel.checkpoint_if_cancelled()
         while True:
             self._check_can_put()
-            if self.size < self.max_buffered:
+            if not self._full():
                 self._accept([record])
                 await anyio.lowlevel.cancel_shielded_checkpoint()
                 return
@@ -213,7 +230,7 @@ class IngressBuffer(Generic[T]):
         i = 0
         while i < len(items):
             self._check_can_put()
-            room = self.max_buffered - self.size
+            room = 0 if self._full() else self.max_buffered - self.size
             if room <= 0:
                 await self._writable.wait()
                 continue
@@ -229,7 +246,7 @@ class IngressBuffer(Generic[T]):
         """
         while True:
             self._check_can_put()
-            if self.size < self.max_buffered:
+            if not self._full():
                 self._accept(records)
                 return
             await self._writable.wait()
@@ -237,17 +254,19 @@ class IngressBuffer(Generic[T]):
     def end(self) -> None:
         """Mark the end of input: readers drain what is buffered, then see the end."""
         self._ended = True
-        self._readable.fire()
-        self._writable.fire()
-        self._committable.fire()
+        self._wake_all()
 
     def fail(self, error: Exception) -> None:
         """Fail the input: readers drain what is buffered, then get ``error`` raised."""
         if self._error is None:
             self._error = error
+        self._wake_all()
+
+    def _wake_all(self) -> None:
         self._readable.fire()
         self._writable.fire()
         self._committable.fire()
+        self._syncable.fire()
 
     # --- Session side ---
 
@@ -272,41 +291,72 @@ class IngressBuffer(Generic[T]):
     def stop(self) -> None:
         """End the session: waiting producers and readers get ``BrokenResourceError``."""
         self._stopped = True
-        self._readable.fire()
-        self._writable.fire()
-        self._committable.fire()
+        self._wake_all()
 
     async def run_committer(self) -> None:
-        """Log pending records and make them visible, one batch and one sync at a time.
+        """Log pending records and make them visible once synced; run it in the session.
 
-        Whatever arrived while a sync ran goes into the next batch (group commit). Runs in
-        the session's task group until cancelled or until the input ended and is logged.
-        An error in the log fails the buffer (readers see it) instead of the task group.
+        Two loops: one writes whatever is pending as one batch to the log (a page-cache
+        copy) while the other syncs what was written and publishes it, so writing the next
+        batch overlaps the previous sync. Returns once the input ended and all of it is
+        visible, or when the buffer failed: an error in the log fails the buffer (readers
+        see it) instead of the session's task group.
         """
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._sync_loop)
+            await self._write_loop()
+
+    async def _write_loop(self) -> None:
         wal = self._wal
         assert wal is not None
-        try:
-            while True:
-                while not self._pending:
-                    if self._ended or self._stopped or self._error is not None:
-                        return
-                    await self._committable.wait()
-                batch = list(self._pending)
-                self._pending.clear()
-                self._in_flight = len(batch)
-                if self._json:
-                    logged: list[Any] = [orjson.Fragment(b) for b in batch]
-                    records = [orjson.loads(b) for b in batch]
-                else:
-                    logged = records = batch
-                last = await wal.append_batch(logged)
+        while True:
+            while not self._pending:
+                if self._ended or self._stopped or self._error is not None:
+                    return
+                await self._committable.wait()
+            if self._stopped or self._error is not None:
+                return
+            batch = list(self._pending)
+            if self._json:
+                logged: list[Any] = [orjson.Fragment(b) for b in batch]
+                records = [orjson.loads(b) for b in batch]
+            else:
+                logged = records = batch
+            try:
+                last = wal.write(logged)
+            except (WriteAheadLogError, TypeError) as exc:
+                self.fail(exc)
+                return
+            self._pending.clear()
+            self._unsynced.append((last, records))
+            self._in_flight += len(records)
+            self._syncable.fire()
+            # Let the producer and the reader run before taking the next batch.
+            await anyio.lowlevel.checkpoint()
+
+    async def _sync_loop(self) -> None:
+        wal = self._wal
+        assert wal is not None
+        unsynced = self._unsynced
+        while True:
+            while not unsynced:
+                if self._stopped or self._error is not None:
+                    return
+                if self._ended and not self._pending:
+                    return
+                await self._syncable.wait()
+            try:
+                synced = await wal.sync()
+            except WriteAheadLogError as exc:
+                self.fail(exc)
+                return
+            while unsynced and unsynced[0][0] <= synced:
+                last, records = unsynced.popleft()
                 if not self._visible:
                     self._visible_first_seq = last - len(records) + 1
                 self._visible.extend(records)
-                self._in_flight = 0
-                self._readable.fire()
-        except (WriteAheadLogError, TypeError) as exc:
-            self.fail(exc)
+                self._in_flight -= len(records)
+            self._readable.fire()
 
     # --- Reader side ---
 
@@ -363,7 +413,6 @@ class IngressBuffer(Generic[T]):
             else:
                 records = await self._read_logged(cursor, max_records)
             if records:
-                self._delivered += len(records)
                 return records
             if self._error is not None:
                 raise self._error
@@ -379,6 +428,8 @@ class IngressBuffer(Generic[T]):
         if not n:
             return []
         out = [visible.popleft() for _ in range(n)]
+        if self.max_buffered_chars is not None:
+            self._chars -= sum(map(len, out))
         self._writable.fire()
         return out
 
@@ -389,10 +440,8 @@ class IngressBuffer(Generic[T]):
         # Records at or before the cursor were taken by an earlier reader: drop them.
         stale = min(cursor - self._visible_first_seq + 1, len(visible))
         if stale > 0:
-            for _ in range(stale):
-                visible.popleft()
+            self._take_visible(stale)
             self._visible_first_seq += stale
-            self._writable.fire()
         if visible and self._visible_first_seq == cursor + 1:
             taken = self._take_visible(max_records)
             self._visible_first_seq += len(taken)

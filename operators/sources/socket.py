@@ -246,7 +246,8 @@ class SocketTextStreamSource(Source[str]):
         encoding: str = "utf-8",
         errors: str = "strict",
         write_ahead_log: bool = False,
-        max_buffered: int = 8192,
+        max_buffered: int = 65_536,
+        max_buffered_chars: int = 16 * 1024 * 1024,
     ) -> None:
         if not isinstance(host, str) or not host:
             raise ValueError(f"host must be a non-empty string, got {host!r}")
@@ -264,6 +265,8 @@ class SocketTextStreamSource(Source[str]):
             raise ValueError(f"errors must be 'strict' or 'replace', got {errors!r}")
         if max_buffered < 1:
             raise ValueError(f"max_buffered must be >= 1, got {max_buffered!r}")
+        if max_buffered_chars < 1:
+            raise ValueError(f"max_buffered_chars must be >= 1, got {max_buffered_chars!r}")
         _check_encoding(encoding, delimiter)
         self.host = host
         self.port = port
@@ -275,6 +278,7 @@ class SocketTextStreamSource(Source[str]):
         self.errors = errors
         self.write_ahead_log = write_ahead_log
         self.max_buffered = max_buffered
+        self.max_buffered_chars = max_buffered_chars
         self.delivery = (
             DeliveryGuarantee.EXACTLY_ONCE if write_ahead_log else DeliveryGuarantee.AT_MOST_ONCE
         )
@@ -315,6 +319,7 @@ class SocketTextStreamSource(Source[str]):
             self.max_buffered,
             description=f"source {self.name!r} ({self.host}:{self.port})",
             write_ahead_log=self.write_ahead_log,
+            max_buffered_chars=self.max_buffered_chars,
         )
         try:
             buffer.start(wal)

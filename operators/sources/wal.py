@@ -58,6 +58,7 @@ __all__ = [
 DEFAULT_SEGMENT_BYTES = 4 * 1024 * 1024
 
 _HEADER = struct.Struct("<IIQI")
+_CRC = struct.Struct("<I")
 _CHECKED = struct.Struct("<IQI")  # the header without its crc: what the crc covers
 _MAX_PAYLOAD = 0xFFFF_FFFF
 _SEGMENT_NAME = re.compile(r"^(\d{20})\.wal$")
@@ -93,12 +94,11 @@ def _fsync_dir(directory: Path) -> None:
 
 
 _sync_data = getattr(os, "fdatasync", os.fsync)
-_HAS_DSYNC = hasattr(os, "O_DSYNC")
 
 
 def _open_for_append(path: Path) -> int:
-    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_DSYNC", 0)
-    return os.open(path, flags | getattr(os, "O_CLOEXEC", 0), 0o644)
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+    return os.open(path, flags, 0o644)
 
 
 class WriteAheadLog:
@@ -136,9 +136,14 @@ class WriteAheadLog:
         #: Bytes cut from the newest segment by :meth:`open` (a torn tail from a crash).
         self.torn_tail_bytes = 0
         self._segments: list[_Segment] = []
+        # Invariant: _last_seq (synced) <= _written_seq (in the page cache).
         self._last_seq = 0
+        self._written_seq = 0
         self._fd: int | None = None
-        self._lock: anyio.Lock | None = None
+        # Files of rolled-over segments, written but not yet synced.
+        self._retired_fds: list[int] = []
+        self._dir_dirty = False
+        self._syncing: anyio.Event | None = None
         self._broken: BaseException | None = None
         self._opened = False
 
@@ -152,7 +157,6 @@ class WriteAheadLog:
         """
         if self._opened:
             raise RuntimeError(f"write-ahead log {str(self.path)!r} is already open")
-        self._lock = anyio.Lock()
         try:
             segments, torn = await anyio.to_thread.run_sync(self._recover_sync)
         except OSError as exc:
@@ -161,14 +165,17 @@ class WriteAheadLog:
             ) from exc
         self._segments = segments
         self.torn_tail_bytes = torn
-        self._last_seq = segments[-1].next_seq - 1 if segments else 0
+        self._last_seq = self._written_seq = segments[-1].next_seq - 1 if segments else 0
         self._opened = True
 
     async def close(self) -> None:
-        """Close the active segment file. Idempotent; never raises for an I/O error."""
+        """Close the segment files. Idempotent; never raises for an I/O error.
+
+        Records written but not synced may or may not survive; they were never
+        acknowledged.
+        """
         self._opened = False
-        with contextlib.suppress(OSError):
-            self._close_fd()
+        self._close_fds()
 
     async def __aenter__(self) -> WriteAheadLog:
         await self.open()
@@ -199,64 +206,118 @@ class WriteAheadLog:
 
     # --- Writing ---
 
-    async def append_batch(self, records: Sequence[Any]) -> int:
-        """Append ``records`` and sync them to disk with one ``fdatasync`` (group commit).
+    def write(self, records: Sequence[Any]) -> int:
+        """Append ``records`` to the log without waiting for the disk; see :meth:`sync`.
 
-        The batch is atomic: after a crash it is either wholly in the log or not at all.
-        Concurrent calls are serialized. A cancelled call still finishes its write.
+        The bytes go to the operating system's page cache with one ``write`` from the
+        calling thread (a memory copy, not a disk wait). They count as logged only once a
+        :meth:`sync` that started after this call returned. Keeping the write out of the
+        sync lets the next batch be written while the previous one is being synced.
 
-        :param records: JSON-able records (``orjson.Fragment`` for pre-encoded ones)
-        :return: the sequence number of the last record of the batch (``last_seq`` if the
-            batch is empty)
+        :return: the sequence number of the batch's last record (``written_seq``)
         :raises TypeError: if a record is not JSON-able (nothing is written then)
-        :raises WriteAheadLogError: if the write or the sync fails; the log then refuses
-            further appends until it is reopened (which cuts the partial write)
+        :raises WriteAheadLogError: if the write fails; the log then refuses further
+            writes until it is reopened (which cuts the partial write)
         """
-        self._check_open()
+        self._check_writable()
         if not records:
-            return self._last_seq
-        assert self._lock is not None
-        async with self._lock:
-            if self._broken is not None:
-                raise WriteAheadLogError(
-                    f"write-ahead log {str(self.path)!r} failed earlier and must be reopened"
-                ) from self._broken
-            first = self._last_seq + 1
-            data, frame_starts = self._encode(records, first)
-            active = self._segments[-1] if self._segments else None
-            new_segment = active is None or active.size >= self.segment_bytes
-            # Shielded: once the bytes may be on disk, the index must learn about them, or
-            # the next batch would reuse their sequence numbers.
-            with anyio.CancelScope(shield=True):
-                try:
-                    await anyio.to_thread.run_sync(self._write_sync, data, first, new_segment)
-                except OSError as exc:
-                    self._broken = exc
-                    raise WriteAheadLogError(
-                        f"cannot append to write-ahead log {str(self.path)!r}: {exc}"
-                    ) from exc
-                self._record_append(data, first, len(records), frame_starts, new_segment)
-            return self._last_seq
-
-    def _record_append(
-        self,
-        data: bytes,
-        first: int,
-        count: int,
-        frame_starts: list[tuple[int, int]],
-        new_segment: bool,
-    ) -> None:
+            return self._written_seq
+        first = self._written_seq + 1
+        data, frame_starts = self._encode(records, first)
         active = self._segments[-1] if self._segments else None
-        if new_segment:
-            active = _Segment(first, _segment_path(self.path, first), next_seq=first)
-            self._segments.append(active)
-        assert active is not None
+        try:
+            if active is None or active.size >= self.segment_bytes:
+                active = self._start_segment(first)
+            elif self._fd is None:
+                self._fd = _open_for_append(active.path)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self._fd, view) :]
+        except OSError as exc:
+            self._broken = exc
+            raise WriteAheadLogError(
+                f"cannot write to write-ahead log {str(self.path)!r}: {exc}"
+            ) from exc
         for seq, relative in frame_starts:
             active.frame_seqs.append(seq)
             active.offsets.append(active.size + relative)
         active.size += len(data)
-        active.next_seq = first + count
-        self._last_seq = first + count - 1
+        active.next_seq = first + len(records)
+        self._written_seq = first + len(records) - 1
+        return self._written_seq
+
+    def _start_segment(self, first: int) -> _Segment:
+        if self._fd is not None:
+            # Synced and closed by the next sync(), together with the new segment.
+            self._retired_fds.append(self._fd)
+            self._fd = None
+        self.path.mkdir(parents=True, exist_ok=True)
+        segment = _Segment(first, _segment_path(self.path, first), next_seq=first)
+        self._fd = _open_for_append(segment.path)
+        self._segments.append(segment)
+        self._dir_dirty = True
+        return segment
+
+    async def sync(self) -> int:
+        """Make everything written so far durable (group commit); return ``last_seq``.
+
+        One ``fdatasync`` runs at a time, in a worker thread. A caller that finds one
+        running waits for it and, if it started before the caller's write, for the next
+        one, which covers every write made meanwhile. A cancelled sync still finishes.
+
+        :raises WriteAheadLogError: if the sync fails (the log then refuses further writes)
+        """
+        target = self._written_seq
+        while self._last_seq < target:
+            self._check_writable()
+            if self._syncing is not None:
+                await self._syncing.wait()
+                continue
+            done = self._syncing = anyio.Event()
+            upto = self._written_seq
+            fds, self._retired_fds = self._retired_fds, []
+            sync_dir, self._dir_dirty = self._dir_dirty, False
+            try:
+                with anyio.CancelScope(shield=True):
+                    await anyio.to_thread.run_sync(self._sync_files, self._fd, fds, sync_dir)
+            except OSError as exc:
+                self._broken = exc
+                raise WriteAheadLogError(
+                    f"cannot sync write-ahead log {str(self.path)!r}: {exc}"
+                ) from exc
+            finally:
+                self._syncing = None
+                done.set()
+            self._last_seq = max(self._last_seq, upto)
+        return self._last_seq
+
+    def _sync_files(self, active: int | None, retired: list[int], sync_dir: bool) -> None:
+        try:
+            for fd in retired:
+                _sync_data(fd)
+            if active is not None:
+                _sync_data(active)
+            if sync_dir:
+                _fsync_dir(self.path)
+        finally:
+            for fd in retired:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+
+    async def append_batch(self, records: Sequence[Any]) -> int:
+        """Append ``records`` and wait until they are durable: :meth:`write` + :meth:`sync`.
+
+        The batch is atomic: after a crash it is either wholly in the log or not at all.
+        Concurrent calls share syncs (group commit).
+
+        :param records: JSON-able records (``orjson.Fragment`` for pre-encoded ones)
+        :return: the sequence number of the batch's last record
+        :raises TypeError: if a record is not JSON-able (nothing is written then)
+        :raises WriteAheadLogError: if the write or the sync fails
+        """
+        last = self.write(records)
+        await self.sync()
+        return last
 
     def _encode(self, records: Sequence[Any], first: int) -> tuple[bytes, list[tuple[int, int]]]:
         parts: list[bytes] = []
@@ -276,35 +337,28 @@ class WriteAheadLog:
                 )
             checked = _CHECKED.pack(len(payload), first + i, len(chunk))
             crc = zlib.crc32(payload, zlib.crc32(checked))
-            parts.append(struct.pack("<I", crc))
+            parts.append(_CRC.pack(crc))
             parts.append(checked)
             parts.append(payload)
             starts.append((first + i, offset))
             offset += _HEADER.size + len(payload)
         return b"".join(parts), starts
 
-    def _write_sync(self, data: bytes, first: int, new_segment: bool) -> None:
-        # One write with O_DSYNC is the write and the sync in a single system call: the
-        # worker thread takes the GIL back once, not after a write *and* after a sync
-        # (each retake can wait a whole switch interval while the event loop parses input).
-        if new_segment:
-            self._close_fd()
-            self.path.mkdir(parents=True, exist_ok=True)
-            self._fd = _open_for_append(_segment_path(self.path, first))
-            _fsync_dir(self.path)
-        elif self._fd is None:
-            self._fd = _open_for_append(self._segments[-1].path)
-        view = memoryview(data)
-        while view:
-            written = os.write(self._fd, view)
-            view = view[written:]
-        if not _HAS_DSYNC:
-            _sync_data(self._fd)
+    def _close_fds(self) -> None:
+        fds = [*self._retired_fds, self._fd]
+        self._retired_fds, self._fd = [], None
+        for fd in fds:
+            if fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
 
-    def _close_fd(self) -> None:
-        fd, self._fd = self._fd, None
-        if fd is not None:
-            os.close(fd)
+    def _check_writable(self) -> None:
+        self._check_open()
+        if self._broken is not None:
+            raise WriteAheadLogError(
+                f"write-ahead log {str(self.path)!r} failed earlier and must be reopened: "
+                f"{self._broken}"
+            )
 
     # --- Reading ---
 

@@ -57,7 +57,9 @@ def test_single_channel_triggers_without_blocking():
 def test_reading_a_blocked_channel_is_a_bug():
     aligner = BarrierAligner(2)
     aligner.on_barrier(0, b(1))
-    with pytest.raises(StreamletInternalError, match=r"^a barrier was read from blocked channel 0$"):
+    with pytest.raises(
+        StreamletInternalError, match=r"^a barrier was read from blocked channel 0$"
+    ):
         aligner.on_barrier(0, b(2))
     with pytest.raises(StreamletInternalError, match=r"but the subtask has 2 channels$"):
         aligner.on_barrier(5, b(1))
@@ -84,7 +86,9 @@ def test_cancel_marker_aborts_current_and_unblocks():
     aligner = BarrierAligner(3)
     aligner.on_barrier(0, b(1))
     action = aligner.on_cancel_marker(1, CancelCheckpointMarker(1))
-    assert action == Action(unblock=(0,), abort=((1, R.CHECKPOINT_DECLINED_ON_CANCELLATION_BARRIER),))
+    assert action == Action(
+        unblock=(0,), abort=((1, R.CHECKPOINT_DECLINED_ON_CANCELLATION_BARRIER),)
+    )
     assert aligner.blocked_channels == frozenset()
     # Later barriers and markers for 1 are ignored.
     assert aligner.on_barrier(2, b(1)).is_noop

@@ -2,7 +2,12 @@ from __future__ import annotations
 
 import pytest
 
-from checkpoints import CheckpointKind, CheckpointMetadata, CompletedCheckpoint, CompletedCheckpointStore
+from checkpoints import (
+    CheckpointKind,
+    CheckpointMetadata,
+    CompletedCheckpoint,
+    CompletedCheckpointStore,
+)
 
 
 def cp(checkpoint_id: int, kind=CheckpointKind.CHECKPOINT) -> CompletedCheckpoint:

@@ -55,5 +55,7 @@ def test_ack_after_abort_is_discarded():
 async def test_wait_reports_abort():
     p = pending()
     p.abort(CheckpointFailureReason.CHECKPOINT_DECLINED, "no")
-    with pytest.raises(CheckpointError, match=r"^checkpoint 3 failed: Checkpoint was declined\. no$"):
+    with pytest.raises(
+        CheckpointError, match=r"^checkpoint 3 failed: Checkpoint was declined\. no$"
+    ):
         await p.wait()

@@ -116,5 +116,7 @@ def test_flipped_section_byte(section):
 
 
 def test_extra_must_be_json():
-    with pytest.raises(TypeError, match=r"^extra state of operator 'my-op' is not JSON-serializable"):
+    with pytest.raises(
+        TypeError, match=r"^extra state of operator 'my-op' is not JSON-serializable"
+    ):
         sample(extra={"x": object()})

@@ -2,7 +2,12 @@ from __future__ import annotations
 
 import pytest
 
-from checkpoints import BarrierTracker, CancelCheckpointMarker, CheckpointBarrier, CheckpointFailureReason
+from checkpoints import (
+    BarrierTracker,
+    CancelCheckpointMarker,
+    CheckpointBarrier,
+    CheckpointFailureReason,
+)
 from state.errors import StreamletInternalError
 
 R = CheckpointFailureReason

@@ -232,6 +232,29 @@ def test_restore_refuses_malformed_data() -> None:
         OperatorStateBackend("op").restore([_write([[1]])[0], b"garbage"], 0, 1)
 
 
+def test_has_state() -> None:
+    backend = OperatorStateBackend("op")
+    assert not backend.has_state()
+    backend.get_list_state(ListStateDescriptor("l"))
+    assert backend.has_state()
+    restored = OperatorStateBackend("op")
+    restored.restore(_write([[1]]), 0, 1)
+    assert restored.has_state()  # restored, not registered yet: still written back
+
+
+def test_restore_with_another_serializer_is_refused() -> None:
+    backend = OperatorStateBackend("op")
+    backend.get_list_state(ListStateDescriptor("l", serializer=PickleSerializer())).add(1)
+    restored = OperatorStateBackend("op")
+    restored.restore([backend.snapshot_sync().serialize()], 0, 1)
+    with pytest.raises(
+        StateSerializationError,
+        match=r"^cannot deserialize state 'l' of operator 'op': restored data was written "
+        r"with serializer 'pickle', but the descriptor uses 'json'$",
+    ):
+        restored.get_list_state(ListStateDescriptor("l"))
+
+
 def test_restore_from_nothing_is_restored_and_empty() -> None:
     backend = OperatorStateBackend("op")
     backend.restore([], 0, 3)

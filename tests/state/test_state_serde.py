@@ -367,7 +367,7 @@ def test_restore_with_another_serializer_is_refused() -> None:
     restored.restore(_snapshot_bytes(backend))
     with pytest.raises(
         StateSerializationError,
-        match=r"^cannot serialize state 'v' of operator 'op-9': restored data was written "
+        match=r"^cannot deserialize state 'v' of operator 'op-9': restored data was written "
         r"with serializer 'pickle', but the descriptor uses 'json'$",
     ):
         restored.get_state(ValueStateDescriptor("v"))

@@ -314,7 +314,7 @@ def test_restore_reports_undecodable_payload() -> None:
     restored.restore_key_group(0, corrupt)
     with pytest.raises(
         StateSerializationError,
-        match=r"^cannot serialize state 'v' of operator 'op': cannot restore key group 0: "
+        match=r"^cannot deserialize state 'v' of operator 'op': key group 0: "
         r"ValueError: unknown tag '\$nope!'",
     ):
         restored.get_state(ValueStateDescriptor("v"))

@@ -1,0 +1,177 @@
+"""Seeded fault injection for tests of recovery (users get it from ``engine.testing``).
+
+A :class:`FaultInjector` holds faults, each aimed at an operator (by uid or name), a subtask
+and a phase: ``"process"`` (raise at the n-th record the subtask processes), ``"snapshot"``
+(raise in the n-th checkpoint's synchronous part) or ``"restore"`` (raise in ``open`` when
+the operator was restored from a checkpoint). Every fault fires once per job. Install it with
+:func:`inject_faults`; the engine then wraps exactly the targeted operators in a proxy, so
+other operators run untouched.
+
+Faults target processing operators and sinks; source operators are never wrapped (put a
+``map`` right after a source to fail "in the source").
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from operators.base import Operator, OperatorContext
+
+__all__ = ["Fault", "FaultInjector", "InjectedFault", "inject_faults"]
+
+PHASES = ("process", "snapshot", "restore")
+
+
+class InjectedFault(Exception):
+    """Raised by an injected fault (never by real code)."""
+
+
+@dataclass(slots=True)
+class Fault:
+    """One fault. ``at`` is the record number (process, 1-based, counted per attempt) or
+    the checkpoint number (snapshot, 1-based per attempt); unused for restore."""
+
+    operator: str
+    phase: str = "process"
+    subtask: int = 0
+    at: int = 1
+    fired: bool = False
+
+    def __post_init__(self) -> None:
+        if self.phase not in PHASES:
+            raise ValueError(f"phase must be one of {PHASES}, got {self.phase!r}")
+        if self.at < 1:
+            raise ValueError(f"at must be >= 1, got {self.at}")
+
+
+@dataclass(slots=True)
+class FaultInjector:
+    """A set of faults for one job; each fires once.
+
+    :param faults: the faults (see :meth:`fail_record` and friends to add more)
+    """
+
+    faults: list[Fault] = field(default_factory=list)
+    fired: list[Fault] = field(default_factory=list)
+
+    def fail_record(self, operator: str, at: int, subtask: int = 0) -> FaultInjector:
+        """Fail operator ``operator``'s subtask ``subtask`` at its ``at``-th record."""
+        self.faults.append(Fault(operator, "process", subtask, at))
+        return self
+
+    def fail_snapshot(self, operator: str, at: int = 1, subtask: int = 0) -> FaultInjector:
+        """Fail the synchronous snapshot of the ``at``-th checkpoint of an attempt."""
+        self.faults.append(Fault(operator, "snapshot", subtask, at))
+        return self
+
+    def fail_restore(self, operator: str, subtask: int = 0) -> FaultInjector:
+        """Fail the next time the operator opens restored from a checkpoint."""
+        self.faults.append(Fault(operator, "restore", subtask, 1))
+        return self
+
+    @classmethod
+    def random(
+        cls,
+        seed: int,
+        operators: Sequence[str],
+        parallelism: int,
+        max_record: int,
+        count: int = 3,
+        phases: Sequence[str] = PHASES,
+        max_checkpoint: int = 3,
+    ) -> FaultInjector:
+        """Draw ``count`` faults from a seeded generator (the same seed, the same faults)."""
+        rng = random.Random(seed)
+        injector = cls()
+        for _ in range(count):
+            phase = rng.choice(list(phases))
+            at = rng.randint(1, max_checkpoint if phase == "snapshot" else max_record)
+            injector.faults.append(
+                Fault(rng.choice(list(operators)), phase, rng.randrange(parallelism), at)
+            )
+        return injector
+
+    def _for(self, ctx: OperatorContext) -> list[Fault]:
+        return [
+            f
+            for f in self.faults
+            if not f.fired
+            and f.operator in (ctx.operator_uid, ctx.operator_name)
+            and f.subtask == ctx.subtask_index
+        ]
+
+    def wrap(self, op: Operator[Any, Any], ctx: OperatorContext) -> Operator[Any, Any]:
+        """Return ``op`` itself, or a proxy when a pending fault targets it."""
+        faults = self._for(ctx)
+        if not faults:
+            return op
+        return _FaultyOperator(op, faults, self)
+
+    def _fire(self, fault: Fault, what: str) -> None:
+        fault.fired = True
+        self.fired.append(fault)
+        raise InjectedFault(f"injected fault: {what}")
+
+
+class _FaultyOperator(Operator[Any, Any]):
+    """Delegates to the real operator, raising where a fault says."""
+
+    def __init__(self, op: Operator[Any, Any], faults: list[Fault], injector: FaultInjector):
+        self._op = op
+        self._faults = faults
+        self._injector = injector
+        self._records = 0
+        self._snapshots = 0
+        self.keyed = op.keyed
+
+    def _pending(self, phase: str) -> list[Fault]:
+        return [f for f in self._faults if f.phase == phase and not f.fired]
+
+    async def open(self, ctx: OperatorContext) -> None:
+        self.ctx = ctx
+        if ctx.restored:
+            for fault in self._pending("restore"):
+                self._injector._fire(fault, f"restore of {ctx.task_name_with_subtask}")
+        await self._op.open(ctx)
+
+    async def process_batch(self, batch: list[Any]) -> list[Any]:
+        start = self._records
+        self._records += len(batch)
+        for fault in self._pending("process"):
+            if start < fault.at <= self._records:
+                # Process the records before the faulty one, then fail (as per record).
+                await self._op.process_batch(batch[: fault.at - start - 1])
+                self._injector._fire(
+                    fault, f"record {fault.at} of {self.ctx.task_name_with_subtask}"
+                )
+        return await self._op.process_batch(batch)
+
+    async def end_input(self) -> list[Any]:
+        return await self._op.end_input()
+
+    async def snapshot_state(self, checkpoint_id: int) -> None:
+        self._snapshots += 1
+        for fault in self._pending("snapshot"):
+            if fault.at == self._snapshots:
+                self._injector._fire(
+                    fault, f"snapshot {checkpoint_id} of {self.ctx.task_name_with_subtask}"
+                )
+        await self._op.snapshot_state(checkpoint_id)
+
+    async def notify_checkpoint_complete(self, checkpoint_id: int) -> None:
+        await self._op.notify_checkpoint_complete(checkpoint_id)
+
+    async def notify_checkpoint_aborted(self, checkpoint_id: int) -> None:
+        await self._op.notify_checkpoint_aborted(checkpoint_id)
+
+    async def close(self) -> None:
+        await self._op.close()
+
+
+def inject_faults(env: Any, injector: FaultInjector) -> FaultInjector:
+    """Make the jobs of ``env`` run with ``injector``'s faults; return the injector."""
+    env._operator_wrapper = injector.wrap
+    return injector

@@ -1,0 +1,37 @@
+"""``checkpoints`` may import ``state`` and itself only; its leaves import no sibling."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[2] / "checkpoints"
+LEAVES = {"errors.py", "events.py", "config.py", "layout.py"}
+
+
+def imports_of(path: Path) -> list[tuple[int, str]]:
+    """(relative level, module) for every import in ``path``."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found.extend((0, alias.name) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            found.append((node.level, node.module or ""))
+    return found
+
+
+MODULES = sorted(PACKAGE.glob("*.py"))
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: p.name)
+def test_never_imports_operators_or_engine(path):
+    for level, module in imports_of(path):
+        top = module.split(".")[0]
+        assert level > 0 or top not in {"operators", "engine"}, f"{path.name} imports {module}"
+
+
+@pytest.mark.parametrize("path", [p for p in MODULES if p.name in LEAVES], ids=lambda p: p.name)
+def test_leaves_import_no_sibling(path):
+    assert [m for level, m in imports_of(path) if level > 0] == []
