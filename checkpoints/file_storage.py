@@ -243,8 +243,11 @@ class FileCheckpointStorage:
                 str(directory), _describe(exc), checkpoint_id=checkpoint_id
             ) from exc
         finally:
-            if checkpoint_id not in self._committed_savepoints:
-                self._locations.pop(checkpoint_id, None)
+            # A checkpoint's location is derived from its id anyway; an aborted savepoint's
+            # is kept, so a late subtask's files there can be discarded too.
+            known = self._locations.get(checkpoint_id)
+            if known is not None and known[1] is CheckpointKind.CHECKPOINT:
+                del self._locations[checkpoint_id]
 
     async def delete_state_file(self, checkpoint_id: int, handle: StateHandle) -> None:
         """Remove one state file (cleanup of a cancelled snapshot); a missing file is fine.

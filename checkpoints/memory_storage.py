@@ -175,7 +175,9 @@ class MemoryCheckpointStorage:
         location = self.location_of(checkpoint_id)
         await self._hook("discard", checkpoint_id, "", location)
         self._dirs.pop(location, None)
-        self._locations.pop(checkpoint_id, None)
+        known = self._locations.get(checkpoint_id)
+        if known is not None and known[1] is CheckpointKind.CHECKPOINT:
+            del self._locations[checkpoint_id]
         self.operations.append(("discard", checkpoint_id, ""))
 
     async def delete_state_file(self, checkpoint_id: int, handle: StateHandle) -> None:

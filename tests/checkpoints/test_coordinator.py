@@ -450,3 +450,57 @@ async def test_run_raises_when_tolerable_failures_exceeded():
     with anyio.fail_after(5), pytest.raises(TooManyFailedCheckpointsError) as info:
         await coordinator.run()
     assert info.value.reason is R.CHECKPOINT_EXPIRED
+
+
+# --- storage failures end to end: snapshot, decline, abort, recover ---
+
+
+@pytest.mark.parametrize(
+    ("code", "text"),
+    [(errno.ENOSPC, "No space left on device"), (errno.EACCES, "Permission denied")],
+)
+async def test_file_storage_failure_declines_aborts_and_recovers(tmp_path, monkeypatch, code, text):
+    from checkpoints import OperatorSnapshot, write_subtask_snapshot
+    from checkpoints import file_storage as file_storage_module
+
+    real = file_storage_module._write_and_sync
+    failing = {"on": True}
+
+    async def flaky(path, data):
+        if failing["on"] and "map" in path.name:
+            raise OSError(code, text)
+        await real(path, data)
+
+    monkeypatch.setattr(file_storage_module, "_write_and_sync", flaky)
+
+    class Op:
+        def serialize(self) -> bytes:
+            return b"state"
+
+    storage = FileCheckpointStorage(tmp_path, "job")
+    config = CheckpointConfig().set_tolerable_checkpoint_failure_number(1)
+    coordinator, gateway, _ = make_coordinator(config, storage)
+
+    async def run_checkpoint() -> int:
+        cid = coordinator.trigger_checkpoint()
+        for uid, index in TASKS:
+            result = await write_subtask_snapshot(
+                storage, cid, index, 2, 8, [OperatorSnapshot(uid, operator_state=Op())]
+            )
+            if result.ok:
+                await coordinator.receive_acknowledge((uid, index), cid, result.handles)
+            else:
+                await coordinator.receive_decline((uid, index), cid, result.failure, result.detail)
+        return cid
+
+    cid = await run_checkpoint()
+    assert gateway.aborted == [cid]
+    assert not (tmp_path / "job" / f"chk-{cid}").exists()
+    failed = coordinator.statistics().latest_failed
+    assert failed.failure_reason is R.STORAGE_FAILURE
+    assert text in failed.failure_message and "op-map-0.state" in failed.failure_message
+    assert coordinator.job_failure is None
+    failing["on"] = False
+    cid = await run_checkpoint()
+    assert (tmp_path / "job" / f"chk-{cid}" / "_metadata").exists()
+    assert await storage.list_completed() == [cid]
