@@ -299,12 +299,20 @@ class CheckpointCoordinator:
     ) -> AckResult:
         """Abort checkpoint ``checkpoint_id`` because ``task`` declined it.
 
+        A late decline of an aborted checkpoint discards its directory again, like a late
+        acknowledgement.
+
         :return: SUCCESS if this aborted it, DISCARDED if it had already ended, UNKNOWN if
             the id or the task is unknown
         """
         pending = self._pending.get(checkpoint_id)
         if pending is None:
-            known = checkpoint_id in self._recent or checkpoint_id in self._finalizing
+            outcome = self._recent.get(checkpoint_id)
+            if isinstance(outcome, CheckpointError):
+                # A late subtask may have recreated the directory before it gave up.
+                self._to_discard.append(checkpoint_id)
+                await self._drain_discards()
+            known = outcome is not None or checkpoint_id in self._finalizing
             return AckResult.DISCARDED if known else AckResult.UNKNOWN
         if task not in self.tasks_to_ack:
             return AckResult.UNKNOWN

@@ -159,29 +159,9 @@ async def write_subtask_snapshot(
     try:
         await anyio.lowlevel.checkpoint()
         for op in operators:
+            where = f"operator {op.operator_uid!r} subtask {subtask_index}"
             try:
-                keyed: dict[int, bytes] = {}
-                if op.keyed is not None:
-                    for kg in op.keyed.key_groups():
-                        keyed[kg] = op.keyed.serialize_key_group(kg)
-                        await yielder.maybe_yield()
-                blob = None if op.operator_state is None else op.operator_state.serialize()
-                data = encode_state_file(
-                    op.operator_uid,
-                    subtask_index,
-                    parallelism,
-                    max_parallelism,
-                    keyed=keyed,
-                    operator=blob,
-                    extra=op.extra,
-                )
-                del keyed, blob
-                await anyio.lowlevel.checkpoint()
-            except Exception as exc:
-                failure = CheckpointFailureReason.CHECKPOINT_ASYNC_EXCEPTION
-                detail = f"operator {op.operator_uid!r} subtask {subtask_index}: {exc}"
-                break
-            try:
+                data = await _encode(op, subtask_index, parallelism, max_parallelism, yielder)
                 written.append(
                     await storage.write_state_file(
                         checkpoint_id, op.operator_uid, subtask_index, data
@@ -189,11 +169,11 @@ async def write_subtask_snapshot(
                 )
             except CheckpointStorageError as exc:
                 failure = CheckpointFailureReason.STORAGE_FAILURE
-                detail = f"operator {op.operator_uid!r} subtask {subtask_index}: {exc}"
+                detail = f"{where}: {exc.path}: {exc.detail}"
                 break
             except Exception as exc:
                 failure = CheckpointFailureReason.CHECKPOINT_ASYNC_EXCEPTION
-                detail = f"operator {op.operator_uid!r} subtask {subtask_index}: {exc}"
+                detail = f"{where}: {exc}"
                 break
     except BaseException:
         with anyio.CancelScope(shield=True):
@@ -209,6 +189,32 @@ async def write_subtask_snapshot(
         duration_ms,
         sum(h.size for h in written),
     )
+
+
+async def _encode(
+    op: OperatorSnapshot,
+    subtask_index: int,
+    parallelism: int,
+    max_parallelism: int,
+    yielder: _Yielder,
+) -> bytes:
+    keyed: dict[int, bytes] = {}
+    if op.keyed is not None:
+        for kg in op.keyed.key_groups():
+            keyed[kg] = op.keyed.serialize_key_group(kg)
+            await yielder.maybe_yield()
+    blob = None if op.operator_state is None else op.operator_state.serialize()
+    data = encode_state_file(
+        op.operator_uid,
+        subtask_index,
+        parallelism,
+        max_parallelism,
+        keyed=keyed,
+        operator=blob,
+        extra=op.extra,
+    )
+    await anyio.lowlevel.checkpoint()
+    return data
 
 
 async def _cleanup(

@@ -175,6 +175,13 @@ def _stat_size(directory: Path) -> Callable[[str], int | None]:
     return stat
 
 
+def _size_or_zero(entry: os.DirEntry[str]) -> int:
+    try:
+        return entry.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
 def inspect_checkpoint_dir(path: Path, *, deep: bool = True) -> CheckpointReport:
     """Inspect one ``chk-<n>`` or savepoint directory.
 
@@ -188,15 +195,21 @@ def inspect_checkpoint_dir(path: Path, *, deep: bool = True) -> CheckpointReport
         checkpoint_id=parsed[1] if parsed else None,
     )
     try:
-        entries = [e for e in os.scandir(path) if e.is_file() and not is_temporary_name(e.name)]
+        # A running job may remove files while we look: sizes of vanished files count as 0.
+        sizes = [
+            _size_or_zero(e)
+            for e in os.scandir(path)
+            if e.is_file() and not is_temporary_name(e.name)
+        ]
+        mtime_ms = int(path.stat().st_mtime * 1000)
     except OSError as exc:
         report.problems.append(Problem(str(path), f"unreadable: {exc.strerror or exc}", True))
         return report
-    report.file_count = len(entries)
-    report.size = sum(e.stat().st_size for e in entries)
+    report.file_count = len(sizes)
+    report.size = sum(sizes)
     meta_path = path / METADATA_FILE_NAME
     if not meta_path.exists():
-        report.timestamp_ms = int(path.stat().st_mtime * 1000)
+        report.timestamp_ms = mtime_ms
         report.problems.append(
             Problem(str(meta_path), "missing _metadata: the checkpoint did not complete", False)
         )
@@ -204,7 +217,7 @@ def inspect_checkpoint_dir(path: Path, *, deep: bool = True) -> CheckpointReport
     try:
         metadata = decode_metadata(meta_path.read_bytes(), str(meta_path))
     except CorruptCheckpointError as exc:
-        report.timestamp_ms = int(meta_path.stat().st_mtime * 1000)
+        report.timestamp_ms = mtime_ms
         report.problems.append(Problem(str(meta_path), exc.detail or str(exc), True))
         return report
     except OSError as exc:

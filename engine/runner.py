@@ -12,6 +12,7 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -21,6 +22,7 @@ from checkpoints.completed import CompletedCheckpoint
 from checkpoints.config import CheckpointConfig
 from checkpoints.coordinator import CheckpointCoordinator
 from checkpoints.errors import CheckpointError, CheckpointFailureReason
+from checkpoints.layout import safe_name
 from checkpoints.storage import CheckpointStorage, create_checkpoint_storage
 from operators.sources.base import DeliveryGuarantee, SourceSessionContext
 
@@ -279,6 +281,13 @@ class JobRunner:
                 splits[head.id] = list(head.source.create_splits(node.parallelism))
         return splits
 
+    def _wal_dir(self, head: Any) -> Path | None:
+        """Where a source's ingress write-ahead log lives: under the checkpoint directory."""
+        base = self.config.checkpoint_config.get_checkpoint_storage_dir()
+        if base is None:
+            return None
+        return Path(base) / safe_name(self.job_name) / "wal" / safe_name(head.operator_uid)
+
     async def _open_sessions(self, stack: contextlib.AsyncExitStack) -> None:
         for chain in self.plan.chains:
             head = chain.head
@@ -292,7 +301,7 @@ class JobRunner:
                     head.name,
                     head.operator_uid,
                 )
-            ctx = SourceSessionContext(self.job_name, head.operator_uid, None)
+            ctx = SourceSessionContext(self.job_name, head.operator_uid, self._wal_dir(head))
             await stack.enter_async_context(head.source.session(ctx))
 
     async def _run_attempt(

@@ -139,10 +139,11 @@ class WriteAheadLog:
         # Invariant: _last_seq (synced) <= _written_seq (in the page cache).
         self._last_seq = 0
         self._written_seq = 0
+        # Frames encoded by write() and not yet handed to a flush, per segment.
+        self._queue: list[tuple[_Segment, list[tuple[bytes, bytes]]]] = []
+        # The open segment file; only the flushing worker thread and close() touch it.
         self._fd: int | None = None
-        # Files of rolled-over segments, written but not yet synced.
-        self._retired_fds: list[int] = []
-        self._dir_dirty = False
+        self._fd_segment: _Segment | None = None
         self._syncing: anyio.Event | None = None
         self._broken: BaseException | None = None
         self._opened = False
@@ -207,65 +208,49 @@ class WriteAheadLog:
     # --- Writing ---
 
     def write(self, records: Sequence[Any]) -> int:
-        """Append ``records`` to the log without waiting for the disk; see :meth:`sync`.
+        """Encode ``records`` and queue them for the next :meth:`sync`; do not wait.
 
-        The bytes go to the operating system's page cache with one ``write`` from the
-        calling thread (a memory copy, not a disk wait). They count as logged only once a
-        :meth:`sync` that started after this call returned. Keeping the write out of the
-        sync lets the next batch be written while the previous one is being synced.
+        Only the encoding (one orjson call per frame) runs here. The checksums, the
+        ``write`` and the ``fdatasync`` run in :meth:`sync`'s worker thread, outside the
+        GIL, so the event loop can encode the next batch meanwhile. The records count as
+        logged once a :meth:`sync` that started after this call returned.
 
         :return: the sequence number of the batch's last record (``written_seq``)
-        :raises TypeError: if a record is not JSON-able (nothing is written then)
-        :raises WriteAheadLogError: if the write fails; the log then refuses further
-            writes until it is reopened (which cuts the partial write)
+        :raises TypeError: if a record is not JSON-able (nothing is queued then)
+        :raises WriteAheadLogError: if an earlier write or sync failed
         """
         self._check_writable()
         if not records:
             return self._written_seq
         first = self._written_seq + 1
-        data, frame_starts = self._encode(records, first)
-        active = self._segments[-1] if self._segments else None
-        try:
-            if active is None or active.size >= self.segment_bytes:
-                active = self._start_segment(first)
-            elif self._fd is None:
-                self._fd = _open_for_append(active.path)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(self._fd, view) :]
-        except OSError as exc:
-            self._broken = exc
-            raise WriteAheadLogError(
-                f"cannot write to write-ahead log {str(self.path)!r}: {exc}"
-            ) from exc
-        for seq, relative in frame_starts:
-            active.frame_seqs.append(seq)
-            active.offsets.append(active.size + relative)
-        active.size += len(data)
-        active.next_seq = first + len(records)
+        frames = self._encode(records, first)
+        segment = self._segments[-1] if self._segments else None
+        if segment is None or segment.size >= self.segment_bytes:
+            segment = _Segment(first, _segment_path(self.path, first), next_seq=first)
+            self._segments.append(segment)
+        seqs = range(first, first + len(records), self.max_frame_records)
+        for (_checked, payload), seq in zip(frames, seqs, strict=True):
+            segment.frame_seqs.append(seq)
+            segment.offsets.append(segment.size)
+            segment.size += _HEADER.size + len(payload)
+        segment.next_seq = first + len(records)
+        if self._queue and self._queue[-1][0] is segment:
+            self._queue[-1][1].extend(frames)
+        else:
+            self._queue.append((segment, frames))
         self._written_seq = first + len(records) - 1
         return self._written_seq
 
-    def _start_segment(self, first: int) -> _Segment:
-        if self._fd is not None:
-            # Synced and closed by the next sync(), together with the new segment.
-            self._retired_fds.append(self._fd)
-            self._fd = None
-        self.path.mkdir(parents=True, exist_ok=True)
-        segment = _Segment(first, _segment_path(self.path, first), next_seq=first)
-        self._fd = _open_for_append(segment.path)
-        self._segments.append(segment)
-        self._dir_dirty = True
-        return segment
-
     async def sync(self) -> int:
-        """Make everything written so far durable (group commit); return ``last_seq``.
+        """Write and sync everything queued so far (group commit); return ``last_seq``.
 
-        One ``fdatasync`` runs at a time, in a worker thread. A caller that finds one
-        running waits for it and, if it started before the caller's write, for the next
-        one, which covers every write made meanwhile. A cancelled sync still finishes.
+        One flush runs at a time, in a worker thread: checksums, one ``write`` per
+        segment touched, one ``fdatasync`` per file. A caller that finds one running waits
+        for it and, if it started before the caller's write, for the next one, which
+        covers every batch queued meanwhile. A cancelled sync still finishes.
 
-        :raises WriteAheadLogError: if the sync fails (the log then refuses further writes)
+        :raises WriteAheadLogError: if writing or syncing fails (the log then refuses
+            further writes until it is reopened, which cuts the partial write)
         """
         target = self._written_seq
         while self._last_seq < target:
@@ -275,15 +260,14 @@ class WriteAheadLog:
                 continue
             done = self._syncing = anyio.Event()
             upto = self._written_seq
-            fds, self._retired_fds = self._retired_fds, []
-            sync_dir, self._dir_dirty = self._dir_dirty, False
+            queue, self._queue = self._queue, []
             try:
                 with anyio.CancelScope(shield=True):
-                    await anyio.to_thread.run_sync(self._sync_files, self._fd, fds, sync_dir)
+                    await anyio.to_thread.run_sync(self._flush, queue)
             except OSError as exc:
                 self._broken = exc
                 raise WriteAheadLogError(
-                    f"cannot sync write-ahead log {str(self.path)!r}: {exc}"
+                    f"cannot write to write-ahead log {str(self.path)!r}: {exc}"
                 ) from exc
             finally:
                 self._syncing = None
@@ -291,13 +275,32 @@ class WriteAheadLog:
             self._last_seq = max(self._last_seq, upto)
         return self._last_seq
 
-    def _sync_files(self, active: int | None, retired: list[int], sync_dir: bool) -> None:
+    def _flush(self, queue: list[tuple[_Segment, list[tuple[bytes, bytes]]]]) -> None:
+        """Worker thread: checksum, write and sync the queued frames, in order."""
+        retired: list[int] = []
+        new_file = False
         try:
+            for segment, frames in queue:
+                if self._fd_segment is not segment or self._fd is None:
+                    if self._fd is not None:
+                        retired.append(self._fd)
+                        self._fd = None
+                    new_file = not segment.path.exists()
+                    self._fd = _open_for_append(segment.path)
+                    self._fd_segment = segment
+                parts: list[bytes] = []
+                for checked, payload in frames:
+                    parts.append(_CRC.pack(zlib.crc32(payload, zlib.crc32(checked))))
+                    parts.append(checked)
+                    parts.append(payload)
+                view = memoryview(b"".join(parts))
+                while view:
+                    view = view[os.write(self._fd, view) :]
             for fd in retired:
                 _sync_data(fd)
-            if active is not None:
-                _sync_data(active)
-            if sync_dir:
+            if self._fd is not None:
+                _sync_data(self._fd)
+            if new_file:
                 _fsync_dir(self.path)
         finally:
             for fd in retired:
@@ -319,10 +322,9 @@ class WriteAheadLog:
         await self.sync()
         return last
 
-    def _encode(self, records: Sequence[Any], first: int) -> tuple[bytes, list[tuple[int, int]]]:
-        parts: list[bytes] = []
-        starts: list[tuple[int, int]] = []
-        offset = 0
+    def _encode(self, records: Sequence[Any], first: int) -> list[tuple[bytes, bytes]]:
+        """Return ``(header without crc, payload)`` per frame; the crc comes in _flush."""
+        frames: list[tuple[bytes, bytes]] = []
         step = self.max_frame_records
         for i in range(0, len(records), step):
             chunk = records[i : i + step]
@@ -335,22 +337,14 @@ class WriteAheadLog:
                     f"a frame of {len(chunk)} records encodes to {len(payload)} bytes, "
                     f"more than the frame limit of {_MAX_PAYLOAD}"
                 )
-            checked = _CHECKED.pack(len(payload), first + i, len(chunk))
-            crc = zlib.crc32(payload, zlib.crc32(checked))
-            parts.append(_CRC.pack(crc))
-            parts.append(checked)
-            parts.append(payload)
-            starts.append((first + i, offset))
-            offset += _HEADER.size + len(payload)
-        return b"".join(parts), starts
+            frames.append((_CHECKED.pack(len(payload), first + i, len(chunk)), payload))
+        return frames
 
     def _close_fds(self) -> None:
-        fds = [*self._retired_fds, self._fd]
-        self._retired_fds, self._fd = [], None
-        for fd in fds:
-            if fd is not None:
-                with contextlib.suppress(OSError):
-                    os.close(fd)
+        fd, self._fd, self._fd_segment = self._fd, None, None
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
     def _check_writable(self) -> None:
         self._check_open()

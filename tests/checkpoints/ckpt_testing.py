@@ -1,7 +1,4 @@
-"""Test doubles shared by the checkpoint tests: clocks, a gateway, state file builders.
-
-(Named distinctively: test directories have no ``__init__.py``, so module names are global.)
-"""
+"""Test doubles shared by the checkpoint tests: clocks, a gateway, state file builders."""
 
 from __future__ import annotations
 

@@ -1,0 +1,300 @@
+"""Restore at start, savepoints and rescaling (DESIGN §6)."""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from checkpoints.errors import CorruptCheckpointError
+from engine import KeyedProcessFunction, RuntimeContext, StreamExecutionEnvironment
+from engine.restart import RestartStrategies
+from engine.testing import FaultInjector, inject_faults
+from operators.sources.base import Source, SourceReader
+from state import ValueStateDescriptor
+from state.key_groups import assign_to_key_group, subtask_for_key_group
+
+pytestmark = pytest.mark.asyncio
+
+N = 6000
+KEYS = 40
+
+
+class GatedSequence(Source[int]):
+    """0..n-1 in small batches over 4 splits; pauses after ``pause_after`` records per split
+    until ``gate`` is set (so a test can take a savepoint mid-stream)."""
+
+    name = "Gated Sequence"
+
+    def __init__(self, n: int, pause_after: int | None = None) -> None:
+        self.n = n
+        self.pause_after = pause_after
+        self.gate = anyio.Event()
+        self.paused = 0
+
+    def create_splits(self, parallelism: int) -> list[Any]:
+        return [[i * self.n // 4, (i + 1) * self.n // 4] for i in range(4)]
+
+    def create_reader(self, split: Any, position: Any | None) -> SourceReader[int]:
+        source = self
+        lo, hi = split
+        start = lo if position is None else position
+
+        class Reader(SourceReader[int]):
+            next = start
+
+            async def read_batch(self, max_records: int) -> list[int] | None:
+                if self.next >= hi:
+                    return None
+                if (
+                    source.pause_after is not None
+                    and self.next - lo >= source.pause_after
+                    and not source.gate.is_set()
+                ):
+                    source.paused += 1
+                    await source.gate.wait()
+                end = min(self.next + 16, hi)
+                batch = list(range(self.next, end))
+                self.next = end
+                await anyio.lowlevel.checkpoint()
+                return batch
+
+            def position(self) -> int:
+                return self.next
+
+        return Reader()
+
+
+class CountPerKey(KeyedProcessFunction):
+    """Emits (key, subtask index, running count) per record."""
+
+    def open(self, runtime_context: RuntimeContext) -> None:
+        self.count = runtime_context.get_state(ValueStateDescriptor("count"))
+        self.index = runtime_context.get_index_of_this_subtask()
+
+    def process_element(self, value: int, ctx: KeyedProcessFunction.Context):  # type: ignore[no-untyped-def]
+        n = (self.count.value() or 0) + 1
+        self.count.update(n)
+        yield (ctx.get_current_key(), self.index, n)
+
+
+def build(env: StreamExecutionEnvironment, source: Source[int], out: list[Any]) -> None:
+    (
+        env.from_source(source)
+        .uid("source")
+        .key_by(lambda i: f"k{i % KEYS}")
+        .process(CountPerKey())
+        .uid("counter")
+        .add_sink(out.append)
+    )
+
+
+def env_for(tmp_path: Path, parallelism: int) -> StreamExecutionEnvironment:
+    env = StreamExecutionEnvironment.get_execution_environment().set_parallelism(parallelism)
+    env.get_checkpoint_config().set_checkpoint_storage_dir(tmp_path / "checkpoints")
+    return env
+
+
+def finals(out: list[tuple[str, int, int]]) -> dict[str, int]:
+    result: dict[str, int] = defaultdict(int)
+    for key, _, n in out:
+        result[key] = max(result[key], n)
+    return dict(result)
+
+
+def assert_placement(out: list[tuple[str, int, int]], parallelism: int) -> None:
+    for key, index, _ in out:
+        assert index == subtask_for_key_group(assign_to_key_group(key, 128), parallelism, 128)
+
+
+async def _run_until_paused_then_stop(env: StreamExecutionEnvironment, source: GatedSequence, savepoints: Path, restore: str | None = None) -> str:
+    client = await env.execute_async("rescale", restore=restore)
+    with anyio.fail_after(10):
+        while source.paused < 4:
+            await anyio.sleep(0.005)
+    path = await client.stop_with_savepoint(str(savepoints))
+    result = await client.wait()
+    assert result.savepoint_path == path
+    return path
+
+
+async def test_rescale_4_to_2_to_3_keeps_per_key_results_and_placement(tmp_path: Path) -> None:
+    savepoints = tmp_path / "savepoints"
+    # Phase 1 at parallelism 4: the first quarter of every split, then a savepoint.
+    out1: list[Any] = []
+    source = GatedSequence(N, pause_after=N // 16)
+    env = env_for(tmp_path, 4)
+    build(env, source, out1)
+    sp1 = await _run_until_paused_then_stop(env, source, savepoints)
+    assert_placement(out1, 4)
+
+    # Phase 2 at parallelism 2, restored from it: up to half of every split.
+    out2: list[Any] = []
+    source = GatedSequence(N, pause_after=N // 8)
+    env = env_for(tmp_path, 2)
+    build(env, source, out2)
+    sp2 = await _run_until_paused_then_stop(env, source, savepoints, restore=sp1)
+    assert_placement(out2, 2)
+
+    # Phase 3 at parallelism 3, restored from that: to the end.
+    out3: list[Any] = []
+    env = env_for(tmp_path, 3)
+    build(env, GatedSequence(N), out3)
+    await env.execute("rescale", restore=sp2)
+    assert_placement(out3, 3)
+
+    expected = {f"k{k}": N // KEYS for k in range(KEYS)}
+    assert finals(out3) == expected
+    # Every count from 1 to N/KEYS appears per key over the three runs (none skipped).
+    seen: dict[str, set[int]] = defaultdict(set)
+    for key, _, n in out1 + out2 + out3:
+        seen[key].add(n)
+    assert all(seen[key] == set(range(1, N // KEYS + 1)) for key in expected)
+
+
+async def test_savepoint_while_running_then_restore_from_it(tmp_path: Path) -> None:
+    source = GatedSequence(N, pause_after=N // 8)
+    out: list[Any] = []
+    env = env_for(tmp_path, 2)
+    build(env, source, out)
+    client = await env.execute_async("savepoint")
+    with anyio.fail_after(10):
+        while source.paused < 4:
+            await anyio.sleep(0.005)
+    path = await client.trigger_savepoint(str(tmp_path / "savepoints"))
+    assert Path(path, "_metadata").is_file()
+    source.gate.set()
+    await client.wait()
+    assert finals(out) == {f"k{k}": N // KEYS for k in range(KEYS)}
+
+    # The savepoint holds the state at its cut: restoring it and replaying the rest of the
+    # input arrives at the same totals.
+    again: list[Any] = []
+    env = env_for(tmp_path, 2)
+    build(env, GatedSequence(N), again)
+    await env.execute("savepoint-restored", restore=path)
+    assert finals(again) == {f"k{k}": N // KEYS for k in range(KEYS)}
+    assert min(n for _, _, n in again) > 1  # counting resumed, not restarted
+
+
+async def test_restore_latest_without_checkpoints_starts_fresh_and_says_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    out: list[Any] = []
+    env = env_for(tmp_path, 2)
+    build(env, GatedSequence(400), out)
+    with caplog.at_level(logging.INFO, logger="streamlet.recovery"):
+        await env.execute("fresh", restore="latest")
+    assert "no completed checkpoint to restore; starting from scratch" in caplog.text
+    assert finals(out) == {f"k{k}": 10 for k in range(KEYS)}
+
+
+async def _checkpointed_run(tmp_path: Path, name: str, retained: int = 3) -> Path:
+    env = env_for(tmp_path, 2)
+    env.enable_checkpointing(10)
+    env.get_checkpoint_config().set_max_retained_checkpoints(retained)
+    out: list[Any] = []
+    build(env, GatedSequence(2000), out)
+    await env.execute(name)
+    return tmp_path / "checkpoints" / name
+
+
+async def test_restore_latest_skips_a_corrupt_checkpoint_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    job_dir = await _checkpointed_run(tmp_path, "corrupt")
+    chks = sorted(job_dir.glob("chk-*"), key=lambda p: int(p.name[4:]))
+    assert len(chks) >= 2
+    newest = chks[-1]
+    state_file = next(newest.glob("op-counter-*.state"))
+    data = bytearray(state_file.read_bytes())
+    data[-5] ^= 0xFF
+    state_file.write_bytes(bytes(data))
+
+    out: list[Any] = []
+    env = env_for(tmp_path, 2)
+    build(env, GatedSequence(2000), out)
+    with caplog.at_level(logging.INFO, logger="streamlet.recovery"):
+        await env.execute("corrupt", restore="latest")
+    assert "skipping damaged checkpoint" in caplog.text
+    assert state_file.name in caplog.text
+    previous = chks[-2]
+    assert previous.name in caplog.text.split("skipping damaged checkpoint")[-1] or any(
+        previous.name in r.getMessage() for r in caplog.records
+    )
+    # Restored from the previous checkpoint, the job ends with exact per-key counts.
+    totals = finals(out)
+    for key, n in totals.items():
+        assert n == 50, (key, n)
+
+    env = env_for(tmp_path, 2)
+    build(env, GatedSequence(2000), [])
+    with pytest.raises(CorruptCheckpointError, match=state_file.name):
+        await env.execute("corrupt-explicit", restore=str(newest))
+
+
+async def test_state_of_an_unknown_uid_needs_allow_non_restored_state(tmp_path: Path) -> None:
+    job_dir = await _checkpointed_run(tmp_path, "uids")
+    latest = max(job_dir.glob("chk-*"), key=lambda p: int(p.name[4:]))
+    out: list[Any] = []
+    env = env_for(tmp_path, 2)
+    (
+        env.from_source(GatedSequence(2000))
+        .uid("source")
+        .key_by(lambda i: f"k{i % KEYS}")
+        .process(CountPerKey())
+        .uid("renamed-counter")
+        .add_sink(out.append)
+    )
+    with pytest.raises(ValueError, match=r"operator uid\(s\) \['counter'\] that this job does not have"):
+        await env.execute("uids", restore=str(latest))
+
+    env = env_for(tmp_path, 2)
+    (
+        env.from_source(GatedSequence(2000))
+        .uid("source")
+        .key_by(lambda i: f"k{i % KEYS}")
+        .process(CountPerKey())
+        .uid("renamed-counter")
+        .add_sink(out.append)
+    )
+    await env.execute("uids", restore=str(latest), allow_non_restored_state=True)
+
+
+async def test_restart_restores_the_latest_checkpoint_and_counts_stay_exact(
+    tmp_path: Path,
+) -> None:
+    env = env_for(tmp_path, 3)
+    env.enable_checkpointing(10)
+    env.set_restart_strategy(RestartStrategies.fixed_delay_restart(5, 0))
+    injector = inject_faults(
+        env,
+        FaultInjector().fail_record("counter", 300, subtask=1).fail_snapshot("counter", 2, 0),
+    )
+    out: list[Any] = []
+    build(env, GatedSequence(N), out)
+    result = await env.execute("restarts")
+    assert result.restart_count == 2
+    assert len(injector.fired) == 2
+    assert finals(out) == {f"k{k}": N // KEYS for k in range(KEYS)}
+
+
+async def test_exhausted_restart_strategy_raises_the_last_failure(tmp_path: Path) -> None:
+    from engine import JobExecutionError
+    from engine.faults import InjectedFault
+
+    env = env_for(tmp_path, 2)
+    env.enable_checkpointing(10)
+    env.set_restart_strategy(RestartStrategies.fixed_delay_restart(1, 0))
+    inject_faults(
+        env, FaultInjector().fail_record("counter", 50, 0).fail_record("counter", 100, 1)
+    )
+    build(env, GatedSequence(N), [])
+    with pytest.raises(JobExecutionError) as info:
+        await env.execute("exhausted")
+    assert isinstance(info.value.__cause__, InjectedFault)
+    assert "record 100" in str(info.value.__cause__)
