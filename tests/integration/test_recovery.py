@@ -30,9 +30,10 @@ class GatedSequence(Source[int]):
 
     name = "Gated Sequence"
 
-    def __init__(self, n: int, pause_after: int | None = None) -> None:
+    def __init__(self, n: int, pause_after: int | None = None, delay_s: float = 0.0) -> None:
         self.n = n
         self.pause_after = pause_after
+        self.delay_s = delay_s
         self.gate = anyio.Event()
         self.paused = 0
 
@@ -60,7 +61,10 @@ class GatedSequence(Source[int]):
                 end = min(self.next + 16, hi)
                 batch = list(range(self.next, end))
                 self.next = end
-                await anyio.lowlevel.checkpoint()
+                if source.delay_s:
+                    await anyio.sleep(source.delay_s)
+                else:
+                    await anyio.lowlevel.checkpoint()
                 return batch
 
             def position(self) -> int:
@@ -198,8 +202,9 @@ async def _checkpointed_run(tmp_path: Path, name: str, retained: int = 3) -> Pat
     env.enable_checkpointing(10)
     env.get_checkpoint_config().set_max_retained_checkpoints(retained)
     out: list[Any] = []
-    build(env, GatedSequence(2000), out)
-    await env.execute(name)
+    build(env, GatedSequence(2000, delay_s=0.002), out)
+    result = await env.execute(name)
+    assert result.checkpoints_completed >= 3
     return tmp_path / "checkpoints" / name
 
 
