@@ -21,13 +21,12 @@ import zlib
 from io import BytesIO
 from pathlib import Path
 
-import aiofiles
-import aiofiles.os
 import anyio
 import anyio.to_thread
 
 from state.key_groups import KeyGroupRange
 
+from . import fileio
 from .completed import CompletedCheckpoint
 from .config import parse_storage_uri
 from .errors import CheckpointStorageError, CorruptCheckpointError
@@ -52,28 +51,11 @@ from .validation import Problem, inspect_checkpoint_dir
 
 __all__ = ["FileCheckpointStorage"]
 
-_fsync = aiofiles.os.wrap(os.fsync)  # type: ignore[attr-defined]
-
 
 def _describe(exc: OSError) -> str:
     name = errno.errorcode.get(exc.errno or 0)
     text = exc.strerror or str(exc)
     return f"{text} ({name})" if name else text
-
-
-async def _write_and_sync(path: Path, data: bytes) -> None:
-    async with aiofiles.open(path, "wb") as f:
-        await f.write(data)
-        await f.flush()
-        await _fsync(f.fileno())
-
-
-def _fsync_dir_sync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class FileCheckpointStorage:
@@ -164,13 +146,13 @@ class FileCheckpointStorage:
     async def _atomic_write(self, path: Path, data: bytes, checkpoint_id: int) -> None:
         tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
         try:
-            await aiofiles.os.makedirs(path.parent, exist_ok=True)
-            await _write_and_sync(tmp, data)
-            await aiofiles.os.replace(tmp, path)
+            await fileio.makedirs(path.parent)
+            await fileio.write_synced(tmp, data)
+            await fileio.replace(tmp, path)
         except BaseException as exc:
             with anyio.CancelScope(shield=True):
                 try:
-                    await aiofiles.os.remove(tmp)
+                    await fileio.remove(tmp)
                 except OSError:
                     pass
             if isinstance(exc, OSError):
@@ -202,15 +184,15 @@ class FileCheckpointStorage:
         directory = self._dir_of(checkpoint_id)
         data = encode_metadata(metadata)
         try:
-            await aiofiles.os.makedirs(directory, exist_ok=True)
-            await anyio.to_thread.run_sync(_fsync_dir_sync, directory)
+            await fileio.makedirs(directory)
+            await fileio.fsync_dir(directory)
         except OSError as exc:
             raise CheckpointStorageError(
                 str(directory), _describe(exc), checkpoint_id=checkpoint_id
             ) from exc
         await self._atomic_write(directory / METADATA_FILE_NAME, data, checkpoint_id)
         try:
-            await anyio.to_thread.run_sync(_fsync_dir_sync, directory)
+            await fileio.fsync_dir(directory)
         except OSError as exc:
             raise CheckpointStorageError(
                 str(directory), _describe(exc), checkpoint_id=checkpoint_id
@@ -256,7 +238,7 @@ class FileCheckpointStorage:
         """
         path = self._dir_of(checkpoint_id) / handle.file_name
         try:
-            await aiofiles.os.remove(path)
+            await fileio.remove(path)
         except FileNotFoundError:
             pass
         except OSError as exc:
@@ -305,10 +287,9 @@ class FileCheckpointStorage:
         directory = self._resolve(pointer)
         meta_path = directory / METADATA_FILE_NAME
         try:
-            async with aiofiles.open(meta_path, "rb") as f:
-                data = await f.read()
+            data = await fileio.read_bytes(meta_path)
         except FileNotFoundError as exc:
-            if await aiofiles.os.path.isdir(directory):
+            if await fileio.isdir(directory):
                 raise CorruptCheckpointError(
                     str(meta_path), "missing _metadata: the checkpoint did not complete"
                 ) from None

@@ -16,6 +16,7 @@ import anyio
 
 from state.descriptors import ValueStateDescriptor
 
+from .base import OperatorContext
 from .core import BatchTransformOperator, KeyedOperator, KeyedStep
 from .functions import FunctionAdapter, KeyedProcessFunction, ProcessFunction
 
@@ -262,33 +263,49 @@ def keyed_filter_operator(fn: Any, key_selector: Callable[[Any], Any]) -> KeyedO
 _REDUCE_STATE = ValueStateDescriptor("_reduce")
 
 
+class _KeyedReduceOperator(KeyedOperator):
+    """Rolling reduce over a keyed ``ValueState``, with a fused per-record loop."""
+
+    def __init__(self, adapter: FunctionAdapter, key_selector: Callable[[Any], Any]) -> None:
+        super().__init__(adapter, key_selector, lambda op: _unused_step)
+        self._reduce = adapter.call
+
+    async def open(self, ctx: OperatorContext) -> None:
+        await super().open(ctx)
+        self._lookup = self.backend.value_table_lookup(_REDUCE_STATE)
+
+    async def process_batch(self, batch: list[Any]) -> list[Any]:
+        key_of = self._key_selector
+        lookup = self._lookup
+        reduce = self._reduce
+        out: list[Any] = []
+        append = out.append
+        for record in batch:
+            key = key_of(record)
+            table = lookup(key)
+            acc = table.get(key)
+            acc = record if acc is None else reduce(acc, record)
+            table[key] = acc
+            append(acc)
+        return out
+
+
+def _unused_step(record: Any, out: list[Any]) -> None:  # pragma: no cover
+    raise AssertionError("the reduce operator has its own loop")
+
+
 def reduce_operator(
     fn: Any, key_selector: Callable[[Any], Any], api: str = "reduce"
 ) -> KeyedOperator:
     """Rolling reduce: emits the updated value for every record (Flink's KeyedStream.reduce).
 
-    The running value lives in a keyed ``ValueState``, so it is checkpointed, restored and
-    redistributed by key group like any user state.
+    The running value lives in a keyed ``ValueState`` (named ``_reduce``), so it is
+    checkpointed, restored and redistributed by key group like any user state.
     """
     adapter = FunctionAdapter(fn, "reduce", api)
-    call = adapter.call
     if adapter.is_async:
         raise TypeError(f"{api}() needs a synchronous reduce function, got an async one")
-
-    def make_step(op: KeyedOperator) -> KeyedStep:
-        state = op.backend.get_state(_REDUCE_STATE)
-        value = state.value
-        update = state.update
-
-        def step(record: Any, out: list[Any]) -> None:
-            acc = value()
-            acc = record if acc is None else call(acc, record)
-            update(acc)
-            out.append(acc)
-
-        return step
-
-    return KeyedOperator(adapter, key_selector, make_step)
+    return _KeyedReduceOperator(adapter, key_selector)
 
 
 def _field_getter(

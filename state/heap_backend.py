@@ -169,6 +169,40 @@ class HeapKeyedStateBackend:
         """
         return self._register(descriptor, ValueStateDescriptor, make_value_state, "get_state")  # type: ignore[return-value]
 
+    def value_table_lookup(
+        self, descriptor: ValueStateDescriptor
+    ) -> Callable[[Any], dict[Any, Any]]:
+        """Return ``lookup(key) -> dict``: makes ``key`` current and returns the writable
+        ``{key: value}`` dict of its key group for the value state ``descriptor``.
+
+        The per-record fast path of operators that read and update one value per record
+        (keyed ``reduce``): one call instead of ``set_current_key`` + ``value`` + ``update``,
+        over the very same tables, copy-on-write included. Callers must store ``None``-free
+        values (use ``dict.pop`` to clear) and must not keep the dict across records.
+
+        :raises TypeError: as :meth:`get_state`; ``lookup`` raises as :meth:`set_current_key`
+        """
+        self.get_state(descriptor)
+        table = self._tables[descriptor.name]
+        writable = table.writable
+        fork = table.fork
+        cache_get = self._kg_cache.get
+        assign = self._assign
+
+        def lookup(key: Any) -> dict[Any, Any]:
+            try:
+                index = cache_get(key)
+            except TypeError:
+                index = None
+            if index is None:
+                index = assign(key)
+            self._kg_index = index
+            self._current_key = key
+            t = writable[index]
+            return fork(index) if t is None else t
+
+        return lookup
+
     def get_list_state(self, descriptor: ListStateDescriptor) -> ListState:
         """Return the :class:`ListState` for ``descriptor``; raises as :meth:`get_state`."""
         return self._register(descriptor, ListStateDescriptor, ListState, "get_list_state")  # type: ignore[return-value]

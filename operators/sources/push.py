@@ -18,6 +18,7 @@ whole job across restarts, not in the reader, which lives for one attempt:
 from __future__ import annotations
 
 import contextlib
+import itertools
 import re
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -102,8 +103,8 @@ class IngressBuffer(Generic[T]):
     :param write_ahead_log: log records before they become visible
     :param json_records: encode each record when it is put (so a non-JSON-able record is
         refused right there), and hand readers the decoded form, the same as a replay gives
-    :param max_buffered_chars: also wait once the held records (``str``) total this many
-        characters; None for no such bound
+    :param max_buffered_chars: also wait once the held records total this many characters
+        (records must then be ``str``, and ``json_records`` off); None for no such bound
     """
 
     def __init__(
@@ -125,15 +126,22 @@ class IngressBuffer(Generic[T]):
         self.write_ahead_log = write_ahead_log
         self._json = json_records and write_ahead_log
         self._wal: WriteAheadLog | None = None
-        # Invariant: with the log, every record goes _pending -> _unsynced -> _visible;
-        # _in_flight counts the records in _unsynced; size is what the bound limits.
-        self._pending: deque[Any] = deque()
-        self._unsynced: deque[tuple[int, list[Any]]] = deque()  # (last seq, records)
+        # Records are held in *chunks* (the lists producers hand in, or one logged batch)
+        # with their character count, so moving and taking them costs per chunk, not per
+        # record. With the log a chunk goes _pending -> _unsynced -> _visible.
+        # Invariant: _pending_count, _in_flight and _visible_count count the records in
+        # _pending, _unsynced and _visible (the last minus _visible_offset).
+        self._pending: list[tuple[list[Any], int]] = []
+        self._pending_count = 0
+        self._unsynced: deque[tuple[int, list[Any], int]] = deque()  # (last seq, records, chars)
         self._in_flight = 0
-        self._visible: deque[Any] = deque()
-        # Invariant (with the log): _visible[i] has sequence number _visible_first_seq + i.
+        self._visible: deque[tuple[list[Any], int]] = deque()
+        self._visible_offset = 0  # records of _visible[0] already taken
+        self._visible_count = 0
+        # Invariant (with the log): the next record to take has _visible_first_seq.
         self._visible_first_seq = 0
-        # Characters held, when max_buffered_chars is set.
+        # Characters held, when max_buffered_chars is set; a chunk's are freed once it is
+        # wholly taken, so the bound may be exceeded by one chunk.
         self._chars = 0
         # End of the log when the session started: where a reader without position begins.
         self._base_seq = 0
@@ -153,7 +161,7 @@ class IngressBuffer(Generic[T]):
     @property
     def size(self) -> int:
         """Records held now: waiting to be logged, being logged, or waiting for the reader."""
-        return len(self._pending) + self._in_flight + len(self._visible)
+        return self._pending_count + self._in_flight + self._visible_count
 
     @property
     def ended(self) -> bool:
@@ -176,15 +184,19 @@ class IngressBuffer(Generic[T]):
             raise anyio.BrokenResourceError(f"the job reading {self.description} has finished")
 
     def _accept(self, records: list[Any]) -> None:
-        if self.max_buffered_chars is not None:
-            self._chars += sum(map(len, records))
+        chars = 0
         if self._json:
             records = [self._encode(r) for r in records]
+        elif self.max_buffered_chars is not None:
+            chars = sum(map(len, records))
+            self._chars += chars
         if self.write_ahead_log:
-            self._pending.extend(records)
+            self._pending.append((records, chars))
+            self._pending_count += len(records)
             self._committable.fire()
         else:
-            self._visible.extend(records)
+            self._visible.append((records, chars))
+            self._visible_count += len(records)
             self._readable.fire()
 
     def _encode(self, record: Any) -> bytes:
@@ -223,7 +235,7 @@ class IngressBuffer(Generic[T]):
     async def put_many(self, records: Iterable[Any]) -> None:
         """Add records in order, each as soon as there is room. Raises like :meth:`put`.
 
-        If cancelled, a prefix of ``records`` may have been added.
+        If cancelled or failing, a prefix of ``records`` may have been added.
         """
         items = list(records)
         await anyio.lowlevel.checkpoint_if_cancelled()
@@ -296,11 +308,13 @@ class IngressBuffer(Generic[T]):
     async def run_committer(self) -> None:
         """Log pending records and make them visible once synced; run it in the session.
 
-        Two loops: one writes whatever is pending as one batch to the log (a page-cache
-        copy) while the other syncs what was written and publishes it, so writing the next
-        batch overlaps the previous sync. Returns once the input ended and all of it is
-        visible, or when the buffer failed: an error in the log fails the buffer (readers
-        see it) instead of the session's task group.
+        Two loops: one encodes whatever is pending as one batch and queues it in the log
+        (:meth:`WriteAheadLog.write`); the other has the log write and sync what is queued
+        in its worker thread (:meth:`WriteAheadLog.sync`) and then publishes it. So the
+        next batch is encoded while the previous one goes to disk, and one sync covers all
+        batches queued meanwhile (group commit). Returns once the input ended and all of it
+        is visible, or when the buffer failed: an error in the log fails the buffer
+        (readers see it) instead of the session's task group.
         """
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._sync_loop)
@@ -316,7 +330,12 @@ class IngressBuffer(Generic[T]):
                 await self._committable.wait()
             if self._stopped or self._error is not None:
                 return
-            batch = list(self._pending)
+            chunks = self._pending
+            if len(chunks) == 1:
+                batch = chunks[0][0]
+            else:
+                batch = list(itertools.chain.from_iterable(c for c, _ in chunks))
+            chars = sum(c for _, c in chunks)
             if self._json:
                 logged: list[Any] = [orjson.Fragment(b) for b in batch]
                 records = [orjson.loads(b) for b in batch]
@@ -327,8 +346,9 @@ class IngressBuffer(Generic[T]):
             except (WriteAheadLogError, TypeError) as exc:
                 self.fail(exc)
                 return
-            self._pending.clear()
-            self._unsynced.append((last, records))
+            self._pending = []
+            self._pending_count = 0
+            self._unsynced.append((last, records, chars))
             self._in_flight += len(records)
             self._syncable.fire()
             # Let the producer and the reader run before taking the next batch.
@@ -351,10 +371,11 @@ class IngressBuffer(Generic[T]):
                 self.fail(exc)
                 return
             while unsynced and unsynced[0][0] <= synced:
-                last, records = unsynced.popleft()
+                last, records, chars = unsynced.popleft()
                 if not self._visible:
                     self._visible_first_seq = last - len(records) + 1
-                self._visible.extend(records)
+                self._visible.append((records, chars))
+                self._visible_count += len(records)
                 self._in_flight -= len(records)
             self._readable.fire()
 
@@ -416,7 +437,7 @@ class IngressBuffer(Generic[T]):
                 return records
             if self._error is not None:
                 raise self._error
-            if self._ended and not self._pending and not self._in_flight:
+            if self._ended and not self._pending_count and not self._in_flight:
                 return None
             if self._stopped:
                 raise anyio.BrokenResourceError(f"the session of {self.description} ended")
@@ -424,13 +445,24 @@ class IngressBuffer(Generic[T]):
 
     def _take_visible(self, max_records: int) -> list[Any]:
         visible = self._visible
-        n = min(max_records, len(visible))
-        if not n:
-            return []
-        out = [visible.popleft() for _ in range(n)]
-        if self.max_buffered_chars is not None:
-            self._chars -= sum(map(len, out))
-        self._writable.fire()
+        out: list[Any] = []
+        while visible and len(out) < max_records:
+            records, chars = visible[0]
+            start = self._visible_offset
+            end = min(len(records), start + max_records - len(out))
+            if start == 0 and end == len(records) and not out:
+                out = records  # a whole chunk: hand the list over without copying
+            else:
+                out.extend(records[start:end])
+            if end == len(records):
+                visible.popleft()
+                self._visible_offset = 0
+                self._chars -= chars
+            else:
+                self._visible_offset = end
+        if out:
+            self._visible_count -= len(out)
+            self._writable.fire()
         return out
 
     async def _read_logged(self, cursor: int, max_records: int) -> list[Any]:
@@ -438,7 +470,7 @@ class IngressBuffer(Generic[T]):
         wal = self._wal
         assert wal is not None
         # Records at or before the cursor were taken by an earlier reader: drop them.
-        stale = min(cursor - self._visible_first_seq + 1, len(visible))
+        stale = min(cursor - self._visible_first_seq + 1, self._visible_count)
         if stale > 0:
             self._take_visible(stale)
             self._visible_first_seq += stale

@@ -203,12 +203,15 @@ class SocketTextStreamSource(Source[str]):
     If the last attempt could not even connect, the job fails with
     :class:`SocketSourceError`; otherwise the stream just ends.
 
-    Guarantee: at-most-once. The connection and the line buffer (``max_buffered`` lines,
-    plus at most one received chunk) live in the session: a failover inside the job keeps
+    Guarantee: at-most-once. The connection and the line buffer (up to ``max_buffered``
+    lines or ``max_buffered_chars`` characters, plus at most one received chunk of 256 KiB)
+    live in the session; when the buffer is full the source stops reading, so the server
+    feels TCP backpressure: a failover inside the job keeps
     the connection, lines still buffered go to the next attempt, and lines already handed
     to the failed attempt are lost. With ``write_ahead_log=True`` (the job needs a
-    checkpoint directory) it is exactly-once: each batch of lines read together is logged
-    and synced with one ``fdatasync`` before the job sees it, and replayed after a restore.
+    checkpoint directory) it is exactly-once: every line is logged and synced before the
+    job sees it (group commit: the lines received while the previous sync ran share the
+    next ``fdatasync``), and replayed after a restore.
 
     RESUME CONTRACT: with the write-ahead log, :meth:`SourceReader.position` is the log
     sequence number of the last line returned; a reader restored at ``p`` replays lines
@@ -227,6 +230,7 @@ class SocketTextStreamSource(Source[str]):
     :param errors: ``"strict"`` or ``"replace"``: what undecodable bytes do
     :param write_ahead_log: log lines before the job sees them (exactly-once)
     :param max_buffered: lines buffered before the source stops reading the socket
+    :param max_buffered_chars: characters buffered before the source stops reading it
     :raises ValueError: if a parameter is out of range (the message names it and the value)
     """
 

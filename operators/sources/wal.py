@@ -19,14 +19,19 @@ Design:
       crc32 (u32) | payload length (u32) | first sequence (u64) | record count (u32)
 
   all little-endian. The crc covers the rest of the header and the payload.
-- Group commit: :meth:`WriteAheadLog.append_batch` writes every frame of a batch with one
-  ``write`` and one ``fdatasync``, in a worker thread so the event loop keeps running.
-  Callers batch what arrived while the previous sync ran, so the sync cost is shared.
-- A crash can only tear the tail of the newest segment (older ones were synced before the
-  rollover). :meth:`WriteAheadLog.open` verifies that segment frame by frame and cuts the
-  file at the first incomplete or corrupt frame. A batch is therefore atomic: after a crash
-  it is either wholly in the log or not at all, and it is only acknowledged (``append_batch``
-  returns) once it is synced.
+- Group commit, pipelined: :meth:`WriteAheadLog.write` only encodes a batch and queues it
+  (in the event loop; orjson holds the GIL anyway). :meth:`WriteAheadLog.sync` hands
+  everything queued to one worker thread, which computes the checksums, writes each
+  segment's frames with one ``write`` and ends with one ``fdatasync`` per file, all
+  outside the GIL. One sync runs at a time; batches written meanwhile share the next one.
+  So encoding batch ``n + 1`` overlaps the disk work of batch ``n``, and the loop never
+  waits for the disk. :meth:`WriteAheadLog.append_batch` is ``write`` + ``sync``.
+- A crash can only tear the tail of the newest segment: a segment is synced before the
+  first frame of the next one is written. :meth:`WriteAheadLog.open` verifies the newest
+  segment frame by frame and cuts the file at the first incomplete or corrupt frame. So
+  after a crash the log holds every acknowledged record (``sync`` returned), possibly
+  followed by some that were written but never acknowledged; those were never shown to a
+  reader, so keeping them loses nothing and duplicates nothing.
 """
 
 from __future__ import annotations
@@ -199,6 +204,11 @@ class WriteAheadLog:
         return self._last_seq
 
     @property
+    def written_seq(self) -> int:
+        """Sequence number of the newest record written, synced or not."""
+        return self._written_seq
+
+    @property
     def first_seq(self) -> int:
         """Sequence number of the oldest record still kept (``last_seq + 1`` if none)."""
         if not self._segments:
@@ -279,15 +289,21 @@ class WriteAheadLog:
         """Worker thread: checksum, write and sync the queued frames, in order."""
         retired: list[int] = []
         new_file = False
+        dirty = False
         try:
             for segment, frames in queue:
                 if self._fd_segment is not segment or self._fd is None:
                     if self._fd is not None:
+                        # Sync the old segment before the new one gets a byte, so only
+                        # the newest segment can ever have a torn tail.
                         retired.append(self._fd)
                         self._fd = None
-                    new_file = not segment.path.exists()
+                        if dirty:
+                            _sync_data(retired[-1])
+                    new_file = new_file or not segment.path.exists()
                     self._fd = _open_for_append(segment.path)
                     self._fd_segment = segment
+                dirty = True
                 parts: list[bytes] = []
                 for checked, payload in frames:
                     parts.append(_CRC.pack(zlib.crc32(payload, zlib.crc32(checked))))
@@ -296,9 +312,7 @@ class WriteAheadLog:
                 view = memoryview(b"".join(parts))
                 while view:
                     view = view[os.write(self._fd, view) :]
-            for fd in retired:
-                _sync_data(fd)
-            if self._fd is not None:
+            if self._fd is not None and dirty:
                 _sync_data(self._fd)
             if new_file:
                 _fsync_dir(self.path)
@@ -310,7 +324,6 @@ class WriteAheadLog:
     async def append_batch(self, records: Sequence[Any]) -> int:
         """Append ``records`` and wait until they are durable: :meth:`write` + :meth:`sync`.
 
-        The batch is atomic: after a crash it is either wholly in the log or not at all.
         Concurrent calls share syncs (group commit).
 
         :param records: JSON-able records (``orjson.Fragment`` for pre-encoded ones)
@@ -428,6 +441,8 @@ class WriteAheadLog:
         :raises WriteAheadLogError: if a segment file cannot be deleted
         """
         self._check_open()
+        # Never past the synced end: a segment with records still queued must stay.
+        seq = min(seq, self._last_seq + 1)
         victims: list[_Segment] = []
         while len(self._segments) > 1 and self._segments[1].first_seq <= seq:
             victims.append(self._segments.pop(0))

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+import checkpoints.fileio as fileio_module
 from checkpoints import (
     CheckpointKind,
     CheckpointMetadata,
@@ -19,7 +20,6 @@ from checkpoints import (
     MemoryCheckpointStorage,
     create_checkpoint_storage,
 )
-from checkpoints import file_storage as file_storage_module
 from state.key_groups import KeyGroupRange
 from tests.checkpoints.ckpt_testing import state_bytes
 
@@ -248,7 +248,7 @@ async def test_disk_full_leaves_no_file(tmp_path, monkeypatch):
         path.write_bytes(data[:10])
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(file_storage_module, "_write_and_sync", full)
+    monkeypatch.setattr(fileio_module, "write_synced", full)
     with pytest.raises(
         CheckpointStorageError, match=r"No space left on device \(ENOSPC\)$"
     ) as info:
@@ -259,14 +259,14 @@ async def test_disk_full_leaves_no_file(tmp_path, monkeypatch):
 
 async def test_metadata_write_failure_leaves_no_metadata(tmp_path, monkeypatch):
     storage = FileCheckpointStorage(tmp_path, "job")
-    real = file_storage_module._write_and_sync
+    real = fileio_module.write_synced
 
     async def fail_metadata(path, data):
         if "_metadata" in path.name:
             raise OSError(errno.ENOSPC, "No space left on device")
         await real(path, data)
 
-    monkeypatch.setattr(file_storage_module, "_write_and_sync", fail_metadata)
+    monkeypatch.setattr(fileio_module, "write_synced", fail_metadata)
     with pytest.raises(CheckpointStorageError, match=r"_metadata: No space left on device"):
         await write_checkpoint(storage, 1)
     assert not (tmp_path / "job" / "chk-1" / "_metadata").exists()

@@ -9,6 +9,7 @@ import time
 import anyio
 import pytest
 
+import checkpoints.fileio as fileio_module
 from checkpoints import (
     AckResult,
     CheckpointConfig,
@@ -461,9 +462,8 @@ async def test_run_raises_when_tolerable_failures_exceeded():
 )
 async def test_file_storage_failure_declines_aborts_and_recovers(tmp_path, monkeypatch, code, text):
     from checkpoints import OperatorSnapshot, write_subtask_snapshot
-    from checkpoints import file_storage as file_storage_module
 
-    real = file_storage_module._write_and_sync
+    real = fileio_module.write_synced
     failing = {"on": True}
 
     async def flaky(path, data):
@@ -471,7 +471,7 @@ async def test_file_storage_failure_declines_aborts_and_recovers(tmp_path, monke
             raise OSError(code, text)
         await real(path, data)
 
-    monkeypatch.setattr(file_storage_module, "_write_and_sync", flaky)
+    monkeypatch.setattr(fileio_module, "write_synced", flaky)
 
     class Op:
         def serialize(self) -> bytes:

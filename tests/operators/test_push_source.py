@@ -332,3 +332,24 @@ async def test_wal_position_past_the_log_is_an_error(tmp_path: Path) -> None:
             await _open_reader(source, 7)
         with pytest.raises(ValueError, match=r"sequence number >= 0, got 'x'$"):
             await _open_reader(source, "x")
+
+
+async def test_wal_failure_surfaces_from_read_batch(tmp_path: Path) -> None:
+    source = PushSource(write_ahead_log=True)
+    async with source.session(_ctx(tmp_path)):
+        wal = source._buffer.wal
+        assert wal is not None
+
+        def broken_flush(queue: list[Any]) -> None:
+            raise OSError(28, "No space left on device")
+
+        wal._flush = broken_flush  # type: ignore[method-assign]
+        reader = await _open_reader(source)
+        try:
+            await source.push("lost")
+            with anyio.fail_after(5), pytest.raises(WriteAheadLogError, match="No space left"):
+                await reader.read_batch(10)
+            with pytest.raises(anyio.BrokenResourceError, match=r"failed: cannot write"):
+                await source.push("more")
+        finally:
+            await reader.close()

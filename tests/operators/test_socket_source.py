@@ -261,11 +261,15 @@ async def test_reader_replaced_mid_stream_keeps_connection_and_buffer() -> None:
                     assert await _read(second, 1) == ["6"]
 
 
-async def test_backpressure_stops_reading_the_socket() -> None:
+@pytest.mark.parametrize(("max_buffered", "max_chars"), [(16, 1 << 30), (1 << 30, 10_000)])
+async def test_backpressure_stops_reading_the_socket(max_buffered: int, max_chars: int) -> None:
     line = b"y" * 1023 + b"\n"
     total = 32 * 1024  # 32 MiB: more than the kernel buffers can hold
+    chunk_lines = 256 * 1024 // len(line) + 1
     async with _server() as server, anyio.create_task_group() as tg:
-        source = SocketTextStreamSource("127.0.0.1", server.port, max_buffered=16)
+        source = SocketTextStreamSource(
+            "127.0.0.1", server.port, max_buffered=max_buffered, max_buffered_chars=max_chars
+        )
         sent = anyio.Event()
 
         async def serve() -> None:
@@ -278,8 +282,8 @@ async def test_backpressure_stops_reading_the_socket() -> None:
             assert await _read(reader, 1) == ["y" * 1023]
             await anyio.wait_all_tasks_blocked()
             assert not sent.is_set()
-            buffered = source._buffer.size if source._buffer else 0
-            assert buffered <= 16 + 256 * 1024 // len(line) + 1
+            assert source._buffer is not None
+            assert source._buffer.size <= min(max_buffered, max_chars // 1023 + 1) + chunk_lines
             lines = await _drain(reader)
             assert len(lines) == total - 1
             assert sent.is_set()

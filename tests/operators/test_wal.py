@@ -169,3 +169,39 @@ async def test_argument_errors(tmp_path: Path) -> None:
             await wal.read_from(1, 0)
     with pytest.raises(RuntimeError, match=r"is not open$"):
         await wal.append_batch(["a"])
+
+
+async def test_write_is_durable_only_after_sync(tmp_path: Path) -> None:
+    async with WriteAheadLog(tmp_path, "src", segment_bytes=30) as wal:
+        assert wal.write(["a" * 20]) == 1
+        assert wal.write(["b" * 20, "c"]) == 3
+        assert (wal.written_seq, wal.last_seq) == (3, 0)
+        assert await wal.read_from(1, 10) == []
+        # Nothing is synced yet, so nothing may be truncated.
+        assert await wal.truncate_before(100) == 0
+        assert await wal.sync() == 3
+        assert await wal.read_from(1, 10) == ["a" * 20, "b" * 20, "c"]
+        assert len(_segments(wal)) == 2
+    async with WriteAheadLog(tmp_path, "src") as wal:
+        assert wal.last_seq == 3
+        assert await wal.read_from(2, 10) == ["b" * 20, "c"]
+
+
+async def test_concurrent_syncs_share_one_flush(tmp_path: Path) -> None:
+    async with WriteAheadLog(tmp_path, "src") as wal:
+        flushes = 0
+        flush = wal._flush
+
+        def counting_flush(queue: list) -> None:  # type: ignore[type-arg]
+            nonlocal flushes
+            flushes += 1
+            flush(queue)
+
+        wal._flush = counting_flush  # type: ignore[method-assign]
+        wal.write(["a"])
+        wal.write(["b"])
+        async with anyio.create_task_group() as tg:
+            for _ in range(5):
+                tg.start_soon(wal.sync)
+        assert flushes == 1
+        assert wal.last_seq == 2

@@ -1,0 +1,351 @@
+"""Exactly-once part files: :class:`FileSink` (a two-phase-commit sink) and
+:func:`read_committed`.
+
+Layout of ``directory`` (subtask 1, writer id ``3f2c9e1b``, default prefix and suffix)::
+
+    part-1-3f2c9e1b-000002.txt                  committed: visible
+    .part-1-3f2c9e1b-000003.txt.inprogress      in progress or pending: hidden
+
+A transaction is one part file. Its records are appended to the hidden file; ``pre_commit``
+(at a checkpoint) flushes and fsyncs it; ``commit`` (when the checkpoint completed) renames
+it atomically to its visible name and fsyncs the directory. So a reader that skips dot-files
+sees only committed data, and every part file appears whole. A new part file starts at every
+checkpoint; a transaction that got no record never creates a file (files are created on the
+first write), so idle checkpoints leave nothing behind.
+
+Names are never reused: the writer id is drawn at random for every writer (one per subtask,
+attempt and process) and checked against the directory, and the counter grows per
+transaction. Files are created exclusively and a commit never overwrites a file, so a
+restarted job cannot clobber what an earlier attempt committed.
+
+Hidden files that are in no checkpoint's state can stay behind, for example those of a
+writer that failed before its first checkpoint. They are harmless: readers skip dot-files
+and no commit refers to them; delete them by hand when no job writes into the directory.
+The sink does not sweep the directory by name, because another live subtask (or job) may be
+writing a hidden file there; it only removes files of writers named in restored state, which
+belong to a failed attempt (see :meth:`FileSink.recover_and_abort`).
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import re
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import anyio
+import anyio.to_thread
+
+from ..base import OperatorContext
+from .two_phase import TwoPhaseCommitSink
+
+__all__ = ["FileSink", "read_committed"]
+
+logger = logging.getLogger("streamlet.sinks")
+
+_HIDDEN_SUFFIX = ".inprogress"
+#: Encoded batches at least this large are written from a worker thread; smaller ones go
+#: into the file's buffer directly (a memory copy, rarely a page-cache write).
+_THREAD_WRITE_BYTES = 64 * 1024
+
+
+class FileSink(TwoPhaseCommitSink[Any, dict[str, Any]]):
+    """Write each record as one line into part files of ``directory``, exactly once.
+
+    Works for bounded and unbounded jobs. With checkpointing, a part file becomes visible
+    when the checkpoint after its records completed (a bounded job's final checkpoint
+    commits the last one before ``execute()`` returns). Without checkpointing, each subtask
+    commits its one part file when its input ends: on a failure nothing is committed, and a
+    restart (none by default) would write everything again next to it, so this mode is
+    at-least-once at best.
+
+    RESUME CONTRACT. A transaction is the dict ``{"name", "hidden", "stem", "suffix",
+    "counter", "records"}``: the visible and hidden file names (relative to the directory,
+    so a moved directory still restores), the name up to the counter, the suffix, the
+    counter and the number of records written. A restore renames the hidden files of
+    pending transactions (or finds them renamed already) and deletes those of in-progress
+    ones, plus any later hidden file of the same old writer (written after the restored
+    checkpoint). Records written after the restored checkpoint never become visible; the
+    sources replay them into new part files.
+
+    :param directory: where part files go; created (with parents) if missing
+    :param prefix: start of every part file name; must not start with a dot
+    :param suffix: end of every part file name
+    :param encoder: turns a record into its line (without the newline); lines are UTF-8
+    :param commit_on_end_of_input: see :class:`~operators.sinks.two_phase.TwoPhaseCommitSink`
+    :raises TypeError: if ``directory`` is not a path, ``prefix`` or ``suffix`` not a str,
+        or ``encoder`` not callable
+    :raises ValueError: if ``prefix`` is empty, starts with a dot or holds a path separator,
+        if ``suffix`` holds a path separator, or if ``directory`` exists and is not a
+        directory
+    """
+
+    name = "File Sink"
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        *,
+        prefix: str = "part",
+        suffix: str = ".txt",
+        encoder: Callable[[Any], str] = str,
+        commit_on_end_of_input: bool | None = None,
+    ) -> None:
+        super().__init__(commit_on_end_of_input=commit_on_end_of_input)
+        if not isinstance(directory, str | os.PathLike):
+            raise TypeError(f"directory must be a str or path, got {directory!r}")
+        if not isinstance(prefix, str):
+            raise TypeError(f"prefix must be a str, got {prefix!r}")
+        if not isinstance(suffix, str):
+            raise TypeError(f"suffix must be a str, got {suffix!r}")
+        if not prefix or prefix.startswith(".") or _has_separator(prefix):
+            raise ValueError(
+                f"prefix must be a non-empty file name part without a leading dot or a path "
+                f"separator, got {prefix!r}"
+            )
+        if _has_separator(suffix):
+            raise ValueError(f"suffix must not hold a path separator, got {suffix!r}")
+        if not callable(encoder):
+            raise TypeError(f"encoder must be callable, got {encoder!r}")
+        self.directory = Path(os.path.abspath(os.fspath(directory)))
+        self.prefix = prefix
+        self.suffix = suffix
+        self.encoder = encoder
+        _prepare_directory(self.directory)
+        self._writer_id = ""
+        self._counter = 0
+        # hidden name -> open file, for transactions written to but not pre-committed yet
+        self._files: dict[str, BinaryIO] = {}
+
+    def __repr__(self) -> str:
+        return f"FileSink({str(self.directory)!r}, prefix={self.prefix!r})"
+
+    # --- per-subtask lifecycle ---
+
+    async def open(self, ctx: OperatorContext) -> None:
+        await super().open(ctx)
+        await anyio.to_thread.run_sync(_prepare_directory, self.directory)
+        self._writer_id = await anyio.to_thread.run_sync(self._choose_writer_id)
+        self._counter = 0
+
+    async def close(self) -> None:
+        files, self._files = self._files, {}
+        errors = []
+        for file in files.values():
+            try:
+                file.close()
+            except OSError as exc:
+                errors.append(exc)
+        if errors:
+            raise errors[0]
+
+    # --- transactions ---
+
+    def begin_transaction(self) -> dict[str, Any]:
+        """Name the next part file; the hidden file is created by the first write."""
+        counter = self._counter
+        self._counter += 1
+        stem = f"{self.prefix}-{self.ctx.subtask_index}-{self._writer_id}-"
+        name = f"{stem}{counter:06d}{self.suffix}"
+        return {
+            "name": name,
+            "hidden": f".{name}{_HIDDEN_SUFFIX}",
+            "stem": stem,
+            "suffix": self.suffix,
+            "counter": counter,
+            "records": 0,
+        }
+
+    async def write(self, transaction: dict[str, Any], records: list[Any]) -> None:
+        """Append one line per record to the transaction's hidden file."""
+        if not records:
+            return
+        data = _encode(self.encoder, records)
+        hidden = transaction["hidden"]
+        file = self._files.get(hidden)
+        if file is None:
+            file = await anyio.to_thread.run_sync(_create_exclusive, self.directory / hidden)
+            self._files[hidden] = file
+        if len(data) >= _THREAD_WRITE_BYTES:
+            await anyio.to_thread.run_sync(file.write, data)
+        else:
+            file.write(data)
+        transaction["records"] += len(records)
+
+    async def pre_commit(self, transaction: dict[str, Any]) -> None:
+        """Flush, fsync and close the hidden file (and fsync the directory)."""
+        file = self._files.pop(transaction["hidden"], None)
+        if file is not None:
+            await anyio.to_thread.run_sync(_finish, file, self.directory)
+
+    async def commit(self, transaction: dict[str, Any]) -> None:
+        """Rename the hidden file to its visible name; a no-op if that happened already.
+
+        :raises FileNotFoundError: if both files are missing although records were written
+        :raises FileExistsError: if both files exist (a commit never overwrites a file)
+        """
+        await anyio.to_thread.run_sync(_commit, self.directory, transaction, False)
+
+    async def recover_and_commit(self, transaction: dict[str, Any]) -> None:
+        """As :meth:`commit`, but when both files are missing log a warning instead of
+        raising: the committed file may have been consumed and moved away since."""
+        await anyio.to_thread.run_sync(_commit, self.directory, transaction, True)
+
+    async def abort(self, transaction: dict[str, Any]) -> None:
+        """Close and delete the hidden file, if there is one."""
+        file = self._files.pop(transaction["hidden"], None)
+        if file is not None:
+            await anyio.to_thread.run_sync(file.close)
+        await anyio.to_thread.run_sync(_unlink, self.directory / transaction["hidden"])
+
+    async def recover_and_abort(self, transaction: dict[str, Any]) -> None:
+        """Abort, and delete the hidden files the same old writer began after it.
+
+        The writer of a restored in-progress transaction belongs to a failed attempt, so
+        nothing writes to its files any more. Its later transactions (larger counters) hold
+        records after the restored checkpoint; those are replayed, so their hidden files
+        must go. Exactly one new subtask gets this entry, even after rescaling.
+        """
+        await self.abort(transaction)
+        removed = await anyio.to_thread.run_sync(_remove_later, self.directory, transaction)
+        if removed:
+            logger.info(
+                "%s: removed %d hidden file(s) written after the restored checkpoint",
+                self.ctx.task_name_with_subtask,
+                removed,
+            )
+
+    # --- helpers ---
+
+    def _choose_writer_id(self) -> str:
+        """Draw a writer id no file in the directory uses yet for this subtask (blocking)."""
+        taken = {entry.name for entry in os.scandir(self.directory)}
+        while True:
+            writer_id = uuid.uuid4().hex[:8]
+            stem = f"{self.prefix}-{self.ctx.subtask_index}-{writer_id}-"
+            if not any(name.startswith(stem) or name.startswith(f".{stem}") for name in taken):
+                return writer_id
+
+
+def read_committed(directory: str | os.PathLike[str], *, prefix: str | None = None) -> list[str]:
+    """Return the lines of every visible part file in ``directory``, files sorted by name.
+
+    Dot-files (in-progress and pending part files) are skipped. Blocking: call it from a
+    worker thread inside a running job.
+
+    :param prefix: only read files named ``<prefix>-...``
+    """
+    root = Path(directory)
+    names = sorted(
+        entry.name
+        for entry in os.scandir(root)
+        if not entry.name.startswith(".")
+        and entry.is_file()
+        and (prefix is None or entry.name.startswith(f"{prefix}-"))
+    )
+    lines: list[str] = []
+    for name in names:
+        with open(root / name, encoding="utf-8", newline="") as file:
+            parts = file.read().split("\n")
+        if parts[-1] == "":
+            parts.pop()
+        lines.extend(parts)
+    return lines
+
+
+# --- blocking file operations (run in worker threads) ---
+
+
+def _has_separator(text: str) -> bool:
+    return "/" in text or os.sep in text or (os.altsep is not None and os.altsep in text)
+
+
+def _prepare_directory(directory: Path) -> None:
+    if directory.exists() and not directory.is_dir():
+        raise ValueError(f"FileSink directory {str(directory)!r} exists and is not a directory")
+    directory.mkdir(parents=True, exist_ok=True)
+
+
+def _encode(encoder: Callable[[Any], str], records: list[Any]) -> bytes:
+    try:
+        text = "".join([encoder(record) + "\n" for record in records])
+    except TypeError:
+        for record in records:
+            line = encoder(record)
+            if not isinstance(line, str):
+                raise TypeError(
+                    f"FileSink encoder must return a str, got {type(line).__name__} for "
+                    f"record {record!r:.60}"
+                ) from None
+        raise
+    return text.encode("utf-8")
+
+
+def _create_exclusive(path: Path) -> BinaryIO:
+    # Kept open across writes; pre_commit, abort or close closes it.
+    return open(path, "xb")
+
+
+def _fsync_directory(directory: Path) -> None:
+    if os.name == "nt":  # directories cannot be opened for fsync there
+        return
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _finish(file: BinaryIO, directory: Path) -> None:
+    try:
+        file.flush()
+        os.fsync(file.fileno())
+    finally:
+        file.close()
+    _fsync_directory(directory)
+
+
+def _unlink(path: Path) -> None:
+    path.unlink(missing_ok=True)
+
+
+def _commit(directory: Path, transaction: dict[str, Any], recovering: bool) -> None:
+    hidden = directory / transaction["hidden"]
+    final = directory / transaction["name"]
+    if not transaction["records"]:
+        _unlink(hidden)  # an empty transaction publishes nothing
+        return
+    if hidden.exists():
+        if final.exists():
+            raise FileExistsError(
+                errno.EEXIST, f"refusing to overwrite {final} with the pending file", str(final)
+            )
+        os.replace(hidden, final)
+        _fsync_directory(directory)
+        return
+    if final.exists():
+        return  # committed before (a restore repeats commits)
+    detail = f"pending file {hidden} and committed file {final} are both missing"
+    if recovering:
+        logger.warning("%s; assuming it was committed and moved away since", detail)
+        return
+    raise FileNotFoundError(errno.ENOENT, detail, str(hidden))
+
+
+def _remove_later(directory: Path, transaction: dict[str, Any]) -> int:
+    pattern = re.compile(
+        rf"\.{re.escape(transaction['stem'])}(\d+){re.escape(transaction['suffix'])}"
+        rf"{re.escape(_HIDDEN_SUFFIX)}"
+    )
+    counter = transaction["counter"]
+    removed = 0
+    for entry in os.scandir(directory):
+        match = pattern.fullmatch(entry.name)
+        if match is not None and int(match.group(1)) > counter:
+            _unlink(directory / entry.name)
+            removed += 1
+    return removed

@@ -1,0 +1,473 @@
+"""End-to-end checkpoint tests: consistent cuts, failures, timeouts, notifications.
+
+Every job here runs real subtasks, channels and the real coordinator; only the storage is
+sometimes wrapped to inject failures or stalls at its boundary. Sources are *paced*: a
+:class:`PacedSource` has fast splits (whole batches, no waiting) and slow ones (one record per
+batch, after yielding to the event loop several times), so barriers meet channels with very
+different backlogs. A paced source runs until the test sets its ``stop`` event, which tests
+do from a checkpoint notification, so "run long enough for several checkpoints" is decided by
+events, not by sleeping.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import subprocess
+import sys
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.lowlevel
+import pytest
+
+from checkpoints.config import CheckpointingMode
+from checkpoints.errors import (
+    CheckpointFailureReason,
+    CheckpointStorageError,
+    TooManyFailedCheckpointsError,
+)
+from checkpoints.file_storage import FileCheckpointStorage
+from checkpoints.memory_storage import MemoryCheckpointStorage
+from checkpoints.metadata import CheckpointMetadata, StateHandle
+from checkpoints.stats import CheckpointStats, CheckpointStatus
+from engine import (
+    JobClient,
+    KeyedProcessFunction,
+    MapFunction,
+    Source,
+    SourceReader,
+    StreamExecutionEnvironment,
+)
+from engine.restart import RestartStrategies
+from state import ValueStateDescriptor
+from state.descriptors import ListStateDescriptor
+from state.heap_backend import HeapKeyedStateBackend
+from state.key_groups import KeyGroupRange
+from state.operator_state import OperatorStateBackend
+
+pytestmark = pytest.mark.asyncio
+
+#: Keys per split: record ``(split, i)`` has key ``"<split>-<i % KEYS_PER_SPLIT>"``.
+KEYS_PER_SPLIT = 5
+#: Yields before each one-record batch of a slow split (0 = fast split).
+FAST, SLOW, SLOWER = 0, 3, 8
+COUNT = ValueStateDescriptor("count", default_value=0)
+#: Every test job must end well within this (a hang fails, it does not block the suite).
+JOB_DEADLINE_S = 20
+
+
+# --- a paced, stoppable source ---
+
+
+class _PacedReader(SourceReader[tuple[int, int]]):
+    def __init__(self, split: int, pace: int, position: int, stop: anyio.Event) -> None:
+        self._split = split
+        self._pace = pace
+        self._next = position
+        self._stop = stop
+
+    async def read_batch(self, max_records: int) -> list[tuple[int, int]] | None:
+        if self._stop.is_set():
+            return None
+        if self._pace:
+            for _ in range(self._pace):
+                await anyio.lowlevel.checkpoint()
+            size = 1
+        else:
+            await anyio.lowlevel.checkpoint()
+            size = max_records
+        start = self._next
+        self._next += size
+        return [(self._split, i) for i in range(start, start + size)]
+
+    def position(self) -> int:
+        return self._next
+
+
+class PacedSource(Source[tuple[int, int]]):
+    """Splits ``0..len(paces)-1`` emitting ``(split, i)`` for ``i = 0, 1, ...`` until ``stop``.
+
+    Position: the next ``i`` (so a split at position ``p`` has emitted ``p`` records).
+    """
+
+    name = "Paced Source"
+
+    def __init__(self, paces: list[int], stop: anyio.Event) -> None:
+        self.paces = paces
+        self.stop = stop
+
+    def create_splits(self, parallelism: int) -> list[Any]:
+        return [[split, pace] for split, pace in enumerate(self.paces)]
+
+    def create_reader(self, split: Any, position: Any | None) -> SourceReader[tuple[int, int]]:
+        index, pace = split
+        return _PacedReader(index, pace, 0 if position is None else int(position), self.stop)
+
+
+def key_of(record: tuple[int, int]) -> str:
+    return f"{record[0]}-{record[1] % KEYS_PER_SPLIT}"
+
+
+def expected_counts(positions: dict[int, int]) -> dict[str, int]:
+    """Per-key counts of everything splits at ``positions`` emitted (empty keys left out)."""
+    counts = {}
+    for split, position in positions.items():
+        for residue in range(KEYS_PER_SPLIT):
+            n = position // KEYS_PER_SPLIT + (residue < position % KEYS_PER_SPLIT)
+            if n:
+                counts[f"{split}-{residue}"] = n
+    return counts
+
+
+# --- user functions that report to the test ---
+
+
+class Shared:
+    """Deep copies (the engine copies a function object per subtask) return the original,
+    so every subtask's copy of a function reports into the same test-owned object."""
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Shared:
+        return self
+
+
+class CheckpointLog(Shared):
+    """What user functions saw: notifications per (operator, subtask), records processed."""
+
+    def __init__(self, *, stop_after_completed: int | None = None) -> None:
+        self.completed: dict[tuple[str, int], list[int]] = defaultdict(list)
+        self.aborted: dict[tuple[str, int], list[int]] = defaultdict(list)
+        self.records = 0
+        self.stop_after_completed = stop_after_completed
+        self.stop = anyio.Event()
+        self._record_waiters: list[tuple[int, anyio.Event]] = []
+        self._completed_waiters: list[tuple[int, anyio.Event]] = []
+        self._aborted_waiters: list[tuple[int, anyio.Event]] = []
+
+    # Reports.
+
+    def on_record(self) -> None:
+        self.records += 1
+        if self._record_waiters and self._record_waiters[0][0] <= self.records:
+            self._record_waiters.pop(0)[1].set()
+
+    def on_complete(self, who: tuple[str, int], checkpoint_id: int) -> None:
+        self.completed[who].append(checkpoint_id)
+        ids = self.completed_ids()
+        self._release(self._completed_waiters, ids)
+        if self.stop_after_completed is not None and len(ids) >= self.stop_after_completed:
+            self.stop.set()
+
+    def on_abort(self, who: tuple[str, int], checkpoint_id: int) -> None:
+        self.aborted[who].append(checkpoint_id)
+        self._release(self._aborted_waiters, self.aborted_ids())
+
+    @staticmethod
+    def _release(waiters: list[tuple[int, anyio.Event]], ids: set[int]) -> None:
+        for entry in list(waiters):
+            if len(ids) >= entry[0]:
+                waiters.remove(entry)
+                entry[1].set()
+
+    # Queries.
+
+    def completed_ids(self) -> set[int]:
+        return {i for ids in self.completed.values() for i in ids}
+
+    def aborted_ids(self) -> set[int]:
+        return {i for ids in self.aborted.values() for i in ids}
+
+    async def wait_records(self, at_least: int) -> None:
+        if self.records >= at_least:
+            return
+        event = anyio.Event()
+        self._record_waiters.append((at_least, event))
+        self._record_waiters.sort(key=lambda entry: entry[0])
+        await event.wait()
+
+    async def wait_completed(self, count: int) -> None:
+        await self._wait(self._completed_waiters, self.completed_ids(), count)
+
+    async def wait_aborted(self, count: int) -> None:
+        await self._wait(self._aborted_waiters, self.aborted_ids(), count)
+
+    @staticmethod
+    async def _wait(waiters: list[tuple[int, anyio.Event]], ids: set[int], count: int) -> None:
+        if len(ids) >= count:
+            return
+        event = anyio.Event()
+        waiters.append((count, event))
+        await event.wait()
+
+
+class ListeningMap(MapFunction):
+    """A pass-through map implementing Flink's CheckpointListener, reporting to ``log``."""
+
+    def __init__(self, name: str, log: CheckpointLog) -> None:
+        self.name = name
+        self.log = log
+        self.subtask = -1
+
+    def open(self, runtime_context: Any) -> None:
+        self.subtask = runtime_context.get_index_of_this_subtask()
+
+    def map(self, value: Any) -> Any:
+        self.log.on_record()
+        return value
+
+    def notify_checkpoint_complete(self, checkpoint_id: int) -> None:
+        self.log.on_complete((self.name, self.subtask), checkpoint_id)
+
+    def notify_checkpoint_aborted(self, checkpoint_id: int) -> None:
+        self.log.on_abort((self.name, self.subtask), checkpoint_id)
+
+
+class CountPerKey(KeyedProcessFunction):
+    """Counts records per key in ValueState ``count``; emits nothing."""
+
+    def __init__(self, log: CheckpointLog | None = None) -> None:
+        self.log = log
+        self.subtask = -1
+
+    def open(self, runtime_context: Any) -> None:
+        self.count = runtime_context.get_state(COUNT)
+        self.subtask = runtime_context.get_index_of_this_subtask()
+
+    def process_element(self, value: Any, ctx: Any) -> None:
+        self.count.update(self.count.value() + 1)
+
+    def notify_checkpoint_complete(self, checkpoint_id: int) -> None:
+        if self.log is not None:
+            self.log.on_complete(("counter", self.subtask), checkpoint_id)
+
+
+# --- storages with injected behaviour ---
+
+
+class HookedStorage(MemoryCheckpointStorage):
+    """In-memory storage that records which checkpoints are in flight and their discards."""
+
+    def __init__(self, job_name: str, write_hook: Any = None) -> None:
+        super().__init__(job_name, write_hook=write_hook)
+        self.in_flight: set[int] = set()
+        self.max_in_flight = 0
+        self.discarded: set[int] = set()
+        self._in_flight_waiters: list[tuple[int, anyio.Event]] = []
+        self._discard_waiters: dict[int, anyio.Event] = {}
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> HookedStorage:
+        return self
+
+    def begin_checkpoint(self, checkpoint_id: int, *args: Any, **kwargs: Any) -> str:
+        self.in_flight.add(checkpoint_id)
+        self.max_in_flight = max(self.max_in_flight, len(self.in_flight))
+        for entry in list(self._in_flight_waiters):
+            if len(self.in_flight) >= entry[0]:
+                self._in_flight_waiters.remove(entry)
+                entry[1].set()
+        return super().begin_checkpoint(checkpoint_id, *args, **kwargs)
+
+    async def write_metadata(self, checkpoint_id: int, metadata: CheckpointMetadata) -> str:
+        try:
+            return await super().write_metadata(checkpoint_id, metadata)
+        finally:
+            self.in_flight.discard(checkpoint_id)
+
+    async def discard(self, checkpoint_id: int) -> None:
+        await super().discard(checkpoint_id)
+        self.in_flight.discard(checkpoint_id)
+        self.discarded.add(checkpoint_id)
+        event = self._discard_waiters.pop(checkpoint_id, None)
+        if event is not None:
+            event.set()
+
+    async def wait_in_flight(self, count: int) -> None:
+        if len(self.in_flight) >= count:
+            return
+        event = anyio.Event()
+        self._in_flight_waiters.append((count, event))
+        await event.wait()
+
+    async def wait_discarded(self, checkpoint_id: int) -> None:
+        if checkpoint_id in self.discarded:
+            return
+        event = self._discard_waiters.setdefault(checkpoint_id, anyio.Event())
+        await event.wait()
+
+    def has_files(self, checkpoint_id: int) -> bool:
+        try:
+            return bool(self.directory(self.location_of(checkpoint_id)))
+        except KeyError:
+            return False
+
+
+# --- building and reading jobs ---
+
+
+def counting_job(
+    env: StreamExecutionEnvironment,
+    paces: list[int],
+    log: CheckpointLog,
+    *,
+    shuffle: bool = True,
+) -> None:
+    """``paced source -> [shuffle ->] listening map -> key_by -> count per key``."""
+    stream = env.from_source(PacedSource(paces, log.stop)).uid("src")
+    if shuffle:
+        stream = stream.shuffle(seed=7)
+    (
+        stream.map(ListeningMap("map", log))
+        .uid("map")
+        .key_by(key_of)
+        .process(CountPerKey(log))
+        .uid("counter")
+    )
+
+
+def configure(
+    env: StreamExecutionEnvironment,
+    storage: Any,
+    *,
+    interval_ms: int = 10,
+    mode: CheckpointingMode = CheckpointingMode.EXACTLY_ONCE,
+    tolerable: int = 0,
+    timeout_ms: int | None = None,
+    retained: int = 1,
+) -> None:
+    env.enable_checkpointing(interval_ms, mode)
+    env.set_restart_strategy(RestartStrategies.no_restart())
+    config = env.get_checkpoint_config()
+    if isinstance(storage, Path):
+        config.set_checkpoint_storage_dir(storage)
+    else:
+        config.set_checkpoint_storage(storage)
+    config.set_tolerable_checkpoint_failure_number(tolerable)
+    config.set_max_retained_checkpoints(retained)
+    if timeout_ms is not None:
+        config.set_checkpoint_timeout(timeout_ms)
+
+
+async def run_to_end(env: StreamExecutionEnvironment, job_name: str) -> JobClient:
+    client = await env.execute_async(job_name)
+    with anyio.fail_after(JOB_DEADLINE_S):
+        await client.wait()
+    return client
+
+
+def stats_by_status(client: JobClient, status: CheckpointStatus) -> list[CheckpointStats]:
+    return sorted(
+        (s for s in client.checkpoint_stats() if s.status is status),
+        key=lambda s: s.checkpoint_id,
+    )
+
+
+async def read_cut(
+    storage: Any, checkpoint_id: int, *, counter_uid: str = "counter", source_uid: str = "src"
+) -> tuple[dict[str, int], dict[int, int]]:
+    """Return (count per key, position per split) stored in one completed checkpoint."""
+    checkpoint = await storage.load_checkpoint(checkpoint_id)
+    max_parallelism = checkpoint.metadata.max_parallelism
+    assert max_parallelism is not None
+    counts: dict[str, int] = {}
+    positions: dict[int, int] = {}
+    for handle in checkpoint.metadata.states:
+        contents = await storage.read_state_file(checkpoint.location, handle)
+        if handle.operator_uid == counter_uid:
+            backend = HeapKeyedStateBackend(
+                counter_uid, KeyGroupRange(0, max_parallelism - 1), max_parallelism
+            )
+            backend.restore(contents.keyed)
+            state = backend.get_state(COUNT)
+            for key in backend.keys(COUNT.name):
+                assert key not in counts, f"key {key!r} in two subtasks of {counter_uid!r}"
+                backend.set_current_key(key)
+                counts[key] = state.value()
+        elif handle.operator_uid == source_uid:
+            assert contents.operator is not None
+            operator_state = OperatorStateBackend(source_uid)
+            operator_state.restore([contents.operator], 0, 1)
+            splits = operator_state.get_list_state(ListStateDescriptor("source-splits"))
+            for (split, _pace), position in splits.get():
+                assert split not in positions, f"split {split} in two source subtasks"
+                positions[split] = 0 if position is None else position
+    return counts, positions
+
+
+# --- 1, 2: the cut a checkpoint stores ---
+
+
+async def test_exactly_once_every_checkpoint_counts_exactly_what_sources_emitted_before_it(
+    tmp_path: Path,
+) -> None:
+    paces = [FAST, SLOW, SLOWER, SLOW]  # subtask 0 reads splits 0, 2; subtask 1 reads 1, 3
+    log = CheckpointLog(stop_after_completed=8)
+    env = StreamExecutionEnvironment.get_execution_environment().set_parallelism(2)
+    env.set_batch_size(32)
+    counting_job(env, paces, log)
+    configure(env, tmp_path, retained=100)
+
+    client = await run_to_end(env, "exactly-once cut")
+
+    completed = [s.checkpoint_id for s in stats_by_status(client, CheckpointStatus.COMPLETED)]
+    storage = FileCheckpointStorage(tmp_path, "exactly-once cut")
+    assert await storage.list_completed() == completed
+    assert len(completed) >= 8
+    totals = []
+    for checkpoint_id in completed:
+        counts, positions = await read_cut(storage, checkpoint_id)
+        assert sorted(positions) == list(range(len(paces)))
+        assert counts == expected_counts(positions), f"checkpoint {checkpoint_id}"
+        totals.append(sum(positions.values()))
+    # Fast and slow splits both moved between checkpoints: the cuts are not trivial.
+    assert totals == sorted(totals) and totals[0] < totals[-1]
+    assert log.records == totals[-1]  # the final checkpoint holds everything processed
+
+
+async def test_at_least_once_checkpoints_count_at_least_what_sources_emitted_before_them(
+    tmp_path: Path,
+) -> None:
+    # Multi-input subtasks: the tracker blocks nothing, so records behind a barrier on a
+    # fast channel may be counted before the last barrier arrives. Never fewer.
+    paces = [FAST, SLOW, SLOWER, SLOW]
+    log = CheckpointLog(stop_after_completed=8)
+    env = StreamExecutionEnvironment.get_execution_environment().set_parallelism(2)
+    env.set_batch_size(32)
+    counting_job(env, paces, log)
+    configure(env, tmp_path, mode=CheckpointingMode.AT_LEAST_ONCE, retained=100)
+
+    client = await run_to_end(env, "at-least-once cut")
+
+    completed = [s.checkpoint_id for s in stats_by_status(client, CheckpointStatus.COMPLETED)]
+    storage = FileCheckpointStorage(tmp_path, "at-least-once cut")
+    assert len(completed) >= 8
+    extra = 0
+    for checkpoint_id in completed:
+        counts, positions = await read_cut(storage, checkpoint_id)
+        expected = expected_counts(positions)
+        assert set(counts) >= set(expected)
+        for key, n in expected.items():
+            assert counts[key] >= n, f"checkpoint {checkpoint_id} key {key!r}"
+        extra += sum(counts.values()) - sum(expected.values())
+    print("extra", extra)
+
+
+async def test_at_least_once_is_exact_without_multi_input_subtasks(tmp_path: Path) -> None:
+    # Parallelism 1: the counter's subtask has one input channel, so the last barrier is the
+    # only barrier, and tracking takes the same cut as alignment.
+    paces = [FAST, SLOW]
+    log = CheckpointLog(stop_after_completed=6)
+    env = StreamExecutionEnvironment.get_execution_environment().set_parallelism(1)
+    env.set_batch_size(32)
+    counting_job(env, paces, log, shuffle=False)
+    configure(env, tmp_path, mode=CheckpointingMode.AT_LEAST_ONCE, retained=100)
+
+    client = await run_to_end(env, "at-least-once single input")
+
+    completed = [s.checkpoint_id for s in stats_by_status(client, CheckpointStatus.COMPLETED)]
+    storage = FileCheckpointStorage(tmp_path, "at-least-once single input")
+    assert len(completed) >= 6
+    for checkpoint_id in completed:
+        counts, positions = await read_cut(storage, checkpoint_id)
+        assert counts == expected_counts(positions), f"checkpoint {checkpoint_id}"
