@@ -281,12 +281,13 @@ class JobRunner:
                 splits[head.id] = list(head.source.create_splits(node.parallelism))
         return splits
 
-    def _wal_dir(self, head: Any) -> Path | None:
-        """Where a source's ingress write-ahead log lives: under the checkpoint directory."""
+    def _wal_dir(self) -> Path | None:
+        """Where sources keep ingress write-ahead logs (one subdirectory per source uid):
+        under the job's checkpoint directory, or None without one."""
         base = self.config.checkpoint_config.get_checkpoint_storage_dir()
         if base is None:
             return None
-        return Path(base) / safe_name(self.job_name) / "wal" / safe_name(head.operator_uid)
+        return Path(base) / safe_name(self.job_name) / "wal"
 
     async def _open_sessions(self, stack: contextlib.AsyncExitStack) -> None:
         for chain in self.plan.chains:
@@ -301,7 +302,7 @@ class JobRunner:
                     head.name,
                     head.operator_uid,
                 )
-            ctx = SourceSessionContext(self.job_name, head.operator_uid, self._wal_dir(head))
+            ctx = SourceSessionContext(self.job_name, head.operator_uid, self._wal_dir())
             await stack.enter_async_context(head.source.session(ctx))
 
     async def _run_attempt(

@@ -362,6 +362,9 @@ class Subtask:
                 if batch:
                     position = reader.position()
                     await channel.send((batch, position))
+            # A reader may have moved past input it did not emit (TestingSource's EOF
+            # marker): checkpoint its final position, so a later run resumes after it.
+            await channel.send(([], reader.position()))
             await channel.send(EndOfPartition())
         finally:
             with anyio.CancelScope(shield=True):
@@ -392,8 +395,9 @@ class Subtask:
             split_index, buffer = item
             if type(buffer) is tuple:
                 records, position = buffer
-                self.records_in += len(records)
-                await root.forward(records)
+                if records:
+                    self.records_in += len(records)
+                    await root.forward(records)
                 source_op.advance(split_index, position)
                 since_yield += 1
                 if since_yield >= _YIELD_EVERY:

@@ -168,8 +168,11 @@ class FileSink(TwoPhaseCommitSink[Any, dict[str, Any]]):
         hidden = transaction["hidden"]
         file = self._files.get(hidden)
         if file is None:
-            file = await anyio.to_thread.run_sync(_create_exclusive, self.directory / hidden)
-            self._files[hidden] = file
+            # The thread registers the file itself: if this task is cancelled meanwhile,
+            # the file is still in self._files, and close() closes it.
+            file = await anyio.to_thread.run_sync(
+                _create_exclusive, self._files, hidden, self.directory / hidden
+            )
         if len(data) >= _THREAD_WRITE_BYTES:
             await anyio.to_thread.run_sync(file.write, data)
         else:
@@ -285,9 +288,10 @@ def _encode(encoder: Callable[[Any], str], records: list[Any]) -> bytes:
     return text.encode("utf-8")
 
 
-def _create_exclusive(path: Path) -> BinaryIO:
+def _create_exclusive(files: dict[str, BinaryIO], hidden: str, path: Path) -> BinaryIO:
     # Kept open across writes; pre_commit, abort or close closes it.
-    return open(path, "xb")
+    file = files[hidden] = open(path, "xb")
+    return file
 
 
 def _fsync_directory(directory: Path) -> None:

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import errno
 import os
+import re
+import shutil
 import subprocess
 import sys
 from collections import defaultdict
@@ -35,6 +37,7 @@ from checkpoints.metadata import CheckpointMetadata, StateHandle
 from checkpoints.stats import CheckpointStats, CheckpointStatus
 from engine import (
     JobClient,
+    JobStatus,
     KeyedProcessFunction,
     MapFunction,
     Source,
@@ -442,15 +445,12 @@ async def test_at_least_once_checkpoints_count_at_least_what_sources_emitted_bef
     completed = [s.checkpoint_id for s in stats_by_status(client, CheckpointStatus.COMPLETED)]
     storage = FileCheckpointStorage(tmp_path, "at-least-once cut")
     assert len(completed) >= 8
-    extra = 0
     for checkpoint_id in completed:
         counts, positions = await read_cut(storage, checkpoint_id)
         expected = expected_counts(positions)
         assert set(counts) >= set(expected)
         for key, n in expected.items():
             assert counts[key] >= n, f"checkpoint {checkpoint_id} key {key!r}"
-        extra += sum(counts.values()) - sum(expected.values())
-    print("extra", extra)
 
 
 async def test_at_least_once_is_exact_without_multi_input_subtasks(tmp_path: Path) -> None:
@@ -471,3 +471,379 @@ async def test_at_least_once_is_exact_without_multi_input_subtasks(tmp_path: Pat
     for checkpoint_id in completed:
         counts, positions = await read_cut(storage, checkpoint_id)
         assert counts == expected_counts(positions), f"checkpoint {checkpoint_id}"
+
+
+# --- 3: a declined checkpoint fails alone ---
+
+
+async def test_checkpoint_declined_by_a_failed_write_fails_alone_and_later_ones_complete() -> None:
+    async def fail_one_write(operation: str, checkpoint_id: int, name: str) -> None:
+        if (operation, checkpoint_id, name) == ("state", 2, "op-counter-1.state"):
+            raise OSError(errno.EIO, "Input/output error")
+
+    storage = HookedStorage("declined", fail_one_write)
+    log = CheckpointLog(stop_after_completed=4)
+    env = StreamExecutionEnvironment.get_execution_environment().set_parallelism(2)
+    counting_job(env, [FAST, SLOW, SLOW, SLOW], log)
+    configure(env, storage, tolerable=1)
+
+    client = await run_to_end(env, "declined")
+
+    [failed] = stats_by_status(client, CheckpointStatus.FAILED)
+    assert failed.checkpoint_id == 2
+    assert failed.failure_reason is CheckpointFailureReason.STORAGE_FAILURE
+    assert failed.failure_message == (
+        "checkpoint 2 failed: An Exception occurred while accessing the checkpoint storage. "
+        "declined by counter subtask 1: operator 'counter' subtask 1: "
+        "memory://declined/chk-2/op-counter-1.state: Input/output error (EIO)"
+    )
+    completed = [s.checkpoint_id for s in stats_by_status(client, CheckpointStatus.COMPLETED)]
+    assert completed[0] == 1 and len([i for i in completed if i > 2]) >= 3
+    # The abort reached every subtask's listener; the files it had were removed.
+    assert log.aborted == {("map", 0): [2], ("map", 1): [2]}
+    assert 2 in storage.discarded and not storage.has_files(2)
+    assert await storage.list_completed() == [completed[-1]]
+
+
+# --- 4: expired checkpoints ---
+
+
+def stall_counter_writes(release: anyio.Event) -> Any:
+    """A write hook holding back the counter's state files until ``release`` is set (the
+    sources' files go through, so an expired checkpoint has files to remove)."""
+
+    async def hook(operation: str, checkpoint_id: int, name: str) -> None:
+        if operation == "state" and name.startswith("op-counter-"):
+            await release.wait()
+
+    return hook
+
+
+async def test_stalled_storage_expires_checkpoints_while_records_keep_flowing_then_recovers() -> (
+    None
+):
+    release = anyio.Event()
+    storage = HookedStorage("stalled", stall_counter_writes(release))
+    log = CheckpointLog()
+    env = StreamExecutionEnvironment.get_execution_environment().set_parallelism(2)
+    counting_job(env, [FAST, SLOW, SLOW, SLOW], log)
+    configure(env, storage, timeout_ms=50, tolerable=100)
+
+    client = await env.execute_async("stalled")
+    with anyio.fail_after(JOB_DEADLINE_S):
+        await log.wait_aborted(2)
+        expired = sorted(log.aborted_ids())
+        for checkpoint_id in expired:
+            await storage.wait_discarded(checkpoint_id)
+            assert not storage.has_files(checkpoint_id)
+        # Still stalled: the writes wait, the records do not.
+        await log.wait_records(log.records + 2_000)
+        assert release.is_set() is False and log.completed_ids() == set()
+
+        release.set()
+        await log.wait_completed(2)
+        log.stop.set()
+        await client.wait()
+
+    failed = stats_by_status(client, CheckpointStatus.FAILED)
+    assert {s.checkpoint_id for s in failed} >= set(expired)
+    for stats in failed:
+        assert stats.failure_reason is CheckpointFailureReason.CHECKPOINT_EXPIRED
+        assert re.fullmatch(
+            rf"checkpoint {stats.checkpoint_id} failed: Checkpoint expired before completing\. "
+            r"not complete after 50 ms; 2 of 6 subtasks had not acknowledged",
+            stats.failure_message or "",
+        ), stats.failure_message
+        # Aborted files stay removed, even those the released writes put there late.
+        assert not storage.has_files(stats.checkpoint_id)
+    for subtask in (0, 1):
+        assert log.aborted[("map", subtask)] == [s.checkpoint_id for s in failed]
+    completed = stats_by_status(client, CheckpointStatus.COMPLETED)
+    assert len(completed) >= 2 and completed[0].checkpoint_id > max(expired)
+
+
+async def test_expired_checkpoints_beyond_the_tolerance_fail_the_job_saying_why() -> None:
+    release = anyio.Event()
+    storage = HookedStorage("stalled", stall_counter_writes(release))
+    log = CheckpointLog()
+    env = StreamExecutionEnvironment.get_execution_environment().set_parallelism(2)
+    counting_job(env, [FAST, SLOW, SLOW, SLOW], log)
+    configure(env, storage, timeout_ms=50, tolerable=1)
+
+    client = await env.execute_async("stalled")
+    with (
+        anyio.fail_after(JOB_DEADLINE_S),
+        pytest.raises(
+            TooManyFailedCheckpointsError,
+            match=(
+                r"^Exceeded checkpoint tolerable failure threshold: 2 consecutive failed "
+                r"checkpoints, 1 tolerated; last failure: checkpoint 2 failed: Checkpoint expired "
+                r"before completing\. not complete after 50 ms; 2 of 6 subtasks had not "
+                r"acknowledged$"
+            ),
+        ),
+    ):
+        await client.wait()
+
+    assert client.status is JobStatus.FAILED
+    assert [s.failure_reason for s in stats_by_status(client, CheckpointStatus.FAILED)] == [
+        CheckpointFailureReason.CHECKPOINT_EXPIRED,
+        CheckpointFailureReason.CHECKPOINT_EXPIRED,
+    ]
+    assert not storage.has_files(1) and not storage.has_files(2)
+
+
+# --- 5: storage failures ---
+
+STORAGE_ERRORS = [
+    pytest.param(errno.EACCES, "Permission denied (EACCES)", id="permission-denied"),
+    pytest.param(errno.ENOSPC, "No space left on device (ENOSPC)", id="disk-full"),
+]
+
+
+def fail_source_writes(code: int, checkpoint_ids: set[int] | None) -> Any:
+    """A write hook failing source subtask 0's state file with ``OSError(code)`` for the
+    given checkpoints (every checkpoint if None)."""
+
+    async def hook(operation: str, checkpoint_id: int, name: str) -> None:
+        if operation == "state" and name == "op-src-0.state":
+            if checkpoint_ids is None or checkpoint_id in checkpoint_ids:
+                raise OSError(code, os.strerror(code))
+
+    return hook
+
+
+@pytest.mark.parametrize(("code", "detail"), STORAGE_ERRORS)
+async def test_storage_errors_within_the_tolerance_decline_checkpoints_and_the_job_finishes(
+    code: int, detail: str
+) -> None:
+    storage = HookedStorage("storage errors", fail_source_writes(code, {2, 3}))
+    log = CheckpointLog(stop_after_completed=3)
+    env = StreamExecutionEnvironment.get_execution_environment().set_parallelism(2)
+    counting_job(env, [FAST, SLOW, SLOW, SLOW], log)
+    configure(env, storage, tolerable=2)
+
+    client = await run_to_end(env, "storage errors")
+
+    assert client.status is JobStatus.FINISHED
+    failed = stats_by_status(client, CheckpointStatus.FAILED)
+    assert [s.checkpoint_id for s in failed] == [2, 3]
+    for stats in failed:
+        assert stats.failure_reason is CheckpointFailureReason.STORAGE_FAILURE
+        assert stats.failure_message == (
+            f"checkpoint {stats.checkpoint_id} failed: An Exception occurred while accessing "
+            f"the checkpoint storage. declined by src subtask 0: operator 'src' subtask 0: "
+            f"memory://storage errors/chk-{stats.checkpoint_id}/op-src-0.state: {detail}"
+        )
+        assert not storage.has_files(stats.checkpoint_id)
+    assert len(stats_by_status(client, CheckpointStatus.COMPLETED)) >= 3
+
+
+@pytest.mark.parametrize(("code", "detail"), STORAGE_ERRORS)
+async def test_storage_errors_beyond_the_tolerance_fail_the_job_naming_the_error(
+    code: int, detail: str
+) -> None:
+    storage = HookedStorage("storage errors", fail_source_writes(code, None))
+    env = StreamExecutionEnvironment.get_execution_environment().set_parallelism(2)
+    counting_job(env, [FAST, SLOW, SLOW, SLOW], CheckpointLog())
+    configure(env, storage, tolerable=2)
+
+    client = await env.execute_async("storage errors")
+    with anyio.fail_after(JOB_DEADLINE_S), pytest.raises(TooManyFailedCheckpointsError) as info:
+        await client.wait()
+
+    assert str(info.value) == (
+        "Exceeded checkpoint tolerable failure threshold: 3 consecutive failed checkpoints, "
+        "2 tolerated; last failure: checkpoint 3 failed: An Exception occurred while "
+        "accessing the checkpoint storage. declined by src subtask 0: operator 'src' "
+        f"subtask 0: memory://storage errors/chk-3/op-src-0.state: {detail}"
+    )
+    assert info.value.reason is CheckpointFailureReason.STORAGE_FAILURE
+    assert await storage.list_completed() == []
+
+
+class FlakyFileStorage(FileCheckpointStorage):
+    """File storage whose chosen state writes fail *after* the file landed (a failing
+    fsync, say), leaving a stray file that only discarding the checkpoint removes."""
+
+    def __init__(self, base_dir: Path, job_name: str, fail: set[tuple[int, str, int]]) -> None:
+        super().__init__(base_dir, job_name)
+        self.fail = fail
+        self.failed_ids: set[int] = set()
+        self.metadata_ids: list[int] = []
+
+    async def write_state_file(
+        self, checkpoint_id: int, operator_uid: str, subtask_index: int, data: bytes
+    ) -> StateHandle:
+        handle = await super().write_state_file(checkpoint_id, operator_uid, subtask_index, data)
+        if (checkpoint_id, operator_uid, subtask_index) in self.fail:
+            self.failed_ids.add(checkpoint_id)
+            path = Path(self.location_of(checkpoint_id)) / handle.file_name
+            raise CheckpointStorageError(
+                str(path), "No space left on device (ENOSPC)", checkpoint_id=checkpoint_id
+            )
+        return handle
+
+    async def write_metadata(self, checkpoint_id: int, metadata: CheckpointMetadata) -> str:
+        self.metadata_ids.append(checkpoint_id)
+        return await super().write_metadata(checkpoint_id, metadata)
+
+
+async def test_failed_file_writes_never_leave_metadata_or_files_of_incomplete_checkpoints(
+    tmp_path: Path,
+) -> None:
+    fail = {(2, "counter", 1), (3, "src", 0), (5, "counter", 0)}
+    storage = FlakyFileStorage(tmp_path, "flaky", fail)
+    log = CheckpointLog(stop_after_completed=4)
+    env = StreamExecutionEnvironment.get_execution_environment().set_parallelism(2)
+    counting_job(env, [FAST, SLOW, SLOW, SLOW], log)
+    configure(env, storage, tolerable=2, retained=100)
+
+    client = await run_to_end(env, "flaky")
+
+    failed = {s.checkpoint_id for s in stats_by_status(client, CheckpointStatus.FAILED)}
+    completed = [s.checkpoint_id for s in stats_by_status(client, CheckpointStatus.COMPLETED)]
+    assert failed == storage.failed_ids == {2, 3, 5}
+    assert storage.metadata_ids == completed  # _metadata only ever for complete ones
+    on_disk = sorted(p.name for p in storage.job_dir.iterdir())
+    assert on_disk == [f"chk-{i}" for i in sorted(completed, key=str)]
+    for checkpoint_id in completed:
+        directory = storage.job_dir / f"chk-{checkpoint_id}"
+        assert (directory / "_metadata").is_file()
+        assert await storage.validate(str(directory)) == []
+        assert not [p for p in directory.iterdir() if p.name.startswith(".")]
+
+
+def permissions_enforced(directory: Path) -> bool:
+    """Whether this process is refused writes into a read-only directory (root, or anyone
+    with CAP_DAC_OVERRIDE, is not)."""
+    probe = directory / "probe"
+    probe.mkdir()
+    probe.chmod(0o500)
+    try:
+        (probe / "x").mkdir()
+    except PermissionError:
+        return True
+    else:
+        return False
+    finally:
+        probe.chmod(0o700)
+        shutil.rmtree(probe)
+
+
+async def test_read_only_checkpoint_directory_fails_the_job_with_permission_denied(
+    tmp_path: Path,
+) -> None:
+    if not permissions_enforced(tmp_path):
+        pytest.skip("directory permissions are not enforced for this user (root)")
+    job_dir = tmp_path / "read-only"
+    job_dir.mkdir()
+    job_dir.chmod(0o500)
+    try:
+        env = StreamExecutionEnvironment.get_execution_environment().set_parallelism(2)
+        counting_job(env, [FAST, SLOW, SLOW, SLOW], CheckpointLog())
+        configure(env, tmp_path, tolerable=1)
+        client = await env.execute_async("read-only")
+        with (
+            anyio.fail_after(JOB_DEADLINE_S),
+            pytest.raises(TooManyFailedCheckpointsError, match=r": Permission denied \(EACCES\)$"),
+        ):
+            await client.wait()
+    finally:
+        job_dir.chmod(0o700)
+    assert list(job_dir.iterdir()) == []
+
+
+# --- 6: what a job leaves on disk is valid ---
+
+
+async def test_checkpoints_left_on_disk_validate_and_ids_increase_across_runs(
+    tmp_path: Path,
+) -> None:
+    runs = []
+    for _ in range(2):
+        env = StreamExecutionEnvironment.get_execution_environment().set_parallelism(2)
+        counting_job(env, [FAST, SLOW, SLOW, SLOW], CheckpointLog(stop_after_completed=3))
+        configure(env, tmp_path, retained=2)
+        client = await run_to_end(env, "validated")
+        runs.append([s.checkpoint_id for s in stats_by_status(client, CheckpointStatus.COMPLETED)])
+
+    first, second = runs
+    assert first == list(range(1, len(first) + 1))
+    assert second == list(range(first[-1] + 1, first[-1] + 1 + len(second)))
+    # Retention applies to a run's own checkpoints; the first run's stay, valid.
+    storage = FileCheckpointStorage(tmp_path, "validated")
+    assert await storage.list_completed() == first[-2:] + second[-2:]
+    result = subprocess.run(
+        [sys.executable, "-m", "checkpoints", "validate", str(tmp_path)],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.splitlines()[-1] == "4 checked, 4 valid, 0 invalid"
+
+
+# --- 7: notifications ---
+
+
+async def test_checkpoint_completion_reaches_every_subtask_of_every_listening_function() -> None:
+    log = CheckpointLog(stop_after_completed=5)
+    env = StreamExecutionEnvironment.get_execution_environment().set_parallelism(2)
+    (
+        env.from_source(PacedSource([FAST, SLOW, SLOW], log.stop))
+        .uid("src")
+        .map(ListeningMap("chained", log))  # chained to the source
+        .rebalance()
+        .map(ListeningMap("rebalanced", log))
+        .set_parallelism(3)
+        .key_by(key_of)
+        .process(CountPerKey(log))
+        .uid("counter")
+    )
+    configure(env, MemoryCheckpointStorage("notified"))
+
+    client = await run_to_end(env, "notified")
+
+    completed = [s.checkpoint_id for s in stats_by_status(client, CheckpointStatus.COMPLETED)]
+    assert len(completed) >= 5
+    expected_subtasks = {
+        *(("chained", i) for i in range(2)),
+        *(("rebalanced", i) for i in range(3)),
+        *(("counter", i) for i in range(2)),
+    }
+    assert set(log.completed) == expected_subtasks
+    for who, ids in log.completed.items():
+        assert ids == completed, who  # every completion, in increasing order
+
+
+# --- 8: concurrency ---
+
+
+async def test_at_most_max_concurrent_checkpoints_are_in_flight() -> None:
+    release = anyio.Event()
+    storage = HookedStorage("concurrent", stall_counter_writes(release))
+    log = CheckpointLog()
+    env = StreamExecutionEnvironment.get_execution_environment().set_parallelism(2)
+    counting_job(env, [FAST, SLOW, SLOW, SLOW], log)
+    configure(env, storage)
+    env.get_checkpoint_config().set_max_concurrent_checkpoints(2)
+
+    client = await env.execute_async("concurrent")
+    with anyio.fail_after(JOB_DEADLINE_S):
+        await storage.wait_in_flight(2)
+        # Not synchronization: the window (several intervals) in which a third trigger
+        # would show up if the coordinator ignored the limit.
+        await anyio.sleep(0.06)
+        assert storage.max_in_flight == 2
+        in_progress = stats_by_status(client, CheckpointStatus.IN_PROGRESS)
+        assert [s.checkpoint_id for s in in_progress] == [1, 2]
+
+        release.set()
+        await log.wait_completed(4)
+        log.stop.set()
+        await client.wait()
+
+    assert storage.max_in_flight == 2
+    assert not stats_by_status(client, CheckpointStatus.FAILED)

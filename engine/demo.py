@@ -1,0 +1,248 @@
+"""``make demo`` / ``streamlet demo``: the seed's socket word count, surviving a failure.
+
+A local text server (started here) streams lines; the job reads them with
+``socket_text_stream`` (with its write-ahead log, so the socket is replayable),
+``flat_map``s them to upper-case words, keys by word and keeps a running count, at
+parallelism 4 with EXACTLY_ONCE checkpoints every 500 ms, into an exactly-once file sink.
+Midway a failure is injected into one counting subtask: the job restores the latest
+checkpoint and goes on. At the end the demo prints the top words, the checkpoint table, and
+checks every word's final count against the text the server sent.
+
+With ``--host/--port`` it reads from your own server instead (``nc -lk 9999``); stop it
+with Ctrl-C (it then stops with a savepoint-free cancel and prints what it counted).
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import shutil
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.abc
+
+from checkpoints.config import CheckpointingMode
+from operators.sinks.file import FileSink, read_committed
+
+from .client import JobClient
+from .environment import StreamExecutionEnvironment
+from .restart import RestartStrategies
+from .testing import FaultInjector, inject_faults
+
+__all__ = ["main", "run_demo"]
+
+_WORDS = (
+    "stream state barrier checkpoint key group operator chain channel snapshot savepoint "
+    "restore replay window source sink flink python async exactly once record batch"
+).split()
+
+
+def demo_text(lines: int, seed: int = 7) -> list[str]:
+    """Deterministic lines of 3-9 words each (Zipf-ish, so there are clear top words)."""
+    rng = random.Random(seed)
+    weights = [1 / (rank + 1) for rank in range(len(_WORDS))]
+    return [
+        " ".join(rng.choices(_WORDS, weights, k=rng.randint(3, 9))) for _ in range(lines)
+    ]
+
+
+async def _serve_text(
+    listener: anyio.abc.SocketListener, lines: list[str], rate: float, started: anyio.Event
+) -> None:
+    """Send ``lines`` to the first client at ``rate`` lines/s, then close the connection."""
+
+    async def handle(stream: anyio.abc.SocketStream) -> None:
+        async with stream:
+            started.set()
+            chunk = max(1, int(rate / 50))
+            for start in range(0, len(lines), chunk):
+                block = lines[start : start + chunk]
+                await stream.send(("\n".join(block) + "\n").encode())
+                await anyio.sleep(chunk / rate)
+
+    async with listener:
+        await listener.serve(handle)
+
+
+def _format_status(client: JobClient, started: float) -> str:
+    stats = client.statistics()
+    elapsed = max(time.monotonic() - started, 1e-9)
+    last = next(
+        (s for s in reversed(client.checkpoint_stats()) if s.status.value == "completed"), None
+    )
+    checkpoint = (
+        f"chk {last.checkpoint_id} in {last.end_to_end_duration_ms:.0f} ms"
+        if last is not None
+        else "no checkpoint yet"
+    )
+    return (
+        f"{stats['status']:<10} {stats['records_in'] / elapsed:>9,.0f} records/s | "
+        f"last {checkpoint} | restarts {stats['restart_count']}"
+    )
+
+
+async def _status_line(client: JobClient, started: float, out: Any) -> None:
+    interactive = out.isatty()
+    last_print = 0.0
+    while not client.done:
+        line = _format_status(client, started)
+        if interactive:
+            out.write("\r" + line.ljust(100))
+            out.flush()
+        elif time.monotonic() - last_print >= 2:
+            out.write(line + "\n")
+            last_print = time.monotonic()
+        await anyio.sleep(0.25)
+    if interactive:
+        out.write("\n")
+
+
+def _checkpoint_table(client: JobClient) -> str:
+    rows = [("id", "status", "duration ms", "size B", "subtasks", "max align ms", "reason")]
+    for s in client.checkpoint_stats():
+        align = max((sub.alignment_duration_ms for sub in s.subtasks), default=0.0)
+        duration = "-" if s.end_to_end_duration_ms is None else f"{s.end_to_end_duration_ms:.0f}"
+        rows.append(
+            (
+                str(s.checkpoint_id),
+                s.status.value,
+                duration,
+                str(s.state_size or 0),
+                f"{s.num_acknowledged_subtasks}/{s.num_subtasks}",
+                f"{align:.1f}",
+                "" if s.failure_reason is None else s.failure_reason.name,
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        for row in rows
+    )
+
+
+async def run_demo(
+    *,
+    lines: int = 20_000,
+    rate: float = 4_000,
+    parallelism: int = 4,
+    workdir: Path = Path("checkpoints-demo"),
+    host: str | None = None,
+    port: int | None = None,
+    inject_failure: bool = True,
+    out: Any = sys.stdout,
+) -> bool:
+    """Run the demo; return True when every count matched (or, reading an external server,
+    when the job ended cleanly)."""
+    if workdir.exists():
+        shutil.rmtree(workdir)
+    output_dir = workdir / "out"
+    text = demo_text(lines) if host is None else []
+    expected = Counter(word.upper() for line in text for word in line.split())
+
+    env = StreamExecutionEnvironment.get_execution_environment().set_parallelism(parallelism)
+    env.enable_checkpointing(500, CheckpointingMode.EXACTLY_ONCE)
+    env.get_checkpoint_config().set_checkpoint_storage_dir(workdir / "checkpoints")
+    env.set_restart_strategy(RestartStrategies.fixed_delay_restart(3, 200))
+    if inject_failure and host is None:
+        # Fail one counting subtask about halfway through its share of the words.
+        midway = max(1, sum(expected.values()) // parallelism // 2)
+        inject_faults(env, FaultInjector().fail_record("word-count", midway, subtask=1))
+
+    async with anyio.create_task_group() as tg:
+        server_host, server_port = host or "127.0.0.1", port or 0
+        if host is None:
+            listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
+            server_port = listener.extra(anyio.abc.SocketAttribute.local_port)
+            tg.start_soon(_serve_text, listener, text, rate, anyio.Event())
+        (
+            env.socket_text_stream(server_host, server_port, write_ahead_log=True)
+            .uid("socket")
+            .flat_map(lambda line: [word.upper() for word in line.split()])
+            .uid("split")
+            .key_by(lambda word: word)
+            .map(lambda word: (word, 1))
+            .key_by(lambda pair: pair[0])
+            .reduce(lambda a, b: (a[0], a[1] + b[1]))
+            .uid("word-count")
+            .sink_to(FileSink(output_dir, encoder=lambda pair: f"{pair[0]},{pair[1]}"))
+            .uid("counts")
+        )
+        where = "a local text server" if host is None else f"{server_host}:{server_port}"
+        out.write(
+            f"streamlet demo: word count over {where}, parallelism {parallelism}, "
+            f"EXACTLY_ONCE checkpoints every 500 ms\n"
+        )
+        started = time.monotonic()
+        client = await env.execute_async("streamlet-demo")
+        tg.start_soon(_status_line, client, started, out)
+        try:
+            result = await client.wait()
+        except BaseException:
+            tg.cancel_scope.cancel()
+            raise
+        tg.cancel_scope.cancel()
+
+    counts: dict[str, int] = {}
+    for line in read_committed(output_dir):
+        word, _, n = line.rpartition(",")
+        counts[word] = max(counts.get(word, 0), int(n))
+    out.write(f"\nfinished in {result.net_runtime_ms / 1000:.1f} s, ")
+    out.write(f"{result.restart_count} restart(s), {result.checkpoints_completed} checkpoints\n")
+    out.write("\ntop words:\n")
+    for word, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:10]:
+        out.write(f"  {word:<12} {n:>8,}\n")
+    out.write("\ncheckpoints:\n" + _checkpoint_table(client) + "\n")
+    if host is not None:
+        return True
+    wrong = {w: (counts.get(w, 0), n) for w, n in expected.items() if counts.get(w, 0) != n}
+    extra = set(counts) - set(expected)
+    if wrong or extra:
+        out.write(f"\nFAILED: {len(wrong)} word counts differ, e.g. {list(wrong.items())[:3]}\n")
+        return False
+    out.write(
+        f"\ncheck: all {len(expected)} word counts equal the text sent "
+        f"({sum(expected.values()):,} words, exactly once, across "
+        f"{result.restart_count} failure(s)) - OK\n"
+    )
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="streamlet demo", description=__doc__.split("\n\n")[0] if __doc__ else None
+    )
+    parser.add_argument("--lines", type=int, default=20_000, help="lines the local server sends")
+    parser.add_argument("--rate", type=float, default=4_000, help="lines per second it sends")
+    parser.add_argument("--parallelism", type=int, default=4)
+    parser.add_argument("--workdir", type=Path, default=Path("checkpoints-demo"))
+    parser.add_argument("--host", help="read from this server instead (e.g. nc -lk 9999)")
+    parser.add_argument("--port", type=int, help="port of --host")
+    parser.add_argument("--no-failure", action="store_true", help="do not inject a failure")
+    args = parser.parse_args(argv)
+    if (args.host is None) != (args.port is None):
+        parser.error("--host and --port go together")
+    try:
+        ok = anyio.run(
+            lambda: run_demo(
+                lines=args.lines,
+                rate=args.rate,
+                parallelism=args.parallelism,
+                workdir=args.workdir,
+                host=args.host,
+                port=args.port,
+                inject_failure=not args.no_failure,
+            )
+        )
+    except KeyboardInterrupt:
+        print("\nstopped")
+        return 130
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
