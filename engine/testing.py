@@ -43,7 +43,8 @@ from operators.sources.base import Source, SourceReader, SourceSessionContext
 from .client import JobExecutionResult
 from .datastream import DataStream
 from .faults import Fault, FaultInjector, InjectedFault, inject_faults
-from .harness import HarnessSnapshot, KeyedOperatorTestHarness, OperatorTestHarness
+from .harness import KeyedOperatorTestHarness, OperatorTestHarness
+from .testing_snapshot import HarnessSnapshot
 
 __all__ = [
     "Fault",

@@ -181,9 +181,9 @@ class FileSink(TwoPhaseCommitSink[Any, dict[str, Any]]):
 
     async def pre_commit(self, transaction: dict[str, Any]) -> None:
         """Flush, fsync and close the hidden file (and fsync the directory)."""
-        file = self._files.pop(transaction["hidden"], None)
-        if file is not None:
-            await anyio.to_thread.run_sync(_finish, file, self.directory)
+        # The worker pops the file itself: a call cancelled before its thread starts leaves
+        # the file registered, so close() still closes it.
+        await anyio.to_thread.run_sync(_finish, self._files, transaction["hidden"], self.directory)
 
     async def commit(self, transaction: dict[str, Any]) -> None:
         """Rename the hidden file to its visible name; a no-op if that happened already.
@@ -200,10 +200,7 @@ class FileSink(TwoPhaseCommitSink[Any, dict[str, Any]]):
 
     async def abort(self, transaction: dict[str, Any]) -> None:
         """Close and delete the hidden file, if there is one."""
-        file = self._files.pop(transaction["hidden"], None)
-        if file is not None:
-            await anyio.to_thread.run_sync(file.close)
-        await anyio.to_thread.run_sync(_unlink, self.directory / transaction["hidden"])
+        await anyio.to_thread.run_sync(_discard, self._files, transaction["hidden"], self.directory)
 
     async def recover_and_abort(self, transaction: dict[str, Any]) -> None:
         """Abort, and delete the hidden files the same old writer began after it.
@@ -304,13 +301,25 @@ def _fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
-def _finish(file: BinaryIO, directory: Path) -> None:
+def _finish(files: dict[str, BinaryIO], hidden: str, directory: Path) -> None:
+    """Flush, fsync and close the hidden file (if one was opened) and fsync the directory."""
+    file = files.pop(hidden, None)
+    if file is None:
+        return
     try:
         file.flush()
         os.fsync(file.fileno())
     finally:
         file.close()
     _fsync_directory(directory)
+
+
+def _discard(files: dict[str, BinaryIO], hidden: str, directory: Path) -> None:
+    """Close the hidden file if it is open, and delete it if it exists."""
+    file = files.pop(hidden, None)
+    if file is not None:
+        file.close()
+    _unlink(directory / hidden)
 
 
 def _unlink(path: Path) -> None:

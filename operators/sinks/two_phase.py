@@ -116,6 +116,10 @@ class TwoPhaseCommitSink(Sink, Generic[IN, TXN]):
     #: The writer's context; set by :meth:`open` on the writer's copy.
     ctx: OperatorContext
 
+    #: See the ``commit_on_end_of_input`` parameter (a default for subclasses that do not
+    #: call ``super().__init__``).
+    commit_on_end_of_input: bool | None = None
+
     def __init__(self, *, commit_on_end_of_input: bool | None = None) -> None:
         if commit_on_end_of_input is not None and not isinstance(commit_on_end_of_input, bool):
             raise TypeError(
@@ -294,7 +298,9 @@ class TwoPhaseCommitSinkWriter(SinkWriter, Generic[IN, TXN]):
     async def end_input(self) -> list[Any]:
         # With checkpointing, the final checkpoint completed (and was notified) before the
         # input ended, so the current transaction is empty and the pending map too.
-        # Without checkpointing, the current transaction holds every record.
+        # Without checkpointing, the current transaction holds every record. (Were records
+        # left here with checkpointing on, committing them outside a checkpoint would be
+        # the lesser evil: lost on success otherwise, duplicated only by a later restore.)
         current = self._current
         mode = self.sink.commit_on_end_of_input
         if current is not None and (mode is True or (mode is None and current.records)):

@@ -58,8 +58,9 @@ class SourceSessionContext:
 
     :param job_name: the job's name
     :param source_uid: uid of the source operator
-    :param wal_dir: a directory for an ingress write-ahead log, or ``None`` when the job has
-        no checkpoint directory
+    :param wal_dir: the job's directory for ingress write-ahead logs (a source keeps its log
+        in a subdirectory named after its uid), or ``None`` when the job has no checkpoint
+        directory
     """
 
     job_name: str

@@ -110,7 +110,7 @@ def configure(
 async def _main(records: int, base: Path) -> None:
     env = StreamExecutionEnvironment.get_execution_environment()
     configure(env, base / "checkpoints")
-    build(env, records, base / "out", delay_s=0.0005)
+    build(env, records, base / "out", delay_s=0.02)
     await env.execute("crash-job", restore="latest")
 
 

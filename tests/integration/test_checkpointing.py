@@ -59,7 +59,7 @@ KEYS_PER_SPLIT = 5
 FAST, SLOW, SLOWER = 0, 3, 8
 COUNT = ValueStateDescriptor("count", default_value=0)
 #: Every test job must end well within this (a hang fails, it does not block the suite).
-JOB_DEADLINE_S = 20
+JOB_DEADLINE_S = 60
 
 
 # --- a paced, stoppable source ---
@@ -260,9 +260,6 @@ class HookedStorage(MemoryCheckpointStorage):
         self._in_flight_waiters: list[tuple[int, anyio.Event]] = []
         self._discard_waiters: dict[int, anyio.Event] = {}
 
-    def __deepcopy__(self, memo: dict[int, Any]) -> HookedStorage:
-        return self
-
     def begin_checkpoint(self, checkpoint_id: int, *args: Any, **kwargs: Any) -> str:
         self.in_flight.add(checkpoint_id)
         self.max_in_flight = max(self.max_in_flight, len(self.in_flight))
@@ -423,14 +420,13 @@ async def test_exactly_once_every_checkpoint_counts_exactly_what_sources_emitted
         assert sorted(positions) == list(range(len(paces)))
         assert counts == expected_counts(positions), f"checkpoint {checkpoint_id}"
         totals.append(sum(positions.values()))
-    # Fast and slow splits both moved between checkpoints: the cuts are not trivial.
+    # The splits really ran at different speeds, and moved between checkpoints.
+    assert positions[0] > 10 * max(positions[1], positions[2], positions[3]) > 0
     assert totals == sorted(totals) and totals[0] < totals[-1]
     assert log.records == totals[-1]  # the final checkpoint holds everything processed
 
 
-async def test_at_least_once_checkpoints_count_at_least_what_sources_emitted_before_them(
-    tmp_path: Path,
-) -> None:
+async def test_at_least_once_checkpoints_count_at_least_what_sources_emitted_before_them() -> None:
     # Multi-input subtasks: the tracker blocks nothing, so records behind a barrier on a
     # fast channel may be counted before the last barrier arrives. Never fewer.
     paces = [FAST, SLOW, SLOWER, SLOW]
@@ -438,12 +434,12 @@ async def test_at_least_once_checkpoints_count_at_least_what_sources_emitted_bef
     env = StreamExecutionEnvironment.get_execution_environment().set_parallelism(2)
     env.set_batch_size(32)
     counting_job(env, paces, log)
-    configure(env, tmp_path, mode=CheckpointingMode.AT_LEAST_ONCE, retained=100)
+    storage = MemoryCheckpointStorage("at-least-once cut")
+    configure(env, storage, mode=CheckpointingMode.AT_LEAST_ONCE, retained=100)
 
     client = await run_to_end(env, "at-least-once cut")
 
     completed = [s.checkpoint_id for s in stats_by_status(client, CheckpointStatus.COMPLETED)]
-    storage = FileCheckpointStorage(tmp_path, "at-least-once cut")
     assert len(completed) >= 8
     for checkpoint_id in completed:
         counts, positions = await read_cut(storage, checkpoint_id)
@@ -453,7 +449,7 @@ async def test_at_least_once_checkpoints_count_at_least_what_sources_emitted_bef
             assert counts[key] >= n, f"checkpoint {checkpoint_id} key {key!r}"
 
 
-async def test_at_least_once_is_exact_without_multi_input_subtasks(tmp_path: Path) -> None:
+async def test_at_least_once_is_exact_without_multi_input_subtasks() -> None:
     # Parallelism 1: the counter's subtask has one input channel, so the last barrier is the
     # only barrier, and tracking takes the same cut as alignment.
     paces = [FAST, SLOW]
@@ -461,12 +457,12 @@ async def test_at_least_once_is_exact_without_multi_input_subtasks(tmp_path: Pat
     env = StreamExecutionEnvironment.get_execution_environment().set_parallelism(1)
     env.set_batch_size(32)
     counting_job(env, paces, log, shuffle=False)
-    configure(env, tmp_path, mode=CheckpointingMode.AT_LEAST_ONCE, retained=100)
+    storage = MemoryCheckpointStorage("at-least-once single input")
+    configure(env, storage, mode=CheckpointingMode.AT_LEAST_ONCE, retained=100)
 
     client = await run_to_end(env, "at-least-once single input")
 
     completed = [s.checkpoint_id for s in stats_by_status(client, CheckpointStatus.COMPLETED)]
-    storage = FileCheckpointStorage(tmp_path, "at-least-once single input")
     assert len(completed) >= 6
     for checkpoint_id in completed:
         counts, positions = await read_cut(storage, checkpoint_id)
@@ -551,7 +547,7 @@ async def test_stalled_storage_expires_checkpoints_while_records_keep_flowing_th
         assert stats.failure_reason is CheckpointFailureReason.CHECKPOINT_EXPIRED
         assert re.fullmatch(
             rf"checkpoint {stats.checkpoint_id} failed: Checkpoint expired before completing\. "
-            r"not complete after 50 ms; 2 of 6 subtasks had not acknowledged",
+            r"not complete after 50 ms; [2-6] of 6 subtasks had not acknowledged",
             stats.failure_message or "",
         ), stats.failure_message
         # Aborted files stay removed, even those the released writes put there late.
@@ -578,7 +574,7 @@ async def test_expired_checkpoints_beyond_the_tolerance_fail_the_job_saying_why(
             match=(
                 r"^Exceeded checkpoint tolerable failure threshold: 2 consecutive failed "
                 r"checkpoints, 1 tolerated; last failure: checkpoint 2 failed: Checkpoint expired "
-                r"before completing\. not complete after 50 ms; 2 of 6 subtasks had not "
+                r"before completing\. not complete after 50 ms; [2-6] of 6 subtasks had not "
                 r"acknowledged$"
             ),
         ),
@@ -705,8 +701,7 @@ async def test_failed_file_writes_never_leave_metadata_or_files_of_incomplete_ch
     completed = [s.checkpoint_id for s in stats_by_status(client, CheckpointStatus.COMPLETED)]
     assert failed == storage.failed_ids == {2, 3, 5}
     assert storage.metadata_ids == completed  # _metadata only ever for complete ones
-    on_disk = sorted(p.name for p in storage.job_dir.iterdir())
-    assert on_disk == [f"chk-{i}" for i in sorted(completed, key=str)]
+    assert {p.name for p in storage.job_dir.iterdir()} == {f"chk-{i}" for i in completed}
     for checkpoint_id in completed:
         directory = storage.job_dir / f"chk-{checkpoint_id}"
         assert (directory / "_metadata").is_file()
@@ -744,13 +739,19 @@ async def test_read_only_checkpoint_directory_fails_the_job_with_permission_deni
         counting_job(env, [FAST, SLOW, SLOW, SLOW], CheckpointLog())
         configure(env, tmp_path, tolerable=1)
         client = await env.execute_async("read-only")
-        with (
-            anyio.fail_after(JOB_DEADLINE_S),
-            pytest.raises(TooManyFailedCheckpointsError, match=r": Permission denied \(EACCES\)$"),
-        ):
+        with anyio.fail_after(JOB_DEADLINE_S), pytest.raises(TooManyFailedCheckpointsError) as info:
             await client.wait()
     finally:
         job_dir.chmod(0o700)
+    # Whichever subtask tried to write first declined; the message names its file.
+    assert re.fullmatch(
+        r"Exceeded checkpoint tolerable failure threshold: 2 consecutive failed checkpoints, "
+        r"1 tolerated; last failure: checkpoint 2 failed: An Exception occurred while "
+        r"accessing the checkpoint storage\. declined by (src|map|counter) subtask \d: operator "
+        rf"'(src|counter)' subtask \d: {re.escape(str(job_dir))}/chk-2/op-(src|counter)-\d"
+        r"\.state: Permission denied \(EACCES\)",
+        str(info.value),
+    ), str(info.value)
     assert list(job_dir.iterdir()) == []
 
 

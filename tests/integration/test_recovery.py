@@ -115,7 +115,12 @@ def assert_placement(out: list[tuple[str, int, int]], parallelism: int) -> None:
         assert index == subtask_for_key_group(assign_to_key_group(key, 128), parallelism, 128)
 
 
-async def _run_until_paused_then_stop(env: StreamExecutionEnvironment, source: GatedSequence, savepoints: Path, restore: str | None = None) -> str:
+async def _run_until_paused_then_stop(
+    env: StreamExecutionEnvironment,
+    source: GatedSequence,
+    savepoints: Path,
+    restore: str | None = None,
+) -> str:
     client = await env.execute_async("rescale", restore=restore)
     with anyio.fail_after(10):
         while source.paused < 4:
@@ -255,7 +260,9 @@ async def test_state_of_an_unknown_uid_needs_allow_non_restored_state(tmp_path: 
         .uid("renamed-counter")
         .add_sink(out.append)
     )
-    with pytest.raises(ValueError, match=r"operator uid\(s\) \['counter'\] that this job does not have"):
+    with pytest.raises(
+        ValueError, match=r"operator uid\(s\) \['counter'\] that this job does not have"
+    ):
         await env.execute("uids", restore=str(latest))
 
     env = env_for(tmp_path, 2)
@@ -295,9 +302,7 @@ async def test_exhausted_restart_strategy_raises_the_last_failure(tmp_path: Path
     env = env_for(tmp_path, 2)
     env.enable_checkpointing(10)
     env.set_restart_strategy(RestartStrategies.fixed_delay_restart(1, 0))
-    inject_faults(
-        env, FaultInjector().fail_record("counter", 50, 0).fail_record("counter", 100, 1)
-    )
+    inject_faults(env, FaultInjector().fail_record("counter", 50, 0).fail_record("counter", 100, 1))
     build(env, GatedSequence(N), [])
     with pytest.raises(JobExecutionError) as info:
         await env.execute("exhausted")
