@@ -46,9 +46,7 @@ def demo_text(lines: int, seed: int = 7) -> list[str]:
     """Deterministic lines of 3-9 words each (Zipf-ish, so there are clear top words)."""
     rng = random.Random(seed)
     weights = [1 / (rank + 1) for rank in range(len(_WORDS))]
-    return [
-        " ".join(rng.choices(_WORDS, weights, k=rng.randint(3, 9))) for _ in range(lines)
-    ]
+    return [" ".join(rng.choices(_WORDS, weights, k=rng.randint(3, 9))) for _ in range(lines)]
 
 
 async def _serve_text(

@@ -86,9 +86,18 @@ def test_failure_rate_forgets_failures_outside_the_interval() -> None:
 @pytest.mark.parametrize(
     ("factory", "message"),
     [
-        (lambda: FixedDelayRestartStrategy(-1, 0), r"^restart_attempts must be an int >= 0, got -1$"),
-        (lambda: FixedDelayRestartStrategy(1, -5), r"^delay_between_attempts must be a number >= 0, got -5$"),
-        (lambda: FailureRateRestartStrategy(0, 10, 0), r"^failure_rate must be an int >= 1, got 0$"),
+        (
+            lambda: FixedDelayRestartStrategy(-1, 0),
+            r"^restart_attempts must be an int >= 0, got -1$",
+        ),
+        (
+            lambda: FixedDelayRestartStrategy(1, -5),
+            r"^delay_between_attempts must be a number >= 0, got -5$",
+        ),
+        (
+            lambda: FailureRateRestartStrategy(0, 10, 0),
+            r"^failure_rate must be an int >= 1, got 0$",
+        ),
         (
             lambda: ExponentialDelayRestartStrategy(initial_backoff_ms=10, max_backoff_ms=5),
             r"^max_backoff must be a number >= 10, got 5$",
