@@ -70,9 +70,8 @@ async def _serve_text(
 def _format_status(client: JobClient, started: float) -> str:
     stats = client.statistics()
     elapsed = max(time.monotonic() - started, 1e-9)
-    last = next(
-        (s for s in reversed(client.checkpoint_stats()) if s.status.value == "completed"), None
-    )
+    completed = [s for s in client.checkpoint_stats() if s.status.value == "completed"]
+    last = max(completed, key=lambda s: s.checkpoint_id, default=None)
     checkpoint = (
         f"chk {last.checkpoint_id} in {last.end_to_end_duration_ms:.0f} ms"
         if last is not None
@@ -102,7 +101,7 @@ async def _status_line(client: JobClient, started: float, out: Any) -> None:
 
 def _checkpoint_table(client: JobClient) -> str:
     rows = [("id", "status", "duration ms", "size B", "subtasks", "max align ms", "reason")]
-    for s in client.checkpoint_stats():
+    for s in sorted(client.checkpoint_stats(), key=lambda s: s.checkpoint_id):
         align = max((sub.alignment_duration_ms for sub in s.subtasks), default=0.0)
         duration = "-" if s.end_to_end_duration_ms is None else f"{s.end_to_end_duration_ms:.0f}"
         rows.append(
