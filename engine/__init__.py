@@ -7,40 +7,44 @@
 #   partitioners.py  which subtask gets each record; channels.py: channels and input gates
 #   subtask.py       the per-batch subtask loop; deploy.py: wiring one attempt
 #   runner.py        running a job (failover, restore); client.py: JobClient and results
+#   restart.py       restart strategies; testing.py / harness.py: utilities for test suites
+#   cli.py           the ``streamlet`` command (run, checkpoints, demo); demo.py: ``make demo``
+
+Everything a job needs is importable from here: the environment and streams, function
+types, sources and sinks (``PushSource``, ``FileSink``, ``TwoPhaseCommitSink``), checkpoint
+and restart settings, state descriptors (also in :mod:`state`) and the errors.
 """
 
-from operators.functions import (
-    FilterFunction as FilterFunction,
-)
-from operators.functions import (
-    FlatMapFunction as FlatMapFunction,
-)
-from operators.functions import (
-    KeyedProcessFunction as KeyedProcessFunction,
-)
-from operators.functions import (
-    KeySelector as KeySelector,
-)
-from operators.functions import (
-    MapFunction as MapFunction,
-)
-from operators.functions import (
-    ProcessFunction as ProcessFunction,
-)
-from operators.functions import (
-    ReduceFunction as ReduceFunction,
-)
-from operators.functions import (
-    RuntimeContext as RuntimeContext,
-)
-from operators.functions import (
-    SinkFunction as SinkFunction,
-)
+from checkpoints.config import CheckpointConfig as CheckpointConfig
+from checkpoints.config import CheckpointingMode as CheckpointingMode
+from checkpoints.config import FsStateBackend as FsStateBackend
+from checkpoints.config import JobManagerCheckpointStorage as JobManagerCheckpointStorage
+from checkpoints.errors import CheckpointError as CheckpointError
+from operators.functions import FilterFunction as FilterFunction
+from operators.functions import FlatMapFunction as FlatMapFunction
+from operators.functions import KeyedProcessFunction as KeyedProcessFunction
+from operators.functions import KeySelector as KeySelector
+from operators.functions import MapFunction as MapFunction
+from operators.functions import ProcessFunction as ProcessFunction
+from operators.functions import ReduceFunction as ReduceFunction
+from operators.functions import RuntimeContext as RuntimeContext
+from operators.functions import SinkFunction as SinkFunction
 from operators.sinks.base import Sink as Sink
 from operators.sinks.base import SinkWriter as SinkWriter
+from operators.sinks.file import FileSink as FileSink
+from operators.sinks.file import read_committed as read_committed
+from operators.sinks.two_phase import TwoPhaseCommitSink as TwoPhaseCommitSink
 from operators.sources.base import DeliveryGuarantee as DeliveryGuarantee
 from operators.sources.base import Source as Source
 from operators.sources.base import SourceReader as SourceReader
+from operators.sources.push import PushSource as PushSource
+from state.descriptors import AggregateFunction as AggregateFunction
+from state.descriptors import AggregatingStateDescriptor as AggregatingStateDescriptor
+from state.descriptors import ListStateDescriptor as ListStateDescriptor
+from state.descriptors import MapStateDescriptor as MapStateDescriptor
+from state.descriptors import ReducingStateDescriptor as ReducingStateDescriptor
+from state.descriptors import ValueStateDescriptor as ValueStateDescriptor
+from state.errors import StreamletError as StreamletError
 
 from .client import JobClient as JobClient
 from .client import JobExecutionResult as JobExecutionResult
@@ -52,25 +56,39 @@ from .environment import StreamExecutionEnvironment as StreamExecutionEnvironmen
 from .errors import JobCancelledError as JobCancelledError
 from .errors import JobExecutionError as JobExecutionError
 from .errors import JobGraphError as JobGraphError
+from .restart import RestartStrategies as RestartStrategies
 
 __all__ = [
+    "AggregateFunction",
+    "AggregatingStateDescriptor",
+    "CheckpointConfig",
+    "CheckpointError",
+    "CheckpointingMode",
     "DataStream",
     "DataStreamSink",
     "DeliveryGuarantee",
+    "FileSink",
     "FilterFunction",
     "FlatMapFunction",
+    "FsStateBackend",
     "JobCancelledError",
     "JobClient",
     "JobExecutionError",
     "JobExecutionResult",
     "JobGraphError",
+    "JobManagerCheckpointStorage",
     "JobStatus",
     "KeySelector",
     "KeyedProcessFunction",
     "KeyedStream",
+    "ListStateDescriptor",
     "MapFunction",
+    "MapStateDescriptor",
     "ProcessFunction",
+    "PushSource",
     "ReduceFunction",
+    "ReducingStateDescriptor",
+    "RestartStrategies",
     "RuntimeContext",
     "Sink",
     "SinkFunction",
@@ -78,4 +96,8 @@ __all__ = [
     "Source",
     "SourceReader",
     "StreamExecutionEnvironment",
+    "StreamletError",
+    "TwoPhaseCommitSink",
+    "ValueStateDescriptor",
+    "read_committed",
 ]

@@ -12,6 +12,8 @@ in one key group. :func:`encode_table` picks the cheapest encoding that is still
 - ``p`` (plain): the keys (or values) are scalars that JSON round-trips exactly, or lists of
   them, or str-keyed dicts of them. They are dumped by orjson as they are and loaded back
   without a Python-level walk. A cheap C-level type scan decides this.
+- ``u`` (tuples): every item is a tuple of plain scalars (composite keys, rolling
+  ``(key, count)`` values): written as JSON arrays, rebuilt as tuples at C speed.
 - ``t`` (tagged): everything else the default serializer handles, via
   :func:`state.json_codec.to_json` (and a walk on restore).
 - ``c`` (custom): a descriptor's own :class:`Serializer`; each value (each list element, for
@@ -187,9 +189,15 @@ def _plain_values(values: list[Any]) -> bool:
     return is_plain_list(values)
 
 
+def _plain_tuples(items: list[Any]) -> bool:
+    return set(map(type, items)) == {tuple} and is_plain_list(list(chain.from_iterable(items)))
+
+
 def _encode_part(items: list[Any], plain: bool) -> tuple[str, list[Any]]:
     if plain:
         return "p", items
+    if _plain_tuples(items):
+        return "u", items  # orjson writes tuples as arrays
     return "t", [to_json(x) for x in items]
 
 
@@ -221,9 +229,9 @@ def encode_table(
         except orjson.JSONEncodeError:
             # A plain part orjson still refused (a str with lone surrogates): tag it, which
             # fails again with a better message if it really cannot be written.
-            key_mode, key_part = _encode_part(keys, False)
-            if value_mode == "p":
-                value_mode, value_part = _encode_part(values, False)
+            key_mode, key_part = "t", [to_json(x) for x in keys]
+            if value_mode in "pu":
+                value_mode, value_part = "t", [to_json(x) for x in values]
             return key_mode + value_mode, orjson.dumps([key_part, value_part])
     except (UnserializableValueError, orjson.JSONEncodeError) as exc:
         raise _locate(table, serializer, element_wise, exc) from exc
@@ -256,15 +264,19 @@ def decode_table(
     :raises ValueError: if ``payload`` is malformed or ``mode`` is unknown (a custom
         serializer's ``loads`` may raise anything)
     """
-    if len(mode) != 2 or mode[0] not in "pt" or mode[1] not in "ptc":
+    if len(mode) != 2 or mode[0] not in "ptu" or mode[1] not in "ptuc":
         raise ValueError(f"unknown table mode {mode!r}")
     keys, values = orjson.loads(payload)
     if len(keys) != len(values):
         raise ValueError(f"table has {len(keys)} keys but {len(values)} values")
     if mode[0] == "t":
         keys = [from_json(k) for k in keys]
+    elif mode[0] == "u":
+        keys = list(map(tuple, keys))
     if mode[1] == "t":
         values = [from_json(v) for v in values]
+    elif mode[1] == "u":
+        values = list(map(tuple, values))
     elif mode[1] == "c":
         if element_wise:
             values = [[_custom_loads(serializer, x) for x in v] for v in values]

@@ -1,0 +1,511 @@
+"""The ``streamlet`` command: run a job script, inspect checkpoints, run the demo.
+
+``streamlet run job.py`` plays the part of Flink's ``flink run``. A *job script* is a Python
+file in one of two shapes, told apart by reading the file (it is not imported to find out):
+
+- **A job definition** has a top-level ``build(env)`` (plain or ``async def``) that builds
+  the job on the environment it is given, and optionally a ``JOB_NAME``. ``streamlet run``
+  creates the environment, applies the command line's options, calls ``build(env)``, applies
+  the options again (so the command line wins over what the script set), and executes the
+  job with ``--restore``. The script's ``if __name__ == "__main__":`` block does not run, so
+  the same file can also be a standalone program.
+- **A program** (no ``build``) runs as ``python job.py ARGS`` would (``__name__`` is
+  ``"__main__"``), with streamlet's error reporting and exit codes. It configures and
+  executes its jobs itself, so the job options (``--parallelism`` ...) are refused for it.
+
+Exit status (``run``): 0 the job finished; 1 the job (or the program) failed, reported in a
+few lines naming the operator, the subtask, the cause and where in the script it was raised
+(``--traceback`` prints the whole traceback); 2 nothing ran: a bad option, a missing file,
+or a script that fails to load or to build its job; 130 interrupted with Ctrl-C (the job is
+cancelled first). ``streamlet checkpoints`` returns what ``python -m checkpoints`` returns
+(0 valid, 1 something is damaged, 2 a usage mistake), ``streamlet demo`` 0 when its check
+passed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import importlib.util
+import inspect
+import logging
+import os
+import runpy
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from types import ModuleType, TracebackType
+from typing import Any, TextIO
+
+import anyio
+
+from checkpoints.config import JobManagerCheckpointStorage
+from state.errors import StreamletError
+
+from .client import JobExecutionResult
+from .environment import StreamExecutionEnvironment
+from .errors import JobExecutionError
+
+__all__ = ["main"]
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+_PROG = "streamlet"
+_JOB_MODULE = "__streamlet_job__"
+# Our own source trees: frames inside them are never "where the user's code failed".
+_OWN_DIRS = tuple(
+    str(Path(__file__).resolve().parent.parent / name) + os.sep
+    for name in ("engine", "operators", "state", "checkpoints")
+)
+
+
+class _UsageError(Exception):
+    """Nothing ran: reported in one line (plus a hint), exit status 2."""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+# --- the parser ---
+
+_RUN_DESCRIPTION = """\
+Run a job script. A script that defines build(env) is a job definition: streamlet
+creates the environment, applies the options below, calls build(env) and executes the
+job (options win over what the script set). A script without build() is a program and
+runs as 'python SCRIPT ARGS' would; it configures its jobs itself, so the job options
+are refused for it. Arguments after '--' go to the script as sys.argv[1:].
+"""
+
+_RUN_EPILOG = """\
+exit status: 0 finished, 1 the job failed, 2 nothing ran (bad option, missing file,
+the script failed to load or build), 130 interrupted (Ctrl-C cancels the job first).
+
+example:
+  streamlet run job.py --parallelism 4 --checkpoint-dir ./ckpt
+  streamlet run job.py --checkpoint-dir ./ckpt --restore latest
+"""
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=_PROG,
+        description="streamlet: an asyncio dataflow engine with Flink's checkpoints.",
+        epilog="Run 'streamlet COMMAND --help' for a command's options.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = sub.add_parser(
+        "run",
+        help="run a job script",
+        description=_RUN_DESCRIPTION,
+        epilog=_RUN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.add_argument("script", metavar="SCRIPT", help="the job script (a .py file)")
+    run.add_argument(
+        "script_args", metavar="ARGS", nargs="*", help="arguments for the script (after --)"
+    )
+    job = run.add_argument_group("job options (scripts with build(env) only)")
+    job.add_argument(
+        "-p", "--parallelism", type=_positive_int, metavar="N", help="default parallelism"
+    )
+    job.add_argument(
+        "--checkpoint-dir",
+        metavar="DIR",
+        help="write checkpoints under DIR/<job name> (a path or file:// URI)",
+    )
+    job.add_argument(
+        "--checkpoint-interval",
+        type=_positive_int,
+        metavar="MS",
+        help="checkpoint every MS milliseconds (else the script's choice; default off)",
+    )
+    job.add_argument(
+        "-s",
+        "--restore",
+        metavar="latest|PATH",
+        help="restore the newest valid checkpoint of the job ('latest'; needs a checkpoint "
+        "directory) or a checkpoint/savepoint directory",
+    )
+    job.add_argument(
+        "-n",
+        "--allow-non-restored-state",
+        action="store_true",
+        help="drop restored state of operator uids the job no longer has",
+    )
+    job.add_argument("--job-name", metavar="NAME", help="job name (default: JOB_NAME or file stem)")
+    out = run.add_argument_group("output")
+    out.add_argument(
+        "--traceback", action="store_true", help="print the full traceback of a failure"
+    )
+    out.add_argument(
+        "-v", "--verbose", action="store_true", help="log restores, checkpoints and restarts"
+    )
+    # Listed for --help; their arguments are handed on untouched (see main()).
+    sub.add_parser(
+        "checkpoints",
+        help="list, show or validate checkpoints (python -m checkpoints)",
+        add_help=False,
+    )
+    sub.add_parser("demo", help="run the demo (make demo)", add_help=False)
+    return parser
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("streamlet")
+    except Exception:  # not installed (run from a source tree)
+        return "unknown"
+
+
+# --- entry point ---
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``streamlet`` command line; return its exit status.
+
+    :param argv: the arguments without the program name (``sys.argv[1:]`` if None)
+    """
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    # ``checkpoints`` and ``demo`` own their options (and --help): hand them everything.
+    if args_list and args_list[0] == "checkpoints":
+        from checkpoints.cli import main as checkpoints_main
+
+        return checkpoints_main(args_list[1:])
+    if args_list and args_list[0] == "demo":
+        from .demo import main as demo_main
+
+        return demo_main(args_list[1:])
+    parser = _build_parser()
+    try:
+        args = parser.parse_args(args_list)
+    except SystemExit as exc:  # --help, --version, or a usage error argparse printed
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    return _cmd_run(args, sys.stderr)
+
+
+# --- streamlet run ---
+
+
+def _cmd_run(args: argparse.Namespace, err: TextIO) -> int:
+    script = Path(args.script)
+    try:
+        source = _read_script(script)
+        defines_build = _defines_build(source, script)
+        if not defines_build:
+            _refuse_job_options(args, script)
+    except _UsageError as exc:
+        _report_usage(exc, err)
+        return EXIT_USAGE
+    _configure_logging(args.verbose)
+    saved_argv, saved_path = sys.argv[:], sys.path[:]
+    # As ``python job.py`` does: the script's directory first on sys.path, its argv.
+    sys.argv = [str(script), *args.script_args]
+    sys.path.insert(0, str(script.resolve().parent))
+    try:
+        if defines_build:
+            return _run_definition(script, args, err)
+        return _run_program(script, args, err)
+    except KeyboardInterrupt:
+        err.write("\nstreamlet: interrupted; the job was cancelled\n")
+        return EXIT_INTERRUPTED
+    finally:
+        sys.argv, sys.path[:] = saved_argv, saved_path
+        sys.modules.pop(_JOB_MODULE, None)
+
+
+def _read_script(script: Path) -> str:
+    if not script.exists():
+        raise _UsageError(f"no such file: {script}")
+    if not script.is_file():
+        raise _UsageError(f"not a file: {script}", "SCRIPT is the job's .py file")
+    try:
+        return script.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _UsageError(f"cannot read {script}: {exc}") from None
+
+
+def _defines_build(source: str, script: Path) -> bool:
+    """Whether the script binds ``build`` at top level (read from its syntax tree)."""
+    try:
+        tree = ast.parse(source, filename=str(script))
+    except SyntaxError as exc:
+        raise _UsageError(f"{script}:{exc.lineno}: {exc.msg}") from None
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == "build":
+            return True
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == "build" for t in node.targets
+        ):
+            return True
+        if isinstance(node, ast.ImportFrom) and any(
+            (alias.asname or alias.name) == "build" for alias in node.names
+        ):
+            return True
+    return False
+
+
+_JOB_OPTIONS = {
+    "parallelism": "--parallelism",
+    "checkpoint_dir": "--checkpoint-dir",
+    "checkpoint_interval": "--checkpoint-interval",
+    "restore": "--restore",
+    "allow_non_restored_state": "--allow-non-restored-state",
+    "job_name": "--job-name",
+}
+
+
+def _refuse_job_options(args: argparse.Namespace, script: Path) -> None:
+    given = [flag for attr, flag in _JOB_OPTIONS.items() if getattr(args, attr)]
+    if given:
+        raise _UsageError(
+            f"{', '.join(given)} needs a job script that defines build(env); {script} has "
+            f"none, so it runs as a program that configures its jobs itself",
+            "define build(env) in the script (see 'streamlet run --help'), or set the "
+            "option in the script",
+        )
+
+
+# --- job definitions: build(env) ---
+
+
+def _run_definition(script: Path, args: argparse.Namespace, err: TextIO) -> int:
+    try:
+        module = _load_module(script)
+    except _UsageError as exc:
+        _report_usage(exc, err)
+        return EXIT_USAGE
+    except Exception as exc:
+        _report_exception(f"cannot load {script}", exc, script, args.traceback, err)
+        return EXIT_USAGE
+    build = getattr(module, "build", None)
+    if not callable(build):
+        _report_usage(_UsageError(f"{script}: build is not a function, got {build!r}"), err)
+        return EXIT_USAGE
+    job_name = args.job_name or getattr(module, "JOB_NAME", None) or script.stem
+    if not isinstance(job_name, str) or not job_name:
+        _report_usage(_UsageError(f"{script}: JOB_NAME must be a non-empty str"), err)
+        return EXIT_USAGE
+    return anyio.run(_build_and_execute, build, job_name, script, args, err)
+
+
+def _load_module(script: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(_JOB_MODULE, script)
+    if spec is None or spec.loader is None:  # pragma: no cover - a readable .py file loads
+        raise _UsageError(f"cannot load {script} as a Python module")
+    module = importlib.util.module_from_spec(spec)
+    # Registered while the job runs: dataclasses, pickle and copy look classes up by module.
+    sys.modules[_JOB_MODULE] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+async def _build_and_execute(
+    build: Any, job_name: str, script: Path, args: argparse.Namespace, err: TextIO
+) -> int:
+    env = StreamExecutionEnvironment.get_execution_environment()
+    try:
+        _apply_options(env, args)  # before build, so build sees them ...
+        result = build(env)
+        if inspect.isawaitable(result):
+            await result
+        _apply_options(env, args)  # ... and after, so they win over the script's choices
+        _check_restore(env, args)
+    except _UsageError as exc:
+        _report_usage(exc, err)
+        return EXIT_USAGE
+    except Exception as exc:
+        _report_exception(f"cannot build the job of {script}", exc, script, args.traceback, err)
+        return EXIT_USAGE
+    try:
+        result = await env.execute(
+            job_name,
+            restore=args.restore,
+            allow_non_restored_state=args.allow_non_restored_state,
+        )
+    except Exception as exc:
+        _report_exception(None, exc, script, args.traceback, err)
+        return EXIT_FAILED
+    _report_result(result, err)
+    return EXIT_OK
+
+
+def _apply_options(env: StreamExecutionEnvironment, args: argparse.Namespace) -> None:
+    try:
+        if args.parallelism is not None:
+            flag = "--parallelism"
+            env.set_parallelism(args.parallelism)
+        if args.checkpoint_dir is not None:
+            flag = "--checkpoint-dir"
+            env.get_checkpoint_config().set_checkpoint_storage_dir(args.checkpoint_dir)
+        if args.checkpoint_interval is not None:
+            flag = "--checkpoint-interval"
+            env.enable_checkpointing(args.checkpoint_interval)
+    except (TypeError, ValueError) as exc:
+        raise _UsageError(f"{flag}: {exc}") from None
+
+
+def _check_restore(env: StreamExecutionEnvironment, args: argparse.Namespace) -> None:
+    if args.restore is None:
+        return
+    storage = env.get_checkpoint_config().get_checkpoint_storage()
+    if args.restore == "latest":
+        if isinstance(storage, JobManagerCheckpointStorage):
+            raise _UsageError(
+                "--restore latest needs a checkpoint directory, but the job keeps its "
+                "checkpoints in memory",
+                "pass --checkpoint-dir DIR (the one the earlier run used)",
+            )
+        return
+    if not Path(args.restore).exists() and "://" not in args.restore:
+        raise _UsageError(
+            f"--restore: no checkpoint or savepoint at {args.restore}",
+            "give a chk-N directory, a savepoint directory, or 'latest'; "
+            "'streamlet checkpoints list DIR' shows what there is",
+        )
+
+
+def _report_result(result: JobExecutionResult, err: TextIO) -> None:
+    err.write(
+        f"streamlet: job {result.job_name!r} finished in {result.net_runtime_ms / 1000:.1f} s "
+        f"({result.checkpoints_completed} checkpoint(s), {result.restart_count} restart(s))\n"
+    )
+
+
+# --- programs: no build() ---
+
+
+def _run_program(script: Path, args: argparse.Namespace, err: TextIO) -> int:
+    try:
+        runpy.run_path(str(script), run_name="__main__")
+    except SystemExit as exc:
+        code = exc.code
+        if code is None or isinstance(code, int):
+            return code or EXIT_OK
+        err.write(f"{code}\n")  # sys.exit("message"), as Python reports it
+        return EXIT_FAILED
+    except Exception as exc:
+        _report_exception(None, exc, script, args.traceback, err)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+# --- reporting ---
+
+
+def _configure_logging(verbose: bool) -> None:
+    """Show streamlet's warnings (restarts, damaged checkpoints) and its restore messages."""
+    logger = logging.getLogger("streamlet")
+    if not logger.handlers and not logging.getLogger().handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("streamlet: %(message)s"))
+        handler.addFilter(_drop_final_failure)
+        logger.addHandler(handler)
+        logger.propagate = False
+    logger.setLevel(logging.INFO if verbose else logging.WARNING)
+    # Which checkpoint a run restores is worth a line even without --verbose.
+    logging.getLogger("streamlet.recovery").setLevel(logging.INFO)
+
+
+def _drop_final_failure(record: logging.LogRecord) -> bool:
+    # The job's final failure is reported by _report_exception; don't print it twice.
+    return not (record.name == "streamlet.job" and record.levelno >= logging.ERROR)
+
+
+def _report_usage(exc: _UsageError, err: TextIO) -> None:
+    err.write(f"{_PROG}: error: {exc}\n")
+    if exc.hint:
+        err.write(f"  hint: {exc.hint}\n")
+
+
+def _report_exception(
+    context: str | None, exc: BaseException, script: Path, full: bool, err: TextIO
+) -> None:
+    """Report ``exc`` in a few lines: what failed, the cause, where in the user's code."""
+    exc = _unwrap_group(exc)
+    if full:
+        traceback.print_exception(exc, file=err)
+    head = f"{context}: " if context else ""
+    if isinstance(exc, JobExecutionError):
+        err.write(f"{_PROG}: error: {head}{exc}\n")
+        if exc.attempt:
+            err.write(f"  after {exc.attempt} restart(s); the restart strategy allows no more\n")
+        cause = exc.__cause__
+    else:
+        err.write(f"{_PROG}: error: {head}{_describe(exc)}\n")
+        cause = exc
+    where = _user_frame(cause, script) if cause is not None else None
+    if where is not None:
+        err.write(f"  raised at {where}\n")
+    if not full:
+        err.write("  (run with --traceback for the full traceback)\n")
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, StreamletError):
+        return str(exc)
+    if isinstance(exc, SyntaxError):
+        return f"{exc.filename}:{exc.lineno}: {exc.msg}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _unwrap_group(exc: BaseException) -> BaseException:
+    """A program's task group may wrap the job's error; report the error itself."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
+
+
+def _user_frame(exc: BaseException, script: Path) -> str | None:
+    """Return ``file:line in function`` of the innermost frame of user code, if any."""
+    tb: TracebackType | None = exc.__traceback__
+    frames = traceback.extract_tb(tb) if tb is not None else []
+    script_path = str(script.resolve())
+    in_script = [f for f in frames if _same_file(f.filename, script_path)]
+    stdlib = (os.path.dirname(os.__file__) + os.sep,)
+    candidates = in_script or [
+        f
+        for f in frames
+        if not f.filename.startswith(_OWN_DIRS + stdlib)
+        and "site-packages" not in f.filename
+        and not f.filename.startswith("<")
+    ]
+    if not candidates:
+        return None
+    frame = candidates[-1]
+    return f"{_display_path(frame.filename)}:{frame.lineno} in {frame.name}"
+
+
+def _same_file(filename: str, resolved: str) -> bool:
+    try:
+        return str(Path(filename).resolve()) == resolved
+    except OSError:
+        return False
+
+
+def _display_path(filename: str) -> str:
+    try:
+        return os.path.relpath(filename)
+    except ValueError:  # another drive (Windows)
+        return filename
+
+
+if __name__ == "__main__":
+    sys.exit(main())
