@@ -175,9 +175,39 @@ def process_operator(fn: Any) -> BatchTransformOperator:
 # --- keyed operations ---
 
 
+def _unused_step(record: Any, out: list[Any]) -> None:  # pragma: no cover
+    raise AssertionError("this operator has its own per-record loop")
+
+
+class _KeyedProcessOperator(KeyedOperator):
+    """A synchronous KeyedProcessFunction, with the per-record call inlined in the loop."""
+
+    async def open(self, ctx: OperatorContext) -> None:
+        await super().open(ctx)
+        self._context = KeyedProcessFunction.Context(self.backend)
+
+    async def process_batch(self, batch: list[Any]) -> list[Any]:
+        out: list[Any] = []
+        extend = out.extend
+        key_of = self._key_selector
+        set_key = self.ctx.keyed_backend.set_current_key  # type: ignore[union-attr]
+        call = self.adapter.call
+        ctx = self._context
+        for record in batch:
+            set_key(key_of(record))
+            result = call(record, ctx)
+            if result is not None:
+                if type(result) is str:
+                    _check_iterable(result, "process")
+                extend(result)
+        return out
+
+
 def keyed_process_operator(fn: Any, key_selector: Callable[[Any], Any]) -> KeyedOperator:
     adapter = FunctionAdapter(fn, "process_element", "process")
     call = adapter.call
+    if not adapter.is_async:
+        return _KeyedProcessOperator(adapter, key_selector, lambda op: _unused_step)
 
     def make_step(op: KeyedOperator) -> KeyedStep:
         ctx = KeyedProcessFunction.Context(op.backend)
@@ -187,25 +217,15 @@ def keyed_process_operator(fn: Any, key_selector: Callable[[Any], Any]) -> Keyed
                 out.extend(await _collect_async_gen(call(record, ctx)))
 
             return agen_step
-        if adapter.is_async:
 
-            async def async_step(record: Any, out: list[Any]) -> None:
-                result = await call(record, ctx)
-                if result is not None:
-                    out.extend(_check_iterable(result, "process"))
-
-            return async_step
-
-        def step(record: Any, out: list[Any]) -> None:
-            result = call(record, ctx)
+        async def async_step(record: Any, out: list[Any]) -> None:
+            result = await call(record, ctx)
             if result is not None:
-                if type(result) is str:
-                    _check_iterable(result, "process")
-                out.extend(result)
+                out.extend(_check_iterable(result, "process"))
 
-        return step
+        return async_step
 
-    return KeyedOperator(adapter, key_selector, make_step, adapter.is_async)
+    return KeyedOperator(adapter, key_selector, make_step, True)
 
 
 def _keyed_per_record(
@@ -272,26 +292,32 @@ class _KeyedReduceOperator(KeyedOperator):
 
     async def open(self, ctx: OperatorContext) -> None:
         await super().open(ctx)
-        self._lookup = self.backend.value_table_lookup(_REDUCE_STATE)
+        self._access = self.backend.value_table_access(_REDUCE_STATE)
 
     async def process_batch(self, batch: list[Any]) -> list[Any]:
         key_of = self._key_selector
-        lookup = self._lookup
+        access = self._access
+        cached_index, assign = access.cached_index, access.assign
+        tables, fork = access.tables, access.fork
         reduce = self._reduce
         out: list[Any] = []
         append = out.append
         for record in batch:
             key = key_of(record)
-            table = lookup(key)
+            try:
+                index = cached_index(key)
+            except TypeError:
+                index = None
+            if index is None:
+                index = assign(key)
+            table = tables[index]
+            if table is None:
+                table = fork(index)
             acc = table.get(key)
             acc = record if acc is None else reduce(acc, record)
             table[key] = acc
             append(acc)
         return out
-
-
-def _unused_step(record: Any, out: list[Any]) -> None:  # pragma: no cover
-    raise AssertionError("the reduce operator has its own loop")
 
 
 def reduce_operator(

@@ -16,6 +16,7 @@ the descriptor (with its serializer) is registered.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from .descriptors import (
@@ -41,12 +42,37 @@ from .serde import codec_name, decode_table
 from .snapshot import FrozenState, KeyedStateSnapshot, RawTable, read_key_group
 from .table import StateTable
 
-__all__ = ["DEFAULT_KEY_CACHE_SIZE", "HeapKeyedStateBackend"]
+__all__ = ["DEFAULT_KEY_CACHE_SIZE", "HeapKeyedStateBackend", "ValueTableAccess"]
 
 #: Entries kept in the key -> key group memo before it is cleared.
 DEFAULT_KEY_CACHE_SIZE = 100_000
 
 _ViewFactory = Callable[[Any, StateTable, Any], KeyedState]
+
+
+@dataclass(frozen=True, slots=True)
+class ValueTableAccess:
+    """The pieces of one value state's storage, for a loop without calls per record.
+
+    Per record, with ``key``::
+
+        index = cached_index(key)          # the key's key group index, or None
+        if index is None:
+            index = assign(key)            # hashes, caches; raises for a foreign key
+        table = tables[index]
+        if table is None:
+            table = fork(index)            # the group is shared with a snapshot: copy it
+        value = table.get(key)             # None when the key has no value
+        table[key] = new_value             # never store None (use table.pop to clear)
+
+    ``cached_index`` raises ``TypeError`` for an unhashable key; ``assign`` then raises the
+    error naming it. The backend's current key is not changed.
+    """
+
+    cached_index: Callable[[Any], int | None]
+    assign: Callable[[Any], int]
+    tables: list[dict[Any, Any] | None]
+    fork: Callable[[int], dict[Any, Any]]
 
 
 class HeapKeyedStateBackend:
@@ -169,39 +195,17 @@ class HeapKeyedStateBackend:
         """
         return self._register(descriptor, ValueStateDescriptor, make_value_state, "get_state")  # type: ignore[return-value]
 
-    def value_table_lookup(
-        self, descriptor: ValueStateDescriptor
-    ) -> Callable[[Any], dict[Any, Any]]:
-        """Return ``lookup(key) -> dict``: makes ``key`` current and returns the writable
-        ``{key: value}`` dict of its key group for the value state ``descriptor``.
+    def value_table_access(self, descriptor: ValueStateDescriptor) -> ValueTableAccess:
+        """Return direct access to the per-key-group tables of the value state ``descriptor``.
 
-        The per-record fast path of operators that read and update one value per record
-        (keyed ``reduce``): one call instead of ``set_current_key`` + ``value`` + ``update``,
-        over the very same tables, copy-on-write included. Callers must store ``None``-free
-        values (use ``dict.pop`` to clear) and must not keep the dict across records.
-
-        :raises TypeError: as :meth:`get_state`; ``lookup`` raises as :meth:`set_current_key`
+        For operators whose per-record loop reads and updates one value per record (keyed
+        ``reduce``) and cannot afford three method calls per record. The tables are the
+        very ones :meth:`get_state` works on, copy-on-write included; see
+        :class:`ValueTableAccess` for the protocol the caller must follow.
         """
         self.get_state(descriptor)
         table = self._tables[descriptor.name]
-        writable = table.writable
-        fork = table.fork
-        cache_get = self._kg_cache.get
-        assign = self._assign
-
-        def lookup(key: Any) -> dict[Any, Any]:
-            try:
-                index = cache_get(key)
-            except TypeError:
-                index = None
-            if index is None:
-                index = assign(key)
-            self._kg_index = index
-            self._current_key = key
-            t = writable[index]
-            return fork(index) if t is None else t
-
-        return lookup
+        return ValueTableAccess(self._kg_cache.get, self._assign, table.writable, table.fork)
 
     def get_list_state(self, descriptor: ListStateDescriptor) -> ListState:
         """Return the :class:`ListState` for ``descriptor``; raises as :meth:`get_state`."""
