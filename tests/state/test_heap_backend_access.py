@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from state import ValueStateDescriptor
-from state.heap_backend import HeapKeyedStateBackend
 from state.errors import StateError
+from state.heap_backend import HeapKeyedStateBackend
 from state.key_groups import KeyGroupRange
 
 
