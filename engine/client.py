@@ -153,6 +153,11 @@ class JobClient:
         """Statistics of recent checkpoints, oldest first (see ``CheckpointStats``)."""
         return self._runner.checkpoint_stats()
 
+    def channel_statistics(self) -> list[Any]:
+        """Counters of every channel of the running attempt (``ChannelStatistics``), in a
+        fixed order; empty when no attempt runs. Peak values show backpressure at work."""
+        return self._runner.channel_statistics()
+
     def statistics(self) -> dict[str, Any]:
         """Live counters: records read, restarts, status (for status lines and tests)."""
         return self._runner.statistics()

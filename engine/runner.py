@@ -102,6 +102,11 @@ class JobRunner:
             "records_in": records,
         }
 
+    def channel_statistics(self) -> list[Any]:
+        if self._deployment is None:
+            return []
+        return [channel.statistics() for channel in self._deployment.channels]
+
     def checkpoint_stats(self) -> list[Any]:
         if self.coordinator is None:
             return []
