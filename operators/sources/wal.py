@@ -101,6 +101,33 @@ def _fsync_dir(directory: Path) -> None:
 _sync_data = getattr(os, "fdatasync", os.fsync)
 
 
+_IOV_MAX = os.sysconf("SC_IOV_MAX") if hasattr(os, "sysconf") else 16
+
+
+def _write_all(fd: int, parts: list[bytes]) -> None:
+    """Write ``parts`` in order, resuming after short writes.
+
+    ``writev`` hands the kernel every frame without joining them into one copy first.
+    """
+    if not hasattr(os, "writev"):  # pragma: no cover - Windows
+        view = memoryview(b"".join(parts))
+        while view:
+            view = view[os.write(fd, view) :]
+        return
+    pending = [memoryview(part) for part in parts if part]
+    i = 0
+    while i < len(pending):
+        written = os.writev(fd, pending[i : i + _IOV_MAX])
+        while written:
+            size = len(pending[i])
+            if written >= size:
+                written -= size
+                i += 1
+            else:
+                pending[i] = pending[i][written:]
+                written = 0
+
+
 def _open_for_append(path: Path) -> int:
     flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
     return os.open(path, flags, 0o644)
@@ -309,9 +336,7 @@ class WriteAheadLog:
                     parts.append(_CRC.pack(zlib.crc32(payload, zlib.crc32(checked))))
                     parts.append(checked)
                     parts.append(payload)
-                view = memoryview(b"".join(parts))
-                while view:
-                    view = view[os.write(self._fd, view) :]
+                _write_all(self._fd, parts)
             if self._fd is not None and dirty:
                 _sync_data(self._fd)
             if new_file:
