@@ -26,7 +26,7 @@ import anyio.abc
 from state.errors import StreamletError
 
 from .base import DeliveryGuarantee, Source, SourceReader, SourceSessionContext
-from .push import IngressBuffer, IngressReader, open_ingress_wal
+from .ingress import IngressBuffer, IngressReader, open_ingress_wal
 from .wal import WriteAheadLog
 
 __all__ = [

@@ -1,0 +1,557 @@
+"""Ingress: the session buffer of sources whose input arrives on its own (socket, push).
+
+A push source's input (an application's coroutines, a socket) does not wait for the job and
+cannot be asked again. So its buffer lives in :meth:`Source.session`, which stays open for the
+whole job across restarts, not in the reader, which lives for one attempt:
+
+- :class:`IngressBuffer` is that buffer: bounded (a full buffer makes the producer wait, which
+  is the backpressure), optionally backed by a :class:`~operators.sources.wal.WriteAheadLog`.
+- :class:`IngressReader` is a reader of it. When an attempt fails, the engine closes its
+  reader and opens a new one on the same buffer: what the failed attempt already took is
+  gone (at-most-once), what is still buffered goes to the new reader.
+- With the write-ahead log, every record is logged and synced (group commit) before a reader
+  can see it, and its sequence number is the position. A reader restored at position ``p``
+  replays records ``p + 1 ...`` from the log, then continues with new input: exactly-once.
+
+The socket source and :class:`~operators.sources.push.PushSource` are built on these.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import Any, Generic, TypeVar
+
+import anyio
+import anyio.lowlevel
+import orjson
+
+from state.errors import StreamletInternalError
+
+from .base import SourceReader, SourceSessionContext
+from .wal import WriteAheadLog, WriteAheadLogError
+
+__all__ = [
+    "IngressBuffer",
+    "IngressReader",
+    "open_ingress_wal",
+]
+
+T = TypeVar("T")
+"""Type of the records in an ingress buffer."""
+
+_UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]")
+
+
+class _Signal:
+    """A reusable wake-up: waiters block until the next :meth:`fire`.
+
+    The event is created lazily because a buffer may be built before any event loop runs
+    (a :class:`PushSource` is usually constructed in plain code).
+    """
+
+    __slots__ = ("_event",)
+
+    def __init__(self) -> None:
+        self._event: anyio.Event | None = None
+
+    def fire(self) -> None:
+        if self._event is not None:
+            self._event.set()
+            self._event = None
+
+    async def wait(self) -> None:
+        if self._event is None:
+            self._event = anyio.Event()
+        await self._event.wait()
+
+
+async def open_ingress_wal(ctx: SourceSessionContext, source_name: str) -> WriteAheadLog:
+    """Open the write-ahead log of a push source's session in ``ctx.wal_dir``.
+
+    :raises ValueError: if the job has no checkpoint directory (``ctx.wal_dir`` is None)
+    :raises WriteAheadLogError: if the log cannot be opened
+    """
+    if ctx.wal_dir is None:
+        raise ValueError(
+            f"write_ahead_log needs a checkpoint directory, but job {ctx.job_name!r} has "
+            f"none for source {source_name!r} (uid {ctx.source_uid!r}); set one with "
+            f"env.get_checkpoint_config().set_checkpoint_storage_dir(...)"
+        )
+    name = _UNSAFE_NAME_CHARS.sub("_", ctx.source_uid).strip(".") or "source"
+    wal = WriteAheadLog(ctx.wal_dir, name)
+    await wal.open()
+    return wal
+
+
+class IngressBuffer(Generic[T]):
+    """A bounded buffer between a push source's producer and the current attempt's reader.
+
+    The producer side (:meth:`put`, :meth:`put_nowait`, :meth:`put_many`, :meth:`put_chunk`,
+    :meth:`end`, :meth:`fail`) may be used before the session starts; records wait in the
+    buffer. :meth:`start` and :meth:`stop` bracket the session. Without a log, records
+    are visible to the reader at once. With one, :meth:`run_committer` moves them
+    ``pending`` -> written to the log -> synced -> visible, and writes the next batch while
+    the previous one syncs (group commit: one sync covers every batch written before it).
+
+    :param max_buffered: records held (pending, being logged, or visible) before producers
+        wait
+    :param description: names the source in error messages
+    :param write_ahead_log: log records before they become visible
+    :param json_records: encode each record when it is put (so a non-JSON-able record is
+        refused right there), and hand readers the decoded form, the same as a replay gives
+    :param max_buffered_chars: also wait once the held records total this many characters
+        (records must then be ``str``, and ``json_records`` off); None for no such bound
+    """
+
+    def __init__(
+        self,
+        max_buffered: int,
+        *,
+        description: str,
+        write_ahead_log: bool = False,
+        json_records: bool = False,
+        max_buffered_chars: int | None = None,
+    ) -> None:
+        if max_buffered < 1:
+            raise ValueError(f"max_buffered must be >= 1, got {max_buffered!r}")
+        if max_buffered_chars is not None and max_buffered_chars < 1:
+            raise ValueError(f"max_buffered_chars must be >= 1, got {max_buffered_chars!r}")
+        self.max_buffered = max_buffered
+        self.max_buffered_chars = max_buffered_chars
+        self.description = description
+        self.write_ahead_log = write_ahead_log
+        self._json = json_records and write_ahead_log
+        self._wal: WriteAheadLog | None = None
+        # Records are held in *chunks* (the lists producers hand in, or one logged batch)
+        # with their character count, so moving and taking them costs per chunk, not per
+        # record. With the log a chunk goes _pending -> _unsynced -> _visible.
+        # Invariant: _pending_count, _in_flight and _visible_count count the records in
+        # _pending, _unsynced and _visible (the last minus _visible_offset).
+        self._pending: list[tuple[list[Any], int]] = []
+        self._pending_count = 0
+        self._unsynced: deque[tuple[int, list[Any], int]] = deque()  # (last seq, records, chars)
+        self._in_flight = 0
+        self._visible: deque[tuple[list[Any], int]] = deque()
+        self._visible_offset = 0  # records of _visible[0] already taken
+        self._visible_count = 0
+        # Invariant (with the log): the next record to take has _visible_first_seq.
+        self._visible_first_seq = 0
+        # Characters held, when max_buffered_chars is set; a chunk's are freed once it is
+        # wholly taken, so the bound may be exceeded by one chunk.
+        self._chars = 0
+        # End of the log when the session started: where a reader without position begins.
+        self._base_seq = 0
+        self._ended = False
+        self._error: Exception | None = None
+        self._started = False
+        self._stopped = False
+        # Readers attach in turn; only the newest may read (one split, one attempt at a time).
+        self._generation = 0
+        self._readable = _Signal()
+        self._writable = _Signal()
+        self._committable = _Signal()
+        self._syncable = _Signal()
+
+    # --- Producer side ---
+
+    @property
+    def size(self) -> int:
+        """Records held now: waiting to be logged, being logged, or waiting for the reader."""
+        return self._pending_count + self._in_flight + self._visible_count
+
+    @property
+    def ended(self) -> bool:
+        """Whether :meth:`end` was called."""
+        return self._ended
+
+    def _full(self) -> bool:
+        if self.max_buffered_chars is not None and self._chars >= self.max_buffered_chars:
+            return True
+        return self.size >= self.max_buffered
+
+    def _check_can_put(self) -> None:
+        if self._ended:
+            raise anyio.ClosedResourceError(f"{self.description} was ended; it takes no records")
+        if self._error is not None:
+            raise anyio.BrokenResourceError(
+                f"{self.description} failed: {self._error}"
+            ) from self._error
+        if self._stopped:
+            raise anyio.BrokenResourceError(f"the job reading {self.description} has finished")
+
+    def _accept(self, records: list[Any]) -> None:
+        chars = 0
+        if self._json:
+            records = [self._encode(r) for r in records]
+        elif self.max_buffered_chars is not None:
+            chars = sum(map(len, records))
+            self._chars += chars
+        if self.write_ahead_log:
+            self._pending.append((records, chars))
+            self._pending_count += len(records)
+            self._committable.fire()
+        else:
+            self._visible.append((records, chars))
+            self._visible_count += len(records)
+            self._readable.fire()
+
+    def _encode(self, record: Any) -> bytes:
+        try:
+            return orjson.dumps(record)
+        except orjson.JSONEncodeError as exc:
+            raise TypeError(
+                f"{self.description} has a write-ahead log, so records must be JSON-able; "
+                f"got {type(record).__name__}: {exc}"
+            ) from None
+
+    def put_nowait(self, record: Any) -> None:
+        """Add one record now.
+
+        :raises anyio.WouldBlock: if the buffer is full
+        :raises anyio.ClosedResourceError: if :meth:`end` was called
+        :raises anyio.BrokenResourceError: if the session ended or failed
+        :raises TypeError: if ``json_records`` and the record is not JSON-able
+        """
+        self._check_can_put()
+        if self._full():
+            raise anyio.WouldBlock
+        self._accept([record])
+
+    async def put(self, record: Any) -> None:
+        """Add one record, waiting while the buffer is full. Raises like :meth:`put_nowait`."""
+        await anyio.lowlevel.checkpoint_if_cancelled()
+        while True:
+            self._check_can_put()
+            if not self._full():
+                self._accept([record])
+                await anyio.lowlevel.cancel_shielded_checkpoint()
+                return
+            await self._writable.wait()
+
+    async def put_many(self, records: Iterable[Any]) -> None:
+        """Add records in order, each as soon as there is room. Raises like :meth:`put`.
+
+        If cancelled or failing, a prefix of ``records`` may have been added.
+        """
+        items = list(records)
+        await anyio.lowlevel.checkpoint_if_cancelled()
+        i = 0
+        while i < len(items):
+            self._check_can_put()
+            room = 0 if self._full() else self.max_buffered - self.size
+            if room <= 0:
+                await self._writable.wait()
+                continue
+            self._accept(items[i : i + room])
+            i += room
+        await anyio.lowlevel.cancel_shielded_checkpoint()
+
+    async def put_chunk(self, records: list[Any]) -> None:
+        """Wait for any room, then add all ``records`` at once.
+
+        For a producer that reads its input in chunks (a socket): the bound is exceeded by at
+        most one chunk, and the chunk is never split, which keeps the hot path short.
+        """
+        while True:
+            self._check_can_put()
+            if not self._full():
+                self._accept(records)
+                return
+            await self._writable.wait()
+
+    def end(self) -> None:
+        """Mark the end of input: readers drain what is buffered, then see the end."""
+        self._ended = True
+        self._wake_all()
+
+    def fail(self, error: Exception) -> None:
+        """Fail the input: readers drain what is buffered, then get ``error`` raised."""
+        if self._error is None:
+            self._error = error
+        self._wake_all()
+
+    def _wake_all(self) -> None:
+        self._readable.fire()
+        self._writable.fire()
+        self._committable.fire()
+        self._syncable.fire()
+
+    # --- Session side ---
+
+    def start(self, wal: WriteAheadLog | None) -> None:
+        """Begin the session; ``wal`` is required exactly when ``write_ahead_log`` is on.
+
+        :raises RuntimeError: if the buffer already served a session
+        """
+        if self._started:
+            raise RuntimeError(
+                f"{self.description} already served a job; a buffer feeds one job only"
+            )
+        if (wal is not None) != self.write_ahead_log:
+            raise StreamletInternalError(
+                f"{self.description}: write_ahead_log={self.write_ahead_log} but wal={wal!r}"
+            )
+        self._started = True
+        self._wal = wal
+        if wal is not None:
+            self._base_seq = wal.last_seq
+
+    def stop(self) -> None:
+        """End the session: waiting producers and readers get ``BrokenResourceError``."""
+        self._stopped = True
+        self._wake_all()
+
+    async def run_committer(self) -> None:
+        """Log pending records and make them visible once synced; run it in the session.
+
+        Two loops: one encodes whatever is pending as one batch and queues it in the log
+        (:meth:`WriteAheadLog.write`); the other has the log write and sync what is queued
+        in its worker thread (:meth:`WriteAheadLog.sync`) and then publishes it. So the
+        next batch is encoded while the previous one goes to disk, and one sync covers all
+        batches queued meanwhile (group commit). Returns once the input ended and all of it
+        is visible, or when the buffer failed: an error in the log fails the buffer
+        (readers see it) instead of the session's task group.
+        """
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._sync_loop)
+            await self._write_loop()
+
+    async def _write_loop(self) -> None:
+        wal = self._wal
+        assert wal is not None
+        while True:
+            while not self._pending:
+                if self._ended or self._stopped or self._error is not None:
+                    return
+                await self._committable.wait()
+            if self._stopped or self._error is not None:
+                return
+            chunks = self._pending
+            if len(chunks) == 1:
+                batch = chunks[0][0]
+            else:
+                batch = list(itertools.chain.from_iterable(c for c, _ in chunks))
+            chars = sum(c for _, c in chunks)
+            if self._json:
+                logged: list[Any] = [orjson.Fragment(b) for b in batch]
+                records = [orjson.loads(b) for b in batch]
+            else:
+                logged = records = batch
+            try:
+                last = wal.write(logged)
+            except (WriteAheadLogError, TypeError) as exc:
+                self.fail(exc)
+                return
+            self._pending = []
+            self._pending_count = 0
+            self._unsynced.append((last, records, chars))
+            self._in_flight += len(records)
+            self._syncable.fire()
+            # Let the producer and the reader run before taking the next batch.
+            await anyio.lowlevel.checkpoint()
+
+    async def _sync_loop(self) -> None:
+        wal = self._wal
+        assert wal is not None
+        unsynced = self._unsynced
+        while True:
+            while not unsynced:
+                if self._stopped or self._error is not None:
+                    return
+                if self._ended and not self._pending:
+                    return
+                await self._syncable.wait()
+            try:
+                synced = await wal.sync()
+            except WriteAheadLogError as exc:
+                self.fail(exc)
+                return
+            while unsynced and unsynced[0][0] <= synced:
+                last, records, chars = unsynced.popleft()
+                if not self._visible:
+                    self._visible_first_seq = last - len(records) + 1
+                self._visible.append((records, chars))
+                self._visible_count += len(records)
+                self._in_flight -= len(records)
+            self._readable.fire()
+
+    # --- Reader side ---
+
+    def attach(self, position: Any) -> tuple[int, int]:
+        """Register a new reader at ``position``; older readers may no longer read.
+
+        :return: ``(generation, cursor)``: the reader's token and its starting sequence
+        :raises StreamletInternalError: if the session has not started
+        :raises ValueError: if ``position`` is not a valid log position
+        :raises WriteAheadLogError: if the log no longer holds the records after it
+        """
+        if not self._started or self._stopped:
+            raise StreamletInternalError(
+                f"a reader of {self.description} was opened outside the source's session"
+            )
+        self._generation += 1
+        wal = self._wal
+        if wal is None or position is None:
+            return self._generation, self._base_seq
+        if not isinstance(position, int) or isinstance(position, bool) or position < 0:
+            raise ValueError(
+                f"position of {self.description} must be a write-ahead log sequence "
+                f"number >= 0, got {position!r}"
+            )
+        if position > wal.last_seq:
+            raise WriteAheadLogError(
+                f"position {position} of {self.description} is past the end of its "
+                f"write-ahead log {str(wal.path)!r} (last sequence {wal.last_seq}): the log "
+                f"was deleted or belongs to another job"
+            )
+        if position < wal.last_seq and position + 1 < wal.first_seq:
+            raise WriteAheadLogError(
+                f"position {position} of {self.description} needs records its write-ahead "
+                f"log {str(wal.path)!r} already truncated (oldest kept {wal.first_seq})"
+            )
+        return self._generation, position
+
+    async def read(self, generation: int, cursor: int, max_records: int) -> list[Any] | None:
+        """Return up to ``max_records`` records after ``cursor``, waiting for at least one.
+
+        :return: the records, or None once the input ended and everything was read
+        :raises anyio.BrokenResourceError: if a newer reader attached or the session ended
+        :raises Exception: the error given to :meth:`fail`, once the buffer is drained
+        """
+        if max_records < 1:
+            raise ValueError(f"max_records must be >= 1, got {max_records!r}")
+        while True:
+            if generation != self._generation:
+                raise anyio.BrokenResourceError(
+                    f"this reader of {self.description} was replaced by a newer one"
+                )
+            if self._wal is None:
+                records = self._take_visible(max_records)
+            else:
+                records = await self._read_logged(cursor, max_records)
+            if records:
+                return records
+            if self._error is not None:
+                raise self._error
+            if self._ended and not self._pending_count and not self._in_flight:
+                return None
+            if self._stopped:
+                raise anyio.BrokenResourceError(f"the session of {self.description} ended")
+            await self._readable.wait()
+
+    def _take_visible(self, max_records: int) -> list[Any]:
+        visible = self._visible
+        out: list[Any] = []
+        while visible and len(out) < max_records:
+            records, chars = visible[0]
+            start = self._visible_offset
+            end = min(len(records), start + max_records - len(out))
+            if start == 0 and end == len(records) and not out:
+                out = records  # a whole chunk: hand the list over without copying
+            else:
+                out.extend(records[start:end])
+            if end == len(records):
+                visible.popleft()
+                self._visible_offset = 0
+                self._chars -= chars
+            else:
+                self._visible_offset = end
+        if out:
+            self._visible_count -= len(out)
+            self._writable.fire()
+        return out
+
+    async def _read_logged(self, cursor: int, max_records: int) -> list[Any]:
+        visible = self._visible
+        wal = self._wal
+        assert wal is not None
+        # Records at or before the cursor were taken by an earlier reader: drop them.
+        stale = min(cursor - self._visible_first_seq + 1, self._visible_count)
+        if stale > 0:
+            self._take_visible(stale)
+            self._visible_first_seq += stale
+        if visible and self._visible_first_seq == cursor + 1:
+            taken = self._take_visible(max_records)
+            self._visible_first_seq += len(taken)
+            return taken
+        # The records right after the cursor are only in the log (a replay): read them there.
+        log_end = self._visible_first_seq - 1 if visible else wal.last_seq
+        if cursor < log_end:
+            return await wal.read_from(cursor + 1, min(max_records, log_end - cursor))
+        return []
+
+    @property
+    def wal(self) -> WriteAheadLog | None:
+        """The session's write-ahead log, if any."""
+        return self._wal
+
+
+class IngressReader(SourceReader[T]):
+    """Reads an :class:`IngressBuffer` for one attempt of the job.
+
+    Resume contract: with a write-ahead log, :meth:`position` is the sequence number of the
+    last record returned (records are numbered from 1, so position ``p`` resumes with record
+    ``p + 1``); a reader built with ``p`` first replays from the log, then goes on with new
+    input. ``None`` (a fresh start) begins after the records the log held when the session
+    started, so an old log from an earlier process is ignored unless a checkpoint points
+    into it. Without a log, :meth:`position` is None and a restore cannot rewind: records
+    returned to a failed attempt are lost (at-most-once), buffered ones are not.
+
+    :param get_buffer: returns the buffer of the running session, or None outside of it
+    :param position: the restored position, or None
+    """
+
+    def __init__(
+        self, get_buffer: Callable[[], IngressBuffer[T] | None], position: Any | None
+    ) -> None:
+        self._get_buffer = get_buffer
+        self._restore = position
+        self._buffer: IngressBuffer[T] | None = None
+        self._generation = 0
+        self._cursor = 0
+        # None until open(): whether positions are log sequence numbers.
+        self._logged: bool | None = None
+
+    async def open(self) -> None:
+        """Attach to the session's buffer (and check the restored position against the log).
+
+        :raises StreamletInternalError: if the source's session is not running
+        :raises WriteAheadLogError: if the log cannot serve the restored position
+        """
+        buffer = self._get_buffer()
+        if buffer is None:
+            raise StreamletInternalError(
+                "a push source's reader was opened outside the source's session"
+            )
+        self._generation, self._cursor = buffer.attach(self._restore)
+        self._logged = buffer.wal is not None
+        self._buffer = buffer
+
+    async def read_batch(self, max_records: int) -> list[T] | None:
+        """Return up to ``max_records`` records, waiting for at least one (None at the end)."""
+        if self._buffer is None:
+            raise StreamletInternalError("read_batch() called before open()")
+        records = await self._buffer.read(self._generation, self._cursor, max_records)
+        if records:
+            self._cursor += len(records)
+        return records
+
+    def position(self) -> int | None:
+        """Sequence number of the last record returned, or None without a write-ahead log."""
+        if self._logged is None:
+            return self._restore
+        return self._cursor if self._logged else None
+
+    async def notify_checkpoint_complete(self, checkpoint_id: int, position: Any) -> None:
+        """Truncate the write-ahead log up to ``position`` (whole segments only)."""
+        buffer = self._buffer
+        if buffer is None or buffer.wal is None or not isinstance(position, int):
+            return
+        await buffer.wal.truncate_before(position + 1)
+
+    async def close(self) -> None:
+        """Detach. The buffer and its connection or producer stay with the session."""
+        self._buffer = None
