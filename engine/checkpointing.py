@@ -69,6 +69,8 @@ class SubtaskCheckpointer:
         self.task_group: anyio.abc.TaskGroup | None = None
         #: Source positions at each checkpoint still pending, to tell readers on completion.
         self._positions: dict[int, list[Any]] = {}
+        #: Cancel scope of each checkpoint's asynchronous part still running.
+        self._writes: dict[int, anyio.CancelScope] = {}
         self._start_delay_ms: dict[int, float] = {}
         #: Whether a finished source waits for a final checkpoint (periodic checkpoints on).
         self.awaits_final_checkpoint = False
@@ -156,25 +158,51 @@ class SubtaskCheckpointer:
         snapshots: list[OperatorSnapshot],
         stats: SubtaskCheckpointStats,
     ) -> None:
+        """The asynchronous part: serialize and write, then acknowledge or decline.
+
+        It runs in its own cancel scope, so an abort of the checkpoint (or its subsumption
+        by a newer completed one) stops it and the snapshotter removes what it wrote.
+        """
         subtask = self.subtask
-        result = await write_subtask_snapshot(
-            self.coordinator.storage,
-            checkpoint_id,
-            subtask.index,
-            subtask.parallelism,
-            self.max_parallelism,
-            snapshots,
-        )
-        if result.ok:
-            stats = replace(
-                stats, async_duration_ms=result.async_duration_ms, state_size=result.state_size
+        with anyio.CancelScope() as scope:
+            self._writes[checkpoint_id] = scope
+            try:
+                result = await write_subtask_snapshot(
+                    self.coordinator.storage,
+                    checkpoint_id,
+                    subtask.index,
+                    subtask.parallelism,
+                    self.max_parallelism,
+                    snapshots,
+                )
+            finally:
+                del self._writes[checkpoint_id]
+                snapshots.clear()  # drop the frozen views as soon as possible
+            if result.ok:
+                stats = replace(
+                    stats,
+                    async_duration_ms=result.async_duration_ms,
+                    state_size=result.state_size,
+                )
+                await self.coordinator.receive_acknowledge(
+                    self.task_id, checkpoint_id, result.handles, stats
+                )
+            else:
+                assert result.failure is not None
+                await self.decline(checkpoint_id, result.failure, result.detail)
+        if scope.cancelled_caught:
+            # The checkpoint was aborted meanwhile. Saying so lets the coordinator discard
+            # its directory once more: this write may have recreated it after the abort.
+            await self.decline(
+                checkpoint_id,
+                CheckpointFailureReason.CHECKPOINT_DECLINED,
+                "the checkpoint was aborted while this subtask was writing it",
             )
-            await self.coordinator.receive_acknowledge(
-                self.task_id, checkpoint_id, result.handles, stats
-            )
-        else:
-            assert result.failure is not None
-            await self.decline(checkpoint_id, result.failure, result.detail)
+
+    def _cancel_writes(self, up_to: int, *, inclusive: bool = True) -> None:
+        for checkpoint_id, scope in list(self._writes.items()):
+            if checkpoint_id < up_to or (inclusive and checkpoint_id == up_to):
+                scope.cancel()
 
     async def decline(
         self, checkpoint_id: int, reason: CheckpointFailureReason, detail: str | None
@@ -186,6 +214,8 @@ class SubtaskCheckpointer:
 
     async def notify_complete(self, checkpoint_id: int) -> None:
         subtask = self.subtask
+        # Subsumed checkpoints still writing are aborted by this completion.
+        self._cancel_writes(checkpoint_id, inclusive=False)
         for chained in subtask.operators:
             await chained.call(lambda c=chained: c.op.notify_checkpoint_complete(checkpoint_id))
         # Subsuming contract: completion of n covers every pending id <= n.
@@ -203,6 +233,9 @@ class SubtaskCheckpointer:
 
     async def notify_aborted(self, checkpoint_id: int) -> None:
         self._positions.pop(checkpoint_id, None)
+        scope = self._writes.get(checkpoint_id)
+        if scope is not None:
+            scope.cancel()
         for chained in self.subtask.operators:
             await chained.call(lambda c=chained: c.op.notify_checkpoint_aborted(checkpoint_id))
 

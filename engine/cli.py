@@ -33,7 +33,7 @@ import os
 import runpy
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType, TracebackType
 from typing import Any, TextIO
@@ -192,7 +192,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args_list and args_list[0] == "demo":
         from .demo import main as demo_main
 
-        return demo_main(args_list[1:])
+        try:
+            return demo_main(args_list[1:])
+        except SystemExit as exc:  # --help, or a usage error argparse printed
+            return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     parser = _build_parser()
     try:
         args = parser.parse_args(args_list)
@@ -214,7 +217,7 @@ def _cmd_run(args: argparse.Namespace, err: TextIO) -> int:
     except _UsageError as exc:
         _report_usage(exc, err)
         return EXIT_USAGE
-    _configure_logging(args.verbose)
+    restore_logging = _configure_logging(args.verbose)
     saved_argv, saved_path = sys.argv[:], sys.path[:]
     # As ``python job.py`` does: the script's directory first on sys.path, its argv.
     sys.argv = [str(script), *args.script_args]
@@ -229,6 +232,7 @@ def _cmd_run(args: argparse.Namespace, err: TextIO) -> int:
     finally:
         sys.argv, sys.path[:] = saved_argv, saved_path
         sys.modules.pop(_JOB_MODULE, None)
+        restore_logging()
 
 
 def _read_script(script: Path) -> str:
@@ -366,15 +370,14 @@ def _check_restore(env: StreamExecutionEnvironment, args: argparse.Namespace) ->
     if args.restore is None:
         return
     storage = env.get_checkpoint_config().get_checkpoint_storage()
-    if args.restore == "latest":
-        if isinstance(storage, JobManagerCheckpointStorage):
-            raise _UsageError(
-                "--restore latest needs a checkpoint directory, but the job keeps its "
-                "checkpoints in memory",
-                "pass --checkpoint-dir DIR (the one the earlier run used)",
-            )
-        return
-    if not Path(args.restore).exists() and "://" not in args.restore:
+    if isinstance(storage, JobManagerCheckpointStorage):
+        # The job's storage reads the checkpoint back, and in-memory storage holds none.
+        raise _UsageError(
+            f"--restore {args.restore} needs a checkpoint directory, but the job keeps its "
+            f"checkpoints in memory",
+            "pass --checkpoint-dir DIR (the one the earlier run used)",
+        )
+    if args.restore != "latest" and not Path(args.restore).exists():
         raise _UsageError(
             f"--restore: no checkpoint or savepoint at {args.restore}",
             "give a chk-N directory, a savepoint directory, or 'latest'; "
@@ -410,18 +413,33 @@ def _run_program(script: Path, args: argparse.Namespace, err: TextIO) -> int:
 # --- reporting ---
 
 
-def _configure_logging(verbose: bool) -> None:
-    """Show streamlet's warnings (restarts, damaged checkpoints) and its restore messages."""
+def _configure_logging(verbose: bool) -> Callable[[], None]:
+    """Show streamlet's warnings (restarts, damaged checkpoints) and its restore messages.
+
+    Returns a function that puts the loggers back as they were (``main`` may be called
+    in-process, by tests or by another program).
+    """
     logger = logging.getLogger("streamlet")
-    if not logger.handlers and not logging.getLogger().handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("streamlet: %(message)s"))
-        handler.addFilter(_drop_final_failure)
-        logger.addHandler(handler)
-        logger.propagate = False
+    recovery = logging.getLogger("streamlet.recovery")
+    saved = (logger.level, logger.propagate, recovery.level)
+    # The command owns the terminal while it runs: streamlet's records go to stderr through
+    # this handler only (not also through handlers a script put on the root logger).
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("streamlet: %(message)s"))
+    handler.addFilter(_drop_final_failure)
+    logger.addHandler(handler)
+    logger.propagate = False
     logger.setLevel(logging.INFO if verbose else logging.WARNING)
     # Which checkpoint a run restores is worth a line even without --verbose.
-    logging.getLogger("streamlet.recovery").setLevel(logging.INFO)
+    recovery.setLevel(logging.INFO)
+
+    def restore() -> None:
+        logger.removeHandler(handler)
+        logger.setLevel(saved[0])
+        logger.propagate = saved[1]
+        recovery.setLevel(saved[2])
+
+    return restore
 
 
 def _drop_final_failure(record: logging.LogRecord) -> bool:

@@ -150,7 +150,7 @@ class JobClient:
         return location
 
     def checkpoint_stats(self) -> list[Any]:
-        """Statistics of recent checkpoints, oldest first (see ``CheckpointStats``)."""
+        """Statistics of recent checkpoints, newest first (see ``CheckpointStats``)."""
         return self._runner.checkpoint_stats()
 
     def channel_statistics(self) -> list[Any]:

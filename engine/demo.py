@@ -131,10 +131,11 @@ async def run_demo(
     host: str | None = None,
     port: int | None = None,
     inject_failure: bool = True,
-    out: Any = sys.stdout,
+    out: Any = None,
 ) -> bool:
     """Run the demo; return True when every count matched (or, reading an external server,
-    when the job ended cleanly)."""
+    when the job ended cleanly). It prints to ``out`` (default: the current stdout)."""
+    out = sys.stdout if out is None else out
     if workdir.exists():
         shutil.rmtree(workdir)
     output_dir = workdir / "out"

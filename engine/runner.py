@@ -205,9 +205,7 @@ class JobRunner:
             net_runtime_ms=(time.monotonic() - started) * 1000,
             restart_count=self.restart_count,
             records_in=self.statistics()["records_in"],
-            checkpoints_completed=sum(
-                1 for stats in self.checkpoint_stats() if stats.status.value == "completed"
-            ),
+            checkpoints_completed=coordinator.statistics().completed,
             savepoint_path=self._stopped_with_savepoint,
         )
 

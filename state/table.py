@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import uuid
+from itertools import chain
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
@@ -78,7 +79,13 @@ def clone_value(value: Any) -> Any:
 
 def fork_table(table: dict[Any, Any]) -> dict[Any, Any]:
     """Return a copy of a key group's table that shares no mutable value with it."""
-    if set(map(type, table.values())) <= _ATOMS:
+    values = table.values()
+    types = set(map(type, values))
+    if types <= _ATOMS:
+        return table.copy()
+    if types == {tuple} and set(map(type, chain.from_iterable(values))) <= _ATOMS:
+        # Tuples of immutable scalars (a rolling (key, count), a composite value) are
+        # immutable too: share them. Two C-level passes instead of a clone per value.
         return table.copy()
     return {k: clone_value(v) for k, v in table.items()}
 
