@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import copy
 import uuid
-from itertools import chain
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
+from itertools import chain
 from typing import Any
 
 from .errors import StateError
