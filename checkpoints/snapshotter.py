@@ -19,6 +19,7 @@ removes the files it already wrote, then re-raises the cancellation.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -27,6 +28,7 @@ from typing import Any, Protocol
 
 import anyio
 import anyio.lowlevel
+import anyio.to_thread
 
 from .errors import CheckpointFailureReason, CheckpointStorageError
 from .metadata import StateHandle
@@ -204,16 +206,20 @@ async def _encode(
             keyed[kg] = op.keyed.serialize_key_group(kg)
             await yielder.maybe_yield()
     blob = None if op.operator_state is None else op.operator_state.serialize()
-    data = encode_state_file(
-        op.operator_uid,
-        subtask_index,
-        parallelism,
-        max_parallelism,
-        keyed=keyed,
-        operator=blob,
-        extra=op.extra,
+    # Joining and checksumming megabytes of immutable bytes: a worker thread does it, so
+    # the event loop (and record processing) does not wait for it.
+    data = await anyio.to_thread.run_sync(
+        functools.partial(
+            encode_state_file,
+            op.operator_uid,
+            subtask_index,
+            parallelism,
+            max_parallelism,
+            keyed=keyed,
+            operator=blob,
+            extra=op.extra,
+        )
     )
-    await anyio.lowlevel.checkpoint()
     return data
 
 

@@ -177,7 +177,12 @@ class SubtaskCheckpointer:
                 )
             finally:
                 del self._writes[checkpoint_id]
-                snapshots.clear()  # drop the frozen views as soon as possible
+                for snapshot in snapshots:
+                    # Serialized key groups are released already; this releases the rest
+                    # of an aborted or failed snapshot, so the backend stops recording.
+                    if snapshot.keyed is not None:
+                        snapshot.keyed.release()  # type: ignore[attr-defined]
+                snapshots.clear()
             if result.ok:
                 stats = replace(
                     stats,

@@ -315,7 +315,8 @@ def _load_module(script: Path) -> ModuleType:
     if spec is None or spec.loader is None:  # pragma: no cover - a readable .py file loads
         raise _UsageError(f"cannot load {script} as a Python module")
     module = importlib.util.module_from_spec(spec)
-    # Registered while the job runs: dataclasses, pickle and copy look classes up by module.
+    # Registered while the job runs, under a fixed name: state holding dataclasses of the
+    # script is restored by module and class name, also by a later run of the script.
     sys.modules[_JOB_MODULE] = module
     spec.loader.exec_module(module)
     return module
@@ -327,9 +328,9 @@ async def _build_and_execute(
     env = StreamExecutionEnvironment.get_execution_environment()
     try:
         _apply_options(env, args)  # before build, so build sees them ...
-        result = build(env)
-        if inspect.isawaitable(result):
-            await result
+        built = build(env)
+        if inspect.isawaitable(built):
+            await built
         _apply_options(env, args)  # ... and after, so they win over the script's choices
         _check_restore(env, args)
     except _UsageError as exc:
@@ -352,18 +353,22 @@ async def _build_and_execute(
 
 
 def _apply_options(env: StreamExecutionEnvironment, args: argparse.Namespace) -> None:
-    try:
-        if args.parallelism is not None:
-            flag = "--parallelism"
-            env.set_parallelism(args.parallelism)
-        if args.checkpoint_dir is not None:
-            flag = "--checkpoint-dir"
-            env.get_checkpoint_config().set_checkpoint_storage_dir(args.checkpoint_dir)
-        if args.checkpoint_interval is not None:
-            flag = "--checkpoint-interval"
-            env.enable_checkpointing(args.checkpoint_interval)
-    except (TypeError, ValueError) as exc:
-        raise _UsageError(f"{flag}: {exc}") from None
+    settings: list[tuple[str, Any, Callable[[Any], object]]] = [
+        ("--parallelism", args.parallelism, env.set_parallelism),
+        (
+            "--checkpoint-dir",
+            args.checkpoint_dir,
+            env.get_checkpoint_config().set_checkpoint_storage_dir,
+        ),
+        ("--checkpoint-interval", args.checkpoint_interval, env.enable_checkpointing),
+    ]
+    for flag, value, apply in settings:
+        if value is None:
+            continue
+        try:
+            apply(value)
+        except (TypeError, ValueError) as exc:
+            raise _UsageError(f"{flag}: {exc}") from None
 
 
 def _check_restore(env: StreamExecutionEnvironment, args: argparse.Namespace) -> None:

@@ -24,9 +24,11 @@ How the pieces fit:
 
 Guarantees: with ``--checkpoint-dir`` the source keeps a write-ahead log and the job
 checkpoints every second, so after a failure inside the job no accepted event is lost or
-counted twice in the totals (they come from restored state; the view is overwritten with
-them, an idempotent "upsert" sink). Without it the push source is at-most-once: events
-handed to a failing attempt are lost, and the app says so in a warning at startup.
+counted twice in the totals: they come from restored state, and the sink overwrites the
+view with them (an idempotent "upsert"), so while the job replays the events since the
+checkpoint a total may briefly go back, then catches up. Without it the push source is
+at-most-once: events handed to a failing attempt are lost, and the job says so in a warning
+when it starts.
 """
 
 from __future__ import annotations

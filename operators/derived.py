@@ -298,7 +298,7 @@ class _KeyedReduceOperator(KeyedOperator):
         key_of = self._key_selector
         access = self._access
         cached_index, assign = access.cached_index, access.assign
-        tables, fork = access.tables, access.fork
+        tables, touch = access.tables, access.touch
         reduce = self._reduce
         out: list[Any] = []
         append = out.append
@@ -312,7 +312,7 @@ class _KeyedReduceOperator(KeyedOperator):
                 index = assign(key)
             table = tables[index]
             if table is None:
-                table = fork(index)
+                table = touch(index, key)
             acc = table.get(key)
             acc = record if acc is None else reduce(acc, record)
             table[key] = acc

@@ -61,7 +61,7 @@ class ValueTableAccess:
             index = assign(key)            # hashes, caches; raises for a foreign key
         table = tables[index]
         if table is None:
-            table = fork(index)            # the group is shared with a snapshot: copy it
+            table = touch(index, key)      # a snapshot is pending: keep the old value
         value = table.get(key)             # None when the key has no value
         table[key] = new_value             # never store None (use table.pop to clear)
 
@@ -72,7 +72,7 @@ class ValueTableAccess:
     cached_index: Callable[[Any], int | None]
     assign: Callable[[Any], int]
     tables: list[dict[Any, Any] | None]
-    fork: Callable[[int], dict[Any, Any]]
+    touch: Callable[[int, Any], dict[Any, Any]]
 
 
 class HeapKeyedStateBackend:
@@ -205,7 +205,7 @@ class HeapKeyedStateBackend:
         """
         self.get_state(descriptor)
         table = self._tables[descriptor.name]
-        return ValueTableAccess(self._kg_cache.get, self._assign, table.writable, table.fork)
+        return ValueTableAccess(self._kg_cache.get, self._assign, table.writable, table.touch)
 
     def get_list_state(self, descriptor: ListStateDescriptor) -> ListState:
         """Return the :class:`ListState` for ``descriptor``; raises as :meth:`get_state`."""
@@ -285,14 +285,16 @@ class HeapKeyedStateBackend:
     def snapshot_sync(self) -> KeyedStateSnapshot:
         """Freeze the current state and return it; O(states x key groups), not O(keys).
 
-        The snapshot shares the current per-key-group dicts; the next access to a frozen
-        key group copies it first, so later changes never reach the snapshot.
+        Nothing is copied: while the snapshot is pending, the first access to each key of a
+        captured key group records its old value for the snapshot (per-entry copy-on-write),
+        so later changes never reach the snapshot and no access copies a whole key group.
         """
         states = [
             FrozenState(
                 name,
                 view.descriptor.kind,
                 view.descriptor.serializer,  # type: ignore[attr-defined]
+                self._tables[name],
                 self._tables[name].freeze(),
             )
             for name, view in self._views.items()

@@ -51,21 +51,21 @@ class KeyedState:
     :param descriptor: the descriptor the state was registered with
     """
 
-    __slots__ = ("_backend", "_fork", "_writable", "descriptor", "name")
+    __slots__ = ("_backend", "_touch", "_writable", "descriptor", "name")
 
     def __init__(
         self, backend: HeapKeyedStateBackend, table: StateTable, descriptor: StateDescriptor
     ) -> None:
         self._backend = backend
         self._writable = table.writable
-        self._fork = table.fork
+        self._touch = table.touch
         self.descriptor = descriptor
         self.name = descriptor.name
 
     def _table(self) -> dict[Any, Any]:
         i = self._backend._kg_index
         t = self._writable[i]
-        return self._fork(i) if t is None else t
+        return self._touch(i, self._backend._current_key) if t is None else t
 
     def clear(self) -> None:
         """Remove the current key's value."""
@@ -73,7 +73,7 @@ class KeyedState:
         i = b._kg_index
         t = self._writable[i]
         if t is None:
-            t = self._fork(i)
+            t = self._touch(i, b._current_key)
         t.pop(b._current_key, None)
 
     def __repr__(self) -> str:
@@ -97,7 +97,7 @@ class ValueState(KeyedState):
         i = b._kg_index
         t = self._writable[i]
         if t is None:
-            t = self._fork(i)
+            t = self._touch(i, b._current_key)
         return t.get(b._current_key, self._default)
 
     def update(self, value: Any) -> None:
@@ -106,7 +106,7 @@ class ValueState(KeyedState):
         i = b._kg_index
         t = self._writable[i]
         if t is None:
-            t = self._fork(i)
+            t = self._touch(i, b._current_key)
         if value is None:
             t.pop(b._current_key, None)
         else:
@@ -123,7 +123,7 @@ class _CopyingDefaultValueState(ValueState):
         i = b._kg_index
         t = self._writable[i]
         if t is None:
-            t = self._fork(i)
+            t = self._touch(i, b._current_key)
         key = b._current_key
         if key in t:
             return t[key]
@@ -160,7 +160,7 @@ class ListState(KeyedState):
         i = b._kg_index
         t = self._writable[i]
         if t is None:
-            t = self._fork(i)
+            t = self._touch(i, b._current_key)
         values = t.get(b._current_key)
         return [] if values is None else values
 
@@ -175,7 +175,7 @@ class ListState(KeyedState):
         i = b._kg_index
         t = self._writable[i]
         if t is None:
-            t = self._fork(i)
+            t = self._touch(i, b._current_key)
         key = b._current_key
         values = t.get(key)
         if values is None:
@@ -230,7 +230,7 @@ class MapState(KeyedState):
         i = b._kg_index
         t = self._writable[i]
         if t is None:
-            t = self._fork(i)
+            t = self._touch(i, b._current_key)
         m = t.get(b._current_key)
         return None if m is None else m.get(key)
 
@@ -240,7 +240,7 @@ class MapState(KeyedState):
         i = b._kg_index
         t = self._writable[i]
         if t is None:
-            t = self._fork(i)
+            t = self._touch(i, b._current_key)
         m = t.get(b._current_key)
         if m is None:
             t[b._current_key] = {key: value}
@@ -333,7 +333,7 @@ class ReducingState(KeyedState):
         i = b._kg_index
         t = self._writable[i]
         if t is None:
-            t = self._fork(i)
+            t = self._touch(i, b._current_key)
         return t.get(b._current_key)
 
     def add(self, value: Any) -> None:
@@ -342,7 +342,7 @@ class ReducingState(KeyedState):
         i = b._kg_index
         t = self._writable[i]
         if t is None:
-            t = self._fork(i)
+            t = self._touch(i, b._current_key)
         key = b._current_key
         if value is None:
             t.pop(key, None)
@@ -383,7 +383,7 @@ class AggregatingState(KeyedState):
         i = b._kg_index
         t = self._writable[i]
         if t is None:
-            t = self._fork(i)
+            t = self._touch(i, b._current_key)
         acc = t.get(b._current_key)
         return None if acc is None else self._result(acc)
 
@@ -393,7 +393,7 @@ class AggregatingState(KeyedState):
         i = b._kg_index
         t = self._writable[i]
         if t is None:
-            t = self._fork(i)
+            t = self._touch(i, b._current_key)
         key = b._current_key
         if value is None:
             t.pop(key, None)

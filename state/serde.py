@@ -193,6 +193,26 @@ def _plain_tuples(items: list[Any]) -> bool:
     return set(map(type, items)) == {tuple} and is_plain_list(list(chain.from_iterable(items)))
 
 
+#: Scalars that plain JSON round-trips whatever their value (floats need a nan/inf check,
+#: ints beyond 64 bits make orjson refuse the document, which the caller handles).
+_FAST_SCALARS = frozenset({str, int, bool, type(None)})
+
+
+def _fast_mode(items: list[Any]) -> str:
+    """``"p"`` or ``"u"`` when one or two type passes show the common shapes of keyed state
+    (scalars, or tuples of scalars); ``""`` when the full checks must decide.
+
+    State lives scattered in memory, so every pass over a key group costs cache misses:
+    this path skips the range and finiteness passes of :func:`is_plain_list`.
+    """
+    types = set(map(type, items))
+    if types <= _FAST_SCALARS:
+        return "p"
+    if types == {tuple} and set(map(type, chain.from_iterable(items))) <= _FAST_SCALARS:
+        return "u"
+    return ""
+
+
 def _encode_part(items: list[Any], plain: bool) -> tuple[str, list[Any]]:
     if plain:
         return "p", items
@@ -214,6 +234,13 @@ def encode_table(
     """
     keys = list(table)
     values = list(table.values())
+    if _is_default(serializer):
+        fast = _fast_mode(keys) + _fast_mode(values)
+        if len(fast) == 2:
+            try:
+                return fast, orjson.dumps([keys, values])
+            except orjson.JSONEncodeError:
+                pass  # an int beyond 64 bits: the checks below decide how to write it
     try:
         key_mode, key_part = _encode_part(keys, is_plain_list(keys))
         if not _is_default(serializer):

@@ -30,6 +30,7 @@ import orjson
 from .errors import StateError, StateSerializationError
 from .key_groups import KeyGroupRange
 from .serde import UnserializableValueError, codec_name, encode_table
+from .table import StateTable
 
 __all__ = [
     "KEYED_MAGIC",
@@ -130,22 +131,28 @@ class FrozenState:
     :param name: state name
     :param kind: descriptor kind
     :param serializer: the descriptor's serializer (``None``: default)
-    :param tables: the frozen dict per key group index, ``None`` where empty
+    :param table: the live state table
+    :param shadows: per key group index, this snapshot's shadow (see
+        :class:`~state.table.StateTable`), or ``None`` where the group was empty or is
+        already serialized and released
     """
 
     name: str
     kind: str
     serializer: Any
-    tables: list[dict[Any, Any] | None]
+    table: StateTable
+    shadows: list[dict[Any, Any] | None]
 
 
 @dataclass(slots=True)
 class KeyedStateSnapshot:
     """A consistent cut of a keyed backend, frozen by ``snapshot_sync()``.
 
-    It holds references, not copies: the backend copies a key group on first access after
-    the snapshot instead. Serialize it key group by key group, then drop it (or call
-    :meth:`release`) so the frozen dicts can be freed.
+    It copies nothing: the backend records the old value of each key touched while the
+    snapshot is pending (see :class:`~state.table.StateTable`). Serialize it key group by key
+    group; each serialized group is released at once. Call :meth:`release` when the
+    snapshot is abandoned (a cancelled or failed checkpoint), so the backend stops
+    recording for it.
 
     :param operator_uid: uid of the operator that owns the state
     :param key_group_range: the key groups of the backend
@@ -160,12 +167,15 @@ class KeyedStateSnapshot:
     max_parallelism: int
     states: list[FrozenState]
     pending: dict[str, dict[int, RawTable]] = field(default_factory=dict)
+    #: Bytes of the key groups serialized so far (a second call returns the same bytes).
+    _serialized: dict[int, bytes] = field(default_factory=dict)
 
     def key_groups(self) -> list[int]:
         """Return, in ascending order, the key groups that hold data (others are empty)."""
         used: set[int] = set()
         for state in self.states:
-            used.update(i for i, t in enumerate(state.tables) if t is not None)
+            used.update(i for i, shadow in enumerate(state.shadows) if shadow is not None)
+        used.update(key_group - self.key_group_range.start for key_group in self._serialized)
         for raws in self.pending.values():
             used.update(raws)
         start = self.key_group_range.start
@@ -185,13 +195,18 @@ class KeyedStateSnapshot:
                 f"key group {key_group} is outside the range {self.key_group_range} of "
                 f"operator {self.operator_uid!r}"
             )
+        done = self._serialized.get(key_group)
+        if done is not None:
+            return done
         index = key_group - self.key_group_range.start
         entries: list[list[str]] = []
         payloads: list[bytes] = []
         for state in self.states:
-            table = state.tables[index]
-            if table is None:
+            shadow = state.shadows[index]
+            if shadow is None:
                 continue
+            # view_of may return the live dict: encode it before anything else runs.
+            table = state.table.view_of(index, shadow)
             try:
                 mode, payload = encode_table(
                     table, state.serializer, element_wise=state.kind == "list"
@@ -212,7 +227,14 @@ class KeyedStateSnapshot:
             "max_parallelism": self.max_parallelism,
             "states": entries,
         }
-        return pack_frames(KEYED_MAGIC, header, payloads)
+        data = pack_frames(KEYED_MAGIC, header, payloads)
+        self._serialized[key_group] = data
+        for state in self.states:
+            shadow = state.shadows[index]
+            if shadow is not None:
+                state.shadows[index] = None
+                state.table.release(index, shadow)
+        return data
 
     async def serialize_all(self) -> dict[int, bytes]:
         """Return ``{key group: bytes}`` for every key group with data.
@@ -228,6 +250,18 @@ class KeyedStateSnapshot:
         return out
 
     def release(self) -> None:
-        """Drop the references to frozen data (the snapshot cannot be serialized after)."""
+        """Give up the snapshot: release every key group not serialized yet, and drop the
+        data (it cannot be serialized afterwards). Safe to call more than once."""
+        for state in self.states:
+            for index, shadow in enumerate(state.shadows):
+                if shadow is not None:
+                    state.shadows[index] = None
+                    state.table.release(index, shadow)
         self.states = []
         self.pending = {}
+        self._serialized = {}
+
+    def __del__(self) -> None:
+        # A snapshot dropped without serializing or releasing must not leave the backend
+        # recording old values for it forever.
+        self.release()

@@ -1,15 +1,19 @@
-"""Storage of one keyed state: a dict per key group, copy-on-write against snapshots.
+"""Storage of one keyed state: a dict per key group, copy-on-write per entry against snapshots.
 
-This is the heap backend's answer to Flink's ``CopyOnWriteStateMap``, at key-group
-granularity. A snapshot's synchronous part (:meth:`StateTable.freeze`) hands the current
-dict of every non-empty key group to the snapshot and marks it *shared*; the first access to
-a shared key group afterwards (read or write) replaces it by a private copy
-(:meth:`StateTable.fork`). So the synchronous part is O(key groups), the copying is spread
-over the records that follow, and only key groups that are actually touched get copied.
+This is the heap backend's answer to Flink's ``CopyOnWriteStateMap``. A snapshot's synchronous
+part (:meth:`StateTable.freeze`) copies nothing: it marks every non-empty key group as
+*captured* and gives the snapshot an empty *shadow* dict per captured group. While a group is
+captured, every access to a key in it (read or write) first records that key's old value in
+the shadow (:meth:`StateTable.touch`), once per key and snapshot; the live dict is then
+changed in place. Serializing a group (:meth:`StateTable.view_of`) overlays the shadow on the
+live dict, which gives exactly the state at the snapshot, and releases the group
+(:meth:`StateTable.release`), after which accesses take the fast path again.
 
-Reads fork too, because a value read from state may be mutated in place by the user (a list
-in a ``ValueState``); the copy is deep for the builtin containers (:func:`clone_value`), so
-neither reads nor writes after the snapshot can reach the frozen dicts.
+So the synchronous part is O(key groups), and no access ever pays for copying a whole key
+group: the cost after a snapshot is one small dict insert per key touched before its group
+was written, spread over the records that touch them. Old values are recorded with
+:func:`clone_value` (deep for builtin containers, free for immutable values), because a value
+read from state may be mutated in place by the user (a list in a ``ValueState``).
 
 Residual rule for users (the same as Flink's heap backend): do not keep a reference to an
 object read from or written to state beyond the current record, and mutate it only before the
@@ -22,12 +26,11 @@ import copy
 import uuid
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
-from itertools import chain
 from typing import Any
 
 from .errors import StateError
 
-__all__ = ["StateTable", "clone_value", "fork_table"]
+__all__ = ["MISSING", "StateTable", "clone_value"]
 
 # Values of these types are immutable, so they are shared, never copied.
 _ATOMS = frozenset(
@@ -77,17 +80,8 @@ def clone_value(value: Any) -> Any:
     return copy.deepcopy(value)
 
 
-def fork_table(table: dict[Any, Any]) -> dict[Any, Any]:
-    """Return a copy of a key group's table that shares no mutable value with it."""
-    values = table.values()
-    types = set(map(type, values))
-    if types <= _ATOMS:
-        return table.copy()
-    if types == {tuple} and set(map(type, chain.from_iterable(values))) <= _ATOMS:
-        # Tuples of immutable scalars (a rolling (key, count), a composite value) are
-        # immutable too: share them. Two C-level passes instead of a clone per value.
-        return table.copy()
-    return {k: clone_value(v) for k, v in table.items()}
+#: Marks, in a shadow, a key that had no value when the snapshot was taken.
+MISSING: Any = object()
 
 
 class StateTable:
@@ -97,22 +91,26 @@ class StateTable:
     :param size: number of key groups of the backend
     """
 
-    __slots__ = ("name", "tables", "writable")
+    __slots__ = ("_captured", "name", "tables", "writable")
 
     def __init__(self, name: str, size: int) -> None:
         self.name = name
-        #: Current dict per key group index (``key_group - range.start``); read by snapshots.
+        #: The live dict per key group index (``key_group - range.start``).
         self.tables: list[dict[Any, Any]] = [{} for _ in range(size)]
-        #: What the state views access: the dict when this table owns it, ``None`` when it
-        #: is shared with a snapshot. One extra trailing ``None`` stands for "no current
-        #: key", so a view needs no separate check for it.
-        # Invariant: writable[i] is tables[i] or None for i < size; writable[size] is None.
-        # Invariant: writable[i] is None implies tables[i] is non-empty.
+        #: What state views access directly: the live dict, or ``None`` while a pending
+        #: snapshot still needs the group (then :meth:`touch` is the way in). One extra
+        #: trailing ``None`` stands for "no current key", so a view needs no separate check.
+        # Invariant: writable[i] is tables[i] if _captured[i] is empty, else None;
+        #            writable[size] is None.
         # Invariant: this list object is never replaced (views hold it).
         self.writable: list[dict[Any, Any] | None] = [*self.tables, None]
+        #: Per key group, the shadows of the snapshots that captured it and have not
+        #: serialized it yet.
+        self._captured: list[list[dict[Any, Any]]] = [[] for _ in range(size)]
 
-    def fork(self, index: int) -> dict[Any, Any]:
-        """Make key group ``index`` private again (it was frozen by a snapshot); return it.
+    def touch(self, index: int, key: Any) -> dict[Any, Any]:
+        """Record ``key``'s value in every pending shadow of group ``index``; return the
+        live dict of the group (the slow path of an access while a snapshot is pending).
 
         :raises StateError: if ``index`` is the "no current key" slot
         """
@@ -121,24 +119,61 @@ class StateTable:
                 f"no current key: set_current_key() must be called before state "
                 f"{self.name!r} is used"
             )
-        table = fork_table(self.tables[index])
-        self.tables[index] = table
-        self.writable[index] = table
+        table = self.tables[index]
+        old = table.get(key, MISSING)
+        for shadow in self._captured[index]:
+            if key not in shadow:
+                shadow[key] = old if old is MISSING else clone_value(old)
         return table
 
     def freeze(self) -> list[dict[Any, Any] | None]:
-        """Return the current dict of every key group (``None`` when empty), now shared.
+        """Capture every non-empty key group for a new snapshot; return its shadows.
 
-        O(number of key groups): nothing is copied here. Empty tables are not shared, so
-        they stay writable without a copy.
+        O(number of key groups): nothing is copied. The result has one entry per key
+        group: a (still empty) shadow dict for a captured group, ``None`` for an empty one.
         """
-        frozen = [t if t else None for t in self.tables]
-        self.writable[: len(frozen)] = [None if t else t for t in self.tables]
-        return frozen
+        shadows: list[dict[Any, Any] | None] = []
+        writable = self.writable
+        for index, (table, captured) in enumerate(zip(self.tables, self._captured, strict=True)):
+            if table:
+                shadow: dict[Any, Any] = {}
+                captured.append(shadow)
+                writable[index] = None
+                shadows.append(shadow)
+            else:
+                shadows.append(None)
+        return shadows
+
+    def view_of(self, index: int, shadow: dict[Any, Any]) -> dict[Any, Any]:
+        """Return group ``index`` as it was when ``shadow``'s snapshot was taken.
+
+        Read it before the event loop runs anything else: it may be the live dict itself.
+        """
+        table = self.tables[index]
+        if not shadow:
+            return table
+        data = dict(table)
+        for key, old in shadow.items():
+            if old is MISSING:
+                data.pop(key, None)
+            else:
+                data[key] = old
+        return data
+
+    def release(self, index: int, shadow: dict[Any, Any]) -> None:
+        """The snapshot of ``shadow`` no longer needs group ``index``."""
+        captured = self._captured[index]
+        for position, pending in enumerate(captured):
+            if pending is shadow:
+                del captured[position]
+                break
+        if not captured:
+            self.writable[index] = self.tables[index]
 
     def load(self, index: int, table: dict[Any, Any]) -> None:
         """Replace the table of key group ``index`` (used by restore)."""
         self.tables[index] = table
+        self._captured[index].clear()
         self.writable[index] = table
 
     def size(self) -> int:

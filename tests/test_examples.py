@@ -38,6 +38,9 @@ def load(name: str) -> ModuleType:
 
 @pytest.fixture
 def example(request: pytest.FixtureRequest) -> Iterator[ModuleType]:
+    if request.param == "web_app":  # needs the `web` extra (make installs it)
+        for name in ("starlette", "uvicorn", "httpx"):
+            pytest.importorskip(name)
     module = load(request.param)
     yield module
     sys.modules.pop(module.__name__, None)
@@ -102,7 +105,8 @@ def test_socket_word_count_is_a_streamlet_job_definition(example: ModuleType) ->
 async def test_web_app_against_a_real_server(
     example: ModuleType, tmp_path: Path, durable: bool
 ) -> None:
-    httpx = pytest.importorskip("httpx")
+    import httpx
+
     app = example.create_app(str(tmp_path / "checkpoints") if durable else None)
     users = ["ada", "bob", "cy", "dee"]
     events = [{"user": users[i % 4], "amount": i % 7 + 1} for i in range(200)]

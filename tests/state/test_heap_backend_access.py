@@ -17,7 +17,7 @@ def _write(backend: HeapKeyedStateBackend, key: object, value: object) -> None:
         index = access.assign(key)
     table = access.tables[index]
     if table is None:
-        table = access.fork(index)
+        table = access.touch(index, key)
     table[key] = value
 
 

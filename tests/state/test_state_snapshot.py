@@ -117,24 +117,45 @@ def test_list_and_map_appends_after_snapshot_do_not_leak() -> None:
     assert restored.get_map_state(MapStateDescriptor("m")).items() == [("a", 1)]
 
 
-def test_snapshot_sync_shares_tables_until_first_access() -> None:
+def test_snapshot_copies_nothing_and_records_only_touched_entries() -> None:
     backend = make_backend()
     state = backend.get_state(ValueStateDescriptor("v"))
     for key in range(1000):
         backend.set_current_key(key)
         state.update(key)
     table = backend._tables["v"]
+    live = list(table.tables)
     snapshot = backend.snapshot_sync()
     (frozen,) = snapshot.states
-    # Nothing was copied: the snapshot holds the backend's own dicts...
-    assert all(f is t for f, t in zip(frozen.tables, table.tables, strict=True) if f is not None)
     backend.set_current_key(0)
     state.update(-1)
-    # ... until the first write to a key group, which copies that key group only.
+    backend.set_current_key(1)
+    assert state.value() == 1  # a read records the entry too (it could be mutated)
+    # No key group was copied: the live dicts are the same objects...
+    assert all(a is b for a, b in zip(live, table.tables, strict=True))
+    # ... and only the touched entries were recorded for the snapshot.
+    recorded = {k: v for shadow in frozen.shadows if shadow for k, v in shadow.items()}
+    assert recorded == {0: 0, 1: 1}
     kg = backend.current_key_group
-    changed = [i for i, f in enumerate(frozen.tables) if f is not table.tables[i]]
-    assert changed == [kg]
-    assert frozen.tables[kg][0] == 0
+    index = kg - backend.key_group_range.start
+    assert table.view_of(index, frozen.shadows[index])[1] == 1
+
+
+def test_serializing_a_key_group_releases_it_to_the_fast_path() -> None:
+    backend = make_backend()
+    state = backend.get_state(ValueStateDescriptor("v"))
+    backend.set_current_key("k")
+    state.update(1)
+    table = backend._tables["v"]
+    index = backend.current_key_group - backend.key_group_range.start
+    snapshot = backend.snapshot_sync()
+    assert table.writable[index] is None
+    data = snapshot.serialize_key_group(backend.current_key_group)
+    assert table.writable[index] is table.tables[index]
+    assert snapshot.serialize_key_group(backend.current_key_group) is data
+    other = backend.snapshot_sync()
+    other.release()
+    assert table.writable[index] is table.tables[index]
 
 
 def test_two_snapshots_are_independent() -> None:
