@@ -28,9 +28,9 @@ class _UsageError(Exception):
     """A mistake on the command line: reported in one line, exit status 2."""
 
 
-def _build_parser() -> argparse.ArgumentParser:
+def _build_parser(prog: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m checkpoints",
+        prog=prog,
         description="Inspect streamlet checkpoint and savepoint directories.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -66,14 +66,20 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int:
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    out: TextIO | None = None,
+    prog: str = "python -m checkpoints",
+) -> int:
     """Run the command line; return the exit status.
 
     :param argv: arguments without the program name (``sys.argv[1:]`` if ``None``)
     :param out: where to print results (stdout if ``None``); errors go to stderr
+    :param prog: the program name shown in usage lines (``streamlet checkpoints`` there)
     """
     out = out or sys.stdout
-    parser = _build_parser()
+    parser = _build_parser(prog)
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, or an argparse usage error (already printed)

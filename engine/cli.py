@@ -188,7 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args_list and args_list[0] == "checkpoints":
         from checkpoints.cli import main as checkpoints_main
 
-        return checkpoints_main(args_list[1:])
+        return checkpoints_main(args_list[1:], prog="streamlet checkpoints")
     if args_list and args_list[0] == "demo":
         from .demo import main as demo_main
 

@@ -22,6 +22,7 @@ from checkpoints.completed import CompletedCheckpoint
 from checkpoints.config import CheckpointConfig
 from checkpoints.coordinator import CheckpointCoordinator
 from checkpoints.errors import CheckpointError, CheckpointFailureReason
+from checkpoints.file_storage import FileCheckpointStorage
 from checkpoints.layout import safe_name
 from checkpoints.storage import CheckpointStorage, create_checkpoint_storage
 from operators.sources.base import DeliveryGuarantee, SourceSessionContext
@@ -34,7 +35,7 @@ from .graph import StreamGraph
 from .plan import JobPlan, build_plan
 from .recovery import find_restore_point, read_restored_state
 from .restart import ExponentialDelayRestartStrategy, NoRestartStrategy, RestartStrategy
-from .subtask import Subtask, SubtaskSettings
+from .subtask import Subtask, SubtaskSettings, first_error
 
 __all__ = ["JobConfig", "JobRunner"]
 
@@ -142,79 +143,117 @@ class JobRunner:
         )
 
     async def run(self) -> JobExecutionResult:
-        """Run attempts until the job finishes, or fails beyond its restart strategy."""
+        """Run attempts until the job finishes, or fails beyond its restart strategy.
+
+        A failure is raised after the sources' sessions closed: raised inside them, their
+        task groups would wrap it in an exception group.
+        """
         started = time.monotonic()
         splits = self._create_splits()
         storage = create_checkpoint_storage(self.config.checkpoint_config.storage, self.job_name)
+        failure: Exception | None = None
         try:
-            async with contextlib.AsyncExitStack() as sessions:
-                restore_point = await self._initial_restore_point(storage)
-                self.coordinator = coordinator = self._create_coordinator(storage, restore_point)
-                sessions.push_async_callback(self._shutdown_coordinator)
-                await self._open_sessions(sessions)
-                self.status = JobStatus.RUNNING
-                attempt = 0
-                while True:
-                    restored = None
-                    if restore_point is not None:
-                        restored = await self._read_state(restore_point)
-                    settings = SubtaskSettings(
-                        job_name=self.job_name,
-                        attempt=attempt,
-                        batch_size=self.config.batch_size,
-                        buffer_timeout_s=self.config.buffer_timeout_ms / 1000,
-                    )
-                    failure = await self._run_attempt(settings, splits, restored)
-                    if failure is None or self._stopped_with_savepoint:
-                        break
-                    delay_ms = self.restart_strategy.on_failure()
-                    if delay_ms is None:
-                        logger.error(
-                            "job %r failed and %s allows no further restart: %s",
-                            self.job_name,
-                            self.restart_strategy.describe(),
-                            failure,
-                        )
-                        raise failure
-                    self.status = JobStatus.RESTARTING
-                    self.restart_count += 1
-                    attempt += 1
-                    logger.warning(
-                        "job %r failed (%s); restart %d in %.0f ms",
-                        self.job_name,
-                        failure,
-                        self.restart_count,
-                        delay_ms,
-                    )
-                    await coordinator.abort_all(
-                        CheckpointFailureReason.JOB_FAILOVER_REGION, str(failure)
-                    )
-                    coordinator.resume()
-                    await anyio.sleep(delay_ms / 1000)
-                    restore_point = coordinator.latest_completed() or restore_point
-                    self.status = JobStatus.RUNNING
+            try:
+                async with contextlib.AsyncExitStack() as sessions:
+                    try:
+                        restore_point = await self._initial_restore_point(storage)
+                        self.coordinator = self._create_coordinator(storage, restore_point)
+                        sessions.push_async_callback(self._shutdown_coordinator)
+                        await self._open_sessions(sessions)
+                        failure = await self._run_attempts(splits, restore_point)
+                    except Exception as exc:  # cancellation is a BaseException: it passes
+                        failure = exc
+            except BaseExceptionGroup as group:
+                error = first_error(group)
+                if error is None:
+                    raise
+                failure = failure or error
+            if failure is not None:
+                raise failure
         except BaseException:
             self.status = (
                 JobStatus.CANCELED if self.status is JobStatus.CANCELLING else JobStatus.FAILED
             )
             raise
         self.status = JobStatus.FINISHED
+        assert self.coordinator is not None
         return JobExecutionResult(
             job_id=self.job_id,
             job_name=self.job_name,
             net_runtime_ms=(time.monotonic() - started) * 1000,
             restart_count=self.restart_count,
             records_in=self.statistics()["records_in"],
-            checkpoints_completed=coordinator.statistics().completed,
+            checkpoints_completed=self.coordinator.statistics().completed,
             savepoint_path=self._stopped_with_savepoint,
         )
+
+    async def _run_attempts(
+        self, splits: dict[int, list[Any]], restore_point: CompletedCheckpoint | None
+    ) -> Exception | None:
+        """Run attempts, restarting as the strategy allows; return the final failure."""
+        coordinator = self.coordinator
+        assert coordinator is not None
+        self._set_running()
+        attempt = 0
+        while True:
+            restored = None
+            if restore_point is not None:
+                restored = await self._read_state(restore_point)
+            settings = SubtaskSettings(
+                job_name=self.job_name,
+                attempt=attempt,
+                batch_size=self.config.batch_size,
+                buffer_timeout_s=self.config.buffer_timeout_ms / 1000,
+            )
+            failure = await self._run_attempt(settings, splits, restored)
+            if failure is None or self._stopped_with_savepoint:
+                return None
+            delay_ms = self.restart_strategy.on_failure()
+            if delay_ms is None:
+                logger.error(
+                    "job %r failed and %s allows no further restart: %s",
+                    self.job_name,
+                    self.restart_strategy.describe(),
+                    failure,
+                )
+                return failure
+            if self.status is not JobStatus.CANCELLING:
+                self.status = JobStatus.RESTARTING
+            self.restart_count += 1
+            attempt += 1
+            logger.warning(
+                "job %r failed (%s); restart %d in %.0f ms",
+                self.job_name,
+                failure,
+                self.restart_count,
+                delay_ms,
+            )
+            await coordinator.abort_all(CheckpointFailureReason.JOB_FAILOVER_REGION, str(failure))
+            coordinator.resume()
+            await anyio.sleep(delay_ms / 1000)
+            restore_point = coordinator.latest_completed() or restore_point
+            self._set_running()
+
+    def _set_running(self) -> None:
+        # A cancel may have arrived before the job got here: it stays CANCELLING.
+        if self.status is not JobStatus.CANCELLING:
+            self.status = JobStatus.RUNNING
 
     async def _initial_restore_point(
         self, storage: CheckpointStorage
     ) -> CompletedCheckpoint | None:
         if self.restore is None:
             return None
-        return await find_restore_point(storage, self.restore, self.job_name)
+        reader = storage if self.restore == "latest" else self._reader_for(self.restore, storage)
+        return await find_restore_point(reader, self.restore, self.job_name)
+
+    def _reader_for(self, location: str, storage: CheckpointStorage) -> CheckpointStorage:
+        """The storage that reads ``location``: the job's own, or, for a directory on disk
+        while the job keeps its checkpoints in memory, a file storage (as Flink reads
+        ``-s PATH`` whatever checkpoint storage the job uses)."""
+        if isinstance(storage, FileCheckpointStorage) or str(location).startswith("memory://"):
+            return storage
+        return FileCheckpointStorage(Path(location).parent, self.job_name)
 
     async def _read_state(self, point: CompletedCheckpoint) -> RestoredState:
         assert self.coordinator is not None
@@ -224,7 +263,7 @@ class JobRunner:
             coordinator.retain_checkpoint(point.checkpoint_id)
         try:
             return await read_restored_state(
-                coordinator.storage,
+                self._reader_for(point.location, coordinator.storage),
                 point,
                 self.plan,
                 allow_non_restored_state=self.allow_non_restored_state,

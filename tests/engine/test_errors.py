@@ -131,3 +131,32 @@ async def test_job_client_wait_returns_the_result() -> None:
     assert client.status is JobStatus.FINISHED
     assert result.job_name == "quick"
     assert sorted(out) == list(range(1, 101))
+
+
+async def test_failure_in_a_job_with_a_push_source_raises_job_execution_error() -> None:
+    # Regression: raised inside the sources' sessions, the failure came out wrapped in an
+    # exception group.
+    from engine import PushSource
+
+    source = PushSource()
+    await source.push(0)
+    source.end()
+    env = env_with(1)
+    env.from_source(source).map(lambda x: 1 // x).print()
+    with pytest.raises(JobExecutionError) as info:
+        await env.execute("push fails")
+    assert isinstance(info.value.__cause__, ZeroDivisionError)
+
+
+async def test_cancel_right_after_execute_async_ends_canceled() -> None:
+    # Regression: the job set RUNNING after the cancel arrived and ended as FAILED.
+    env = env_with(1)
+
+    async def slow(x: int) -> int:
+        await anyio.sleep(3600)
+        return x
+
+    env.from_sequence(1, 10).map(slow).print()
+    client = await env.execute_async("cancel at once")
+    await client.cancel()
+    assert client.status is JobStatus.CANCELED

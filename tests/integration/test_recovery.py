@@ -308,3 +308,19 @@ async def test_exhausted_restart_strategy_raises_the_last_failure(tmp_path: Path
         await env.execute("exhausted")
     assert isinstance(info.value.__cause__, InjectedFault)
     assert "record 100" in str(info.value.__cause__)
+
+
+async def test_a_savepoint_on_disk_restores_into_a_job_with_in_memory_checkpoints(
+    tmp_path: Path,
+) -> None:
+    # Regression: the path was resolved through the job's (memory) storage and not found.
+    source = GatedSequence(N, pause_after=N // 8)
+    env = env_for(tmp_path, 2)
+    build(env, source, [])
+    path = await _run_until_paused_then_stop(env, source, tmp_path / "savepoints")
+
+    out: list[Any] = []
+    env = StreamExecutionEnvironment.get_execution_environment().set_parallelism(2)
+    build(env, GatedSequence(N), out)  # no checkpoint directory: checkpoints in memory
+    await env.execute("rescale", restore=path)
+    assert finals(out) == {f"k{k}": N // KEYS for k in range(KEYS)}
