@@ -93,7 +93,8 @@ def _snapshot_part(report: dict[str, Any], keys: list[int]) -> tuple[Any, Any]:
     report["fill_s"] = fill_s
     report["snapshot_sync_ms"] = _best(backend.snapshot_sync, max(REPEAT, 5)) * 1000
 
-    # The deferred half of copy-on-write: the first write to every frozen key group.
+    # What a snapshot defers: the first write to one key of every captured key group (per-entry
+    # copy-on-write records just that key's old value; nothing is copied wholesale).
     snapshot = backend.snapshot_sync()
     one_key_per_group: dict[int, int] = {}
     for key in keys:
@@ -106,13 +107,16 @@ def _snapshot_part(report: dict[str, Any], keys: list[int]) -> tuple[Any, Any]:
         backend.set_current_key(key)
         state.update(key)
     report["copy_on_write_all_groups_ms"] = (time.perf_counter() - start) * 1000
+    snapshot.release()
 
     chunks: dict[int, bytes] = {}
 
     def serialize() -> None:
+        # A fresh snapshot each time: a snapshot keeps the bytes of the groups it serialized.
         chunks.clear()
-        for kg in snapshot.key_groups():
-            chunks[kg] = snapshot.serialize_key_group(kg)
+        fresh_snapshot = backend.snapshot_sync()
+        for kg in fresh_snapshot.key_groups():
+            chunks[kg] = fresh_snapshot.serialize_key_group(kg)
 
     report["serialize_s"] = _best(serialize, 2)
     report["serialized_bytes"] = sum(map(len, chunks.values()))
@@ -171,7 +175,10 @@ def run(report: dict[str, Any]) -> None:
             f"{out['snapshot_sync_ms']:.3f} ms (target <= {SNAPSHOT_TARGET_MS:g} ms)"
             + ("" if out["snapshot_sync_meets_target"] else "  MISSED"),
         ),
-        ("copy-on-write, first write per group", f"{out['copy_on_write_all_groups_ms']:.1f} ms"),
+        (
+            "first write to each of 128 groups after a snapshot",
+            f"{out['copy_on_write_all_groups_ms']:.1f} ms",
+        ),
         (
             "serialize all key groups",
             f"{out['serialize_s']:.3f} s ({out['serialized_bytes'] / 1e6:.1f} MB)",

@@ -277,18 +277,39 @@ class Subtask:
     async def _run_inputs(self) -> None:
         gate = self.gate
         assert gate is not None
-        poll = gate.poll
+        if not gate.channels:
+            # No producer reaches this subtask: it is finished from the start, and acts like
+            # a finished source until the final checkpoint.
+            await self.on_sources_finished()
+            return
         push = self.root.push
+
+        async def on_records(channel_index: int, records: list[Any]) -> None:
+            self.records_in += len(records)
+            await push(records)
+
+        await self._drain(gate, on_records, self.on_event)
+
+    async def _drain(
+        self,
+        gate: InputGate,
+        on_data: Callable[[int, Any], Awaitable[None]],
+        on_event: Callable[[int, Any], Awaitable[bool]],
+    ) -> None:
+        """Read ``gate`` until every channel ended: the one loop of every subtask.
+
+        Data buffers (record lists, or a source's ``(records, position)``) go to
+        ``on_data``, events to ``on_event`` (True when the event ended its channel);
+        mailbox messages run between buffers. Outputs are flushed when no input is ready
+        and at least every buffer timeout under load, and the subtask lets others run
+        every few buffers.
+        """
+        poll = gate.poll
         notifier = self.notifier
         timeout = self.settings.buffer_timeout_s
         now = anyio.current_time
         last_flush = now()
         remaining = len(gate.channels)
-        if not remaining:
-            # No producer reaches this subtask: it is finished from the start, and acts like
-            # a finished source until the final checkpoint.
-            await self.on_sources_finished()
-            return
         since_yield = 0
         while remaining:
             if self.mailbox:
@@ -301,9 +322,9 @@ class Subtask:
                     await notifier.wait()
                 continue
             channel_index, buffer = item
-            if type(buffer) is list:
-                self.records_in += len(buffer)
-                await push(buffer)
+            kind = type(buffer)
+            if kind is list or kind is tuple:
+                await on_data(channel_index, buffer)
                 since_yield += 1
                 if since_yield >= _YIELD_EVERY:
                     since_yield = 0
@@ -311,7 +332,7 @@ class Subtask:
                         await self.flush()
                         last_flush = now()
                     await anyio.lowlevel.checkpoint()
-            elif await self.on_event(channel_index, buffer):
+            elif await on_event(channel_index, buffer):
                 remaining -= 1
 
     async def on_event(self, channel_index: int, event: Any) -> bool:
@@ -384,40 +405,20 @@ class Subtask:
                     logger.warning("closing a reader of %s failed: %r", self.chain_name, exc)
 
     async def _source_loop(self, gate: InputGate, source_op: SourceOperator) -> None:
-        poll = gate.poll
-        root = self.root
-        notifier = self.notifier
-        timeout = self.settings.buffer_timeout_s
-        now = anyio.current_time
-        last_flush = now()
-        remaining = len(gate.channels)
-        since_yield = 0
-        while remaining:
-            if self.mailbox:
-                await self._run_mailbox()
-            item = poll()
-            if item is None:
-                await self.flush()
-                last_flush = now()
-                if not self.mailbox:
-                    await notifier.wait()
-                continue
-            split_index, buffer = item
-            if type(buffer) is tuple:
-                records, position = buffer
-                if records:
-                    self.records_in += len(records)
-                    await root.forward(records)
-                source_op.advance(split_index, position)
-                since_yield += 1
-                if since_yield >= _YIELD_EVERY:
-                    since_yield = 0
-                    if now() - last_flush >= timeout:
-                        await self.flush()
-                        last_flush = now()
-                    await anyio.lowlevel.checkpoint()
-            else:
-                remaining -= 1
+        forward = self.root.forward
+        advance = source_op.advance
+
+        async def on_batch(split_index: int, batch: tuple[list[Any], Any]) -> None:
+            records, position = batch
+            if records:
+                self.records_in += len(records)
+                await forward(records)
+            advance(split_index, position)
+
+        async def on_end(split_index: int, event: Any) -> bool:
+            return True  # a fetcher sends only EndOfPartition, once its split is exhausted
+
+        await self._drain(gate, on_batch, on_end)
         await self.on_sources_finished()
 
     async def on_sources_finished(self) -> None:
