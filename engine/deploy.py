@@ -18,7 +18,7 @@ from state.key_groups import key_group_range_for_subtask
 from state.operator_state import OperatorStateBackend
 
 from .channels import Channel, InputGate, Notifier
-from .graph import StreamEdge, StreamNode
+from .graph import StreamNode
 from .plan import ChainPlan, JobPlan
 from .subtask import ChainedOperator, OutputWriter, Subtask, SubtaskSettings
 
@@ -31,7 +31,7 @@ class RestoredState:
 
     :param keyed: uid -> key group -> serialized key group
     :param operator: uid -> serialized operator state of every old subtask, in index order
-    :param source_splits: uid -> splits of the source when the job first started
+    :param checkpoint_id: the id of the checkpoint or savepoint it came from
     """
 
     keyed: dict[str, dict[int, bytes]] = field(default_factory=dict)
@@ -197,7 +197,3 @@ def _keyed_backend(
     if restored is not None and node.operator_uid in restored.keyed:
         backend.restore(restored.keyed[node.operator_uid])
     return backend
-
-
-def edge_label(edge: StreamEdge) -> str:
-    return f"{edge.upstream.name} -> {edge.downstream.name}"
