@@ -38,7 +38,7 @@ from .keyed import (
     ValueState,
     make_value_state,
 )
-from .serde import codec_name, decode_table
+from .serde import check_codec, decode_table
 from .snapshot import FrozenState, KeyedStateSnapshot, RawTable, read_key_group
 from .table import StateTable
 
@@ -261,15 +261,7 @@ class HeapKeyedStateBackend:
                 f"state but is registered with a {type(descriptor).__name__}"
             )
         serializer = descriptor.serializer  # type: ignore[attr-defined]
-        codec = codec_name(serializer)
-        if raw.codec != codec:
-            raise StateSerializationError(
-                self.operator_uid,
-                name,
-                f"restored data was written with serializer {raw.codec!r}, but the "
-                f"descriptor uses {codec!r}",
-                restoring=True,
-            )
+        check_codec(self.operator_uid, name, raw.codec, serializer)
         try:
             return decode_table(raw.mode, raw.payload, serializer, element_wise=raw.kind == "list")
         except Exception as exc:  # a custom serializer may raise anything

@@ -32,7 +32,7 @@ import orjson
 
 from .descriptors import ListStateDescriptor, MapStateDescriptor, StateDescriptor
 from .errors import StateError, StateSerializationError
-from .serde import UnserializableValueError, codec_name, decode_element, encode_element
+from .serde import UnserializableValueError, check_codec, codec_name, decode_element, encode_element
 from .snapshot import pack_frames, unpack_frames
 from .table import clone_value
 
@@ -298,15 +298,7 @@ class OperatorStateBackend:
                 f"{_MODE_NAMES[enc.mode]} state but is registered as {_MODE_NAMES[mode]} state"
             )
         serializer = descriptor.serializer  # type: ignore[attr-defined]
-        codec = codec_name(serializer)
-        if enc.codec != codec:
-            raise StateSerializationError(
-                self.operator_uid,
-                name,
-                f"restored data was written with serializer {enc.codec!r}, but the "
-                f"descriptor uses {codec!r}",
-                restoring=True,
-            )
+        check_codec(self.operator_uid, name, enc.codec, serializer)
         try:
             if mode == _BROADCAST:
                 value = decode_element(enc.data, serializer)

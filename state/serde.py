@@ -32,6 +32,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import orjson
 
+from .errors import StateSerializationError
 from .json_codec import UnserializableValueError, from_json, is_plain_list, to_json
 
 __all__ = [
@@ -125,6 +126,22 @@ def codec_name(serializer: Any) -> str:
         return DEFAULT_CODEC
     name = getattr(serializer, "name", None)
     return name if isinstance(name, str) else type(serializer).__qualname__
+
+
+def check_codec(operator_uid: str, state_name: str, written: str, serializer: Any) -> None:
+    """Refuse restored data written with another serializer than the descriptor's.
+
+    :raises StateSerializationError: if the codec names differ
+    """
+    codec = codec_name(serializer)
+    if written != codec:
+        raise StateSerializationError(
+            operator_uid,
+            state_name,
+            f"restored data was written with serializer {written!r}, but the descriptor "
+            f"uses {codec!r}",
+            restoring=True,
+        )
 
 
 def _is_default(serializer: Any) -> bool:
