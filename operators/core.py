@@ -90,7 +90,8 @@ class KeyedOperator(UserFunctionOperator):
     :param adapter: the user function (for its lifecycle hooks)
     :param key_selector: record -> key (the same selector the ``key_by`` edge used)
     :param make_step: called in ``open`` with the operator, returns the per-record step
-        (sync ``step(record, out)``; or async when ``is_async``)
+        (sync ``step(record, out)``; or async when ``is_async``); subclasses with a loop
+        of their own pass None
     """
 
     keyed = True
@@ -99,7 +100,7 @@ class KeyedOperator(UserFunctionOperator):
         self,
         adapter: FunctionAdapter,
         key_selector: Callable[[Any], Any],
-        make_step: Callable[[KeyedOperator], KeyedStep],
+        make_step: Callable[[KeyedOperator], KeyedStep] | None = None,
         is_async: bool = False,
     ) -> None:
         super().__init__(adapter)
@@ -109,7 +110,8 @@ class KeyedOperator(UserFunctionOperator):
 
     async def open(self, ctx: OperatorContext) -> None:
         await super().open(ctx)
-        self._step = self._make_step(self)
+        if self._make_step is not None:
+            self._step = self._make_step(self)
 
     @property
     def backend(self) -> Any:

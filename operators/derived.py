@@ -175,10 +175,6 @@ def process_operator(fn: Any) -> BatchTransformOperator:
 # --- keyed operations ---
 
 
-def _unused_step(record: Any, out: list[Any]) -> None:  # pragma: no cover
-    raise AssertionError("this operator has its own per-record loop")
-
-
 class _KeyedProcessOperator(KeyedOperator):
     """A synchronous KeyedProcessFunction, with the per-record call inlined in the loop."""
 
@@ -207,7 +203,7 @@ def keyed_process_operator(fn: Any, key_selector: Callable[[Any], Any]) -> Keyed
     adapter = FunctionAdapter(fn, "process_element", "process")
     call = adapter.call
     if not adapter.is_async:
-        return _KeyedProcessOperator(adapter, key_selector, lambda op: _unused_step)
+        return _KeyedProcessOperator(adapter, key_selector)
 
     def make_step(op: KeyedOperator) -> KeyedStep:
         ctx = KeyedProcessFunction.Context(op.backend)
@@ -287,7 +283,7 @@ class _KeyedReduceOperator(KeyedOperator):
     """Rolling reduce over a keyed ``ValueState``, with a fused per-record loop."""
 
     def __init__(self, adapter: FunctionAdapter, key_selector: Callable[[Any], Any]) -> None:
-        super().__init__(adapter, key_selector, lambda op: _unused_step)
+        super().__init__(adapter, key_selector)
         self._reduce = adapter.call
 
     async def open(self, ctx: OperatorContext) -> None:
