@@ -41,9 +41,12 @@ logger = logging.getLogger("streamlet.runtime")
 _YIELD_EVERY = 8
 #: Capacity, in batches, of the hand-off from a source reader's fetcher to its subtask.
 _FETCH_CAPACITY = 4
-#: A source reader is asked for this many channel batches at once: a source batch runs
-#: through the chain in one pass, which halves the per-batch cost of chained jobs; output
-#: writers still cut channel buffers at ``batch_size``.
+#: A source chain that ends in sinks (no output channel) asks its readers for this many
+#: batches at once: a source batch runs through the chain in one pass, which halves the
+#: per-batch cost of fully chained jobs. A chain that writes to channels reads
+#: ``batch_size`` at a time: its output is cut into ``batch_size`` buffers anyway, and
+#: small reads keep fewer records in flight, so CPython recycles their objects instead of
+#: its garbage collector tracing them (about 10% of a keyed job at parallelism 4).
 _SOURCE_BATCHES = 4
 
 
@@ -383,7 +386,9 @@ class Subtask:
 
     async def _fetch(self, reader: SourceReader[Any], channel: Channel) -> None:
         """Read one split ahead of the subtask (at most a few batches) in a task of its own."""
-        batch_size = self.settings.batch_size * _SOURCE_BATCHES
+        batch_size = self.settings.batch_size
+        if not self.writers:
+            batch_size *= _SOURCE_BATCHES
         try:
             await self.root.call(reader.open)
             while True:
