@@ -45,6 +45,18 @@ T = TypeVar("T")
 _UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]")
 
 
+#: A pending chunk this long is written to the log as it is; shorter ones are joined.
+_OWN_FRAME_RECORDS = 1024
+
+
+def _join(chunks: list[tuple[list[Any], int]]) -> tuple[list[Any], int]:
+    """One chunk holding the records of ``chunks`` in order."""
+    if len(chunks) == 1:
+        return chunks[0]
+    records = list(itertools.chain.from_iterable(records for records, _ in chunks))
+    return records, sum(chars for _, chars in chunks)
+
+
 class _Signal:
     """A reusable wake-up: waiters block until the next :meth:`fire`.
 
@@ -92,9 +104,11 @@ class IngressBuffer(Generic[T]):
     The producer side (:meth:`put`, :meth:`put_nowait`, :meth:`put_many`, :meth:`put_chunk`,
     :meth:`end`, :meth:`fail`) may be used before the session starts; records wait in the
     buffer. :meth:`start` and :meth:`stop` bracket the session. Without a log, records
-    are visible to the reader at once. With one, :meth:`run_committer` moves them
-    ``pending`` -> written to the log -> synced -> visible, and writes the next batch while
-    the previous one syncs (group commit: one sync covers every batch written before it).
+    are visible to the reader at once. With one, :meth:`run_committer` logs them in
+    rounds: it writes everything put since the last round to the log, syncs it, and makes
+    it visible. Puts made during a round's sync wait for the next round, so one sync covers
+    all of them (group commit), and records put one at a time are still encoded many to a
+    frame.
 
     :param max_buffered: records held (pending, being logged, or visible) before producers
         wait
@@ -153,7 +167,6 @@ class IngressBuffer(Generic[T]):
         self._readable = _Signal()
         self._writable = _Signal()
         self._committable = _Signal()
-        self._syncable = _Signal()
 
     # --- Producer side ---
 
@@ -277,7 +290,6 @@ class IngressBuffer(Generic[T]):
         self._readable.fire()
         self._writable.fire()
         self._committable.fire()
-        self._syncable.fire()
 
     # --- Session side ---
 
@@ -305,21 +317,15 @@ class IngressBuffer(Generic[T]):
         self._wake_all()
 
     async def run_committer(self) -> None:
-        """Log pending records and make them visible once synced; run it in the session.
+        """Log what producers put, in rounds, and publish it; run it in the session.
 
-        Two loops: one encodes whatever is pending as one batch and queues it in the log
-        (:meth:`WriteAheadLog.write`); the other has the log write and sync what is queued
-        in its worker thread (:meth:`WriteAheadLog.sync`) and then publishes it. So the
-        next batch is encoded while the previous one goes to disk, and one sync covers all
-        batches queued meanwhile (group commit). Returns once the input ended and all of it
-        is visible, or when the buffer failed: an error in the log fails the buffer
-        (readers see it) instead of the session's task group.
+        A round writes every record put since the previous round to the log (encoded and
+        checksummed here, see :meth:`WriteAheadLog.write`), has the log's
+        worker thread write and sync it (:meth:`WriteAheadLog.sync`), and makes the
+        records visible. Producers and the job go on meanwhile. Returns once the input
+        ended and all of it is visible, or when the buffer failed: an error in the log
+        fails the buffer (readers see it) instead of the session's task group.
         """
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(self._sync_loop)
-            await self._write_loop()
-
-    async def _write_loop(self) -> None:
         wal = self._wal
         assert wal is not None
         while True:
@@ -329,54 +335,64 @@ class IngressBuffer(Generic[T]):
                 await self._committable.wait()
             if self._stopped or self._error is not None:
                 return
-            chunks = self._pending
-            if len(chunks) == 1:
-                batch = chunks[0][0]
-            else:
-                batch = list(itertools.chain.from_iterable(c for c, _ in chunks))
-            chars = sum(c for _, c in chunks)
-            if self._json:
-                logged: list[Any] = [orjson.Fragment(b) for b in batch]
-                records = [orjson.loads(b) for b in batch]
-            else:
-                logged = records = batch
-            try:
-                last = wal.write(logged)
-            except (WriteAheadLogError, TypeError) as exc:
-                self.fail(exc)
+            if not self._write_pending(wal):
                 return
-            self._pending = []
-            self._pending_count = 0
-            self._unsynced.append((last, records, chars))
-            self._in_flight += len(records)
-            self._syncable.fire()
-            # Let the producer and the reader run before taking the next batch.
-            await anyio.lowlevel.checkpoint()
-
-    async def _sync_loop(self) -> None:
-        wal = self._wal
-        assert wal is not None
-        unsynced = self._unsynced
-        while True:
-            while not unsynced:
-                if self._stopped or self._error is not None:
-                    return
-                if self._ended and not self._pending:
-                    return
-                await self._syncable.wait()
             try:
                 synced = await wal.sync()
             except WriteAheadLogError as exc:
                 self.fail(exc)
                 return
-            while unsynced and unsynced[0][0] <= synced:
-                last, records, chars = unsynced.popleft()
-                if not self._visible:
-                    self._visible_first_seq = last - len(records) + 1
-                self._visible.append((records, chars))
-                self._visible_count += len(records)
-                self._in_flight -= len(records)
-            self._readable.fire()
+            self._publish(synced)
+
+    def _write_pending(self, wal: WriteAheadLog) -> bool:
+        """Write the pending chunks to the log; False if that failed (the buffer failed).
+
+        A chunk of at least ``_OWN_FRAME_RECORDS`` records is written as it is (no copy);
+        runs of smaller ones (single puts of a push source) are joined into one batch, so
+        they share frames.
+        """
+        chunks, self._pending = self._pending, []
+        self._pending_count = 0
+        small: list[tuple[list[Any], int]] = []
+        for chunk in chunks:
+            if len(chunk[0]) < _OWN_FRAME_RECORDS:
+                small.append(chunk)
+                continue
+            if small and not self._write_chunk(wal, _join(small)):
+                return False
+            small = []
+            if not self._write_chunk(wal, chunk):
+                return False
+        return not small or self._write_chunk(wal, _join(small))
+
+    def _write_chunk(self, wal: WriteAheadLog, chunk: tuple[list[Any], int]) -> bool:
+        batch, chars = chunk
+        if self._json:
+            logged: list[Any] = [orjson.Fragment(b) for b in batch]
+            records = [orjson.loads(b) for b in batch]
+        else:
+            logged = records = batch
+        try:
+            last = wal.write(logged)
+        except (WriteAheadLogError, TypeError) as exc:
+            # This chunk was not queued: fail the buffer, so the job fails with it.
+            self.fail(exc)
+            return False
+        self._unsynced.append((last, records, chars))
+        self._in_flight += len(records)
+        return True
+
+    def _publish(self, synced: int) -> None:
+        """Make the logged records up to sequence ``synced`` visible to the reader."""
+        unsynced = self._unsynced
+        while unsynced and unsynced[0][0] <= synced:
+            last, records, chars = unsynced.popleft()
+            if not self._visible:
+                self._visible_first_seq = last - len(records) + 1
+            self._visible.append((records, chars))
+            self._visible_count += len(records)
+            self._in_flight -= len(records)
+        self._readable.fire()
 
     # --- Reader side ---
 
