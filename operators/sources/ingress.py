@@ -49,12 +49,19 @@ _UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]")
 _OWN_FRAME_RECORDS = 1024
 
 
-def _join(chunks: list[tuple[list[Any], int]]) -> tuple[list[Any], int]:
+_Chunk = tuple[list[Any], int, bytes | None]
+"""Records put together, their character count, and their text (see ``put_chunk``)."""
+
+
+def _join(chunks: list[_Chunk]) -> _Chunk:
     """One chunk holding the records of ``chunks`` in order."""
     if len(chunks) == 1:
         return chunks[0]
-    records = list(itertools.chain.from_iterable(records for records, _ in chunks))
-    return records, sum(chars for _, chars in chunks)
+    records = list(itertools.chain.from_iterable(chunk[0] for chunk in chunks))
+    chars = sum(chunk[1] for chunk in chunks)
+    texts = [chunk[2] for chunk in chunks]
+    text = b"".join(texts) if None not in texts else None  # type: ignore[arg-type]
+    return records, chars, text
 
 
 class _Signal:
@@ -144,7 +151,7 @@ class IngressBuffer(Generic[T]):
         # record. With the log a chunk goes _pending -> _unsynced -> _visible.
         # Invariant: _pending_count, _in_flight and _visible_count count the records in
         # _pending, _unsynced and _visible (the last minus _visible_offset).
-        self._pending: list[tuple[list[Any], int]] = []
+        self._pending: list[_Chunk] = []
         self._pending_count = 0
         self._unsynced: deque[tuple[int, list[Any], int]] = deque()  # (last seq, records, chars)
         self._in_flight = 0
@@ -195,7 +202,7 @@ class IngressBuffer(Generic[T]):
         if self._stopped:
             raise anyio.BrokenResourceError(f"the job reading {self.description} has finished")
 
-    def _accept(self, records: list[Any]) -> None:
+    def _accept(self, records: list[Any], text: bytes | None = None) -> None:
         chars = 0
         if self._json:
             records = [self._encode(r) for r in records]
@@ -203,7 +210,7 @@ class IngressBuffer(Generic[T]):
             chars = sum(map(len, records))
             self._chars += chars
         if self.write_ahead_log:
-            self._pending.append((records, chars))
+            self._pending.append((records, chars, text))
             self._pending_count += len(records)
             self._committable.fire()
         else:
@@ -262,16 +269,20 @@ class IngressBuffer(Generic[T]):
             i += room
         await anyio.lowlevel.cancel_shielded_checkpoint()
 
-    async def put_chunk(self, records: list[Any]) -> None:
+    async def put_chunk(self, records: list[Any], text: bytes | None = None) -> None:
         """Wait for any room, then add all ``records`` at once.
 
         For a producer that reads its input in chunks (a socket): the bound is exceeded by at
         most one chunk, and the chunk is never split, which keeps the hot path short.
+
+        :param text: when ``records`` are lines and these are their exact UTF-8 bytes with a
+            ``"\n"`` after each (what a socket received, often), the log stores them as
+            they are instead of encoding the lines (see :meth:`WriteAheadLog.write`)
         """
         while True:
             self._check_can_put()
             if not self._full():
-                self._accept(records)
+                self._accept(records, text)
                 return
             await self._writable.wait()
 
@@ -353,7 +364,7 @@ class IngressBuffer(Generic[T]):
         """
         chunks, self._pending = self._pending, []
         self._pending_count = 0
-        small: list[tuple[list[Any], int]] = []
+        small: list[_Chunk] = []
         for chunk in chunks:
             if len(chunk[0]) < _OWN_FRAME_RECORDS:
                 small.append(chunk)
@@ -365,16 +376,17 @@ class IngressBuffer(Generic[T]):
                 return False
         return not small or self._write_chunk(wal, _join(small))
 
-    def _write_chunk(self, wal: WriteAheadLog, chunk: tuple[list[Any], int]) -> bool:
-        batch, chars = chunk
+    def _write_chunk(self, wal: WriteAheadLog, chunk: _Chunk) -> bool:
+        batch, chars, text = chunk
         if self._json:
             logged: list[Any] = [orjson.Fragment(b) for b in batch]
             records = [orjson.loads(b) for b in batch]
+            text = None
         else:
             logged = records = batch
         try:
-            last = wal.write(logged)
-        except (WriteAheadLogError, TypeError) as exc:
+            last = wal.write(logged, text=text)
+        except (WriteAheadLogError, TypeError, ValueError) as exc:
             # This chunk was not queued: fail the buffer, so the job fails with it.
             self.fail(exc)
             return False

@@ -47,7 +47,10 @@ class _LineSplitter:
     """Cut one connection's bytes into decoded lines.
 
     ``feed`` and ``finish`` return ``(lines, error)``: the lines complete before a bad one
-    are still delivered, then the error ends the stream.
+    are still delivered, then the error ends the stream. After each call, :attr:`text` is
+    the received bytes of those lines when they are exactly their UTF-8 text with a
+    ``"\n"`` after each (UTF-8 or ASCII input, ``"\n"`` delimiters, no ``"\r"``, nothing
+    replaced), else None: the write-ahead log then stores those bytes as they are.
     """
 
     def __init__(self, source: SocketTextStreamSource, connection: int) -> None:
@@ -58,7 +61,10 @@ class _LineSplitter:
         self._max = source.max_line_length
         self._encoding = source.encoding
         self._errors = source.errors
-        self._text_split = codecs.lookup(source.encoding).name in _TEXT_SPLIT_CODECS
+        codec = codecs.lookup(source.encoding).name
+        self._text_split = codec in _TEXT_SPLIT_CODECS
+        self._verbatim = codec in ("utf-8", "ascii") and source.delimiter == "\n"
+        self.text: bytes | None = None
         self._where = f"{source.host}:{source.port}"
         self._connection = connection
         self._buffer = bytearray()
@@ -67,6 +73,7 @@ class _LineSplitter:
 
     def feed(self, chunk: bytes) -> tuple[list[str], SocketSourceError | None]:
         """Take the next bytes; return the lines they complete."""
+        self.text = None
         buffer = self._buffer
         if buffer:
             search_from = max(0, len(buffer) - len(self._delimiter) + 1)
@@ -99,6 +106,7 @@ class _LineSplitter:
 
     def finish(self) -> tuple[list[str], SocketSourceError | None]:
         """The server closed the connection: the bytes after the last delimiter are a line."""
+        self.text = None
         if not self._buffer:
             return [], None
         data = bytes(self._buffer)
@@ -141,6 +149,8 @@ class _LineSplitter:
                 return self._decode_failed(region, base, exc)
             if self._strip_cr and "\r" in text:
                 text = text.replace("\r\n", "\n")
+            elif self._verbatim and (self._errors == "strict" or "\ufffd" not in text):
+                self.text = region
             lines = text.split(self._text_delimiter)
             lines.pop()  # the region ends with the delimiter: the last piece is empty
         else:
@@ -392,7 +402,7 @@ class SocketTextStreamSource(Source[str]):
             else:
                 lines, error = splitter.feed(chunk)
             if lines:
-                await buffer.put_chunk(lines)
+                await buffer.put_chunk(lines, splitter.text)
             if error is not None:
                 raise error
 

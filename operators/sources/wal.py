@@ -19,18 +19,21 @@ Design:
       crc32 (u32) | payload length (u32) | first sequence (u64) | record count (u32)
 
   all little-endian. The crc covers the rest of the header and the payload.
-- Group commit, pipelined: :meth:`WriteAheadLog.write` encodes a batch, checksums its
-  frames and queues them (in the event loop). :meth:`WriteAheadLog.sync` hands everything
-  queued to one worker thread, which writes each segment's frames with one ``writev`` and
-  ends with one ``fdatasync`` per file, outside the GIL. One sync runs at a time; batches
-  written meanwhile share the next one. So encoding batch ``n + 1`` overlaps the disk work
-  of batch ``n``, and the loop never waits for the disk. :meth:`WriteAheadLog.append_batch`
-  is ``write`` + ``sync``.
-- The worker does as little as possible under the GIL: every time it gives the GIL up (a
-  system call, or ``zlib.crc32`` on more than 5 KiB) it must win it back from a busy event
-  loop, which can take a switch interval (5 ms). Checksumming in the worker made a sync
-  round about three times longer than checksumming in the loop, where it costs about
-  40 µs per 130 KB.
+- A *text frame* (the count's top bit set) holds lines of text instead: the payload is
+  their UTF-8 bytes, each line followed by ``\n``. A socket source hands in the bytes it
+  received when they are exactly that, so its lines are logged without encoding them
+  again (:meth:`WriteAheadLog.write`'s ``text``).
+- Group commit, pipelined: :meth:`WriteAheadLog.write` only encodes a batch and queues it
+  (in the event loop; orjson holds the GIL anyway). :meth:`WriteAheadLog.sync` hands
+  everything queued to one worker thread, which computes the checksums, writes each
+  segment's frames with one ``writev`` and ends with one ``fdatasync`` per file, all
+  outside the GIL. One sync runs at a time; batches written meanwhile share the next one.
+  So encoding batch ``n + 1`` overlaps the disk work of batch ``n``, and the loop never
+  waits for the disk (nor for the checksums: about 40 µs per 130 KB, the loop's busiest
+  part of the log when a socket's bytes are logged as they are).
+- Each time the worker gives the GIL up (a system call, ``zlib.crc32`` on more than 5 KiB)
+  it must win it back from a busy event loop; busy subtasks hand it over when they yield
+  (see ``engine.subtask``). Large frames keep those steps few: a socket chunk is one frame.
 - A crash can only tear the tail of the newest segment: a segment is synced before the
   first frame of the next one is written. :meth:`WriteAheadLog.open` verifies the newest
   segment frame by frame and cuts the file at the first incomplete or corrupt frame. So
@@ -70,6 +73,7 @@ DEFAULT_SEGMENT_BYTES = 4 * 1024 * 1024
 _HEADER = struct.Struct("<IIQI")
 _CRC = struct.Struct("<I")
 _CHECKED = struct.Struct("<IQI")  # the header without its crc: what the crc covers
+_TEXT_FRAME = 0x8000_0000  # in the record count: the payload is lines of UTF-8 text
 _MAX_PAYLOAD = 0xFFFF_FFFF
 _SEGMENT_NAME = re.compile(r"^(\d{20})\.wal$")
 
@@ -178,7 +182,8 @@ class WriteAheadLog:
         self._last_seq = 0
         self._written_seq = 0
         # Frames encoded by write() and not yet handed to a flush, per segment.
-        # Each frame is two buffers: its header (crc included) and its payload.
+        # Each frame is two buffers: its header (without the crc until the flush) and its
+        # payload.
         self._queue: list[tuple[_Segment, list[bytes]]] = []
         # The open segment file; only the flushing worker thread and close() touch it.
         self._fd: int | None = None
@@ -251,28 +256,37 @@ class WriteAheadLog:
 
     # --- Writing ---
 
-    def write(self, records: Sequence[Any]) -> int:
+    def write(self, records: Sequence[Any], *, text: bytes | None = None) -> int:
         """Encode ``records`` and queue them for the next :meth:`sync`; do not wait.
 
-        The encoding (one orjson call per frame) and the checksums run here; the
+        Only the encoding (one orjson call per frame) runs here. The checksums, the
         ``write`` and the ``fdatasync`` run in :meth:`sync`'s worker thread, outside the
         GIL, so the event loop can encode the next batch meanwhile. The records count as
         logged once a :meth:`sync` that started after this call returned.
 
+        :param text: for records that are lines (``str`` without ``"\n"``): their UTF-8
+            bytes with ``"\n"`` after each, which are then logged as they are, in one text
+            frame, instead of being encoded. The caller vouches that ``text`` is exactly
+            that; it is not checked beyond its last byte.
         :return: the sequence number of the batch's last record (``written_seq``)
         :raises TypeError: if a record is not JSON-able (nothing is queued then)
+        :raises ValueError: if ``text`` does not end with ``"\n"``
         :raises WriteAheadLogError: if an earlier write or sync failed
         """
         self._check_writable()
         if not records:
             return self._written_seq
         first = self._written_seq + 1
-        frames = self._encode(records, first)
+        if text is None:
+            frames = self._encode(records, first)
+            seqs: Sequence[int] = range(first, first + len(records), self.max_frame_records)
+        else:
+            frames = self._text_frame(text, len(records), first)
+            seqs = (first,)
         segment = self._segments[-1] if self._segments else None
         if segment is None or segment.size >= self.segment_bytes:
             segment = _Segment(first, _segment_path(self.path, first), next_seq=first)
             self._segments.append(segment)
-        seqs = range(first, first + len(records), self.max_frame_records)
         for payload, seq in zip(frames[1::2], seqs, strict=True):
             segment.frame_seqs.append(seq)
             segment.offsets.append(segment.size)
@@ -288,8 +302,8 @@ class WriteAheadLog:
     async def sync(self) -> int:
         """Write and sync everything queued so far (group commit); return ``last_seq``.
 
-        One flush runs at a time, in a worker thread: one ``writev`` per segment
-        touched, one ``fdatasync`` per file. A caller that finds one running waits
+        One flush runs at a time, in a worker thread: checksums, one ``writev`` per
+        segment touched, one ``fdatasync`` per file. A caller that finds one running waits
         for it and, if it started before the caller's write, for the next one, which
         covers every batch queued meanwhile. A cancelled sync still finishes.
 
@@ -320,7 +334,7 @@ class WriteAheadLog:
         return self._last_seq
 
     def _flush(self, queue: list[tuple[_Segment, list[bytes]]]) -> None:
-        """Worker thread: write and sync the queued frames, in order."""
+        """Worker thread: checksum, write and sync the queued frames, in order."""
         retired: list[int] = []
         new_file = False
         dirty = False
@@ -338,6 +352,9 @@ class WriteAheadLog:
                     self._fd = _open_for_append(segment.path)
                     self._fd_segment = segment
                 dirty = True
+                for i in range(0, len(frames), 2):
+                    checked, payload = frames[i], frames[i + 1]
+                    frames[i] = _CRC.pack(zlib.crc32(payload, zlib.crc32(checked))) + checked
                 _write_all(self._fd, frames)
             if self._fd is not None and dirty:
                 _sync_data(self._fd)
@@ -363,7 +380,7 @@ class WriteAheadLog:
         return last
 
     def _encode(self, records: Sequence[Any], first: int) -> list[bytes]:
-        """Return the frames of ``records``: header (crc included), payload, header, ..."""
+        """Return the frames of ``records``: header without crc, payload, header, ..."""
         frames: list[bytes] = []
         step = self.max_frame_records
         for i in range(0, len(records), step):
@@ -378,9 +395,20 @@ class WriteAheadLog:
                     f"more than the frame limit of {_MAX_PAYLOAD}"
                 )
             checked = _CHECKED.pack(len(payload), first + i, len(chunk))
-            frames.append(_CRC.pack(zlib.crc32(payload, zlib.crc32(checked))) + checked)
+            frames.append(checked)
             frames.append(payload)
         return frames
+
+    def _text_frame(self, text: bytes, count: int, first: int) -> list[bytes]:
+        """Return the text frame of ``count`` lines whose bytes are ``text``."""
+        if not text.endswith(b"\n"):
+            raise ValueError("text must end with a newline: one after each line")
+        if len(text) > _MAX_PAYLOAD or count >= _TEXT_FRAME:
+            raise WriteAheadLogError(
+                f"a text frame of {count} lines and {len(text)} bytes exceeds the frame limits"
+            )
+        checked = _CHECKED.pack(len(text), first, count | _TEXT_FRAME)
+        return [checked, text]
 
     def _close_fds(self) -> None:
         fd, self._fd, self._fd_segment = self._fd, None, None
@@ -520,13 +548,28 @@ def _read_frame(f: BinaryIO, path: Path, offset: int) -> tuple[int, list[Any]]:
     header = f.read(_HEADER.size)
     if len(header) < _HEADER.size:
         raise WriteAheadLogError(f"write-ahead log segment {str(path)!r} ends inside a frame")
-    crc, length, first, _count = _HEADER.unpack(header)
+    crc, length, first, count = _HEADER.unpack(header)
     payload = f.read(length)
     if len(payload) < length or zlib.crc32(payload, zlib.crc32(header[4:])) != crc:
         raise WriteAheadLogError(
             f"write-ahead log segment {str(path)!r} has a corrupt frame at byte {offset}"
         )
-    return first, orjson.loads(payload)
+    if not count & _TEXT_FRAME:
+        return first, orjson.loads(payload)
+    try:
+        lines = payload.decode("utf-8").split("\n")
+    except UnicodeDecodeError as exc:
+        raise WriteAheadLogError(
+            f"write-ahead log segment {str(path)!r} has a text frame at byte {offset} that "
+            f"is not UTF-8: {exc}"
+        ) from None
+    lines.pop()  # the text ends with a newline: the last piece is empty
+    if len(lines) != count & ~_TEXT_FRAME:
+        raise WriteAheadLogError(
+            f"write-ahead log segment {str(path)!r} has a text frame at byte {offset} with "
+            f"{len(lines)} lines where its header says {count & ~_TEXT_FRAME}"
+        )
+    return first, lines
 
 
 def _scan_segment(path: Path, first_seq: int, newest: bool) -> tuple[_Segment, int]:
@@ -542,6 +585,7 @@ def _scan_segment(path: Path, first_seq: int, newest: bool) -> tuple[_Segment, i
                 problem = "an incomplete frame header"
                 break
             crc, length, first, count = _HEADER.unpack(header)
+            count &= ~_TEXT_FRAME
             end = offset + _HEADER.size + length
             if first != segment.next_seq or count == 0 or end > size:
                 problem = f"an invalid frame header at byte {offset}"

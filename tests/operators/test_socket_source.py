@@ -377,10 +377,58 @@ def test_splitter_every_chunking(delimiter: str, data: str, expected: list[str])
         for chunk in (raw[:cut1], raw[cut1:cut2], raw[cut2:]):
             got, error = splitter.feed(chunk)
             assert error is None
+            _check_text(splitter, got)
             lines += got
         got, error = splitter.finish()
         assert error is None
+        _check_text(splitter, got)
         assert lines + got == expected, (cut1, cut2)
+
+
+def _check_text(splitter: _LineSplitter, lines: list[str]) -> None:
+    """When the splitter offers the received bytes as the lines' text, they must be it."""
+    if splitter.text is not None:
+        assert splitter.text == "".join(f"{line}\n" for line in lines).encode()
+
+
+@pytest.mark.parametrize(
+    ("options", "data", "verbatim"),
+    [
+        ({}, b"plain\n\xe2\x82\xac\n\n", True),
+        ({"encoding": "ascii"}, b"a\nb\n", True),
+        ({"errors": "replace"}, b"ok\n", True),
+        ({}, b"a\r\nb\n", False),  # the \r is dropped from the line
+        ({"errors": "replace"}, b"bad \xff\n", False),  # U+FFFD is not what was received
+        ({"encoding": "latin-1"}, b"caf\xe9\n", False),  # not UTF-8
+        ({"delimiter": "||"}, b"a||b||", False),
+    ],
+)
+def test_splitter_offers_the_received_bytes_only_when_they_are_the_lines_text(
+    options: dict[str, Any], data: bytes, verbatim: bool
+) -> None:
+    splitter = _LineSplitter(SocketTextStreamSource("h", 1, **options), 1)
+    lines, error = splitter.feed(data)
+    assert error is None and lines
+    assert splitter.text == (data if verbatim else None)
+    _check_text(splitter, lines)
+    assert splitter.feed(b"partial") == ([], None)
+    assert splitter.text is None
+
+
+async def test_wal_logs_lines_received_as_text_or_not_and_replays_them_all(
+    tmp_path: Path,
+) -> None:
+    writes = [b"one\ntwo\n", b"cr\r\nlf\n", "\u20ac\n".encode(), b"last"]
+    lines = ["one", "two", "cr", "lf", "\u20ac", "last"]
+    async with _server() as server, anyio.create_task_group() as tg:
+        source = SocketTextStreamSource("127.0.0.1", server.port, write_ahead_log=True)
+        tg.start_soon(_serve_once, server, *writes)
+        async with source.session(_ctx(tmp_path)), _reader(source) as reader:
+            assert await _drain(reader) == lines
+            wal = source.wal
+            assert wal is not None
+            assert await wal.read_from(1, 100) == lines
+            assert await wal.read_from(4, 2) == ["lf", "\u20ac"]
 
 
 def test_argument_errors() -> None:

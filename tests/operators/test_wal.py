@@ -74,6 +74,49 @@ async def test_segments_roll_over_and_truncate_whole_segments(tmp_path: Path) ->
         assert await wal.append_batch(["z"]) == 11
 
 
+def _frame_counts(segment: Path) -> list[int]:
+    """The record-count field of every frame of ``segment``, flags included."""
+    data = segment.read_bytes()
+    counts, offset = [], 0
+    while offset < len(data):
+        _crc, length, _first, count = struct.unpack_from("<IIQI", data, offset)
+        counts.append(count)
+        offset += 20 + length
+    return counts
+
+
+async def test_text_frames_hold_lines_as_received_and_mix_with_json_frames(
+    tmp_path: Path,
+) -> None:
+    async with WriteAheadLog(tmp_path, "src") as wal:
+        wal.write(["a", "\u20ac", ""], text="a\n\u20ac\n\n".encode())
+        wal.write(["x\r", {"k": 1}])
+        wal.write(["last"], text=b"last\n")
+        assert await wal.sync() == 6
+        expected = ["a", "\u20ac", "", "x\r", {"k": 1}, "last"]
+        assert await wal.read_from(1, 10) == expected
+        assert await wal.read_from(2, 4) == expected[1:5]
+        [segment] = _segments(wal)
+        flag = 0x8000_0000
+        assert _frame_counts(wal.path / segment) == [3 | flag, 2, 1 | flag]
+    async with WriteAheadLog(tmp_path, "src") as wal:  # the scan on open knows text frames
+        assert (wal.last_seq, wal.torn_tail_bytes) == (6, 0)
+        assert await wal.append_batch(["next"]) == 7
+        assert await wal.read_from(5, 10) == [{"k": 1}, "last", "next"]
+
+
+async def test_text_must_end_with_a_newline_and_agree_with_its_header(tmp_path: Path) -> None:
+    async with WriteAheadLog(tmp_path, "src") as wal:
+        with pytest.raises(ValueError, match=r"^text must end with a newline"):
+            wal.write(["a"], text=b"a")
+        assert wal.written_seq == 0
+        # A writer that lied about its text (two lines for three records) is caught on read.
+        wal.write(["a", "b", "c"], text=b"a\nb\n")
+        await wal.sync()
+        with pytest.raises(WriteAheadLogError, match=r"with 2 lines where its header says 3$"):
+            await wal.read_from(1, 3)
+
+
 async def test_torn_tail_is_cut_on_open(tmp_path: Path) -> None:
     async with WriteAheadLog(tmp_path, "src") as wal:
         await wal.append_batch(["a", "b"])
