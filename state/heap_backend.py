@@ -15,7 +15,9 @@ the descriptor (with its serializer) is registered.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import contextlib
+import gc
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,6 +50,26 @@ __all__ = ["DEFAULT_KEY_CACHE_SIZE", "HeapKeyedStateBackend", "ValueTableAccess"
 DEFAULT_KEY_CACHE_SIZE = 100_000
 
 _ViewFactory = Callable[[Any, StateTable, Any], KeyedState]
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause CPython's cyclic garbage collector while restored state is decoded.
+
+    Everything a restore creates stays alive (it is the state), yet every object counts
+    toward the collector's thresholds: decoding 1M keys ran about 2,000 collections, 15 of
+    them over the whole heap, 0.35 s of a 0.6 s restore (and 0.15 s or 0.6 s from run to
+    run, as the thresholds fell). The decoding is synchronous, so no other code of the
+    loop runs meanwhile; the collector is enabled again after it (if it was before).
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,7 +266,8 @@ class HeapKeyedStateBackend:
         table = StateTable(name, self._size)
         # Decode everything first: on failure the raw data stays pending, nothing is lost.
         raws = self._pending.get(name, {})
-        decoded = {index: self._decode(descriptor, index, raw) for index, raw in raws.items()}
+        with _collector_paused():
+            decoded = {index: self._decode(descriptor, index, raw) for index, raw in raws.items()}
         for index, data in decoded.items():
             table.load(index, data)
         self._pending.pop(name, None)
@@ -333,9 +356,10 @@ class HeapKeyedStateBackend:
 
         :raises StateError: as :meth:`restore_key_group`
         """
-        for key_group, data in chunks.items():
-            if key_group in self.key_group_range:
-                self.restore_key_group(key_group, data)
+        with _collector_paused():
+            for key_group, data in chunks.items():
+                if key_group in self.key_group_range:
+                    self.restore_key_group(key_group, data)
         self.restored = True
 
     def has_state(self) -> bool:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import gc
+import json
 import random
 from typing import Any
 
@@ -339,6 +341,69 @@ def test_restore_reports_undecodable_payload() -> None:
         r"ValueError: unknown tag '\$nope'",
     ):
         restored.get_state(ValueStateDescriptor("v"))
+
+
+class _CollectorWatch:
+    """A serializer that records whether the garbage collector ran automatically while it
+    decoded, and can fail."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.fail = fail
+        self.enabled_while_decoding: list[bool] = []
+
+    def dumps(self, value: Any) -> bytes:
+        return json.dumps(value).encode()
+
+    def loads(self, data: bytes) -> Any:
+        self.enabled_while_decoding.append(gc.isenabled())
+        if self.fail:
+            raise ValueError("cannot decode")
+        return json.loads(data)
+
+
+@pytest.mark.parametrize("registered_first", [False, True])
+@pytest.mark.parametrize("enabled", [True, False])
+def test_decoding_restored_state_pauses_the_collector_and_restores_its_setting(
+    registered_first: bool, enabled: bool
+) -> None:
+    watch = _CollectorWatch()
+    descriptor = ValueStateDescriptor("v", serializer=watch)
+    backend = make_backend()
+    state = backend.get_state(descriptor)
+    for key in range(50):
+        backend.set_current_key(key)
+        state.update(key)
+    snapshot = backend.snapshot_sync()
+    chunks = {kg: snapshot.serialize_key_group(kg) for kg in snapshot.key_groups()}
+    was_enabled = gc.isenabled()
+    (gc.enable if enabled else gc.disable)()
+    try:
+        restored = make_backend()
+        if registered_first:
+            view = restored.get_state(ValueStateDescriptor("v", serializer=watch))
+        restored.restore(chunks)
+        if not registered_first:
+            view = restored.get_state(ValueStateDescriptor("v", serializer=watch))
+        assert gc.isenabled() is enabled
+    finally:
+        (gc.enable if was_enabled else gc.disable)()
+    assert watch.enabled_while_decoding and not any(watch.enabled_while_decoding)
+    restored.set_current_key(7)
+    assert view.value() == 7
+
+
+def test_a_failed_decode_enables_the_collector_again() -> None:
+    descriptor = ValueStateDescriptor("v", serializer=_CollectorWatch())
+    backend = make_backend()
+    backend.set_current_key(1)
+    backend.get_state(descriptor).update(1)
+    snapshot = backend.snapshot_sync()
+    restored = make_backend()
+    restored.restore({kg: snapshot.serialize_key_group(kg) for kg in snapshot.key_groups()})
+    assert gc.isenabled()
+    with pytest.raises(StateSerializationError, match=r"ValueError: cannot decode"):
+        restored.get_state(ValueStateDescriptor("v", serializer=_CollectorWatch(fail=True)))
+    assert gc.isenabled()
 
 
 # --- Rescaling ---
