@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import errno
 import os
-import secrets
 import shutil
 import zlib
 from io import BytesIO
@@ -143,23 +142,15 @@ class FileCheckpointStorage:
 
     # --- writing ---
 
-    async def _atomic_write(self, path: Path, data: bytes, checkpoint_id: int) -> None:
-        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    async def _atomic_write(
+        self, path: Path, data: bytes, checkpoint_id: int, *, sync_dir: bool = False
+    ) -> None:
         try:
-            await fileio.makedirs(path.parent)
-            await fileio.write_synced(tmp, data)
-            await fileio.replace(tmp, path)
-        except BaseException as exc:
-            with anyio.CancelScope(shield=True):
-                try:
-                    await fileio.remove(tmp)
-                except OSError:
-                    pass
-            if isinstance(exc, OSError):
-                raise CheckpointStorageError(
-                    str(path), _describe(exc), checkpoint_id=checkpoint_id
-                ) from exc
-            raise
+            await fileio.write_atomically(path, data, sync_dir=sync_dir)
+        except OSError as exc:
+            raise CheckpointStorageError(
+                str(path), _describe(exc), checkpoint_id=checkpoint_id
+            ) from exc
 
     async def write_state_file(
         self, checkpoint_id: int, operator_uid: str, subtask_index: int, data: bytes
@@ -183,20 +174,9 @@ class FileCheckpointStorage:
         """
         directory = self._dir_of(checkpoint_id)
         data = encode_metadata(metadata)
-        try:
-            await fileio.makedirs(directory)
-            await fileio.fsync_dir(directory)
-        except OSError as exc:
-            raise CheckpointStorageError(
-                str(directory), _describe(exc), checkpoint_id=checkpoint_id
-            ) from exc
-        await self._atomic_write(directory / METADATA_FILE_NAME, data, checkpoint_id)
-        try:
-            await fileio.fsync_dir(directory)
-        except OSError as exc:
-            raise CheckpointStorageError(
-                str(directory), _describe(exc), checkpoint_id=checkpoint_id
-            ) from exc
+        # The directory is synced before (the state files' renames are durable first) and
+        # after (so is _metadata's).
+        await self._atomic_write(directory / METADATA_FILE_NAME, data, checkpoint_id, sync_dir=True)
         if metadata.kind is CheckpointKind.SAVEPOINT:
             self._committed_savepoints.add(checkpoint_id)
         return str(directory)

@@ -45,6 +45,9 @@ __all__ = [
 
 _log = logging.getLogger("streamlet.checkpoints")
 _YIELD_EVERY_S = 0.001
+#: State files smaller than this are encoded on the loop (a fraction of a millisecond): a
+#: worker thread would cost more in GIL hand-overs than the encoding itself.
+_ENCODE_INLINE_BYTES = 1 << 20
 
 
 class KeyedStateSnapshot(Protocol):
@@ -206,21 +209,22 @@ async def _encode(
             keyed[kg] = op.keyed.serialize_key_group(kg)
             await yielder.maybe_yield()
     blob = None if op.operator_state is None else op.operator_state.serialize()
+    encode = functools.partial(
+        encode_state_file,
+        op.operator_uid,
+        subtask_index,
+        parallelism,
+        max_parallelism,
+        keyed=keyed,
+        operator=blob,
+        extra=op.extra,
+    )
+    size = sum(map(len, keyed.values())) + (len(blob) if blob else 0)
+    if size < _ENCODE_INLINE_BYTES:
+        return encode()
     # Joining and checksumming megabytes of immutable bytes: a worker thread does it, so
     # the event loop (and record processing) does not wait for it.
-    data = await anyio.to_thread.run_sync(
-        functools.partial(
-            encode_state_file,
-            op.operator_uid,
-            subtask_index,
-            parallelism,
-            max_parallelism,
-            keyed=keyed,
-            operator=blob,
-            extra=op.extra,
-        )
-    )
-    return data
+    return await anyio.to_thread.run_sync(encode)
 
 
 async def _cleanup(

@@ -244,11 +244,11 @@ async def test_file_ids_continue_across_instances(tmp_path):
 async def test_disk_full_leaves_no_file(tmp_path, monkeypatch):
     storage = FileCheckpointStorage(tmp_path, "job")
 
-    async def full(path, data):
+    def full(path, data):
         path.write_bytes(data[:10])
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(fileio_module, "write_synced", full)
+    monkeypatch.setattr(fileio_module, "_write_synced_sync", full)
     with pytest.raises(
         CheckpointStorageError, match=r"No space left on device \(ENOSPC\)$"
     ) as info:
@@ -259,14 +259,14 @@ async def test_disk_full_leaves_no_file(tmp_path, monkeypatch):
 
 async def test_metadata_write_failure_leaves_no_metadata(tmp_path, monkeypatch):
     storage = FileCheckpointStorage(tmp_path, "job")
-    real = fileio_module.write_synced
+    real = fileio_module._write_synced_sync
 
-    async def fail_metadata(path, data):
+    def fail_metadata(path, data):
         if "_metadata" in path.name:
             raise OSError(errno.ENOSPC, "No space left on device")
-        await real(path, data)
+        real(path, data)
 
-    monkeypatch.setattr(fileio_module, "write_synced", fail_metadata)
+    monkeypatch.setattr(fileio_module, "_write_synced_sync", fail_metadata)
     with pytest.raises(CheckpointStorageError, match=r"_metadata: No space left on device"):
         await write_checkpoint(storage, 1)
     assert not (tmp_path / "job" / "chk-1" / "_metadata").exists()

@@ -463,15 +463,15 @@ async def test_run_raises_when_tolerable_failures_exceeded():
 async def test_file_storage_failure_declines_aborts_and_recovers(tmp_path, monkeypatch, code, text):
     from checkpoints import OperatorSnapshot, write_subtask_snapshot
 
-    real = fileio_module.write_synced
+    real = fileio_module._write_synced_sync
     failing = {"on": True}
 
-    async def flaky(path, data):
+    def flaky(path, data):
         if failing["on"] and "map" in path.name:
             raise OSError(code, text)
-        await real(path, data)
+        real(path, data)
 
-    monkeypatch.setattr(fileio_module, "write_synced", flaky)
+    monkeypatch.setattr(fileio_module, "_write_synced_sync", flaky)
 
     class Op:
         def serialize(self) -> bytes:
