@@ -36,6 +36,9 @@ if TYPE_CHECKING:
 
 __all__ = ["MailboxGateway", "SubtaskCheckpointer"]
 
+#: Work the synchronous part spends serializing key groups before the asynchronous part.
+_SERIALIZE_AHEAD_S = 0.001
+
 logger = logging.getLogger("streamlet.checkpoints")
 
 
@@ -142,6 +145,7 @@ class SubtaskCheckpointer:
         sync_ms = (time.monotonic() - started) * 1000
         for writer in subtask.writers:
             await writer.emit_event(barrier)
+        _serialize_ahead(snapshots, _SERIALIZE_AHEAD_S)
         stats = SubtaskCheckpointStats(
             operator=subtask.chain_name,
             subtask_index=subtask.index,
@@ -243,6 +247,28 @@ class SubtaskCheckpointer:
             scope.cancel()
         for chained in self.subtask.operators:
             await chained.call(lambda c=chained: c.op.notify_checkpoint_aborted(checkpoint_id))
+
+
+def _serialize_ahead(snapshots: list[OperatorSnapshot], budget_s: float) -> None:
+    """Serialize key groups now, for up to ``budget_s``; the asynchronous part does the rest.
+
+    Until its key group is serialized, every access to a key takes the copy-on-write path,
+    and the asynchronous part first runs one loop round later, after every subtask had its
+    turn. Small state (a thousand keys) is serialized here at once, so records never see
+    it pending; a failure to serialize is left for the asynchronous part to report.
+    """
+    deadline = time.monotonic() + budget_s
+    for snapshot in snapshots:
+        keyed = snapshot.keyed
+        if keyed is None:
+            continue
+        try:
+            for key_group in keyed.key_groups():  # type: ignore[attr-defined]
+                if time.monotonic() >= deadline:
+                    return
+                keyed.serialize_key_group(key_group)  # type: ignore[attr-defined]
+        except Exception:
+            return
 
 
 class MailboxGateway:
