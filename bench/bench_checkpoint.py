@@ -17,7 +17,7 @@
     (which includes garbage-collector pauses and the other subtasks' turns on the loop).
     The checkpoint's own pause is measured directly: the longest step of checkpoint work
     that holds the event loop (the synchronous part, serializing one key group; encoding
-    the state file runs in a worker thread); while it runs no record is processed
+    a state file of over 1 MiB runs in a worker thread); while it runs no record is processed
     anywhere. Target: <= 10 ms. The gap figures are context: they also hold
     garbage-collector passes over the million state entries and the other subtasks' turns,
     with or without checkpoints.
