@@ -330,11 +330,11 @@ class IngressBuffer(Generic[T]):
     async def run_committer(self) -> None:
         """Log what producers put, in rounds, and publish it; run it in the session.
 
-        A round writes every record put since the previous round to the log (encoded and
-        checksummed here, see :meth:`WriteAheadLog.write`), has the log's
-        worker thread write and sync it (:meth:`WriteAheadLog.sync`), and makes the
-        records visible. Producers and the job go on meanwhile. Returns once the input
-        ended and all of it is visible, or when the buffer failed: an error in the log
+        A round writes every record put since the previous round to the log (encoded
+        here, see :meth:`WriteAheadLog.write`), has the log's worker thread checksum,
+        write and sync it (:meth:`WriteAheadLog.sync`), and makes the records visible.
+        Producers and the job go on meanwhile. Returns once the input ended and all of it
+        is visible, or when the buffer failed: an error in the log
         fails the buffer (readers see it) instead of the session's task group.
         """
         wal = self._wal
