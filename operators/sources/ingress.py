@@ -334,8 +334,8 @@ class IngressBuffer(Generic[T]):
         here, see :meth:`WriteAheadLog.write`), has the log's worker thread checksum,
         write and sync it (:meth:`WriteAheadLog.sync`), and makes the records visible.
         Producers and the job go on meanwhile. Returns once the input ended and all of it
-        is visible, or when the buffer failed: an error in the log
-        fails the buffer (readers see it) instead of the session's task group.
+        is visible, or when the buffer failed: an error in the log fails the buffer
+        (readers see it) instead of the session's task group.
         """
         wal = self._wal
         assert wal is not None
