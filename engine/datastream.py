@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from operators import derived
-from operators.functions import FunctionAdapter, key_selector_of
+from operators.functions import FUNCTION_METHODS, FunctionAdapter, key_selector_of
 from operators.sinks.base import Sink
 from operators.sinks.simple import CallbackSinkWriter, PrintSinkWriter, QueueSinkWriter
 
@@ -138,7 +138,7 @@ class DataStream(_NodeHandle):
         return node
 
     def _transform(self, name: str, make: Callable[[Any], Any], fn: Any, api: str) -> DataStream:
-        FunctionAdapter(fn, _METHODS[api], api)  # validate now, at the call
+        FunctionAdapter(fn, FUNCTION_METHODS[api], api)  # validate now, at the call
         copies = derived.user_function_copy(fn, api)
         node = self._add("operator", name, lambda: make(copies()))
         return DataStream(self._env, [(node, None)], node)
@@ -258,15 +258,6 @@ class DataStream(_NodeHandle):
         return CollectResultIterator(self._env, job_name or "Collect Job", send, receive, limit)
 
 
-_METHODS = {
-    "map": "map",
-    "flat_map": "flat_map",
-    "filter": "filter",
-    "process": "process_element",
-    "reduce": "reduce",
-}
-
-
 class KeyedStream(DataStream):
     """A stream partitioned by key; its operations have keyed state scoped to each key."""
 
@@ -280,7 +271,7 @@ class KeyedStream(DataStream):
         self._key_selector = key_selector
 
     def _keyed(self, name: str, make: Callable[[Any, Any], Any], fn: Any, api: str) -> DataStream:
-        FunctionAdapter(fn, _METHODS[api], api)
+        FunctionAdapter(fn, FUNCTION_METHODS[api], api)
         copies = derived.user_function_copy(fn, api)
         key = self._key_selector
         node = self._add("operator", name, lambda: make(copies(), key), keyed=True)

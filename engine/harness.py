@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 
 from operators import derived
 from operators.base import Operator, OperatorContext
-from operators.functions import RuntimeContext, key_selector_of
+from operators.functions import FUNCTION_METHODS, RuntimeContext, key_selector_of
 from state.heap_backend import HeapKeyedStateBackend
 from state.key_groups import (
     DEFAULT_MAX_PARALLELISM,
@@ -41,14 +41,6 @@ from .testing_snapshot import HarnessSnapshot, restore_inputs
 
 __all__ = ["HarnessSnapshot", "KeyedOperatorTestHarness", "OperatorTestHarness"]
 
-#: kind -> the method a function object implements for it.
-_METHODS = {
-    "map": "map",
-    "flat_map": "flat_map",
-    "filter": "filter",
-    "process": "process_element",
-    "reduce": "reduce",
-}
 _NON_KEYED: dict[str, Callable[[Any], Operator[Any, Any]]] = {
     "map": derived.map_operator,
     "flat_map": derived.flat_map_operator,
@@ -64,6 +56,10 @@ _KEYED: dict[str, Callable[[Any, Callable[[Any], Any]], Operator[Any, Any]]] = {
 }
 
 
+def _implements(function: Any, kind: str) -> bool:
+    return callable(getattr(function, FUNCTION_METHODS[kind], None))
+
+
 def _choose_kind(function: Any, kind: str | None, kinds: Iterable[str], harness: str) -> str:
     kinds = list(kinds)
     if kind is not None:
@@ -71,14 +67,14 @@ def _choose_kind(function: Any, kind: str | None, kinds: Iterable[str], harness:
             raise ValueError(f"{harness}() kind must be one of {kinds}, got {kind!r}")
         return kind
     plain = inspect.isfunction(function) or inspect.isbuiltin(function)
-    found = [] if plain else [k for k in kinds if callable(getattr(function, _METHODS[k], None))]
+    found = [] if plain else [k for k in kinds if _implements(function, k)]
     if len(found) == 1:
         return found[0]
-    methods = ", ".join(f"{_METHODS[k]}()" for k in kinds)
+    methods = ", ".join(f"{FUNCTION_METHODS[k]}()" for k in kinds)
     if found:
         raise TypeError(
             f"{harness}() cannot tell which operation {function!r} is: it has "
-            f"{', '.join(_METHODS[k] + '()' for k in found)}; pass kind= (one of {found})"
+            f"{', '.join(FUNCTION_METHODS[k] + '()' for k in found)}; pass kind= (one of {found})"
         )
     raise TypeError(
         f"{harness}() cannot tell which operation {function!r} is (it has none of {methods}); "

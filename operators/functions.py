@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from .base import OperatorContext
 
 __all__ = [
+    "FUNCTION_METHODS",
     "FilterFunction",
     "FlatMapFunction",
     "FunctionAdapter",
@@ -44,6 +45,15 @@ OUT = TypeVar("OUT")
 """Type of the records a function produces."""
 KEY = TypeVar("KEY")
 """Type of the keys of a keyed stream."""
+
+#: Operation -> the method a function object implements for it (``MapFunction.map``, ...).
+FUNCTION_METHODS = {
+    "map": "map",
+    "flat_map": "flat_map",
+    "filter": "filter",
+    "process": "process_element",
+    "reduce": "reduce",
+}
 
 
 class RuntimeContext:
