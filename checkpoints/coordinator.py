@@ -144,6 +144,9 @@ class CheckpointCoordinator:
         self._shutdown = False
         self._wakeup: anyio.Event | None = None
         self._min_id = 1
+        self._latest_savepoint: CompletedCheckpoint | None = None
+        if restored is not None and restored.kind is CheckpointKind.SAVEPOINT:
+            self._latest_savepoint = restored
         if restored is not None:
             self._min_id = restored.checkpoint_id + 1
             self._stats.report_restored(restored.checkpoint_id)
@@ -165,8 +168,23 @@ class CheckpointCoordinator:
         return sorted([*self._pending, *self._finalizing])
 
     def latest_completed(self) -> CompletedCheckpoint | None:
-        """Return the newest completed checkpoint (the one a failover restores)."""
+        """Return the newest retained completed checkpoint (savepoints excluded)."""
         return self.completed_store.latest()
+
+    def latest_recovery_point(self) -> CompletedCheckpoint | None:
+        """Return what a failover restores: the newest completed checkpoint or savepoint.
+
+        A savepoint counts (as in Flink since FLINK-10354): its completion notified the
+        two-phase-commit sinks, which committed up to it, so restoring an older checkpoint
+        would commit that output a second time.
+        """
+        latest = self.completed_store.latest()
+        savepoint = self._latest_savepoint
+        if savepoint is not None and (
+            latest is None or savepoint.checkpoint_id > latest.checkpoint_id
+        ):
+            return savepoint
+        return latest
 
     def statistics(self) -> CheckpointStatsSnapshot:
         """Return the checkpoint statistics: counts, latest, history."""
@@ -466,6 +484,19 @@ class CheckpointCoordinator:
             self._abort(pending, _Reason.CHECKPOINT_COORDINATOR_SHUTDOWN, "cancelled")
             raise
         del self._finalizing[checkpoint_id]
+        latest = self.completed_store.latest()
+        if (
+            pending.kind is CheckpointKind.CHECKPOINT
+            and latest is not None
+            and latest.checkpoint_id > checkpoint_id
+        ):
+            # A newer checkpoint finished its _metadata first (concurrent checkpoints, a
+            # slow disk): it subsumes this one, as it subsumes older pending ones.
+            self._abort(
+                pending, _Reason.CHECKPOINT_SUBSUMED, f"checkpoint {latest.checkpoint_id} completed"
+            )
+            await self._drain_discards()
+            return
         completed = CompletedCheckpoint(metadata, location)
         pending.complete(completed)
         self._remember(checkpoint_id, completed)
@@ -473,6 +504,8 @@ class CheckpointCoordinator:
         if pending.kind is CheckpointKind.CHECKPOINT:
             dropped = self.completed_store.add(completed)
             self._tolerance.record_success(checkpoint_id)
+        elif self._latest_savepoint is None or checkpoint_id > self._latest_savepoint.checkpoint_id:
+            self._latest_savepoint = completed
         self._last_completion_s = self._clock()
         for older in list(self._pending.values()):
             if older.checkpoint_id < checkpoint_id and older.kind is CheckpointKind.CHECKPOINT:
@@ -532,12 +565,15 @@ class CheckpointCoordinator:
         self._wake()
 
     async def _drain_discards(self) -> None:
-        while self._to_discard:
-            checkpoint_id = self._to_discard.popleft()
-            try:
-                await self.storage.discard(checkpoint_id)
-            except CheckpointError as exc:
-                _log.warning("Could not discard checkpoint %d: %s", checkpoint_id, exc)
+        # Shielded: the caller is often an acking subtask that a failover cancels; an id
+        # popped here and never deleted would stay on disk for good.
+        with anyio.CancelScope(shield=True):
+            while self._to_discard:
+                checkpoint_id = self._to_discard.popleft()
+                try:
+                    await self.storage.discard(checkpoint_id)
+                except CheckpointError as exc:
+                    _log.warning("Could not discard checkpoint %d: %s", checkpoint_id, exc)
 
     def _remember(self, checkpoint_id: int, outcome: CheckpointOutcome) -> None:
         self._recent[checkpoint_id] = outcome
