@@ -38,10 +38,13 @@ from .layout import (
     state_file_name,
 )
 from .metadata import (
+    LATEST_POINTER_NAME,
     METADATA_FILE_NAME,
     CheckpointMetadata,
     StateHandle,
+    decode_latest_pointer,
     decode_metadata,
+    encode_latest_pointer,
     encode_metadata,
 )
 from .state_file import StateFileContents, read_state_file_from
@@ -76,6 +79,7 @@ class FileCheckpointStorage:
         self._next_id: int | None = None
         self._locations: dict[int, tuple[Path, CheckpointKind]] = {}
         self._committed_savepoints: set[int] = set()
+        self._pointer_id = 0
 
     def __repr__(self) -> str:
         return f"FileCheckpointStorage({str(self.base_dir)!r}, {self.job_name!r})"
@@ -100,7 +104,8 @@ class FileCheckpointStorage:
                 pass
             except OSError as exc:
                 raise CheckpointStorageError(str(self.job_dir), _describe(exc)) from exc
-            self._next_id = highest + 1
+            pointer = self._read_pointer_id()
+            self._next_id = max(highest, pointer) + 1
         checkpoint_id = max(self._next_id, at_least)
         self._next_id = checkpoint_id + 1
         return checkpoint_id
@@ -179,6 +184,12 @@ class FileCheckpointStorage:
         await self._atomic_write(directory / METADATA_FILE_NAME, data, checkpoint_id, sync_dir=True)
         if metadata.kind is CheckpointKind.SAVEPOINT:
             self._committed_savepoints.add(checkpoint_id)
+        if checkpoint_id > self._pointer_id:
+            # Before the coordinator notifies anyone (sinks commit on that notification), so
+            # the pointer never lags behind what a sink may have committed.
+            self._pointer_id = checkpoint_id
+            pointer = encode_latest_pointer(checkpoint_id, str(directory))
+            await self._atomic_write(self.job_dir / LATEST_POINTER_NAME, pointer, checkpoint_id)
         return str(directory)
 
     # --- removing ---
@@ -210,6 +221,77 @@ class FileCheckpointStorage:
             known = self._locations.get(checkpoint_id)
             if known is not None and known[1] is CheckpointKind.CHECKPOINT:
                 del self._locations[checkpoint_id]
+
+    async def discard_incomplete(self, newer_than: int) -> list[int]:
+        """Remove ``chk-<n>`` directories without ``_metadata`` whose id is above ``newer_than``.
+
+        They are left by a crash or a cancellation in the middle of a checkpoint, which never
+        completed (nothing was committed on them). Ids up to ``newer_than`` are kept even
+        without ``_metadata``: a checkpoint that did complete and then lost it is evidence.
+
+        :return: the ids removed
+        :raises CheckpointStorageError: if the job directory cannot be listed or cleaned
+        """
+
+        def scan() -> list[int]:
+            try:
+                entries = list(os.scandir(self.job_dir))
+            except FileNotFoundError:
+                return []
+            ids = []
+            for entry in entries:
+                parsed = parse_checkpoint_dir_name(entry.name)
+                if parsed is None or parsed[0] != "checkpoint" or parsed[1] <= newer_than:
+                    continue
+                if not os.path.lexists(os.path.join(entry.path, METADATA_FILE_NAME)):
+                    ids.append(parsed[1])
+            return sorted(ids)
+
+        try:
+            ids = await anyio.to_thread.run_sync(scan)
+        except OSError as exc:
+            raise CheckpointStorageError(str(self.job_dir), _describe(exc)) from exc
+        for checkpoint_id in ids:
+            if checkpoint_id not in self._locations:  # never one this run has in flight
+                await self.discard(checkpoint_id)
+        return ids
+
+    async def read_latest_pointer(self) -> tuple[int, str] | None:
+        """Return (id, location) of the newest checkpoint or savepoint that completed.
+
+        Read from ``<job>/_latest``, which :meth:`write_metadata` updates after each
+        ``_metadata``; ``None`` if there is none (no checkpoint ever completed here).
+
+        :raises CorruptCheckpointError: if the pointer file is damaged
+        :raises CheckpointStorageError: if it cannot be read
+        """
+        path = self.job_dir / LATEST_POINTER_NAME
+        try:
+            data = await fileio.read_bytes(path)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise CheckpointStorageError(str(path), _describe(exc)) from exc
+        checkpoint_id, location = decode_latest_pointer(data, str(path))
+        expected = {
+            str(self.job_dir / checkpoint_dir_name(checkpoint_id)),
+        }
+        name = Path(location).name
+        if str(location) not in expected and name != savepoint_dir_name(
+            self.job_name, checkpoint_id
+        ):
+            raise CorruptCheckpointError(
+                str(path),
+                f"names {location!r}, which is not checkpoint {checkpoint_id} of this job",
+            )
+        return checkpoint_id, location
+
+    def _read_pointer_id(self) -> int:
+        try:
+            with open(self.job_dir / LATEST_POINTER_NAME, "rb") as f:
+                return decode_latest_pointer(f.read(4096), LATEST_POINTER_NAME)[0]
+        except (OSError, CorruptCheckpointError):
+            return 0
 
     async def delete_state_file(self, checkpoint_id: int, handle: StateHandle) -> None:
         """Remove one state file (cleanup of a cancelled snapshot); a missing file is fine.

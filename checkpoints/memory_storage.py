@@ -62,6 +62,7 @@ class MemoryCheckpointStorage:
         self._dirs: dict[str, dict[str, bytes]] = {}
         self._locations: dict[int, tuple[str, CheckpointKind]] = {}
         self._committed_savepoints: set[int] = set()
+        self._latest_pointer: tuple[int, str] | None = None
         self._next_id: int | None = None
 
     def __repr__(self) -> str:
@@ -163,7 +164,26 @@ class MemoryCheckpointStorage:
         self.operations.append(("metadata", checkpoint_id, METADATA_FILE_NAME))
         if metadata.kind is CheckpointKind.SAVEPOINT:
             self._committed_savepoints.add(checkpoint_id)
+        if self._latest_pointer is None or checkpoint_id > self._latest_pointer[0]:
+            self._latest_pointer = (checkpoint_id, location)
         return location
+
+    async def read_latest_pointer(self) -> tuple[int, str] | None:
+        """Return (id, location) of the newest checkpoint or savepoint that completed."""
+        return self._latest_pointer
+
+    async def discard_incomplete(self, newer_than: int) -> list[int]:
+        """Remove this job's checkpoints without ``_metadata`` whose id is above ``newer_than``."""
+        prefix = f"{_SCHEME}{self.job_name}/"
+        ids = []
+        for location, files in list(self._dirs.items()):
+            parsed = parse_checkpoint_dir_name(location[len(prefix) :])
+            if not location.startswith(prefix) or parsed is None or parsed[0] != "checkpoint":
+                continue
+            if parsed[1] > newer_than and METADATA_FILE_NAME not in files:
+                ids.append(parsed[1])
+                await self.discard(parsed[1])
+        return sorted(ids)
 
     async def discard(self, checkpoint_id: int) -> None:
         """Remove checkpoint ``checkpoint_id`` (a completed savepoint is never removed).

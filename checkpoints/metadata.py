@@ -37,17 +37,22 @@ from .errors import CorruptCheckpointError
 from .events import CheckpointKind
 
 __all__ = [
+    "LATEST_POINTER_NAME",
     "METADATA_FILE_NAME",
     "METADATA_FORMAT",
     "METADATA_VERSION",
     "CheckpointMetadata",
     "OperatorInfo",
     "StateHandle",
+    "decode_latest_pointer",
     "decode_metadata",
+    "encode_latest_pointer",
     "encode_metadata",
 ]
 
 METADATA_FILE_NAME = "_metadata"
+LATEST_POINTER_NAME = "_latest"
+"""In a job's checkpoint directory: which checkpoint or savepoint completed last."""
 METADATA_FORMAT = "streamlet-checkpoint-metadata"
 METADATA_VERSION = 1
 _TRAILER_PREFIX = b"crc32:"
@@ -231,3 +236,33 @@ def decode_metadata(data: bytes, path: str = "<memory>") -> CheckpointMetadata:
         )
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
         raise CorruptCheckpointError(path, f"invalid metadata: {exc}") from None
+
+
+def encode_latest_pointer(checkpoint_id: int, location: str) -> bytes:
+    """Encode the job's ``_latest`` pointer: the newest completed checkpoint or savepoint.
+
+    Restore uses it to tell a checkpoint that completed (so two-phase-commit sinks may have
+    committed its output) and then lost or damaged its ``_metadata`` from one that never
+    completed, and to find a savepoint newer than every checkpoint.
+    """
+    return orjson.dumps({"checkpoint_id": checkpoint_id, "location": location})
+
+
+def decode_latest_pointer(data: bytes, path: str = "<memory>") -> tuple[int, str]:
+    """Decode a ``_latest`` pointer into (checkpoint id, location).
+
+    :raises CorruptCheckpointError: if it is not a pointer this module wrote
+    """
+    try:
+        doc = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise CorruptCheckpointError(path, f"not a checkpoint pointer: {exc}") from None
+    if not isinstance(doc, dict):
+        raise CorruptCheckpointError(path, "not a checkpoint pointer: expected an object")
+    checkpoint_id = doc.get("checkpoint_id")
+    location = doc.get("location")
+    if type(checkpoint_id) is not int or checkpoint_id < 1:
+        raise CorruptCheckpointError(path, f"bad checkpoint id {checkpoint_id!r}")
+    if not isinstance(location, str) or not location or "\x00" in location:
+        raise CorruptCheckpointError(path, f"bad location {location!r}")
+    return checkpoint_id, location

@@ -85,6 +85,14 @@ class CheckpointStorage(Protocol):
         """Remove one state file, if present."""
         ...
 
+    async def discard_incomplete(self, newer_than: int) -> list[int]:
+        """Remove checkpoints without ``_metadata`` above ``newer_than`` (crash-left); ids."""
+        ...
+
+    async def read_latest_pointer(self) -> tuple[int, str] | None:
+        """Return (id, location) of the newest checkpoint or savepoint that completed."""
+        ...
+
     async def list_completed(self) -> list[int]:
         """Return the ids of this job's completed checkpoints, ascending."""
         ...

@@ -42,6 +42,12 @@ class JobExecutionResult:
     :param net_runtime_ms: wall time from start to finish
     :param restart_count: how many times the job restarted after failures
     :param records_in: records read by all subtasks' inputs (sources count what they read)
+    :param checkpoints_completed: checkpoints (and savepoints) completed during the run
+    :param savepoint_path: where ``stop_with_savepoint`` wrote its savepoint, if it ended the job
+    :param restored_from: the location (directory, or ``memory://`` location) of the checkpoint
+        or savepoint the last attempt restored its state from: the one ``restore=`` named at
+        start, or, after a failover, the newest completed checkpoint or savepoint; ``None`` if
+        the last attempt started from empty state
     """
 
     job_id: str
@@ -51,6 +57,7 @@ class JobExecutionResult:
     records_in: int = 0
     checkpoints_completed: int = 0
     savepoint_path: str | None = None
+    restored_from: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def get_net_runtime(self) -> float:

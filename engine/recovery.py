@@ -9,17 +9,19 @@ sources' operator state. Nothing is decoded here; the backends decode what they 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from checkpoints.completed import CompletedCheckpoint
-from checkpoints.errors import CorruptCheckpointError
+from checkpoints.errors import CheckpointError, CorruptCheckpointError
 from checkpoints.storage import CheckpointStorage
+from checkpoints.storage_common import scan_latest
 from state.operator_state import OperatorStateBackend
 
 from .deploy import RestoredState
 from .plan import JobPlan
 
-__all__ = ["find_restore_point", "read_restored_state"]
+__all__ = ["clean_incomplete_checkpoints", "find_restore_point", "read_restored_state"]
 
 logger = logging.getLogger("streamlet.recovery")
 
@@ -27,28 +29,39 @@ _EMPTY_OPERATOR_STATE = OperatorStateBackend("empty").snapshot_sync().serialize(
 
 
 async def find_restore_point(
-    storage: CheckpointStorage, restore: str, job_name: str
+    storage: CheckpointStorage,
+    restore: str,
+    job_name: str,
+    *,
+    exactly_once_sinks: Sequence[str] = (),
 ) -> CompletedCheckpoint | None:
     """Resolve ``restore`` (``"latest"`` or a path) to a completed checkpoint or savepoint.
 
-    ``"latest"`` skips damaged checkpoints with a warning naming the file and the reason,
-    and returns None (start fresh, logged) when there is no valid one. An explicit path must
-    be valid.
+    ``"latest"`` is the newest completed checkpoint *or savepoint* of the job (the
+    ``_latest`` pointer names a savepoint newer than every checkpoint). Its policy for
+    damage (a corrupt, truncated or unreadable ``_metadata`` or state file, or a
+    ``_metadata`` lost after the checkpoint completed) is the same for every kind of damage:
 
-    :raises CorruptCheckpointError: if an explicit path is damaged or incomplete
+    - nothing ever completed: start from empty state (logged);
+    - the newest completed point is valid: restore it (a directory without ``_metadata``
+      that never completed, left by a crash, is not damage);
+    - it is damaged and the job has an exactly-once (two-phase-commit) sink: refuse. That
+      sink may have committed the output of the damaged checkpoint; restoring an older one
+      would commit it again (Flink fails such a restore too);
+    - it is damaged and no exactly-once sink can have committed past an older valid point:
+      fall back to that one, with an ERROR naming each damaged checkpoint and file;
+    - nothing valid is left: refuse; never start from scratch silently (pass
+      ``restore=None`` to start over on purpose).
+
+    An explicit path must be valid.
+
+    :param exactly_once_sinks: names of the job's two-phase-commit sinks
+    :raises CorruptCheckpointError: if the restore is refused, or an explicit path is
+        damaged or incomplete
     :raises CheckpointStorageError: if it cannot be read
     """
     if restore == "latest":
-        latest, skipped = await storage.find_latest(deep=True)
-        for problem in skipped:
-            logger.warning("skipping damaged checkpoint: %s", problem)
-        if latest is None:
-            logger.info(
-                "job %r: no completed checkpoint to restore; starting from scratch", job_name
-            )
-        else:
-            logger.info("job %r: restoring checkpoint %s", job_name, latest.location)
-        return latest
+        return await _find_latest(storage, job_name, exactly_once_sinks)
     checkpoint = await storage.load_checkpoint(restore)
     problems = await storage.validate(checkpoint.location, deep=True)
     if problems:
@@ -57,6 +70,73 @@ async def find_restore_point(
         )
     logger.info("job %r: restoring %s", job_name, checkpoint.location)
     return checkpoint
+
+
+async def _find_latest(
+    storage: CheckpointStorage, job_name: str, exactly_once_sinks: Sequence[str]
+) -> CompletedCheckpoint | None:
+    scan = await scan_latest(storage, deep=True)
+    latest = scan.point
+    if not scan.damaged:
+        if latest is None:
+            logger.info(
+                "job %r: no completed checkpoint to restore; starting from scratch", job_name
+            )
+        else:
+            logger.info("job %r: restoring %s %s", job_name, latest.kind.value, latest.location)
+        return latest
+    for problem in scan.damaged:
+        which = "the newest" if problem.checkpoint_id is None else problem.checkpoint_id
+        logger.error("job %r: damaged checkpoint %s: %s", job_name, which, problem)
+    damage = "; ".join(str(problem) for problem in scan.damaged)
+    first = scan.damaged[0]
+    if exactly_once_sinks:
+        raise CorruptCheckpointError(
+            first.path,
+            f"{first.detail}; refusing restore='latest': the exactly-once sink(s) "
+            f"{sorted(exactly_once_sinks)} may have committed output of the damaged "
+            f"checkpoint, and restoring "
+            + ("none" if latest is None else f"the older {latest.location}")
+            + " would commit it again (all damage: "
+            + damage
+            + "); repair it, or restore an explicit checkpoint or savepoint path after "
+            "removing the output committed since it",
+            checkpoint_id=first.checkpoint_id,
+        )
+    if latest is None:
+        raise CorruptCheckpointError(
+            first.path,
+            f"{first.detail}; refusing restore='latest': no valid checkpoint is left and "
+            f"starting from empty state would lose the job's state (all damage: {damage}); "
+            f"pass restore=None to start over on purpose",
+            checkpoint_id=first.checkpoint_id,
+        )
+    logger.error(
+        "job %r: falling back past the damaged checkpoint(s) to %s (no exactly-once sink "
+        "can have committed past it; at-least-once sinks see its records again)",
+        job_name,
+        latest.location,
+    )
+    return latest
+
+
+async def clean_incomplete_checkpoints(storage: CheckpointStorage, job_name: str) -> None:
+    """Remove checkpoint directories a crash or cancel left without ``_metadata``.
+
+    Only those newer than every completed checkpoint (by the ``_latest`` pointer and the
+    directories with ``_metadata``): an older one without ``_metadata`` completed once and
+    lost it, so it is kept as evidence for the restore policy. Failures are logged only.
+    """
+    try:
+        pointer = await storage.read_latest_pointer()
+        completed = await storage.list_completed()
+        newest = max([*completed, 0 if pointer is None else pointer[0]])
+        removed = await storage.discard_incomplete(newest)
+    except CheckpointError as exc:
+        logger.warning("job %r: could not clean incomplete checkpoints: %s", job_name, exc)
+        return
+    if removed:
+        logger.info("job %r: removed incomplete checkpoint(s) %s", job_name, removed)
 
 
 async def read_restored_state(

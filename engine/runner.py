@@ -25,6 +25,7 @@ from checkpoints.errors import CheckpointError, CheckpointFailureReason
 from checkpoints.file_storage import FileCheckpointStorage
 from checkpoints.layout import safe_name
 from checkpoints.storage import CheckpointStorage, create_checkpoint_storage
+from operators.sinks.two_phase import TwoPhaseCommitSink
 from operators.sources.base import DeliveryGuarantee, SourceSessionContext
 
 from .checkpointing import MailboxGateway, SubtaskCheckpointer
@@ -33,7 +34,7 @@ from .deploy import Deployment, RestoredState, deploy
 from .errors import JobExecutionError
 from .graph import StreamGraph
 from .plan import JobPlan, build_plan
-from .recovery import find_restore_point, read_restored_state
+from .recovery import clean_incomplete_checkpoints, find_restore_point, read_restored_state
 from .restart import ExponentialDelayRestartStrategy, NoRestartStrategy, RestartStrategy
 from .subtask import Subtask, SubtaskSettings, first_error
 
@@ -86,6 +87,7 @@ class JobRunner:
         self.plan: JobPlan = build_plan(graph, config.parallelism, config.max_parallelism)
         self._deployment: Deployment | None = None
         self._records_done = 0
+        self._restored_from: str | None = None
         self.coordinator: CheckpointCoordinator | None = None
         self._gateway = MailboxGateway()
 
@@ -185,6 +187,7 @@ class JobRunner:
             records_in=self.statistics()["records_in"],
             checkpoints_completed=self.coordinator.statistics().completed,
             savepoint_path=self._stopped_with_savepoint,
+            restored_from=self._restored_from,
         )
 
     async def _run_attempts(
@@ -197,8 +200,10 @@ class JobRunner:
         attempt = 0
         while True:
             restored = None
+            self._restored_from = None
             if restore_point is not None:
                 restored = await self._read_state(restore_point)
+                self._restored_from = restore_point.location
             settings = SubtaskSettings(
                 job_name=self.job_name,
                 attempt=attempt,
@@ -231,7 +236,9 @@ class JobRunner:
             await coordinator.abort_all(CheckpointFailureReason.JOB_FAILOVER_REGION, str(failure))
             coordinator.resume()
             await anyio.sleep(delay_ms / 1000)
-            restore_point = coordinator.latest_completed() or restore_point
+            # The newest completed checkpoint *or savepoint*: a savepoint's completion let
+            # two-phase-commit sinks commit up to it, so an older point would commit twice.
+            restore_point = coordinator.latest_recovery_point() or restore_point
             self._set_running()
 
     def _set_running(self) -> None:
@@ -243,9 +250,26 @@ class JobRunner:
         self, storage: CheckpointStorage
     ) -> CompletedCheckpoint | None:
         if self.restore is None:
-            return None
-        reader = storage if self.restore == "latest" else self._reader_for(self.restore, storage)
-        return await find_restore_point(reader, self.restore, self.job_name)
+            point = None
+        else:
+            reader = (
+                storage if self.restore == "latest" else self._reader_for(self.restore, storage)
+            )
+            point = await find_restore_point(
+                reader, self.restore, self.job_name, exactly_once_sinks=self._two_phase_sinks()
+            )
+        # After the restore decision, which needs the evidence they may be.
+        await clean_incomplete_checkpoints(storage, self.job_name)
+        return point
+
+    def _two_phase_sinks(self) -> list[str]:
+        """Names of the job's exactly-once (two-phase-commit) sinks."""
+        return [
+            node.name
+            for chain in self.plan.chains
+            for node in chain.nodes
+            if isinstance(getattr(node.factory, "__self__", None), TwoPhaseCommitSink)
+        ]
 
     def _reader_for(self, location: str, storage: CheckpointStorage) -> CheckpointStorage:
         """The storage that reads ``location``: the job's own, or, for a directory on disk
