@@ -39,8 +39,8 @@ def _build_parser(prog: str) -> argparse.ArgumentParser:
         help="list checkpoints and savepoints with their status",
         description="List checkpoints under DIR (a job directory <base>/<job>, a base "
         "directory holding job directories, or one checkpoint directory). Status checks "
-        "_metadata, and that every state file exists with its recorded size; use "
-        "'validate' to check contents too.",
+        "_metadata and every state file's size and CRC-32, as a restore does, so a "
+        "damaged checkpoint is never listed as valid.",
     )
     p_list.add_argument("dir", metavar="DIR", type=Path)
     p_show = sub.add_parser(
@@ -109,7 +109,8 @@ def _reports(path: Path, deep: bool) -> list[CheckpointReport]:
 
 
 def _cmd_list(path: Path, as_json: bool, out: TextIO) -> int:
-    reports = _reports(path, deep=False)
+    # Deep: "valid" must mean what a restore means by it (a flipped bit is not valid).
+    reports = _reports(path, deep=True)
     if as_json:
         _print_json([r.to_dict() for r in reports], out)
         return 0

@@ -75,6 +75,15 @@ def test_list_job_dir(job_dir, capsys):
     assert len(lines) == 3
 
 
+def test_list_does_not_call_a_flipped_state_bit_valid(job_dir, capsys):
+    state_file = next(p for p in sorted((job_dir / "chk-2").iterdir()) if p.suffix == ".state")
+    flip_byte(state_file)
+    code, out, _ = run(capsys, "list", str(job_dir))
+    assert code == 0
+    statuses = {line.split()[0]: line.split()[3] for line in out.splitlines()[1:]}
+    assert statuses == {"chk-1": "valid", "chk-2": "corrupt"}
+
+
 def test_list_base_dir_with_several_jobs(job_dir, capsys):
     other = FileCheckpointStorage(job_dir.parent, "other")
     anyio.run(lambda: _write(other, 1, complete=False))
