@@ -194,6 +194,71 @@ async def test_completion_subsumes_older_pending_checkpoints():
     assert coordinator.job_failure is None  # subsumption never counts
 
 
+async def test_a_newer_checkpoint_finishing_its_metadata_first_subsumes_the_older_one():
+    # Checkpoint 1's _metadata write stalls (slow disk) while 2 completes: 1 is subsumed
+    # then, not added to the store out of order (that raised ValueError and failed the job).
+    release = anyio.Event()
+    stalled = anyio.Event()
+
+    async def hook(operation: str, checkpoint_id: int, name: str) -> None:
+        if operation == "metadata" and checkpoint_id == 1:
+            stalled.set()
+            await release.wait()
+
+    storage = MemoryCheckpointStorage("job", write_hook=hook)
+    config = CheckpointConfig().set_max_concurrent_checkpoints(2)
+    coordinator, gateway, _ = make_coordinator(config, storage)
+    assert coordinator.trigger_checkpoint() == 1
+    assert coordinator.trigger_checkpoint() == 2
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(ack_all, coordinator, 1)
+        await stalled.wait()
+        await ack_all(coordinator, 2)
+        release.set()
+    assert [c.checkpoint_id for c in coordinator.completed_store.all()] == [2]
+    assert gateway.completed == [2]
+    with pytest.raises(CheckpointError, match=r"has been subsumed"):
+        await coordinator.wait_for_completion(1)
+    assert await storage.list_completed() == [2]  # 1's late _metadata is discarded
+    assert coordinator.job_failure is None
+
+
+async def test_retention_delete_survives_the_cancellation_of_the_acking_task():
+    # A failover cancels the subtask whose acknowledgement completed a checkpoint while the
+    # coordinator awaits the deletion retention asked for: the deletion still happens.
+    deleting = anyio.Event()
+    release = anyio.Event()
+
+    async def hook(operation: str, checkpoint_id: int, name: str) -> None:
+        if operation == "discard" and checkpoint_id == 1:
+            deleting.set()
+            await release.wait()
+
+    storage = MemoryCheckpointStorage("job", write_hook=hook)
+    coordinator, _, _ = make_coordinator(storage=storage)
+    await ack_all(coordinator, coordinator.trigger_checkpoint())
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(ack_all, coordinator, coordinator.trigger_checkpoint())
+        await deleting.wait()
+        tg.cancel_scope.cancel()
+        release.set()
+    assert await storage.list_completed() == [2]
+
+
+async def test_a_savepoint_newer_than_every_checkpoint_is_the_recovery_point(tmp_path):
+    storage = FileCheckpointStorage(tmp_path / "ckpt", "job")
+    coordinator, _, _ = make_coordinator(storage=storage)
+    await ack_all(coordinator, coordinator.trigger_checkpoint())
+    assert coordinator.latest_recovery_point().checkpoint_id == 1
+    savepoint_id = coordinator.trigger_checkpoint(CheckpointKind.SAVEPOINT, str(tmp_path / "sp"))
+    await ack_all(coordinator, savepoint_id)
+    point = coordinator.latest_recovery_point()
+    assert (point.kind, point.checkpoint_id) == (CheckpointKind.SAVEPOINT, savepoint_id)
+    assert coordinator.latest_completed().checkpoint_id == 1  # the store keeps checkpoints
+    await ack_all(coordinator, coordinator.trigger_checkpoint())
+    assert coordinator.latest_recovery_point().checkpoint_id == savepoint_id + 1
+
+
 # --- timeouts and failures ---
 
 
