@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,13 @@ import anyio
 import pytest
 
 from checkpoints.errors import CorruptCheckpointError
-from engine import KeyedProcessFunction, RuntimeContext, StreamExecutionEnvironment
+from engine import (
+    FileSink,
+    KeyedProcessFunction,
+    RuntimeContext,
+    StreamExecutionEnvironment,
+    read_committed,
+)
 from engine.restart import RestartStrategies
 from engine.testing import FaultInjector, inject_faults
 from operators.sources.base import Source, SourceReader
@@ -213,9 +220,10 @@ async def _checkpointed_run(tmp_path: Path, name: str, retained: int = 3) -> Pat
     return tmp_path / "checkpoints" / name
 
 
-async def test_restore_latest_skips_a_corrupt_checkpoint_with_a_warning(
+async def test_restore_latest_falls_back_past_a_corrupt_checkpoint_with_an_error(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """No exactly-once sink can have committed past the older checkpoint: fall back, loudly."""
     job_dir = await _checkpointed_run(tmp_path, "corrupt")
     chks = sorted(job_dir.glob("chk-*"), key=lambda p: int(p.name[4:]))
     assert len(chks) >= 2
@@ -229,13 +237,14 @@ async def test_restore_latest_skips_a_corrupt_checkpoint_with_a_warning(
     env = env_for(tmp_path, 2)
     build(env, GatedSequence(2000), out)
     with caplog.at_level(logging.INFO, logger="streamlet.recovery"):
-        await env.execute("corrupt", restore="latest")
-    assert "skipping damaged checkpoint" in caplog.text
-    assert state_file.name in caplog.text
-    previous = chks[-2]
-    assert previous.name in caplog.text.split("skipping damaged checkpoint")[-1] or any(
-        previous.name in r.getMessage() for r in caplog.records
+        result = await env.execute("corrupt", restore="latest")
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert any(
+        f"damaged checkpoint {newest.name[4:]}" in m and state_file.name in m for m in errors
     )
+    previous = chks[-2]
+    assert result.restored_from == str(previous)
+    assert any(f"falling back past the damaged checkpoint(s) to {previous}" in m for m in errors)
     # Restored from the previous checkpoint, the job ends with exact per-key counts.
     totals = finals(out)
     for key, n in totals.items():
@@ -293,6 +302,9 @@ async def test_restart_restores_the_latest_checkpoint_and_counts_stay_exact(
     assert result.restart_count == 2
     assert len(injector.fired) == 2
     assert finals(out) == {f"k{k}": N // KEYS for k in range(KEYS)}
+    # A restart from scratch would give the same final counts: check it restored.
+    assert result.restored_from is not None
+    assert Path(result.restored_from).parent == tmp_path / "checkpoints" / "restarts"
 
 
 async def test_exhausted_restart_strategy_raises_the_last_failure(tmp_path: Path) -> None:
@@ -324,3 +336,168 @@ async def test_a_savepoint_on_disk_restores_into_a_job_with_in_memory_checkpoint
     build(env, GatedSequence(N), out)  # no checkpoint directory: checkpoints in memory
     await env.execute("rescale", restore=path)
     assert finals(out) == {f"k{k}": N // KEYS for k in range(KEYS)}
+
+
+# --- the restore policy: savepoints are recovery points, damage never rewinds committed output
+
+
+def fail_once_when_armed(switch: dict[str, bool]) -> Any:
+    """A map that raises once at the first record after ``switch["armed"]`` is set (a
+    closure, not an object: function objects are copied per subtask)."""
+
+    def fail(x: int) -> int:
+        if switch["armed"] and not switch["fired"]:
+            switch["fired"] = True
+            raise RuntimeError("planted failure after the savepoint")
+        return x
+
+    return fail
+
+
+def build_exactly_once(
+    env: StreamExecutionEnvironment, source: Source[int], out_dir: Path, fail: Any = None
+) -> None:
+    stream = env.from_source(source).uid("source")
+    if fail is not None:
+        stream = stream.map(fail).uid("fail")
+    stream.map(str).uid("str").sink_to(FileSink(str(out_dir))).uid("sink")
+
+
+def assert_committed_exactly_once(out_dir: Path, n: int) -> None:
+    lines = read_committed(out_dir)
+    assert len(lines) == n and set(lines) == {str(i) for i in range(n)}
+
+
+async def test_a_failover_after_a_savepoint_restores_the_savepoint(tmp_path: Path) -> None:
+    # The savepoint's completion let the FileSink commit up to it; restoring anything older
+    # (here: nothing, no periodic checkpoint completes) would commit those records again.
+    source = GatedSequence(N, pause_after=N // 8)
+    switch = {"armed": False, "fired": False}
+    env = env_for(tmp_path, 2)
+    env.enable_checkpointing(3_600_000)
+    env.set_restart_strategy(RestartStrategies.fixed_delay_restart(1, 0))
+    build_exactly_once(env, source, tmp_path / "out", fail_once_when_armed(switch))
+    client = await env.execute_async("savepoint-failover")
+    with anyio.fail_after(10):
+        while source.paused < 4:
+            await anyio.sleep(0.005)
+    path = await client.trigger_savepoint(str(tmp_path / "savepoints"))
+    with anyio.fail_after(10):  # the savepoint's notification commits the sink
+        while len(read_committed(tmp_path / "out")) < N // 2:
+            await anyio.sleep(0.005)
+    switch["armed"] = True
+    source.gate.set()
+    result = await client.wait()
+    assert switch["fired"] and result.restart_count == 1
+    assert result.restored_from == path
+    assert_committed_exactly_once(tmp_path / "out", N)
+
+
+async def test_stop_with_savepoint_then_restore_latest_resumes_from_it(tmp_path: Path) -> None:
+    source = GatedSequence(N, pause_after=N // 8)
+    env = env_for(tmp_path, 2)
+    env.enable_checkpointing(3_600_000)
+    build_exactly_once(env, source, tmp_path / "out")
+    client = await env.execute_async("stopped")
+    with anyio.fail_after(10):
+        while source.paused < 4:
+            await anyio.sleep(0.005)
+    path = await client.stop_with_savepoint(str(tmp_path / "savepoints"))
+    await client.wait()
+
+    env = env_for(tmp_path, 2)
+    env.enable_checkpointing(3_600_000)
+    build_exactly_once(env, GatedSequence(N), tmp_path / "out")
+    result = await env.execute("stopped", restore="latest")
+    assert result.restored_from == path
+    assert_committed_exactly_once(tmp_path / "out", N)
+
+
+async def _committed_run(tmp_path: Path, name: str, retained: int) -> Path:
+    env = env_for(tmp_path, 2)
+    env.enable_checkpointing(10)
+    env.get_checkpoint_config().set_max_retained_checkpoints(retained)
+    build_exactly_once(env, GatedSequence(2000, delay_s=0.002), tmp_path / "out")
+    result = await env.execute(name)
+    assert result.checkpoints_completed >= 2
+    return tmp_path / "checkpoints" / name
+
+
+def newest_checkpoint(job_dir: Path) -> Path:
+    return max(job_dir.glob("chk-*"), key=lambda p: int(p.name[4:]))
+
+
+@pytest.mark.parametrize("damage", ["metadata lost", "state bit flipped", "metadata unreadable"])
+async def test_restore_latest_refuses_to_rewind_past_what_an_exactly_once_sink_committed(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, damage: str
+) -> None:
+    job_dir = await _committed_run(tmp_path, "committed", retained=2)
+    newest = newest_checkpoint(job_dir)
+    if damage == "metadata lost":
+        (newest / "_metadata").unlink()
+        bad = newest / "_metadata"
+    elif damage == "metadata unreadable":
+        (newest / "_metadata").unlink()
+        (newest / "_metadata").mkdir()  # reading it fails (EISDIR), as a bad sector does (EIO)
+        bad = newest / "_metadata"
+    else:
+        bad = next(newest.glob("op-*.state"))
+        data = bytearray(bad.read_bytes())
+        data[len(data) // 2] ^= 1
+        bad.write_bytes(bytes(data))
+    before = read_committed(tmp_path / "out")
+
+    env = env_for(tmp_path, 2)
+    build_exactly_once(env, GatedSequence(2000), tmp_path / "out")
+    with caplog.at_level(logging.ERROR, logger="streamlet.recovery"):
+        with pytest.raises(CorruptCheckpointError, match="exactly-once sink") as info:
+            await env.execute("committed", restore="latest")
+    assert str(bad) in str(info.value)
+    assert any(
+        f"damaged checkpoint {newest.name[4:]}" in r.getMessage() and str(bad) in r.getMessage()
+        for r in caplog.records
+        if r.levelno == logging.ERROR
+    )
+    assert read_committed(tmp_path / "out") == before  # nothing committed twice
+
+
+async def test_restore_latest_refuses_when_no_valid_checkpoint_is_left(tmp_path: Path) -> None:
+    job_dir = await _checkpointed_run(tmp_path, "nothing-left", retained=1)
+    only = newest_checkpoint(job_dir)
+    for state_file in only.glob("op-*.state"):
+        data = bytearray(state_file.read_bytes())
+        data[len(data) // 2] ^= 1
+        state_file.write_bytes(bytes(data))
+    out: list[Any] = []
+    env = env_for(tmp_path, 2)
+    build(env, GatedSequence(2000), out)
+    with pytest.raises(CorruptCheckpointError, match="no valid checkpoint is left"):
+        await env.execute("nothing-left", restore="latest")
+    assert out == []  # never started from empty state
+
+
+async def test_unreadable_metadata_falls_back_like_corrupt_metadata(tmp_path: Path) -> None:
+    # Without an exactly-once sink both kinds of damage fall back to the older checkpoint.
+    job_dir = await _checkpointed_run(tmp_path, "unreadable")
+    newest = newest_checkpoint(job_dir)
+    (newest / "_metadata").unlink()
+    (newest / "_metadata").mkdir()
+    out: list[Any] = []
+    env = env_for(tmp_path, 2)
+    build(env, GatedSequence(2000), out)
+    result = await env.execute("unreadable", restore="latest")
+    assert result.restored_from is not None and Path(result.restored_from) != newest
+    assert out and all(n == 50 for n in finals(out).values())  # resumed, exact counts
+
+
+async def test_a_start_removes_checkpoints_a_crash_left_without_metadata(tmp_path: Path) -> None:
+    job_dir = await _checkpointed_run(tmp_path, "crashed")
+    newest = newest_checkpoint(job_dir)
+    crash_left = job_dir / f"chk-{int(newest.name[4:]) + 1}"
+    crash_left.mkdir()
+    shutil.copy(next(newest.glob("op-*.state")), crash_left)
+    env = env_for(tmp_path, 2)
+    build(env, GatedSequence(2000), [])
+    result = await env.execute("crashed", restore="latest")
+    assert result.restored_from == str(newest)  # an in-flight checkpoint is not damage
+    assert not crash_left.exists()
