@@ -4,8 +4,8 @@ A local text server (started here) streams lines; the job reads them with
 ``socket_text_stream`` (with its write-ahead log, so the socket is replayable),
 ``flat_map``s them to upper-case words, keys by word and keeps a running count, at
 parallelism 4 with EXACTLY_ONCE checkpoints every 500 ms, into an exactly-once file sink.
-Midway a failure is injected into one counting subtask: the job restores the latest
-checkpoint and goes on. At the end the demo prints the top words, the checkpoint table, and
+A failure is injected into one counting subtask at its second checkpoint, so the first one
+has completed: the job restores it and goes on. At the end the demo prints the top words, the checkpoint table, and
 checks every word's final count against the text the server sent.
 
 With ``--host/--port`` it reads from your own server instead (``nc -lk 9999``); stop it
@@ -147,9 +147,9 @@ async def run_demo(
     env.get_checkpoint_config().set_checkpoint_storage_dir(workdir / "checkpoints")
     env.set_restart_strategy(RestartStrategies.fixed_delay_restart(3, 200))
     if inject_failure and host is None:
-        # Fail one counting subtask about halfway through its share of the words.
-        midway = max(1, sum(expected.values()) // parallelism // 2)
-        inject_faults(env, FaultInjector().fail_record("word-count", midway, subtask=1))
+        # Fail one counting subtask at its second snapshot: the first checkpoint completed
+        # (one at a time), so the restart must restore it, and the check below can tell.
+        inject_faults(env, FaultInjector().fail_snapshot("word-count", 2, subtask=1))
 
     async with anyio.create_task_group() as tg:
         server_host, server_port = host or "127.0.0.1", port or 0
@@ -186,11 +186,18 @@ async def run_demo(
         tg.cancel_scope.cancel()
 
     counts: dict[str, int] = {}
-    for line in read_committed(output_dir):
+    committed = read_committed(output_dir)
+    for line in committed:
         word, _, n = line.rpartition(",")
         counts[word] = max(counts.get(word, 0), int(n))
+    # Final counts come out right after a restart from scratch too; a line committed twice
+    # ("WORD,7" before the failure and again after it) shows that the restart did not
+    # restore the checkpoint the sink had committed.
+    repeated = sorted(line for line, n in Counter(committed).items() if n > 1)
     out.write(f"\nfinished in {result.net_runtime_ms / 1000:.1f} s, ")
-    out.write(f"{result.restart_count} restart(s), {result.checkpoints_completed} checkpoints\n")
+    out.write(f"{result.restart_count} restart(s), {result.checkpoints_completed} checkpoints")
+    restored = result.restored_from
+    out.write(f", last restored from {restored}\n" if restored else "\n")
     out.write("\ntop words:\n")
     for word, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:10]:
         out.write(f"  {word:<12} {n:>8,}\n")
@@ -201,6 +208,14 @@ async def run_demo(
     extra = set(counts) - set(expected)
     if wrong or extra:
         out.write(f"\nFAILED: {len(wrong)} word counts differ, e.g. {list(wrong.items())[:3]}\n")
+        return False
+    if inject_failure and result.restart_count and result.restored_from is None:
+        out.write("\nFAILED: the job restarted without restoring a checkpoint\n")
+        return False
+    if repeated:
+        out.write(
+            f"\nFAILED: {len(repeated)} lines committed twice (not restored), e.g. {repeated[:3]}\n"
+        )
         return False
     out.write(
         f"\ncheck: all {len(expected)} word counts equal the text sent "
