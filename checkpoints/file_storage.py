@@ -226,7 +226,8 @@ class FileCheckpointStorage:
         """Remove ``chk-<n>`` directories without ``_metadata`` whose id is above ``newer_than``.
 
         They are left by a crash or a cancellation in the middle of a checkpoint, which never
-        completed (nothing was committed on them). Ids up to ``newer_than`` are kept even
+        completed (nothing was committed on them). Call it at start, before the coordinator
+        triggers anything: it cannot tell such a directory from one in flight. Ids up to ``newer_than`` are kept even
         without ``_metadata``: a checkpoint that did complete and then lost it is evidence.
 
         :return: the ids removed
@@ -252,8 +253,7 @@ class FileCheckpointStorage:
         except OSError as exc:
             raise CheckpointStorageError(str(self.job_dir), _describe(exc)) from exc
         for checkpoint_id in ids:
-            if checkpoint_id not in self._locations:  # never one this run has in flight
-                await self.discard(checkpoint_id)
+            await self.discard(checkpoint_id)
         return ids
 
     async def read_latest_pointer(self) -> tuple[int, str] | None:

@@ -86,7 +86,8 @@ class CheckpointStorage(Protocol):
         ...
 
     async def discard_incomplete(self, newer_than: int) -> list[int]:
-        """Remove checkpoints without ``_metadata`` above ``newer_than`` (crash-left); ids."""
+        """Remove checkpoints without ``_metadata`` above ``newer_than`` (left by a crash);
+        return their ids. Only at start: one in flight looks the same."""
         ...
 
     async def read_latest_pointer(self) -> tuple[int, str] | None:

@@ -20,6 +20,7 @@ from checkpoints import (
     MemoryCheckpointStorage,
     create_checkpoint_storage,
 )
+from checkpoints.storage_common import scan_latest
 from state.key_groups import KeyGroupRange
 from tests.checkpoints.ckpt_testing import state_bytes
 
@@ -211,6 +212,69 @@ async def test_latest_falls_back_past_missing_state_file(storage):
     assert "missing state file" in str(skipped[0])
     found, _ = await storage.find_latest(before=1)
     assert found is None
+
+
+async def test_the_latest_pointer_names_the_newest_completed_point(storage, tmp_path):
+    assert await storage.read_latest_pointer() is None
+    location1, _ = await write_checkpoint(storage, 1)
+    assert await storage.read_latest_pointer() == (1, location1)
+    target = "memory://sp" if isinstance(storage, MemoryCheckpointStorage) else str(tmp_path)
+    savepoint, _ = await write_checkpoint(storage, 2, kind=CheckpointKind.SAVEPOINT, target=target)
+    assert await storage.read_latest_pointer() == (2, savepoint)
+    await write_checkpoint(storage, 3, complete=False)  # in flight: not completed
+    assert await storage.read_latest_pointer() == (2, savepoint)
+    scan = await scan_latest(storage)
+    assert scan.point.location == savepoint and scan.damaged == []  # a newer savepoint wins
+
+
+async def test_scan_reports_a_completed_checkpoint_that_lost_its_metadata(storage):
+    location1, _ = await write_checkpoint(storage, 1)
+    location2, _ = await write_checkpoint(storage, 2)
+    if isinstance(storage, MemoryCheckpointStorage):
+        del storage.directory(location2)["_metadata"]
+    else:
+        (Path(location2) / "_metadata").unlink()
+    scan = await scan_latest(storage)
+    assert scan.point.location == location1
+    assert [(d.checkpoint_id, "missing _metadata" in d.detail) for d in scan.damaged] == [(2, True)]
+    # Not crash-left: it completed (the pointer says so), so it is kept as evidence.
+    assert await storage.discard_incomplete(2) == []
+    assert await storage.validate(location2) != []
+
+
+async def test_discard_incomplete_removes_only_what_never_completed(storage):
+    await write_checkpoint(storage, 1)
+    await write_checkpoint(storage, 2, complete=False)
+    await write_checkpoint(storage, 3, complete=False)
+    assert await storage.discard_incomplete(2) == [3]
+    with pytest.raises(CheckpointStorageError):  # gone
+        await storage.load_checkpoint(3)
+    with pytest.raises(CorruptCheckpointError, match="missing _metadata"):  # kept
+        await storage.load_checkpoint(2)
+    assert await storage.list_completed() == [1]
+    assert (await scan_latest(storage)).damaged == []  # 2 never completed: no damage
+
+
+async def test_file_unreadable_metadata_is_damage_like_a_corrupt_one(tmp_path):
+    storage = FileCheckpointStorage(tmp_path, "job")
+    await write_checkpoint(storage, 1)
+    location2, _ = await write_checkpoint(storage, 2)
+    (Path(location2) / "_metadata").unlink()
+    (Path(location2) / "_metadata").mkdir()  # EISDIR on read, as a bad sector gives EIO
+    scan = await scan_latest(storage)
+    assert scan.point.checkpoint_id == 1
+    assert len(scan.damaged) == 1 and "unreadable" in scan.damaged[0].detail
+    assert scan.damaged[0].path == str(Path(location2) / "_metadata")
+
+
+async def test_file_pointer_naming_a_foreign_directory_is_refused(tmp_path):
+    storage = FileCheckpointStorage(tmp_path, "job")
+    await write_checkpoint(storage, 1)
+    (storage.job_dir / "_latest").write_bytes(b'{"checkpoint_id": 1, "location": "/etc"}')
+    with pytest.raises(CorruptCheckpointError, match="not checkpoint 1 of this job"):
+        await storage.read_latest_pointer()
+    scan = await scan_latest(storage)
+    assert scan.point.checkpoint_id == 1 and len(scan.damaged) == 1  # unknown: refuse later
 
 
 # --- the file storage ---
