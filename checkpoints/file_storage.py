@@ -227,8 +227,9 @@ class FileCheckpointStorage:
 
         They are left by a crash or a cancellation in the middle of a checkpoint, which never
         completed (nothing was committed on them). Call it at start, before the coordinator
-        triggers anything: it cannot tell such a directory from one in flight. Ids up to ``newer_than`` are kept even
-        without ``_metadata``: a checkpoint that did complete and then lost it is evidence.
+        triggers anything: it cannot tell such a directory from one in flight. Ids up to
+        ``newer_than`` are kept even without ``_metadata``: a checkpoint that did complete
+        and then lost it is evidence.
 
         :return: the ids removed
         :raises CheckpointStorageError: if the job directory cannot be listed or cleaned

@@ -5,8 +5,9 @@ A local text server (started here) streams lines; the job reads them with
 ``flat_map``s them to upper-case words, keys by word and keeps a running count, at
 parallelism 4 with EXACTLY_ONCE checkpoints every 500 ms, into an exactly-once file sink.
 A failure is injected into one counting subtask at its second checkpoint, so the first one
-has completed: the job restores it and goes on. At the end the demo prints the top words, the checkpoint table, and
-checks every word's final count against the text the server sent.
+has completed: the job restores it and goes on. At the end the demo prints the top words,
+the checkpoint table, and checks every word's final count against the text the server sent,
+that the restart restored, and that no line was committed twice.
 
 With ``--host/--port`` it reads from your own server instead (``nc -lk 9999``); stop it
 with Ctrl-C (it then stops with a savepoint-free cancel and prints what it counted).
