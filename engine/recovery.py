@@ -88,8 +88,9 @@ async def _find_latest(
     for problem in scan.damaged:
         which = "the newest" if problem.checkpoint_id is None else problem.checkpoint_id
         logger.error("job %r: damaged checkpoint %s: %s", job_name, which, problem)
-    damage = "; ".join(str(problem) for problem in scan.damaged)
     first = scan.damaged[0]
+    others = [f"{problem.path}: {problem.detail}" for problem in scan.damaged[1:]]
+    damage = f" (also damaged: {'; '.join(others)})" if others else ""
     if exactly_once_sinks:
         raise CorruptCheckpointError(
             first.path,
@@ -97,18 +98,16 @@ async def _find_latest(
             f"{sorted(exactly_once_sinks)} may have committed output of the damaged "
             f"checkpoint, and restoring "
             + ("none" if latest is None else f"the older {latest.location}")
-            + " would commit it again (all damage: "
-            + damage
-            + "); repair it, or restore an explicit checkpoint or savepoint path after "
-            "removing the output committed since it",
+            + f" would commit it again{damage}; repair it, or restore an explicit "
+            "checkpoint or savepoint path after removing the output committed since it",
             checkpoint_id=first.checkpoint_id,
         )
     if latest is None:
         raise CorruptCheckpointError(
             first.path,
             f"{first.detail}; refusing restore='latest': no valid checkpoint is left and "
-            f"starting from empty state would lose the job's state (all damage: {damage}); "
-            f"pass restore=None to start over on purpose",
+            f"starting from empty state would lose the job's state{damage}; start "
+            f"without restore (restore=None, no --restore) to start over on purpose",
             checkpoint_id=first.checkpoint_id,
         )
     logger.error(
