@@ -65,21 +65,21 @@ def _mix(h: int) -> int:
     return h
 
 
+_CHUNK = 10**600  # 600 digits: str() of a chunk stays under every digit limit (>= 640)
+
+
 def _decimal(n: int) -> str:
     """``str(n)``, also beyond ``sys.get_int_max_str_digits()`` (a per-process setting that
     must not make a key hashable in one process and not in another)."""
-    if n.bit_length() <= 2000:  # < 640 digits: under every limit Python allows
+    if n.bit_length() <= 2000:  # at most 603 digits: under every limit Python allows
         return str(n)
     sign, n = ("-", -n) if n < 0 else ("", n)
-    chunks = []
+    chunks: list[int] = []
     while n:
         n, chunk = divmod(n, _CHUNK)
         chunks.append(chunk)
     head = str(chunks.pop())
     return sign + head + "".join(f"{c:0600d}" for c in reversed(chunks))
-
-
-_CHUNK = 10**600
 
 
 def _raw_hash(key: Any) -> int:
