@@ -186,6 +186,8 @@ class DataStream(_NodeHandle):
           ``.name``. Flink refuses enum keys too, as their hash is not stable;
         - other subclasses of the types above (``class UserId(str)``): return the plain
           value;
+        - a str with lone surrogates (left by ``errors="surrogateescape"`` decoding), which
+          a checkpoint cannot write: return bytes or a cleaned str;
         - lists, dicts, sets and other unhashable or process-dependent objects: return a
           tuple.
 

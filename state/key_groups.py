@@ -16,7 +16,8 @@ what to return instead. Accepted are the keys that hash stably *and* that the st
 serializer writes and restores as themselves: str, int, float, bool, bytes, None, and tuples
 and namedtuples of those (a namedtuple whose class can be found by module and name). NaN is
 refused (it is not equal to itself, so it would never find its state again), and so are enum
-members and other subclasses of the accepted types, which cannot be restored as themselves.
+members and other subclasses of the accepted types, which cannot be restored as themselves,
+and strs with lone surrogates, which a checkpoint cannot write.
 The callers (the key_by partitioner, the keyed state backend) memoise key -> key group, so
 these checks run once per distinct key, not per record.
 
@@ -85,7 +86,15 @@ def _decimal(n: int) -> str:
 def _raw_hash(key: Any) -> int:
     t = type(key)
     if t is str:
-        return zlib.crc32(key.encode("utf-8", "surrogatepass"), 0x5F3759DF)
+        try:
+            return zlib.crc32(key.encode("utf-8"), 0x5F3759DF)
+        except UnicodeEncodeError:
+            raise UnusableKeyError(
+                key,
+                "it holds lone surrogates (as decoding with errors='surrogateescape' "
+                "leaves), which a checkpoint cannot write; return the bytes, "
+                "key.encode('utf-8', 'surrogateescape'), or a cleaned str instead",
+            ) from None
     if t is int or t is bool:
         if -(1 << 63) <= key < (1 << 63):
             return zlib.crc32(_pack_q(key), 0x1B873593)

@@ -178,6 +178,7 @@ def test_ints_beyond_the_str_digit_limit_hash_as_if_there_were_none() -> None:
         ((1, Color.RED), r"^key \(1, <Color.RED: 1>\) of type tuple .*its item <Color.RED"),
         (UserId("u"), r"^key 'u' of type UserId .*subclass of str .*str\(key\), instead"),
         ([1, 2], r"^key \[1, 2\] of type list .*return a tuple instead, e.g. tuple\(key\)"),
+        ("a\udcff", r"^key 'a\\udcff' of type str cannot be used: it holds lone surrogates"),
         ({1}, r"^key \{1\} of type set .*tuple\(sorted\(key\)\)"),
         ({"a": 1}, r"^key \{'a': 1\} of type dict cannot be used: return a tuple"),
     ],

@@ -9,6 +9,8 @@ story), not an accident of a refactoring.
 History: the integral floats of magnitude 2**63 and beyond (``2.0**63``, ``1e300``, ...) and
 tuples holding them changed once, on purpose: they hashed apart from the ints they equal
 (``2.0**63 == 2**63``), so one key had two key groups. Every other value is the original.
+(Keys that are now refused, such as NaN, enum members or strs with lone surrogates, had
+values before and have none now; see test_key_groups.py.)
 """
 
 from __future__ import annotations
@@ -30,7 +32,6 @@ GOLDEN: list[tuple[Any, int, int]] = [
     ("\u00e9t\u00e9 \u2603", 1643375742, 126),
     ("\u65e5\u672c\u8a9e", 1639654030, 14),
     ("\U0001f600", 2445667100, 28),
-    ("\ud800", 3816948950, 86),  # a lone surrogate (surrogatepass)
     (0, 3617179760, 112),
     (1, 2666184603, 27),
     (-1, 818027443, 51),
@@ -82,5 +83,5 @@ def test_golden_keys_cover_every_accepted_type() -> None:
 def test_golden_subtasks_at_parallelism_4() -> None:
     # The whole route of a record: key -> key group -> owning subtask.
     owners = [subtask_for_key_group(kg, 4, 128) for _, _, kg in GOLDEN]
-    assert owners == [3, 1, 3, 3, 0, 0, 2, 3, 0, 1, 2, 0, 0, 0, 1, 2, 2, 3, 2, 1, 0, 3, 0, 1,
-                      2, 3, 2, 1, 0, 3, 0, 3, 0, 1, 1, 2, 2, 1, 1]  # fmt: skip
+    assert owners == [3, 1, 3, 3, 0, 0, 3, 0, 1, 2, 0, 0, 0, 1, 2, 2, 3, 2, 1, 0, 3, 0, 1, 2,
+                      3, 2, 1, 0, 3, 0, 3, 0, 1, 1, 2, 2, 1, 1]  # fmt: skip
