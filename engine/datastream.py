@@ -167,8 +167,31 @@ class DataStream(_NodeHandle):
     def key_by(self, key_selector: Any, key_type: Any = None) -> KeyedStream:
         """Partition by key: records with equal keys go to the same subtask, in order.
 
-        The key must have a stable hash (str, int, float, bool, bytes, None or tuples of
-        those); another key fails the job with a TypeError naming it.
+        Keys are compared as dict keys are: ``1``, ``1.0`` and ``True`` are one key, and so
+        are ``2**63`` and ``2.0**63``, or a namedtuple and the plain tuple it equals; equal
+        keys share one key group and one state. A key must hash the same in every process
+        and be restorable from a checkpoint as itself, so ``key_selector`` must return:
+
+        - str, int, float, bool, bytes or None;
+        - a tuple of those, or a namedtuple (``collections.namedtuple`` or
+          ``typing.NamedTuple``) defined at module level, which is restored as its class.
+
+        Refused, at the first record that has such a key, checkpointing or not (the job
+        fails with an error naming the keyed operator, the key, its type and what to
+        return instead):
+
+        - NaN, also inside a tuple: it is not equal to itself, so every record would get
+          a state of its own; map it to None or a string;
+        - enum members (``Enum``, ``IntEnum``, ``StrEnum``): return ``.value`` or
+          ``.name``. Flink refuses enum keys too, as their hash is not stable;
+        - other subclasses of the types above (``class UserId(str)``): return the plain
+          value;
+        - a str with lone surrogates (left by ``errors="surrogateescape"`` decoding), which
+          a checkpoint cannot write: return bytes or a cleaned str;
+        - lists, dicts, sets and other unhashable or process-dependent objects: return a
+          tuple.
+
+        The check runs once per distinct key (keys are memoised), not per record.
         """
         selector = key_selector_of(key_selector)
         return KeyedStream(

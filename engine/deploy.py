@@ -91,6 +91,11 @@ def deploy(
                 router = partitioner.router(
                     i, len(targets), consumer.parallelism, plan.max_parallelism
                 )
+                if hasattr(router, "consumer"):  # key_by: errors name the keyed operator
+                    head = edge.downstream
+                    router.consumer = (
+                        f" in front of operator {head.name!r} (uid {head.operator_uid!r})"
+                    )
                 writers[(id(edge), i)] = OutputWriter(channels, router, settings.batch_size)
 
     subtasks: list[Subtask] = []

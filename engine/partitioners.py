@@ -10,10 +10,11 @@ the per-record work done in comprehensions and slices, not in awaits.
 from __future__ import annotations
 
 import random
+import reprlib
 from collections.abc import Callable
 from typing import Any
 
-from state.key_groups import assign_to_key_group
+from state.key_groups import UnusableKeyError, assign_to_key_group
 
 __all__ = [
     "BroadcastPartitioner",
@@ -21,6 +22,7 @@ __all__ = [
     "ForwardPartitioner",
     "GlobalPartitioner",
     "KeyGroupPartitioner",
+    "KeySelectorError",
     "Partitioner",
     "RebalancePartitioner",
     "RescalePartitioner",
@@ -233,17 +235,24 @@ class CustomPartitioner(Partitioner):
         return _Custom(n_targets, self.partition, self.key_selector)
 
 
-def key_error(key: Any, exc: Exception) -> TypeError:
-    """Build the error for a key selector that returned a key with no stable hash."""
-    return TypeError(
-        f"key selector returned an unusable key {key!r} of type {type(key).__name__}: "
-        f"keys must be hashable and stable across processes (str, int, float, bool, bytes, "
-        f"None or tuples of those) ({exc})"
-    )
+class KeySelectorError(TypeError):
+    """A ``key_by`` key selector failed or returned a key that cannot be used.
+
+    Raised where records are partitioned, which at parallelism > 1 is the upstream
+    operator's subtask; the message names the keyed operator the key_by feeds, because
+    the mistake is in its key selector, not in the upstream operator.
+    """
+
+
+def key_error(key: Any, exc: Exception, consumer: str = "") -> KeySelectorError:
+    """Build the error for a key selector that returned a key that cannot be used."""
+    if not isinstance(exc, UnusableKeyError):
+        exc = UnusableKeyError(key, str(exc))
+    return KeySelectorError(f"key_by{consumer}: {exc}")
 
 
 class _KeyGroups(Router):
-    __slots__ = ("_cache", "_consumers", "_key", "_max_parallelism")
+    __slots__ = ("_cache", "_consumers", "_key", "_max_parallelism", "consumer")
 
     def __init__(self, n: int, key: Callable[[Any], Any], max_parallelism: int) -> None:
         super().__init__(n)
@@ -251,7 +260,11 @@ class _KeyGroups(Router):
         self._consumers = n
         self._max_parallelism = max_parallelism
         # key -> consumer index; bounded so an unbounded key space cannot grow it forever.
+        # Only keys that passed assign_to_key_group's checks get in, so a hit needs none.
         self._cache: dict[Any, int] = {}
+        #: " in front of operator 'name' (uid 'uid')": the keyed consumer, for error
+        #: messages (the deployment sets it).
+        self.consumer = ""
 
     def split(self, records: list[Any]) -> list[list[Any]]:
         n = self.n
@@ -261,11 +274,17 @@ class _KeyGroups(Router):
         get = cache.get
         key_of = self._key
         for record in records:
-            key = key_of(record)
+            try:
+                key = key_of(record)
+            except Exception as exc:
+                raise KeySelectorError(
+                    f"key_by{self.consumer}: the key selector raised {type(exc).__name__}: "
+                    f"{exc} on record {reprlib.repr(record)}"
+                ) from exc
             try:
                 target = get(key)
-            except TypeError as exc:
-                raise key_error(key, exc) from None
+            except TypeError:  # unhashable: _assign raises the error that says why
+                target = None
             if target is None:
                 target = self._assign(key)
             appends[target](record)
@@ -275,7 +294,7 @@ class _KeyGroups(Router):
         try:
             key_group = assign_to_key_group(key, self._max_parallelism)
         except TypeError as exc:
-            raise key_error(key, exc) from None
+            raise key_error(key, exc, self.consumer) from None
         target = key_group * self._consumers // self._max_parallelism
         cache = self._cache
         if len(cache) >= _KEY_CACHE_LIMIT:

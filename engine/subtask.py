@@ -30,7 +30,7 @@ from state.errors import StreamletInternalError
 
 from .channels import Channel, InputGate, Notifier
 from .errors import JobExecutionError
-from .partitioners import Router
+from .partitioners import KeySelectorError, Router
 
 if TYPE_CHECKING:
     from .checkpointing import SubtaskCheckpointer
@@ -162,7 +162,12 @@ class ChainedOperator:
 
     async def forward(self, out: list[Any]) -> None:
         for writer in self.writers:
-            await writer.emit(out)
+            try:
+                await writer.emit(out)
+            except KeySelectorError as exc:
+                # The user's key_by selector ran here, while routing this operator's
+                # output; the message names the keyed operator it feeds.
+                raise self.failure(exc, detail=str(exc)) from exc
         for child in self.children:
             await child.push(out)
 

@@ -8,6 +8,7 @@ deep-copied per instance for the same reason (Flink serializes a copy to every s
 from __future__ import annotations
 
 import copy
+import dataclasses
 import inspect
 from collections.abc import Callable
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import anyio
 
 from state.descriptors import ValueStateDescriptor
+from state.json_codec import is_namedtuple_class
 
 from .base import OperatorContext
 from .core import BatchTransformOperator, KeyedOperator, KeyedStep
@@ -350,21 +352,39 @@ def _field_getter(
         )
 
     def replace(record: Any, value: Any) -> Any:
+        # A new record, never a mutated one: the previous aggregate was already emitted, and
+        # records may be immutable (tuples, namedtuples, frozen dataclasses).
         if isinstance(record, int | float) and not isinstance(record, bool):
             return value
-        if isinstance(record, tuple) and isinstance(position, int):
-            items = list(record)
-            items[position] = value
-            return type(record)(items) if type(record) is tuple else type(record)(*items)
+        if isinstance(record, tuple):
+            if isinstance(position, int):
+                items = list(record)
+                items[position] = value
+                if type(record) is tuple:
+                    return tuple(items)
+                if is_namedtuple_class(type(record)):
+                    return record._make(items)  # type: ignore[attr-defined]
+                return type(record)(items)
+            if is_namedtuple_class(type(record)):
+                return record._replace(**{position: value})  # type: ignore[attr-defined]
         if isinstance(record, list):
             items = list(record)
             items[position] = value  # type: ignore[index]
             return items
         if isinstance(record, dict):
             return {**record, position: value}
-        out = copy.copy(record)
-        setattr(out, position, value)  # type: ignore[arg-type]
-        return out
+        try:
+            if dataclasses.is_dataclass(record) and not isinstance(record, type):
+                return dataclasses.replace(record, **{position: value})  # type: ignore[arg-type]
+            out = copy.copy(record)
+            setattr(out, position, value)  # type: ignore[arg-type]
+            return out
+        except (AttributeError, TypeError, ValueError) as exc:
+            raise TypeError(
+                f"{api}({position!r}) cannot replace field {position!r} of a record of type "
+                f"{type(record).__name__} ({type(exc).__name__}: {exc}); use a dict, tuple, "
+                f"namedtuple or dataclass whose field is an __init__ parameter, or reduce()"
+            ) from exc
 
     return get, replace
 

@@ -12,11 +12,13 @@ whose name starts with ``$`` (``{"$tuple": [...]}``, ``{"$dict": [[k, v], ...]}`
 ``{"$bytes": "<base64>"}``, ...). A user dict that would look like a tag (one str key
 starting with ``$``) is written as ``{"$dict": ...}``, so user data never collides with tags.
 
-Dataclasses round-trip by reference to their class: the class must be importable as
-``module.QualName`` at snapshot time, and on restore it is looked up in ``sys.modules`` only.
-Restoring never imports a module and never runs ``__init__`` or ``__post_init__`` (fields are
-set directly), so a checkpoint directory cannot make streamlet execute code. Any other type
-raises :class:`UnserializableValueError` naming it: nothing is silently converted.
+Dataclasses and namedtuples (``collections.namedtuple``, ``typing.NamedTuple``) round-trip
+by reference to their class: the class must be importable as ``module.QualName`` at
+snapshot time, and on restore it is looked up in ``sys.modules`` only. Restoring never
+imports a module and never runs ``__init__``, ``__post_init__`` or a namedtuple's
+``__new__`` (fields are set directly, or the tuple is built by ``tuple.__new__``), so a
+checkpoint directory cannot make streamlet execute code. Any other type raises
+:class:`UnserializableValueError` naming it: nothing is silently converted.
 """
 
 from __future__ import annotations
@@ -35,7 +37,9 @@ from typing import Any
 __all__ = [
     "UnserializableValueError",
     "from_json",
+    "is_namedtuple_class",
     "is_plain_list",
+    "namedtuple_info",
     "to_json",
 ]
 
@@ -104,11 +108,13 @@ def to_json(value: Any) -> Any:
         return encode(value)
     if is_dataclass(value):
         return _dataclass_to_json(value)
+    if is_namedtuple_class(t):
+        return _namedtuple_to_json(value)
     raise UnserializableValueError(
         f"type {_type_name(t)} is not supported by the default JSON serializer (it handles "
         f"str, int, float, bool, None, bytes, list, tuple, dict, set, frozenset, Decimal, "
-        f"UUID, date/time types and dataclasses of those); pass another serializer to the "
-        f"state descriptor"
+        f"UUID, date/time types, dataclasses and namedtuples of those); pass another "
+        f"serializer to the state descriptor"
     )
 
 
@@ -196,6 +202,49 @@ def _dataclass_to_json(value: Any) -> Any:
     return {"$dataclass": [ref, {n: to_json(getattr(value, n)) for n in names}]}
 
 
+def is_namedtuple_class(cls: type) -> bool:
+    """Return whether ``cls`` is a namedtuple class (a tuple subclass with ``_fields``)."""
+    fields_ = getattr(cls, "_fields", None)
+    return (
+        issubclass(cls, tuple)
+        and type(fields_) is tuple
+        and all(type(name) is str for name in fields_)
+    )
+
+
+# Per namedtuple class: (reference "module:QualName", field names). Filled on first use.
+_NAMEDTUPLE_INFO: dict[type, tuple[str, tuple[str, ...]]] = {}
+
+
+def namedtuple_info(cls: type) -> tuple[str, tuple[str, ...]]:
+    """Return ``(reference, field names)`` of the namedtuple class ``cls``.
+
+    :raises UnserializableValueError: if ``cls`` cannot be found again by its module and
+        qualified name (defined inside a function), so state holding it could not be
+        restored
+    """
+    info = _NAMEDTUPLE_INFO.get(cls)
+    if info is None:
+        if _find_class(cls.__module__, cls.__qualname__) is not cls:
+            raise UnserializableValueError(
+                f"namedtuple {_type_name(cls)} cannot be found by its module and qualified "
+                f"name (is it defined inside a function?), so it could not be restored"
+            )
+        info = (f"{cls.__module__}:{cls.__qualname__}", tuple(cls._fields))  # type: ignore[attr-defined]
+        _NAMEDTUPLE_INFO[cls] = info
+    return info
+
+
+def _namedtuple_to_json(value: Any) -> Any:
+    ref, names = namedtuple_info(type(value))
+    if getattr(value, "__dict__", None):
+        raise UnserializableValueError(
+            f"namedtuple {_type_name(type(value))} instance has attributes that are not "
+            f"fields ({', '.join(sorted(value.__dict__))}), which would be lost"
+        )
+    return {"$namedtuple": [ref, {n: to_json(x) for n, x in zip(names, value, strict=True)}]}
+
+
 # --- Decoding ---
 
 
@@ -261,6 +310,25 @@ def _dataclass_from_json(inner: list[Any]) -> Any:
     return obj
 
 
+def _namedtuple_from_json(inner: list[Any]) -> Any:
+    ref, values = inner
+    module, _, qualname = ref.partition(":")
+    cls = _find_class(module, qualname)
+    if not (isinstance(cls, type) and is_namedtuple_class(cls)):
+        raise _RestoreError(
+            f"cannot restore namedtuple {ref}: it is not loaded (import the module that "
+            f"defines it before restoring)"
+        )
+    names = list(cls._fields)
+    if not isinstance(values, dict) or list(values) != names:
+        raise _RestoreError(
+            f"cannot restore namedtuple {ref}: it has fields {names} but the state holds "
+            f"{list(values) if isinstance(values, dict) else values!r}"
+        )
+    # tuple.__new__, not cls(...): a class's own __new__ is code the checkpoint must not run.
+    return tuple.__new__(cls, [from_json(values[n]) for n in names])
+
+
 def _datetime_from_json(inner: list[Any]) -> datetime:
     return datetime.fromisoformat(inner[0]).replace(fold=inner[1])
 
@@ -286,4 +354,5 @@ _DECODERS: dict[str, Callable[[Any], Any]] = {
     "$time": _time_from_json,
     "$timedelta": lambda v: timedelta(days=v[0], seconds=v[1], microseconds=v[2]),
     "$dataclass": _dataclass_from_json,
+    "$namedtuple": _namedtuple_from_json,
 }

@@ -7,21 +7,40 @@ state is stored per key group, a snapshot written at one parallelism restores at
 with the same ``max_parallelism``.
 
 ``stable_hash`` must give the same value in every process, so it never uses Python's salted
-``hash()``. It must also agree with ``==`` for the keys it accepts (``1 == 1.0 == True`` are
-one dict key, so they hash alike), or one key could land in two key groups.
+``hash()``. It must also agree with ``==`` for the keys it accepts (``1 == 1.0 == True`` and
+``2**63 == 2.0**63`` are one dict key, so they hash alike), or one key could land in two
+key groups.
+
+It is also where a key is accepted or refused, with :class:`UnusableKeyError` saying why and
+what to return instead. Accepted are the keys that hash stably *and* that the state
+serializer writes and restores as themselves: str, int, float, bool, bytes, None, and tuples
+and namedtuples of those (a namedtuple whose class can be found by module and name). NaN is
+refused (it is not equal to itself, so it would never find its state again), and so are enum
+members and other subclasses of the accepted types, which cannot be restored as themselves,
+and strs with lone surrogates, which a checkpoint cannot write.
+The callers (the key_by partitioner, the keyed state backend) memoise key -> key group, so
+these checks run once per distinct key, not per record.
+
+The hash values are part of the checkpoint format (state is stored per key group):
+``tests/state/test_key_groups_golden.py`` pins them.
 """
 
 from __future__ import annotations
 
+import enum
+import reprlib
 import struct
 import zlib
 from dataclasses import dataclass
 from typing import Any
 
+from .json_codec import UnserializableValueError, is_namedtuple_class, namedtuple_info
+
 __all__ = [
     "DEFAULT_MAX_PARALLELISM",
     "UPPER_BOUND_MAX_PARALLELISM",
     "KeyGroupRange",
+    "UnusableKeyError",
     "assign_to_key_group",
     "check_parallelism",
     "key_group_range_for_subtask",
@@ -47,54 +66,150 @@ def _mix(h: int) -> int:
     return h
 
 
+_CHUNK = 10**600  # 600 digits: str() of a chunk stays under every digit limit (>= 640)
+
+
+def _decimal(n: int) -> str:
+    """``str(n)``, also beyond ``sys.get_int_max_str_digits()`` (a per-process setting that
+    must not make a key hashable in one process and not in another)."""
+    if n.bit_length() <= 2000:  # at most 603 digits: under every limit Python allows
+        return str(n)
+    sign, n = ("-", -n) if n < 0 else ("", n)
+    chunks: list[int] = []
+    while n:
+        n, chunk = divmod(n, _CHUNK)
+        chunks.append(chunk)
+    head = str(chunks.pop())
+    return sign + head + "".join(f"{c:0600d}" for c in reversed(chunks))
+
+
 def _raw_hash(key: Any) -> int:
     t = type(key)
     if t is str:
-        return zlib.crc32(key.encode("utf-8", "surrogatepass"), 0x5F3759DF)
+        try:
+            return zlib.crc32(key.encode("utf-8"), 0x5F3759DF)
+        except UnicodeEncodeError:
+            raise UnusableKeyError(
+                key,
+                "it holds lone surrogates (as decoding with errors='surrogateescape' "
+                "leaves), which a checkpoint cannot write; return the bytes, "
+                "key.encode('utf-8', 'surrogateescape'), or a cleaned str instead",
+            ) from None
     if t is int or t is bool:
         if -(1 << 63) <= key < (1 << 63):
             return zlib.crc32(_pack_q(key), 0x1B873593)
-        return zlib.crc32(str(int(key)).encode(), 0x1B873593)
+        return zlib.crc32(_decimal(int(key)).encode(), 0x1B873593)
     if t is float:
-        if key.is_integer() and -(2.0**63) <= key < 2.0**63:
-            return zlib.crc32(_pack_q(int(key)), 0x1B873593)
+        if key.is_integer():
+            # An integral float hashes as the int it equals (2.0**63 == 2**63).
+            if -(2.0**63) <= key < 2.0**63:
+                return zlib.crc32(_pack_q(int(key)), 0x1B873593)
+            return zlib.crc32(_decimal(int(key)).encode(), 0x1B873593)
+        if key != key:
+            raise UnusableKeyError(
+                key,
+                "NaN is not equal to itself, so every record with a NaN key would start a "
+                "state of its own; map NaN to None or a string in the key selector",
+            )
         return zlib.crc32(_pack_d(key), 0x2545F491)
     if t is bytes:
         return zlib.crc32(key, 0x68E31DA4)
     if key is None:
         return 0x3C6EF372
-    if t is tuple:
+    if t is tuple or (isinstance(key, tuple) and _checkpointable_namedtuple(key)):
+        # A namedtuple equals the plain tuple of its fields and hashes like it.
         h = 0x345678
         for item in key:
             h = (h * 1000003) ^ _raw_hash(item)
             h &= _MASK64
         return zlib.crc32(_pack_q(h - (1 << 63)), len(key))
-    if isinstance(key, str | int | float | bytes | tuple):
-        # Subclasses (IntEnum, str enums, namedtuples): hash the plain value they equal.
-        for base in (bool, int, float, str, bytes, tuple):
-            if isinstance(key, base):
-                return _raw_hash(base(key) if base is not tuple else tuple(key))
-    raise TypeError(
-        f"key of type {t.__name__} has no stable hash: keys must be str, int, float, bool, "
-        f"bytes, None or tuples of those, got {key!r}"
+    raise UnusableKeyError(key, _why_unusable(key))
+
+
+def _checkpointable_namedtuple(key: tuple[Any, ...]) -> bool:
+    t = type(key)
+    if not is_namedtuple_class(t):
+        return False
+    try:
+        namedtuple_info(t)
+    except UnserializableValueError as exc:
+        raise UnusableKeyError(
+            key, f"{exc}; define the namedtuple at module level, or return tuple(key)"
+        ) from None
+    return True
+
+
+def _why_unusable(key: Any) -> str:
+    """Say why ``key`` cannot be a key and what to return instead."""
+    if isinstance(key, enum.Enum):
+        return (
+            "enum members are not supported as keys (the state serializer cannot restore "
+            f"them); return its .value ({reprlib.repr(key.value)}) or name "
+            f"({key.name!r}) instead"
+        )
+    for base in (bool, int, float, str, bytes, tuple):
+        if isinstance(key, base):
+            return (
+                f"a subclass of {base.__name__} cannot be restored from a checkpoint as "
+                f"itself; return the plain value, {base.__name__}(key), instead"
+            )
+    if isinstance(key, list):
+        return "lists are mutable and unhashable; return a tuple instead, e.g. tuple(key)"
+    if isinstance(key, set | frozenset):
+        return "return a sorted tuple of the elements instead, e.g. tuple(sorted(key))"
+    if isinstance(key, dict):
+        return "return a tuple of the values that identify the key instead"
+    return "return a str, int, float, bool, bytes, None or a tuple of those instead"
+
+
+class UnusableKeyError(TypeError):
+    """A key that has no stable hash or cannot be checkpointed; ``key`` is the key itself."""
+
+    def __init__(self, key: Any, reason: str) -> None:
+        self.key = key
+        self.reason = reason
+        super().__init__(
+            f"key {reprlib.repr(key)} of type {type(key).__qualname__} cannot be used: "
+            f"{reason} (keys must be str, int, float other than NaN, bool, bytes, None, or "
+            f"tuples or namedtuples of those)"
+        )
+
+
+def _whole(key: Any, exc: UnusableKeyError) -> UnusableKeyError:
+    """Name the whole key when one of its items was refused."""
+    if exc.key is key:
+        return exc
+    item = exc.key
+    return UnusableKeyError(
+        key, f"its item {reprlib.repr(item)} of type {type(item).__qualname__}: {exc.reason}"
     )
 
 
 def stable_hash(key: Any) -> int:
     """Return a 32-bit hash of ``key`` that is identical in every process.
 
-    :raises TypeError: if ``key`` is not a str, int, float, bool, bytes, None or a tuple of
-        those (an unhashable or process-dependent key)
+    Equal keys hash alike (``1 == 1.0 == True``, ``2**63 == 2.0**63``, a namedtuple and the
+    plain tuple it equals), because state tables are dicts: two equal keys are one key.
+
+    :raises UnusableKeyError: (a TypeError) if ``key`` is not a str, int, float, bool, bytes,
+        None or a (named)tuple of those, is NaN, or is an enum member or another subclass
+        of those types, which the state serializer cannot restore as itself
     """
-    return _mix(_raw_hash(key))
+    try:
+        return _mix(_raw_hash(key))
+    except UnusableKeyError as exc:
+        raise _whole(key, exc) from None
 
 
 def assign_to_key_group(key: Any, max_parallelism: int) -> int:
     """Return the key group of ``key``.
 
-    :raises TypeError: if ``key`` has no stable hash (see :func:`stable_hash`)
+    :raises UnusableKeyError: if ``key`` cannot be a key (see :func:`stable_hash`)
     """
-    return _mix(_raw_hash(key)) % max_parallelism
+    try:
+        return _mix(_raw_hash(key)) % max_parallelism
+    except UnusableKeyError as exc:
+        raise _whole(key, exc) from None
 
 
 def subtask_for_key_group(key_group: int, parallelism: int, max_parallelism: int) -> int:

@@ -1,12 +1,15 @@
 from __future__ import annotations
 
+import enum
+import re
 from collections import Counter
 from typing import Any
 
 import pytest
 
-from engine import RuntimeContext
-from engine.partitioners import RescalePartitioner
+from engine import KeyedProcessFunction, RuntimeContext
+from engine.partitioners import KeySelectorError, RescalePartitioner
+from state import ValueStateDescriptor
 from tests.helpers import PARALLELISMS, env_with, run_and_collect
 
 pytestmark = pytest.mark.asyncio
@@ -118,3 +121,137 @@ async def test_key_by_sends_a_key_to_the_subtask_owning_its_key_group(parallelis
     for index, word in out:
         expected = subtask_for_key_group(assign_to_key_group(word, 128), parallelism, 128)
         assert index == expected
+
+
+class Level(enum.IntEnum):
+    LOW = 1
+
+
+class Shape(str, enum.Enum):  # noqa: UP042 - the pre-3.11 spelling users still write
+    ROUND = "round"
+
+
+class RunningCount(KeyedProcessFunction):
+    def open(self, runtime_context: RuntimeContext) -> None:
+        self.count = runtime_context.get_state(ValueStateDescriptor("count"))
+
+    def process_element(self, value: Any, ctx: KeyedProcessFunction.Context) -> Any:
+        n = (self.count.value() or 0) + 1
+        self.count.update(n)
+        yield (ctx.get_current_key(), n)
+
+
+@pytest.mark.parametrize("parallelism", [1, 4])
+async def test_equal_keys_beyond_64_bits_are_one_key(parallelism: int) -> None:
+    # 2**63 == 2.0**63 (and 1e300 == int(1e300)): one dict key, so one state. Round robin
+    # hands each form to another upstream subtask, so no shared memo can hide a hash that
+    # disagrees with ==.
+    keys = [2**63, 2.0**63, 1e300, int(1e300)] * 3
+    env = env_with(parallelism)
+    stream = (
+        env.from_collection(keys)
+        .set_parallelism(1)
+        .rebalance()
+        .map(lambda k: k)
+        .key_by(lambda k: k)
+        .process(RunningCount())
+    )
+    out = await run_and_collect(env, stream)
+    highest: dict[Any, int] = {}
+    for key, n in out:
+        highest[key] = max(highest.get(key, 0), n)
+    assert sorted(highest.values()) == [6, 6]
+
+
+@pytest.mark.parametrize("parallelism", [1, 3])
+@pytest.mark.parametrize(
+    ("key", "says"),
+    [
+        (Level.LOW, r"key <Level.LOW: 1> of type Level .*return its \.value \(1\)"),
+        (Shape.ROUND, r"key <Shape.ROUND: 'round'> of type Shape .*return its \.value"),
+        (float("nan"), r"key nan of type float cannot be used: NaN is not equal to itself"),
+        (("a", float("nan")), r"its item nan of type float"),
+    ],
+    ids=["IntEnum", "str-Enum", "NaN", "NaN-in-tuple"],
+)
+async def test_unusable_keys_fail_the_job_at_the_first_record(
+    parallelism: int, key: Any, says: str
+) -> None:
+    from engine import JobExecutionError
+
+    seen: list[Any] = []
+    env = env_with(parallelism)
+    stream = (
+        env.from_collection(list(range(50)))
+        .set_parallelism(1)
+        .map(lambda i: i)
+        .uid("parse")
+        .key_by(lambda i: key)
+        .process(RunningCount())
+        .uid("counts")
+    )
+    stream.add_sink(seen.append)
+    with pytest.raises(JobExecutionError) as info:
+        await env.execute("bad keys")
+    assert seen == []  # refused at the first record: nothing reached state
+    assert re.search(says, str(info.value))
+    assert "internal error" not in str(info.value)
+    # The keyed operator is named: as the failing operator at parallelism 1, as the
+    # consumer of the key_by where the key was computed upstream at parallelism > 1.
+    if parallelism == 1:
+        assert info.value.operator_uid == "counts"
+    else:
+        assert info.value.operator_uid == "parse"
+        assert "key_by in front of operator 'Keyed Process' (uid 'counts')" in str(info.value)
+
+
+@pytest.mark.parametrize("parallelism", [1, 2, 3])
+async def test_key_selector_errors_name_the_keyed_operator_and_what_to_return(
+    parallelism: int,
+) -> None:
+    from engine import JobExecutionError
+
+    env = env_with(parallelism)
+    (
+        env.from_collection([{"tags": ["a", "b"], "n": 1}])
+        .map(lambda r: r)
+        .uid("parse")
+        .key_by(lambda r: r["tags"])  # a list: unhashable
+        .sum("n")
+        .uid("totals")
+        .add_sink(lambda r: None)
+    )
+    with pytest.raises(JobExecutionError) as info:
+        await env.execute("bad-key")
+    text = str(info.value)
+    assert "internal error" not in text
+    assert "key ['a', 'b'] of type list cannot be used" in text
+    assert "return a tuple instead, e.g. tuple(key)" in text
+    if parallelism == 1:
+        assert info.value.operator_uid == "totals"
+    else:
+        assert "key_by in front of operator 'Sum' (uid 'totals')" in text
+        assert isinstance(info.value.__cause__, KeySelectorError)
+
+
+async def test_a_key_selector_that_raises_upstream_is_not_an_internal_error() -> None:
+    from engine import JobExecutionError
+
+    env = env_with(2)
+    (
+        env.from_collection([{"n": 1}])
+        .map(lambda r: r)
+        .uid("parse")
+        .key_by(lambda r: r["region"])
+        .sum("n")
+        .uid("totals")
+        .add_sink(lambda r: None)
+    )
+    with pytest.raises(JobExecutionError) as info:
+        await env.execute("raising key selector")
+    text = str(info.value)
+    assert "internal error" not in text
+    assert (
+        "key_by in front of operator 'Sum' (uid 'totals'): the key selector raised KeyError" in text
+    )
+    assert isinstance(info.value.__cause__.__cause__, KeyError)  # the user's own exception

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import enum
 import json
 import os
 import subprocess
 import sys
+from collections import namedtuple
+from typing import Any, NamedTuple
 
 import pytest
 
 from state.key_groups import (
     DEFAULT_MAX_PARALLELISM,
     KeyGroupRange,
+    UnusableKeyError,
     assign_to_key_group,
     check_parallelism,
     key_group_range_for_subtask,
@@ -93,6 +97,110 @@ def test_equal_keys_hash_alike() -> None:
     assert assign_to_key_group(1, 128) == assign_to_key_group(1.0, 128)
 
 
+Point = namedtuple("Point", "x y")
+
+
+class Typed(NamedTuple):
+    name: str
+    n: int
+
+
+class Color(enum.IntEnum):
+    RED = 1
+
+
+class Shape(str, enum.Enum):  # noqa: UP042 - the pre-3.11 spelling users still write
+    ROUND = "round"
+
+
+class Size(enum.StrEnum):
+    BIG = "big"
+
+
+class Plain(enum.Enum):
+    A = "a"
+
+
+class UserId(str):
+    pass
+
+
+@pytest.mark.parametrize(
+    "equal",
+    [
+        (2**63, 2.0**63),
+        (-(2**63) - 2048, -(2.0**63) - 2048),
+        (2**64, 2.0**64),
+        (int(1e300), 1e300),
+        ((2**63, "a"), (2.0**63, "a")),
+        (Point(1, "a"), (1, "a"), (1.0, "a")),
+        (Typed("k", 2), ("k", 2), Point("k", 2.0)),
+        ((Point(1, 2), 3), ((1, 2), 3)),
+    ],
+)
+def test_equal_keys_share_a_key_group_beyond_64_bits_and_for_namedtuples(
+    equal: tuple[Any, ...],
+) -> None:
+    # State tables are dicts: keys that are == are one key, so they must hash alike.
+    assert all(k == equal[0] for k in equal)
+    assert len({stable_hash(k) for k in equal}) == 1
+    assert len({assign_to_key_group(k, 128) for k in equal}) == 1
+
+
+def test_ints_beyond_the_str_digit_limit_hash_as_if_there_were_none() -> None:
+    big = 7**6000  # 5071 digits: str() refuses it under the default limit of 4300
+    limit = sys.get_int_max_str_digits()
+    sys.set_int_max_str_digits(0)
+    try:
+        h = stable_hash(big)
+        expected = [stable_hash(k) for k in (10**700 + 1, -(10**700) - 1)]
+    finally:
+        sys.set_int_max_str_digits(limit)
+    assert stable_hash(big) == h
+    sys.set_int_max_str_digits(640)  # the lowest limit Python allows
+    try:
+        assert [stable_hash(k) for k in (10**700 + 1, -(10**700) - 1)] == expected
+        assert stable_hash(float(10**300)) == stable_hash(int(float(10**300)))
+    finally:
+        sys.set_int_max_str_digits(limit)
+
+
+@pytest.mark.parametrize(
+    ("key", "message"),
+    [
+        (float("nan"), r"^key nan of type float cannot be used: NaN is not equal to itself"),
+        (("a", float("nan")), r"^key \('a', nan\) of type tuple .*: its item nan of type float"),
+        (Point(float("nan"), 1), r"^key Point\(x=nan, y=1\) .*: its item nan"),
+        (Color.RED, r"^key <Color.RED: 1> of type Color .*\.value \(1\) or name \('RED'\)"),
+        (Shape.ROUND, r"^key <Shape.ROUND: 'round'> of type Shape .*\.value \('round'\)"),
+        (Plain.A, r"^key <Plain.A: 'a'> of type Plain cannot be used: enum members"),
+        (Size.BIG, r"^key <Size.BIG: 'big'> of type Size cannot be used: enum members"),
+        ((1, Color.RED), r"^key \(1, <Color.RED: 1>\) of type tuple .*its item <Color.RED"),
+        (UserId("u"), r"^key 'u' of type UserId .*subclass of str .*str\(key\), instead"),
+        ([1, 2], r"^key \[1, 2\] of type list .*return a tuple instead, e.g. tuple\(key\)"),
+        ("a\udcff", r"^key 'a\\udcff' of type str cannot be used: it holds lone surrogates"),
+        ({1}, r"^key \{1\} of type set .*tuple\(sorted\(key\)\)"),
+        ({"a": 1}, r"^key \{'a': 1\} of type dict cannot be used: return a tuple"),
+    ],
+)
+def test_unusable_keys_are_refused_saying_why_and_what_to_return(key: Any, message: str) -> None:
+    for check in (stable_hash, lambda k: assign_to_key_group(k, 128)):
+        with pytest.raises(UnusableKeyError, match=message) as info:
+            check(key)
+        assert info.value.key is key
+        assert isinstance(info.value, TypeError)
+
+
+def test_namedtuple_that_cannot_be_restored_is_refused() -> None:
+    Local = namedtuple("Local", "x")  # this module has no attribute Local to find it by
+    with pytest.raises(
+        UnusableKeyError,
+        match=r"^key Local\(x=1\) .*cannot be found by its module and qualified name.*"
+        r"define the namedtuple at module level, or return tuple\(key\)",
+    ):
+        stable_hash(Local(1))
+
+
 def test_different_keys_spread_over_key_groups() -> None:
     groups = {assign_to_key_group(i, 128) for i in range(1000)}
     assert len(groups) == 128
@@ -102,7 +210,7 @@ def test_different_keys_spread_over_key_groups() -> None:
 
 @pytest.mark.parametrize("key", [[1], {"a": 1}, {1}, object(), 1j])
 def test_keys_without_stable_hash_raise_type_error(key: object) -> None:
-    with pytest.raises(TypeError, match=r"has no stable hash"):
+    with pytest.raises(UnusableKeyError, match=r"^key .* cannot be used: "):
         stable_hash(key)
 
 

@@ -122,6 +122,9 @@ FAITHFUL_VALUES: list[Any] = [
     Point(1, 2.0, ["a"]),
     Frozen((1, "a"), Point(2, 3.5)),
     [Point(1, 1.0), {"p": Frozen((0, ""))}],
+    Pair(1, "a"),
+    Pair(Pair(1, 2), (3, b"x")),
+    {Pair("k", 1): [Pair(None, 2.5)]},
 ]
 
 
@@ -175,6 +178,7 @@ def test_dict_key_order_is_kept() -> None:
         ({"k": [1, 2.5, 2**65]}, "pt"),
         ({b"k": 1}, "tp"),
         ({"k": 1, "j": "a", "l": [1]}, "pt"),
+        ({Pair("eu", 1): Pair("eu", 3)}, "tt"),
         ({}, "pp"),
     ],
 )
@@ -229,6 +233,40 @@ def test_dataclass_with_non_field_attributes_is_refused() -> None:
         to_json(value)
 
 
+def test_local_namedtuple_is_refused() -> None:
+    Local = namedtuple("Local", "x")  # this module has no attribute Local to find it by
+    with pytest.raises(
+        UnserializableValueError,
+        match=r"^namedtuple .*Local cannot be found by its module and qualified name",
+    ):
+        to_json(Local(1))
+
+
+class Guarded(namedtuple("Guarded", "a b")):
+    __slots__ = ()
+    made = 0
+
+    def __new__(cls, a: Any, b: Any) -> Guarded:
+        Guarded.made += 1
+        return super().__new__(cls, a, b)
+
+
+def test_namedtuple_restore_never_runs_new_and_checks_fields() -> None:
+    data = orjson.loads(orjson.dumps(to_json(Guarded(1, (2,)))))
+    before = Guarded.made
+    restored = from_json(data)
+    assert Guarded.made == before
+    assert_same(restored, Guarded(1, (2,)))
+    assert "antigravity" not in sys.modules
+    with pytest.raises(ValueError, match=r"^cannot restore namedtuple antigravity:Fly: it is not"):
+        from_json({"$namedtuple": ["antigravity:Fly", {}]})
+    assert "antigravity" not in sys.modules
+    with pytest.raises(ValueError, match=r"it has fields \['a', 'b'\] but the state holds"):
+        from_json({"$namedtuple": [f"{__name__}:Pair", {"b": 1, "a": 2}]})
+    with pytest.raises(ValueError, match=r"^cannot restore namedtuple .*:Point: it is not"):
+        from_json({"$namedtuple": [f"{__name__}:Point", {"x": 1, "y": 2.0, "tags": []}]})
+
+
 def test_dataclass_restore_never_imports_and_checks_fields() -> None:
     assert "antigravity" not in sys.modules
     with pytest.raises(
@@ -254,7 +292,6 @@ def test_dataclass_restore_does_not_run_init() -> None:
         (Level.LOW, "tests.state.test_state_serde.Level"),
         (defaultdict(int), "collections.defaultdict"),
         (OrderedDict(a=1), "collections.OrderedDict"),
-        (Pair(1, 2), "tests.state.test_state_serde.Pair"),
         ([1, {"a": (object(),)}], "object"),
         (range(3), "range"),
     ],

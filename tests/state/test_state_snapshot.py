@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import copy
+import enum
 import gc
 import json
 import random
+from collections import namedtuple
 from typing import Any
 
 import anyio
@@ -455,3 +457,43 @@ def test_restore_at_different_parallelism(new_parallelism: int) -> None:
 def test_keys_of_unknown_state_raises() -> None:
     with pytest.raises(StateError, match=r"^operator 'op' has no registered state 'nope'$"):
         make_backend().keys("nope")
+
+
+Sale = namedtuple("Sale", "region amount")
+
+
+@pytest.mark.parametrize("new_parallelism", [1, 3])
+def test_namedtuple_keys_and_values_restore_as_themselves_at_another_parallelism(
+    new_parallelism: int,
+) -> None:
+    keys = [Sale(f"r{i}", i) for i in range(60)]
+    chunks = _write_at(2, keys)
+    seen: list[Any] = []
+    for subtask in range(new_parallelism):
+        backend = make_backend(subtask, new_parallelism)
+        backend.restore(chunks)
+        value = backend.get_state(ValueStateDescriptor("v"))
+        for key in backend.keys("v"):
+            assert type(key) is Sale
+            backend.set_current_key(key)
+            assert_same(value.value(), key)
+            # The plain tuple equal to the key is the same key: same key group, same state.
+            backend.set_current_key(tuple(key))
+            assert_same(value.value(), key)
+        seen.extend(backend.keys("v"))
+    assert sorted(seen) == sorted(keys)
+
+
+def test_keys_state_could_not_restore_are_refused_before_any_state_is_written() -> None:
+    class Color(enum.IntEnum):
+        RED = 1
+
+    backend = make_backend()
+    state = backend.get_state(ValueStateDescriptor("v"))
+    for key in (Color.RED, float("nan")):
+        with pytest.raises(TypeError, match=r"cannot be used"):
+            backend.set_current_key(key)
+    assert backend.get_current_key() is None
+    with pytest.raises(StateError, match=r"^no current key"):
+        state.value()
+    assert backend.snapshot_sync().key_groups() == []
