@@ -385,6 +385,55 @@ def test_splitter_every_chunking(delimiter: str, data: str, expected: list[str])
         assert lines + got == expected, (cut1, cut2)
 
 
+def _split_every_way(
+    source: SocketTextStreamSource, raw: bytes
+) -> list[tuple[list[str], SocketSourceError | None]]:
+    """Feed ``raw`` cut in three pieces every way; per chunking the lines and first error."""
+    outcomes = []
+    for cut1, cut2 in itertools.combinations(range(len(raw) + 1), 2):
+        splitter = _LineSplitter(source, 1)
+        lines: list[str] = []
+        error = None
+        for chunk in (raw[:cut1], raw[cut1:cut2], raw[cut2:]):
+            got, error = splitter.feed(chunk)
+            lines += got
+            if error is not None:
+                break
+        else:
+            got, error = splitter.finish()
+            lines += got
+        outcomes.append((lines, error))
+    return outcomes
+
+
+@pytest.mark.parametrize(
+    ("delimiter", "ending"),
+    [("\n", b"\n"), ("\n", b"\r\n"), ("\r\n", b"\r\n"), ("<END>", b"<END>")],
+)
+def test_max_line_length_excludes_the_delimiter_however_the_bytes_arrive(
+    delimiter: str, ending: bytes
+) -> None:
+    # The limit counts line bytes only: not a delimiter split across reads, nor the "\r"
+    # of CRLF input that the "\n" delimiter drops.
+    source = SocketTextStreamSource("h", 1, delimiter, max_line_length=10)
+    exact = b"0123456789" + ending
+    for lines, error in _split_every_way(source, exact + exact):
+        assert (lines, error) == (["0123456789", "0123456789"], None)
+    # One byte more is refused, however it arrives, and the message counts line bytes.
+    for lines, error in _split_every_way(source, b"ok" + ending + b"0123456789X" + ending):
+        assert lines == ["ok"]
+        assert error is not None
+        assert str(error).endswith("max_line_length=10 bytes: 11 bytes without a delimiter")
+
+
+async def test_max_line_length_over_a_connection_excludes_the_delimiter() -> None:
+    # The splitter test above covers every chunking; this one goes through the session.
+    writes = [b"0123456789\r", b"\n0123456789\r\n"]
+    for delimiter in ("\r\n", "\n"):
+        lines = await _lines_from(writes, delimiter=delimiter, max_line_length=10)
+        assert lines == ["0123456789", "0123456789"]
+
+
 def _check_text(splitter: _LineSplitter, lines: list[str]) -> None:
     """When the splitter offers the received bytes as the lines' text, they must be it."""
     if splitter.text is not None:
