@@ -502,3 +502,23 @@ def test_argument_errors() -> None:
         kwargs: dict[str, Any] = {"host": "localhost", "port": 9999, **overrides}
         with pytest.raises(ValueError, match=message):
             SocketTextStreamSource(**kwargs)
+
+
+async def test_job_delivers_the_lines_before_an_undecodable_one_then_fails() -> None:
+    from engine import JobExecutionError, StreamExecutionEnvironment
+
+    got: list[str] = []
+
+    async def enrich(line: str) -> str:  # an awaiting step after the source
+        await anyio.sleep(0)
+        return line
+
+    async with _server() as server, anyio.create_task_group() as tg:
+        tg.start_soon(_serve_once, server, b"line0\nline1\n\xff\xfebad\nline3\n")
+        env = StreamExecutionEnvironment.get_execution_environment()
+        env.socket_text_stream("127.0.0.1", server.port).map(enrich).add_sink(got.append)
+        with anyio.fail_after(TIMEOUT_S), pytest.raises(JobExecutionError) as info:
+            await env.execute("socket")
+    assert got == ["line0", "line1"]
+    assert isinstance(info.value.__cause__, SocketSourceError)
+    assert "cannot decode line 3" in str(info.value.__cause__)
