@@ -56,6 +56,19 @@ _SOURCE_BATCHES = 4
 
 
 @dataclass(frozen=True, slots=True)
+class _ReaderFailed:
+    """A fetcher's reader raised: queued behind the batches it returned before.
+
+    The fetcher does not raise itself: that would cancel the subtask loop (their task
+    group) while batches already fetched wait in the channel or sit in an awaiting step of
+    the chain, and those records would be lost. The loop raises ``error`` when it reaches
+    this item, after it forwarded every earlier batch.
+    """
+
+    error: Exception
+
+
+@dataclass(frozen=True, slots=True)
 class SubtaskSettings:
     """Knobs shared by every subtask of a job attempt."""
 
@@ -402,18 +415,25 @@ class Subtask:
         batch_size = self.settings.batch_size
         if not self.writers:
             batch_size *= _SOURCE_BATCHES
+        call = self.root.call
         try:
-            await self.root.call(reader.open)
-            while True:
-                batch = await self.root.call(lambda: reader.read_batch(batch_size))
-                if batch is None:
-                    break
-                if batch:
-                    position = reader.position()
-                    await channel.send((batch, position))
-            # A reader may have moved past input it did not emit (TestingSource's EOF
-            # marker): checkpoint its final position, so a later run resumes after it.
-            await channel.send(([], reader.position()))
+            try:
+                await call(reader.open)
+                while True:
+                    batch = await call(lambda: reader.read_batch(batch_size))
+                    if batch is None:
+                        break
+                    if batch:
+                        position = await call(lambda: _position(reader))
+                        await channel.send((batch, position))
+                # A reader may have moved past input it did not emit (TestingSource's EOF
+                # marker): checkpoint its final position, so a later run resumes after it.
+                final = await call(lambda: _position(reader))
+            except Exception as exc:
+                # Records returned before the error are delivered first (see _ReaderFailed).
+                await channel.send(_ReaderFailed(exc))
+                return
+            await channel.send(([], final))
             await channel.send(EndOfPartition())
         finally:
             with anyio.CancelScope(shield=True):
@@ -434,7 +454,12 @@ class Subtask:
             advance(split_index, position)
 
         async def on_end(split_index: int, event: Any) -> bool:
-            return True  # a fetcher sends only EndOfPartition, once its split is exhausted
+            if type(event) is _ReaderFailed:
+                # Every batch the reader returned before it failed is forwarded by now;
+                # push it out of the output buffers too, then fail.
+                await self.flush()
+                raise event.error
+            return True  # otherwise EndOfPartition, once the split is exhausted
 
         await self._drain(gate, on_batch, on_end)
         await self.on_sources_finished()
@@ -469,6 +494,10 @@ def _hand_over_gil() -> None:
     completed under a fast source showed it). Sleeping 50 µs outlasts the wake-up.
     """
     time.sleep(_GIL_HANDOFF_S)
+
+
+async def _position(reader: SourceReader[Any]) -> Any:
+    return reader.position()
 
 
 async def _create(source: Any, split: Any, position: Any) -> SourceReader[Any]:

@@ -41,7 +41,7 @@ import anyio
 import anyio.to_thread
 
 from ..base import OperatorContext
-from .two_phase import TwoPhaseCommitSink
+from .two_phase import TwoPhaseCommitSink, check_plain_name
 
 __all__ = ["FileSink", "read_committed"]
 
@@ -51,6 +51,9 @@ _HIDDEN_SUFFIX = ".inprogress"
 #: Encoded batches at least this large are written from a worker thread; smaller ones go
 #: into the file's buffer directly (a memory copy, rarely a page-cache write).
 _THREAD_WRITE_BYTES = 64 * 1024
+_TRANSACTION_KEYS = frozenset({"name", "hidden", "stem", "suffix", "counter", "records"})
+#: Largest counter accepted from restored state (a writer never gets near it).
+_MAX_COUNTER = 10**12
 
 
 class FileSink(TwoPhaseCommitSink[Any, dict[str, Any]]):
@@ -70,7 +73,10 @@ class FileSink(TwoPhaseCommitSink[Any, dict[str, Any]]):
     pending transactions (or finds them renamed already) and deletes those of in-progress
     ones, plus any later hidden file of the same old writer (written after the restored
     checkpoint). Records written after the restored checkpoint never become visible; the
-    sources replay them into new part files.
+    sources replay them into new part files. Restored transactions are untrusted: before
+    any commit or abort each must name plain files of this sink's pattern (its prefix and
+    suffix) directly inside ``directory`` (:meth:`validate_restored_transaction`), and a
+    commit refuses a hidden file that is a symlink.
 
     :param directory: where part files go; created (with parents) if missing
     :param prefix: start of every part file name; must not start with a dot
@@ -202,6 +208,46 @@ class FileSink(TwoPhaseCommitSink[Any, dict[str, Any]]):
         """Close and delete the hidden file, if there is one."""
         await anyio.to_thread.run_sync(_discard, self._files, transaction["hidden"], self.directory)
 
+    def validate_restored_transaction(self, transaction: Any) -> None:
+        """Accept only a transaction this sink could have begun: its own naming, no paths.
+
+        Restored names are joined to the directory, renamed and deleted, so each must be a
+        plain name of this sink's pattern (``<prefix>-<subtask>-<writer id>-<counter>
+        <suffix>`` and its hidden twin), consistent with the stem, counter and suffix
+        stored next to it. A checkpoint written with another prefix or suffix is refused:
+        restore it with the ones it was written with.
+
+        :raises TypeError: if the transaction or a field has the wrong type
+        :raises ValueError: if a field is out of range or a name is not this sink's
+        """
+        if not isinstance(transaction, dict):
+            raise TypeError(f"a FileSink transaction is a dict, got {type(transaction).__name__}")
+        if set(transaction) != _TRANSACTION_KEYS:
+            raise ValueError(f"a FileSink transaction has the keys {sorted(_TRANSACTION_KEYS)}")
+        counter, records = transaction["counter"], transaction["records"]
+        if type(counter) is not int or not 0 <= counter <= _MAX_COUNTER:
+            raise ValueError(f"counter must be an int in 0..{_MAX_COUNTER}, got {counter!r:.80}")
+        if type(records) is not int or records < 0:
+            raise ValueError(f"records must be a non-negative int, got {records!r:.80}")
+        if transaction["suffix"] != self.suffix:
+            raise ValueError(
+                f"suffix {transaction['suffix']!r:.80} is not this sink's suffix {self.suffix!r}"
+            )
+        name = check_plain_name(transaction["name"], "the part file name")
+        hidden = check_plain_name(transaction["hidden"], "the hidden file name")
+        stem = check_plain_name(transaction["stem"], "the part file stem", self._stem_pattern())
+        expected = f"{stem}{counter:06d}{self.suffix}"
+        if name != expected:
+            raise ValueError(f"the part file name {name!r:.200} should be {expected!r}")
+        if hidden != f".{expected}{_HIDDEN_SUFFIX}":
+            raise ValueError(
+                f"the hidden file name {hidden!r:.200} should be {f'.{expected}{_HIDDEN_SUFFIX}'!r}"
+            )
+
+    def _stem_pattern(self) -> re.Pattern[str]:
+        # The stem begin_transaction builds: prefix, subtask index, 8 hex digits of writer id.
+        return re.compile(rf"{re.escape(self.prefix)}-(0|[1-9][0-9]{{0,5}})-[0-9a-f]{{8}}-")
+
     async def recover_and_abort(self, transaction: dict[str, Any]) -> None:
         """Abort, and delete the hidden files the same old writer began after it.
 
@@ -332,6 +378,10 @@ def _commit(directory: Path, transaction: dict[str, Any], recovering: bool) -> N
     if not transaction["records"]:
         _unlink(hidden)  # an empty transaction publishes nothing
         return
+    if hidden.is_symlink():
+        # The sink creates regular files only; publishing a planted link would expose
+        # whatever it points to under a part file's name.
+        raise ValueError(f"refusing to commit {hidden}: it is a symlink, not this sink's file")
     if hidden.exists():
         if final.exists():
             raise FileExistsError(

@@ -28,6 +28,13 @@ dict per transaction, written whole at every ``snapshot_state``::
 and any older one whose notification was missed); the single ``in_progress`` entry is the
 transaction begun at checkpoint ``7``, whose records come after the barrier.
 
+Restored state is untrusted input (whoever can write the checkpoint directory wrote it,
+checksums included): before a restored writer commits or aborts anything, it checks the
+shape of every entry and hands every transaction to
+:meth:`TwoPhaseCommitSink.validate_restored_transaction`; one bad entry fails the restore
+with :class:`RestoredTransactionError`, and nothing is committed or aborted. Sinks whose
+transactions name files build that check from :func:`check_plain_name`.
+
 Why even-split list state and not union state: on a restore at another parallelism every
 entry must be handled by exactly one subtask. Even split hands each entry to exactly one new
 subtask; union state would hand every entry to every subtask, so each transaction would be
@@ -39,6 +46,8 @@ from __future__ import annotations
 import copy
 import inspect
 import logging
+import os
+import re
 from abc import abstractmethod
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -54,9 +63,11 @@ from .base import Sink, SinkWriter
 __all__ = [
     "TRANSACTIONS_STATE",
     "TXN",
+    "RestoredTransactionError",
     "TwoPhaseCommitSink",
     "TwoPhaseCommitSinkWriter",
     "TwoPhaseCommitStatistics",
+    "check_plain_name",
 ]
 
 logger = logging.getLogger("streamlet.sinks")
@@ -69,6 +80,37 @@ TRANSACTIONS_STATE = "two-phase-commit-transactions"
 
 _PENDING = "pending"
 _IN_PROGRESS = "in_progress"
+
+
+class RestoredTransactionError(StateError):
+    """A transaction in restored state failed validation; nothing was committed or aborted."""
+
+
+def check_plain_name(value: object, what: str, pattern: re.Pattern[str] | None = None) -> str:
+    """Return ``value`` if it is a plain file name, else raise saying why.
+
+    For :meth:`TwoPhaseCommitSink.validate_restored_transaction`: a name read from a
+    checkpoint is joined to the sink's directory only after this check, so it cannot reach
+    outside it. A plain name is a non-empty str, not ``.`` or ``..``, without a path
+    separator or NUL (so not absolute either), and, when ``pattern`` is given, one that
+    ``pattern`` matches in full (the sink's own naming scheme). It names an entry directly
+    inside the directory; whether that entry may be a symlink is the sink's decision.
+
+    :param what: what the name is, for the message (``"the pending file name"``)
+    :raises TypeError: if ``value`` is not a str
+    :raises ValueError: if it is not a plain name or does not match ``pattern``
+    """
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be a str, got {type(value).__name__} {value!r:.80}")
+    if value in ("", ".", ".."):
+        raise ValueError(f"{what} {value!r} is not a file name")
+    if "/" in value or os.sep in value or (os.altsep and os.altsep in value) or "\0" in value:
+        raise ValueError(f"{what} {value!r:.200} holds a path separator or NUL")
+    if pattern is not None and pattern.fullmatch(value) is None:
+        raise ValueError(
+            f"{what} {value!r:.200} does not follow this sink's naming ({pattern.pattern})"
+        )
+    return value
 
 
 async def _call(fn: Callable[..., Any], *args: Any) -> Any:
@@ -100,6 +142,10 @@ class TwoPhaseCommitSink(Sink, Generic[IN, TXN]):
     replayed by the sources. Pending transactions of checkpoints newer than the restored one
     are in no restored state: the in-progress entry they started as is aborted instead.
     ``close()`` aborts only the current transaction; pending ones are left for a restore.
+
+    Restored transactions come from disk and are untrusted: override
+    :meth:`validate_restored_transaction` to check them before any of them is committed or
+    aborted (a handle that names a path, a table or an amount must be checked there).
 
     :param commit_on_end_of_input: what ``end_input`` does with the current transaction:
         ``None`` (default) pre-commits and commits it when it holds records; ``True`` always
@@ -180,6 +226,19 @@ class TwoPhaseCommitSink(Sink, Generic[IN, TXN]):
     def abort(self, transaction: TXN) -> Awaitable[None] | None:
         """Discard ``transaction``; idempotent, and tolerant of a transaction that left no
         trace (never written to, or already aborted)."""
+
+    def validate_restored_transaction(self, transaction: Any) -> None:
+        """Check one transaction handle read from a checkpoint; raise if it is not one of ours.
+
+        Called on every restored handle (pending and in-progress) before the first
+        :meth:`recover_and_commit` or :meth:`recover_and_abort`: a checkpoint directory can
+        be written by others, and a handle used as a path, a query or a size unchecked lets
+        them act through the sink. Raise ``ValueError`` or ``TypeError`` saying what is
+        wrong; the restore then fails with :class:`RestoredTransactionError` naming the
+        operator and the value, and nothing is committed or aborted. Name checks can use
+        :func:`check_plain_name`. The default accepts everything: a sink whose handles
+        name outside resources should override it.
+        """
 
     def recover_and_commit(self, transaction: TXN) -> Awaitable[None] | None:
         """Commit a pending ``transaction`` found in restored state (default: :meth:`commit`).
@@ -364,23 +423,36 @@ class TwoPhaseCommitSinkWriter(SinkWriter, Generic[IN, TXN]):
         return entries
 
     async def _recover(self, entries: list[Any]) -> None:
+        # Validate everything before acting on anything: one forged entry must not get a
+        # commit or an abort of the entries before it.
         to_commit: list[tuple[int, Any, int]] = []
         to_abort: list[Any] = []
         for entry in entries:
             try:
+                if not isinstance(entry, dict):
+                    raise TypeError(f"an entry must be a dict, got {type(entry).__name__}")
                 status = entry["status"]
-                checkpoint_id = entry["checkpoint_id"]
+                checkpoint_id = _count(entry["checkpoint_id"], "checkpoint_id")
                 handle = entry["transaction"]
                 if status == _PENDING:
-                    to_commit.append((checkpoint_id, handle, entry["records"]))
+                    to_commit.append((checkpoint_id, handle, _count(entry["records"], "records")))
                 elif status == _IN_PROGRESS:
                     to_abort.append(handle)
                 else:
                     raise ValueError(f"unknown status {status!r}")
             except (TypeError, KeyError, ValueError) as exc:
-                raise StateError(
+                raise RestoredTransactionError(
                     f"operator {self.ctx.operator_uid!r}: malformed two-phase-commit entry "
-                    f"{entry!r} in restored state: {exc}"
+                    f"{entry!r:.300} in restored state: {exc}; nothing was committed or "
+                    f"aborted (was the checkpoint written by this job?)"
+                ) from exc
+            try:
+                self.sink.validate_restored_transaction(handle)
+            except (TypeError, ValueError) as exc:
+                raise RestoredTransactionError(
+                    f"operator {self.ctx.operator_uid!r}: refusing restored {status} "
+                    f"transaction {handle!r:.300} of checkpoint {checkpoint_id}: {exc}; nothing "
+                    f"was committed or aborted (was the checkpoint written by this job?)"
                 ) from exc
         # Oldest first: a lower id is never committed after a higher one. The sort is
         # stable, so entries of one old subtask keep their order.
@@ -394,3 +466,10 @@ class TwoPhaseCommitSinkWriter(SinkWriter, Generic[IN, TXN]):
             await _call(self.sink.recover_and_abort, handle)
             self._aborted += 1
             self._recovered_aborted += 1
+
+
+def _count(value: Any, what: str) -> int:
+    """Return ``value`` if it is a non-negative int (a checkpoint id, a record count)."""
+    if type(value) is not int or value < 0:
+        raise ValueError(f"{what} must be a non-negative int, got {value!r:.80}")
+    return value

@@ -81,6 +81,9 @@ class SourceReader(ABC, Generic[OUT]):
         :return: a non-empty list of records, or ``None`` when the split is exhausted and
             will never produce again (bounded input). An unbounded split never returns None
             unless its input ended for good (a closed socket with no retries left).
+        :raises Exception: to fail the job; the records returned by earlier calls reach
+            downstream first (the engine queues the failure behind them), so a reader that
+            finds bad input returns the good records before it and raises on the next call.
         """
 
     @abstractmethod

@@ -57,7 +57,10 @@ class _LineSplitter:
         self._delimiter = delimiter = source.delimiter.encode(source.encoding)
         self._overlapping = any(delimiter[:k] == delimiter[-k:] for k in range(1, len(delimiter)))
         self._text_delimiter = source.delimiter
-        self._strip_cr = source.delimiter == "\n"
+        self._strip_cr = strip_cr = source.delimiter == "\n"
+        # The bytes that end a line: a "\r" before a "\n" delimiter is dropped with it, so
+        # neither counts against max_line_length.
+        self._ending = b"\r" + delimiter if strip_cr else delimiter
         self._max = source.max_line_length
         self._encoding = source.encoding
         self._errors = source.errors
@@ -115,8 +118,19 @@ class _LineSplitter:
         return lines, error
 
     def _check_partial(self) -> SocketSourceError | None:
-        if len(self._buffer) > self._max:
-            return self._too_long(len(self._buffer), self._lines + 1)
+        buffer = self._buffer
+        if len(buffer) <= self._max:
+            return None
+        # The unfinished line may end with the start of its line ending (a delimiter split
+        # across reads, or the "\r" of a CRLF): those bytes are not line bytes yet.
+        ending = self._ending
+        length = len(buffer)
+        for k in range(len(ending) - 1, 0, -1):
+            if buffer.endswith(ending[:k]):
+                length -= k
+                break
+        if length > self._max:
+            return self._too_long(length, self._lines + 1)
         return None
 
     def _too_long(self, seen: int, line: int) -> SocketSourceError:
@@ -133,11 +147,13 @@ class _LineSplitter:
         if len(region) > self._max + len(delimiter):
             # Rare: only a long region can hold an over-long line; find the first one.
             parts = region.split(delimiter)[:-1]
+            strip_cr = self._strip_cr
             for i, part in enumerate(parts):
-                if len(part) > self._max:
+                length = len(part) - 1 if strip_cr and part.endswith(b"\r") else len(part)
+                if length > self._max:
                     good = delimiter.join(parts[:i]) + delimiter if i else b""
                     lines, error = self._decode_lines(good, base) if good else ([], None)
-                    return lines, error or self._too_long(len(part), self._lines + 1)
+                    return lines, error or self._too_long(length, self._lines + 1)
         return self._decode_lines(region, base)
 
     def _decode_lines(self, region: bytes, base: int) -> tuple[list[str], SocketSourceError | None]:

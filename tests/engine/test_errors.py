@@ -2,11 +2,13 @@ from __future__ import annotations
 
 import gc
 import warnings
+from typing import Any
 
 import anyio
 import pytest
 
 from engine import JobCancelledError, JobExecutionError, JobStatus
+from operators.sources.base import Source, SourceReader
 from tests.helpers import env_with, run_and_collect
 
 pytestmark = pytest.mark.asyncio
@@ -160,3 +162,51 @@ async def test_cancel_right_after_execute_async_ends_canceled() -> None:
     client = await env.execute_async("cancel at once")
     await client.cancel()
     assert client.status is JobStatus.CANCELED
+
+
+class _FailingAfterRecords(Source[int]):
+    """Each split's reader returns two batches, then raises ``Boom``."""
+
+    name = "Failing Source"
+
+    def create_splits(self, parallelism: int) -> list[Any]:
+        return list(range(parallelism))
+
+    def create_reader(self, split: Any, position: Any | None) -> SourceReader[int]:
+        return _FailingReader(split)
+
+
+class _FailingReader(SourceReader[int]):
+    def __init__(self, split: int) -> None:
+        self.batches = [[split * 100 + i for i in range(3)], [split * 100 + 3]]
+        self.returned = 0
+
+    async def read_batch(self, max_records: int) -> list[int] | None:
+        if self.batches:
+            batch = self.batches.pop(0)
+            self.returned += len(batch)
+            return batch
+        raise Boom("reader broke")
+
+    def position(self) -> Any:
+        return self.returned
+
+
+@pytest.mark.parametrize("parallelism", [1, 2])
+async def test_records_a_reader_returned_before_it_raised_reach_the_sink(parallelism: int) -> None:
+    # The fetcher reads ahead; its failure used to cancel the subtask loop while the
+    # batches before it were still in the channel or inside an awaiting step.
+    got: list[int] = []
+
+    async def enrich(x: int) -> int:
+        for _ in range(3):
+            await anyio.sleep(0)
+        return x
+
+    env = env_with(parallelism)
+    env.from_source(_FailingAfterRecords()).uid("failing").map(enrich).add_sink(got.append)
+    with anyio.fail_after(10), pytest.raises(JobExecutionError) as info:
+        await env.execute("reader fails")
+    assert sorted(got) == sorted(s * 100 + i for s in range(parallelism) for i in range(4))
+    assert isinstance(info.value.__cause__, Boom)
+    assert info.value.operator_uid == "failing"

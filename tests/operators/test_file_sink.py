@@ -18,7 +18,12 @@ from engine.faults import FaultInjector, inject_faults
 from engine.restart import RestartStrategies
 from operators.base import OperatorContext
 from operators.sinks.file import FileSink, read_committed
-from operators.sinks.two_phase import TwoPhaseCommitSinkWriter
+from operators.sinks.two_phase import (
+    TRANSACTIONS_STATE,
+    RestoredTransactionError,
+    TwoPhaseCommitSinkWriter,
+)
+from state.descriptors import ListStateDescriptor
 from state.operator_state import OperatorStateBackend
 
 pytestmark = pytest.mark.asyncio
@@ -220,6 +225,92 @@ async def test_restore_removes_hidden_files_written_after_the_restored_checkpoin
     assert read_committed(tmp_path) == ["a"]
     assert hidden(tmp_path) == [other.name]
     await restored.close()
+
+
+def _entries(writer: TwoPhaseCommitSinkWriter) -> list[Any]:
+    state = writer.ctx.operator_state.get_list_state(ListStateDescriptor(TRANSACTIONS_STATE))
+    return list(state.get())
+
+
+def _blob(entries: list[Any]) -> bytes:
+    backend = OperatorStateBackend("files")
+    state = backend.get_list_state(ListStateDescriptor(TRANSACTIONS_STATE))
+    for entry in entries:
+        state.add(entry)
+    return backend.snapshot_sync().serialize()
+
+
+def _forgeries(outside: Path, txn: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """Transactions a crafted checkpoint could hold, each with what gives it away."""
+    victim = str(outside / "victim.txt")
+    return [
+        ("absolute hidden name", {**txn, "hidden": victim}),
+        ("absolute visible name", {**txn, "name": str(outside / "stolen.txt")}),
+        ("parent directory", {**txn, "hidden": f"../outside/{Path(victim).name}"}),
+        ("dot-dot", {**txn, "hidden": ".."}),
+        ("separator in the stem", {**txn, "stem": "../outside/x-"}),
+        ("another prefix", {**txn, "stem": txn["stem"].replace("part", "evil", 1)}),
+        ("another suffix", {**txn, "suffix": ".py"}),
+        ("name not from the stem", {**txn, "name": "sitecustomize.py"}),
+        ("hidden name not from the name", {**txn, "hidden": ".other.inprogress"}),
+        ("negative counter", {**txn, "counter": -1}),
+        ("huge counter", {**txn, "counter": 10**400}),
+        ("records not an int", {**txn, "records": "1"}),
+        ("a missing key", {k: v for k, v in txn.items() if k != "stem"}),
+        ("an extra key", {**txn, "path": victim}),
+        ("not a dict", [txn["name"], txn["hidden"]]),
+    ]
+
+
+@pytest.mark.parametrize("status", ["pending", "in_progress"])
+async def test_forged_restored_transactions_touch_nothing(tmp_path: Path, status: str) -> None:
+    # A checkpoint directory is untrusted: its transactions name files the sink renames and
+    # deletes, so each must be one this sink could have begun, inside its directory.
+    out, outside = tmp_path / "out", tmp_path / "outside"
+    outside.mkdir()
+    (outside / "victim.txt").write_text("keep\n")
+    sink = FileSink(out)
+    writer = await open_writer(sink, make_ctx())
+    await writer.process_batch(["good"])
+    await checkpoint(writer, 1)
+    [good, current] = _entries(writer)
+    await writer.close()
+    for why, forged in _forgeries(outside, good["transaction"]):
+        entry = {**(good if status == "pending" else current), "transaction": forged}
+        before = sorted(p.name for p in out.iterdir())
+        writer = sink.create_writer()
+        with pytest.raises(RestoredTransactionError, match=r"nothing was committed") as info:
+            await writer.open(make_ctx(blobs=[_blob([good, entry])], attempt=1))
+        await writer.close()
+        assert f"refusing restored {status} transaction" in str(info.value) or (
+            "malformed" in str(info.value)
+        ), why
+        # Not even the valid pending entry before it was committed.
+        assert sorted(p.name for p in out.iterdir()) == before, why
+        assert [p.name for p in outside.iterdir()] == ["victim.txt"], why
+    # The genuine entries still restore.
+    restored = await open_writer(sink, make_ctx(blobs=[_blob([good, current])], attempt=1))
+    await restored.close()
+    assert read_committed(out) == ["good"]
+
+
+async def test_restore_does_not_publish_a_planted_symlink(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    secret = tmp_path / "secret.txt"
+    secret.write_text("secret\n")
+    sink = FileSink(out)
+    writer = await open_writer(sink, make_ctx())
+    await writer.process_batch(["good"])
+    blob = await checkpoint(writer, 1)
+    [good, _] = _entries(writer)
+    await writer.close()
+    hidden_file = out / good["transaction"]["hidden"]
+    hidden_file.unlink()
+    hidden_file.symlink_to(secret)  # a plain name of the sink's pattern, pointing outside
+    with pytest.raises(ValueError, match=r"is a symlink"):
+        await open_writer(sink, make_ctx(blobs=[blob], attempt=1))
+    assert read_committed(out) == []
+    assert secret.read_text() == "secret\n"
 
 
 async def test_rescaling_two_to_three_commits_every_pending_file_once(tmp_path: Path) -> None:

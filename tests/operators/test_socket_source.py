@@ -385,6 +385,55 @@ def test_splitter_every_chunking(delimiter: str, data: str, expected: list[str])
         assert lines + got == expected, (cut1, cut2)
 
 
+def _split_every_way(
+    source: SocketTextStreamSource, raw: bytes
+) -> list[tuple[list[str], SocketSourceError | None]]:
+    """Feed ``raw`` cut in three pieces every way; per chunking the lines and first error."""
+    outcomes = []
+    for cut1, cut2 in itertools.combinations(range(len(raw) + 1), 2):
+        splitter = _LineSplitter(source, 1)
+        lines: list[str] = []
+        error = None
+        for chunk in (raw[:cut1], raw[cut1:cut2], raw[cut2:]):
+            got, error = splitter.feed(chunk)
+            lines += got
+            if error is not None:
+                break
+        else:
+            got, error = splitter.finish()
+            lines += got
+        outcomes.append((lines, error))
+    return outcomes
+
+
+@pytest.mark.parametrize(
+    ("delimiter", "ending"),
+    [("\n", b"\n"), ("\n", b"\r\n"), ("\r\n", b"\r\n"), ("<END>", b"<END>")],
+)
+def test_max_line_length_excludes_the_delimiter_however_the_bytes_arrive(
+    delimiter: str, ending: bytes
+) -> None:
+    # The limit counts line bytes only: not a delimiter split across reads, nor the "\r"
+    # of CRLF input that the "\n" delimiter drops.
+    source = SocketTextStreamSource("h", 1, delimiter, max_line_length=10)
+    exact = b"0123456789" + ending
+    for lines, error in _split_every_way(source, exact + exact):
+        assert (lines, error) == (["0123456789", "0123456789"], None)
+    # One byte more is refused, however it arrives, and the message counts line bytes.
+    for lines, error in _split_every_way(source, b"ok" + ending + b"0123456789X" + ending):
+        assert lines == ["ok"]
+        assert error is not None
+        assert str(error).endswith("max_line_length=10 bytes: 11 bytes without a delimiter")
+
+
+async def test_max_line_length_over_a_connection_excludes_the_delimiter() -> None:
+    # The splitter test above covers every chunking; this one goes through the session.
+    writes = [b"0123456789\r", b"\n0123456789\r\n"]
+    for delimiter in ("\r\n", "\n"):
+        lines = await _lines_from(writes, delimiter=delimiter, max_line_length=10)
+        assert lines == ["0123456789", "0123456789"]
+
+
 def _check_text(splitter: _LineSplitter, lines: list[str]) -> None:
     """When the splitter offers the received bytes as the lines' text, they must be it."""
     if splitter.text is not None:
@@ -453,3 +502,23 @@ def test_argument_errors() -> None:
         kwargs: dict[str, Any] = {"host": "localhost", "port": 9999, **overrides}
         with pytest.raises(ValueError, match=message):
             SocketTextStreamSource(**kwargs)
+
+
+async def test_job_delivers_the_lines_before_an_undecodable_one_then_fails() -> None:
+    from engine import JobExecutionError, StreamExecutionEnvironment
+
+    got: list[str] = []
+
+    async def enrich(line: str) -> str:  # an awaiting step after the source
+        await anyio.sleep(0)
+        return line
+
+    async with _server() as server, anyio.create_task_group() as tg:
+        tg.start_soon(_serve_once, server, b"line0\nline1\n\xff\xfebad\nline3\n")
+        env = StreamExecutionEnvironment.get_execution_environment()
+        env.socket_text_stream("127.0.0.1", server.port).map(enrich).add_sink(got.append)
+        with anyio.fail_after(TIMEOUT_S), pytest.raises(JobExecutionError) as info:
+            await env.execute("socket")
+    assert got == ["line0", "line1"]
+    assert isinstance(info.value.__cause__, SocketSourceError)
+    assert "cannot decode line 3" in str(info.value.__cause__)

@@ -7,6 +7,7 @@ serialized blobs of every old subtask.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from typing import Any
 
@@ -16,8 +17,10 @@ import pytest
 from operators.base import OperatorContext
 from operators.sinks.two_phase import (
     TRANSACTIONS_STATE,
+    RestoredTransactionError,
     TwoPhaseCommitSink,
     TwoPhaseCommitSinkWriter,
+    check_plain_name,
 )
 from state.descriptors import ListStateDescriptor
 from state.errors import StateError
@@ -360,6 +363,95 @@ async def test_malformed_restored_entry_is_reported() -> None:
     with pytest.raises(StateError, match=r"malformed two-phase-commit entry"):
         await writer.open(make_ctx(blobs=[blob]))
     await writer.close()
+
+
+def _blob(entries: list[Any]) -> bytes:
+    backend = OperatorStateBackend("sink")
+    state = backend.get_list_state(ListStateDescriptor(TRANSACTIONS_STATE))
+    for entry in entries:
+        state.add(entry)
+    return backend.snapshot_sync().serialize()
+
+
+@pytest.mark.parametrize(
+    ("entry", "why"),
+    [
+        (
+            {"status": "pending", "checkpoint_id": "1", "transaction": "t1", "records": 1},
+            "checkpoint_id",
+        ),
+        ({"status": "pending", "checkpoint_id": 1, "transaction": "t1", "records": -1}, "records"),
+        (
+            {"status": "pending", "checkpoint_id": 1, "transaction": "t1", "records": True},
+            "records",
+        ),
+        (["pending", 1, "t1"], "must be a dict"),
+    ],
+)
+async def test_malformed_entry_shapes_are_refused_before_anything_runs(
+    entry: Any, why: str
+) -> None:
+    ledger = Ledger()
+    good = {"status": "pending", "checkpoint_id": 1, "transaction": "t000", "records": 1}
+    writer = LedgerSink(ledger).create_writer()
+    with pytest.raises(RestoredTransactionError, match=why):
+        await writer.open(make_ctx(blobs=[_blob([good, entry])]))
+    await writer.close()
+    assert ledger.names("commit") == [] and ledger.names("abort") == []
+
+
+class ValidatingLedgerSink(LedgerSink):
+    """Accepts only handles it could have begun (``t`` and three digits)."""
+
+    def validate_restored_transaction(self, transaction: Any) -> None:
+        check_plain_name(transaction, "the transaction", re.compile(r"t[0-9]{3}"))
+
+
+async def test_validation_hook_refuses_a_restore_before_any_commit_or_abort() -> None:
+    ledger = Ledger()
+    entries = [
+        {"status": "pending", "checkpoint_id": 1, "transaction": "t001", "records": 1},
+        {"status": "pending", "checkpoint_id": 2, "transaction": "../t002", "records": 1},
+        {"status": "in_progress", "checkpoint_id": 2, "transaction": "t003"},
+    ]
+    writer = ValidatingLedgerSink(ledger).create_writer()
+    with pytest.raises(RestoredTransactionError) as info:
+        await writer.open(make_ctx(blobs=[_blob(entries)]))
+    await writer.close()
+    # The valid entry before the forged one was not committed, the one after not aborted.
+    assert ledger.names("commit") == [] and ledger.names("abort") == []
+    assert str(info.value) == (
+        "operator 'sink': refusing restored pending transaction '../t002' of checkpoint 2: "
+        "the transaction '../t002' holds a path separator or NUL; nothing was committed or "
+        "aborted (was the checkpoint written by this job?)"
+    )
+    # Valid entries alone restore as usual.
+    writer = ValidatingLedgerSink(ledger).create_writer()
+    await writer.open(make_ctx(blobs=[_blob([entries[0], entries[2]])]))
+    await writer.close()
+    assert ledger.names("commit") == ["t001"] and ledger.names("abort")[0] == "t003"
+
+
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [
+        (7, TypeError),
+        ("", ValueError),
+        (".", ValueError),
+        ("..", ValueError),
+        ("/etc/passwd", ValueError),
+        ("a/../b", ValueError),
+        ("nul\0byte", ValueError),
+        ("other-name", ValueError),
+    ],
+)
+def test_check_plain_name_refuses_anything_but_a_plain_name_of_the_pattern(
+    value: Any, error: type[Exception]
+) -> None:
+    with pytest.raises(error):
+        check_plain_name(value, "the name", re.compile(r"[a-z.]+|\.\.|/etc/passwd|a/\.\./b"))
+    assert check_plain_name("part-1", "the name", re.compile(r"part-[0-9]")) == "part-1"
+    assert check_plain_name(".hidden..x", "the name") == ".hidden..x"
 
 
 def test_uncopyable_sink_is_refused_when_a_writer_is_created() -> None:
