@@ -19,6 +19,7 @@ The socket source and :class:`~operators.sources.push.PushSource` are built on t
 from __future__ import annotations
 
 import itertools
+import logging
 import re
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -28,6 +29,7 @@ import anyio
 import anyio.lowlevel
 import orjson
 
+from checkpoints.layout import safe_name
 from state.errors import StreamletInternalError
 
 from .base import SourceReader, SourceSessionContext
@@ -42,7 +44,15 @@ __all__ = [
 T = TypeVar("T")
 """Type of the records in an ingress buffer."""
 
+logger = logging.getLogger("streamlet.sources")
+
+# How log directories were named before they used safe_name: not collision-free, so such
+# a directory is never read (see open_ingress_wal), only reported.
 _UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def _old_log_name(uid: str) -> str:
+    return _UNSAFE_NAME_CHARS.sub("_", uid).strip(".") or "source"
 
 
 #: A pending chunk this long is written to the log as it is; shorter ones are joined.
@@ -99,7 +109,21 @@ async def open_ingress_wal(ctx: SourceSessionContext, source_name: str) -> Write
             f"none for source {source_name!r} (uid {ctx.source_uid!r}); set one with "
             f"env.get_checkpoint_config().set_checkpoint_storage_dir(...)"
         )
-    name = _UNSAFE_NAME_CHARS.sub("_", ctx.source_uid).strip(".") or "source"
+    # The same collision-free naming as checkpoint state files: distinct uids ("in/1" and
+    # "in_1", ".", "..", "source") get distinct directories.
+    name = safe_name(ctx.source_uid)
+    old = _old_log_name(ctx.source_uid)
+    if old != name and (ctx.wal_dir / old).is_dir() and not (ctx.wal_dir / name).exists():
+        # Not read: under the old naming several uids shared this directory, so nothing
+        # says whose records it holds. Replaying it could inject another source's input.
+        logger.warning(
+            "source %r (uid %r): found a write-ahead log under the old directory name %r, "
+            "which other uids may share; it is not replayed. Its log is now %r",
+            source_name,
+            ctx.source_uid,
+            str(ctx.wal_dir / old),
+            str(ctx.wal_dir / name),
+        )
     wal = WriteAheadLog(ctx.wal_dir, name)
     await wal.open()
     return wal
@@ -320,7 +344,11 @@ class IngressBuffer(Generic[T]):
         self._started = True
         self._wal = wal
         if wal is not None:
-            self._base_seq = wal.last_seq
+            # A reader without position (no checkpoint restored) replays what the log holds
+            # beyond the last completed checkpoint: those records were logged, so their
+            # producer counts them as delivered, but nothing downstream has safely taken
+            # them (they would be lost for good if this start skipped them).
+            self._base_seq = wal.checkpointed_seq
 
     def stop(self) -> None:
         """End the session: waiting producers and readers get ``BrokenResourceError``."""
@@ -523,10 +551,15 @@ class IngressReader(SourceReader[T]):
     Resume contract: with a write-ahead log, :meth:`position` is the sequence number of the
     last record returned (records are numbered from 1, so position ``p`` resumes with record
     ``p + 1``); a reader built with ``p`` first replays from the log, then goes on with new
-    input. ``None`` (a fresh start) begins after the records the log held when the session
-    started, so an old log from an earlier process is ignored unless a checkpoint points
-    into it. Without a log, :meth:`position` is None and a restore cannot rewind: records
-    returned to a failed attempt are lost (at-most-once), buffered ones are not.
+    input. ``None`` (a start that restores no checkpoint: ``restore=None``, or ``"latest"``
+    with none completed yet) begins after the last record a completed checkpoint covered
+    (:attr:`WriteAheadLog.checkpointed_seq`; the log's beginning if none did): the log is
+    the source's durable input, and what no completed checkpoint covered was never safely
+    processed, so it is replayed. A log directory of the same job and uid left by an
+    earlier process is therefore picked up; delete it to discard its records. A job whose
+    log directory is new starts with no replay. Without a log, :meth:`position` is None and
+    a restore cannot rewind: records returned to a failed attempt are lost (at-most-once),
+    buffered ones are not.
 
     :param get_buffer: returns the buffer of the running session, or None outside of it
     :param position: the restored position, or None
@@ -574,10 +607,15 @@ class IngressReader(SourceReader[T]):
         return self._cursor if self._logged else None
 
     async def notify_checkpoint_complete(self, checkpoint_id: int, position: Any) -> None:
-        """Truncate the write-ahead log up to ``position`` (whole segments only)."""
+        """Record that the log is checkpointed up to ``position``, then truncate before it.
+
+        The mark comes first: a fresh start resumes from it, and it must never point before
+        a truncated record.
+        """
         buffer = self._buffer
         if buffer is None or buffer.wal is None or not isinstance(position, int):
             return
+        await buffer.wal.mark_checkpointed(position)
         await buffer.wal.truncate_before(position + 1)
 
     async def close(self) -> None:

@@ -35,6 +35,13 @@ Design:
 - Each time the worker gives the GIL up (a system call, ``zlib.crc32`` on more than 5 KiB)
   it must win it back from a busy event loop; busy subtasks hand it over when they yield
   (see ``engine.subtask``). Large frames keep those steps few: a socket chunk is one frame.
+- ``checkpointed`` in the log's directory holds the sequence number of the last record a
+  completed checkpoint covered (written atomically by :meth:`WriteAheadLog.mark_checkpointed`
+  when a checkpoint completes). A job that starts without restoring a checkpoint replays
+  the log from there (:attr:`WriteAheadLog.checkpointed_seq`), so records logged but never
+  covered by a checkpoint are not lost when the process dies before its first checkpoint.
+  Without the file (a new log, or one written before the file existed) that is the log's
+  beginning.
 - A crash can only tear the tail of the newest segment: a segment is synced before the
   first frame of the next one is written. :meth:`WriteAheadLog.open` verifies the newest
   segment frame by frame and cuts the file at the first incomplete or corrupt frame. So
@@ -77,6 +84,8 @@ _CHECKED = struct.Struct("<IQI")  # the header without its crc: what the crc cov
 _TEXT_FRAME = 0x8000_0000  # in the record count: the payload is lines of UTF-8 text
 _MAX_PAYLOAD = 0xFFFF_FFFF
 _SEGMENT_NAME = re.compile(r"^(\d{20})\.wal$")
+_CHECKPOINTED_FILE = "checkpointed"
+_CHECKPOINTED_TEXT = re.compile(rb"^(\d{1,20})\n$")
 
 
 class WriteAheadLogError(StreamletError):
@@ -196,6 +205,9 @@ class WriteAheadLog:
         self._syncing: anyio.Event | None = None
         self._broken: BaseException | None = None
         self._opened = False
+        # None: no checkpoint ever covered a record of this log (see checkpointed_seq).
+        self._checkpointed: int | None = None
+        self._marking: anyio.Lock | None = None
 
     # --- Lifecycle ---
 
@@ -209,6 +221,7 @@ class WriteAheadLog:
             raise RuntimeError(f"write-ahead log {str(self.path)!r} is already open")
         try:
             segments, torn = await anyio.to_thread.run_sync(self._recover_sync)
+            checkpointed = await anyio.to_thread.run_sync(self._read_checkpointed_sync)
         except OSError as exc:
             raise WriteAheadLogError(
                 f"cannot open write-ahead log {str(self.path)!r}: {exc}"
@@ -216,6 +229,16 @@ class WriteAheadLog:
         self._segments = segments
         self.torn_tail_bytes = torn
         self._last_seq = self._written_seq = segments[-1].next_seq - 1 if segments else 0
+        if checkpointed is not None:
+            first = segments[0].first_seq if segments else self._last_seq + 1
+            if checkpointed > self._last_seq or checkpointed < first - 1:
+                raise WriteAheadLogError(
+                    f"write-ahead log {str(self.path)!r} is inconsistent: its "
+                    f"{_CHECKPOINTED_FILE!r} file says records up to {checkpointed} were "
+                    f"checkpointed, but the log holds {first}..{self._last_seq}; delete the "
+                    f"log directory to start without it"
+                )
+        self._checkpointed = checkpointed
         self._opened = True
 
     async def close(self) -> None:
@@ -258,6 +281,72 @@ class WriteAheadLog:
         if not self._segments:
             return self._last_seq + 1
         return self._segments[0].first_seq
+
+    @property
+    def checkpointed_seq(self) -> int:
+        """Sequence number of the last record a completed checkpoint covered.
+
+        Where a job that restores no checkpoint resumes: the records after it were logged
+        but no completed checkpoint holds them, so they were never safely processed. For a
+        log that never saw a completed checkpoint it is ``first_seq - 1``: all of it.
+        """
+        if self._checkpointed is None:
+            return self.first_seq - 1
+        return self._checkpointed
+
+    async def mark_checkpointed(self, seq: int) -> None:
+        """Record durably that a completed checkpoint covered the records up to ``seq``.
+
+        Atomic (temporary file, fsync, rename, fsync of the directory): after a crash the
+        file holds the old or the new number, never a torn one.
+
+        :raises ValueError: if ``seq`` is negative or past ``last_seq``
+        :raises WriteAheadLogError: if the file cannot be written
+        """
+        self._check_open()
+        if not 0 <= seq <= self._last_seq:
+            raise ValueError(f"seq must be in 0..{self._last_seq}, got {seq!r}")
+        # Records before first_seq are gone, so a later start cannot replay them anyway
+        # (a late notification of an older checkpoint must not point before them).
+        seq = max(seq, self.first_seq - 1)
+        if self._marking is None:
+            self._marking = anyio.Lock()
+        async with self._marking:
+            if seq == self._checkpointed:
+                return
+            try:
+                with anyio.CancelScope(shield=True):
+                    await anyio.to_thread.run_sync(self._write_checkpointed_sync, seq)
+            except OSError as exc:
+                raise WriteAheadLogError(
+                    f"cannot record the checkpointed position of write-ahead log "
+                    f"{str(self.path)!r}: {exc}"
+                ) from exc
+            self._checkpointed = seq
+
+    def _write_checkpointed_sync(self, seq: int) -> None:
+        tmp = self.path / f".{_CHECKPOINTED_FILE}.tmp"
+        with open(tmp, "wb") as f:
+            f.write(b"%d\n" % seq)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path / _CHECKPOINTED_FILE)
+        _fsync_dir(self.path)
+
+    def _read_checkpointed_sync(self) -> int | None:
+        path = self.path / _CHECKPOINTED_FILE
+        try:
+            with open(path, "rb") as f:
+                data = f.read(64)
+        except FileNotFoundError:
+            return None
+        match = _CHECKPOINTED_TEXT.match(data)
+        if match is None:
+            raise WriteAheadLogError(
+                f"write-ahead log file {str(path)!r} is corrupt: expected a sequence number "
+                f"and a newline, got {data[:40]!r}"
+            )
+        return int(match.group(1))
 
     # --- Writing ---
 
