@@ -27,13 +27,12 @@ from typing import Any, Generic, TypeVar
 
 import anyio
 import anyio.lowlevel
-import orjson
 
 from checkpoints.layout import safe_name
 from state.errors import StreamletInternalError
 
 from .base import SourceReader, SourceSessionContext
-from .wal import WriteAheadLog, WriteAheadLogError
+from .wal import WriteAheadLog, WriteAheadLogError, encode_records
 
 __all__ = [
     "IngressBuffer",
@@ -59,8 +58,9 @@ def _old_log_name(uid: str) -> str:
 _OWN_FRAME_RECORDS = 1024
 
 
-_Chunk = tuple[list[Any], int, bytes | None]
-"""Records put together, their character count, and their text (see ``put_chunk``)."""
+_Chunk = tuple[list[Any], int, bytes | None, bytes | None]
+"""Records put together, their character count, their text (see ``put_chunk``), and their
+encoding for the log (see :func:`~operators.sources.wal.encode_records`)."""
 
 
 def _join(chunks: list[_Chunk]) -> _Chunk:
@@ -71,7 +71,9 @@ def _join(chunks: list[_Chunk]) -> _Chunk:
     chars = sum(chunk[1] for chunk in chunks)
     texts = [chunk[2] for chunk in chunks]
     text = b"".join(texts) if None not in texts else None  # type: ignore[arg-type]
-    return records, chars, text
+    encs = [chunk[3] for chunk in chunks]
+    encoded = b",".join(e for e in encs if e) if None not in encs else None  # type: ignore[misc]
+    return records, chars, text, encoded
 
 
 class _Signal:
@@ -145,8 +147,9 @@ class IngressBuffer(Generic[T]):
         wait
     :param description: names the source in error messages
     :param write_ahead_log: log records before they become visible
-    :param json_records: encode each record when it is put (so a non-JSON-able record is
-        refused right there), and hand readers the decoded form, the same as a replay gives
+    :param json_records: encode records for the log when they are put, one orjson call per
+        put (so a record the log cannot hold faithfully is refused right there, naming it);
+        readers get the records put, which equal what a replay decodes, types included
     :param max_buffered_chars: also wait once the held records total this many characters
         (records must then be ``str``, and ``json_records`` off); None for no such bound
     """
@@ -228,13 +231,14 @@ class IngressBuffer(Generic[T]):
 
     def _accept(self, records: list[Any], text: bytes | None = None) -> None:
         chars = 0
+        encoded = None
         if self._json:
-            records = [self._encode(r) for r in records]
+            encoded = self._encode(records)
         elif self.max_buffered_chars is not None:
             chars = sum(map(len, records))
             self._chars += chars
         if self.write_ahead_log:
-            self._pending.append((records, chars, text))
+            self._pending.append((records, chars, text, encoded))
             self._pending_count += len(records)
             self._committable.fire()
         else:
@@ -242,13 +246,15 @@ class IngressBuffer(Generic[T]):
             self._visible_count += len(records)
             self._readable.fire()
 
-    def _encode(self, record: Any) -> bytes:
+    def _encode(self, records: list[Any]) -> bytes:
         try:
-            return orjson.dumps(record)
-        except orjson.JSONEncodeError as exc:
+            return encode_records(records)
+        except TypeError as exc:
             raise TypeError(
-                f"{self.description} has a write-ahead log, so records must be JSON-able; "
-                f"got {type(record).__name__}: {exc}"
+                f"{self.description} has a write-ahead log, which must give the job exactly "
+                f"the records pushed, but cannot log {exc}. Convert such records to types it "
+                f"restores faithfully (those of keyed state's default serializer), or turn "
+                f"write_ahead_log off (at-most-once)"
             ) from None
 
     def put_nowait(self, record: Any) -> None:
@@ -257,7 +263,7 @@ class IngressBuffer(Generic[T]):
         :raises anyio.WouldBlock: if the buffer is full
         :raises anyio.ClosedResourceError: if :meth:`end` was called
         :raises anyio.BrokenResourceError: if the session ended or failed
-        :raises TypeError: if ``json_records`` and the record is not JSON-able
+        :raises TypeError: if ``json_records`` and the log cannot hold the record faithfully
         """
         self._check_can_put()
         if self._full():
@@ -405,15 +411,9 @@ class IngressBuffer(Generic[T]):
         return not small or self._write_chunk(wal, _join(small))
 
     def _write_chunk(self, wal: WriteAheadLog, chunk: _Chunk) -> bool:
-        batch, chars, text = chunk
-        if self._json:
-            logged: list[Any] = [orjson.Fragment(b) for b in batch]
-            records = [orjson.loads(b) for b in batch]
-            text = None
-        else:
-            logged = records = batch
+        records, chars, text, encoded = chunk
         try:
-            last = wal.write(logged, text=text)
+            last = wal.write(records, text=text, encoded=encoded)
         except (WriteAheadLogError, TypeError, ValueError) as exc:
             # This chunk was not queued: fail the buffer, so the job fails with it.
             self.fail(exc)
