@@ -254,3 +254,43 @@ async def test_concurrent_syncs_share_one_flush(tmp_path: Path) -> None:
                 tg.start_soon(wal.sync)
         assert flushes == 1
         assert wal.last_seq == 2
+
+
+async def test_checkpointed_position_survives_and_defaults_to_the_log_beginning(
+    tmp_path: Path,
+) -> None:
+    async with WriteAheadLog(tmp_path, "src", segment_bytes=20) as wal:
+        assert wal.checkpointed_seq == 0  # a new log: nothing was ever checkpointed
+        await wal.append_batch(["a"])
+        await wal.append_batch(["b"])
+        await wal.append_batch(["c"])
+        with pytest.raises(ValueError, match=r"^seq must be in 0\.\.3, got 4$"):
+            await wal.mark_checkpointed(4)
+        await wal.mark_checkpointed(2)
+        await wal.truncate_before(3)
+        assert (wal.first_seq, wal.checkpointed_seq) == (3, 2)
+        # A late notification of an older checkpoint cannot point before what is gone.
+        await wal.mark_checkpointed(1)
+        assert wal.checkpointed_seq == 2
+    async with WriteAheadLog(tmp_path, "src") as wal:
+        assert wal.checkpointed_seq == 2
+    (tmp_path / "src" / "checkpointed").unlink()  # a log written before the file existed
+    async with WriteAheadLog(tmp_path, "src") as wal:
+        assert wal.checkpointed_seq == wal.first_seq - 1 == 2
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"x\n", r"is corrupt: expected a sequence number and a newline, got b'x\\n'"),
+        (b"99\n", r"is inconsistent: its 'checkpointed' file says records up to 99 were"),
+    ],
+)
+async def test_a_damaged_checkpointed_file_is_refused(
+    tmp_path: Path, content: bytes, message: str
+) -> None:
+    async with WriteAheadLog(tmp_path, "src") as wal:
+        await wal.append_batch(["a"])
+    (tmp_path / "src" / "checkpointed").write_bytes(content)
+    with pytest.raises(WriteAheadLogError, match=message):
+        await WriteAheadLog(tmp_path, "src").open()
