@@ -63,6 +63,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import itertools
 import os
 import re
 import reprlib
@@ -79,7 +80,7 @@ import anyio.to_thread
 import orjson
 
 from state.errors import StreamletError, StreamletInternalError
-from state.json_codec import UnserializableValueError, from_json, to_json
+from state.json_codec import UnserializableValueError, from_json, is_plain_list, to_json
 
 __all__ = [
     "DEFAULT_SEGMENT_BYTES",
@@ -100,6 +101,7 @@ _KIND_MASK = _TEXT_FRAME | _CODEC_FRAME
 _COUNT_MASK = ~_KIND_MASK & 0xFFFF_FFFF
 _MAX_PAYLOAD = 0xFFFF_FFFF
 _SEGMENT_NAME = re.compile(r"^(\d{20})\.wal$")
+_PLAIN_SCALARS = frozenset({str, int, float, bool, type(None)})
 _CHECKPOINTED_FILE = "checkpointed"
 _CHECKPOINTED_TEXT = re.compile(rb"^(\d{1,20})\n$")
 
@@ -108,14 +110,34 @@ class WriteAheadLogError(StreamletError):
     """The write-ahead log could not be read or written, or is corrupt, or lacks a record."""
 
 
+def _plain_batch(batch: list[Any]) -> bool:
+    """Whether ``to_json`` leaves every record of ``batch`` as it is, decided per batch.
+
+    True for plain scalars (see :func:`state.json_codec.is_plain_list`) and for str-keyed
+    dicts of them (the usual event record), with a few C-level passes over the whole batch
+    instead of a Python-level walk per record. False means: ask ``to_json``.
+    """
+    types = set(map(type, batch))
+    if types != {dict}:
+        return types <= _PLAIN_SCALARS and is_plain_list(batch)
+    if not set(map(type, itertools.chain.from_iterable(batch))) <= {str}:
+        return False
+    if 1 in set(map(len, batch)):
+        return False  # {"$...": v} must be escaped so that it is not read as a tag
+    return is_plain_list(list(itertools.chain.from_iterable(map(dict.values, batch))))
+
+
 def encode_records(records: Sequence[Any]) -> bytes:
     """Encode ``records`` for :meth:`WriteAheadLog.write`'s ``encoded``: one orjson call.
 
     :raises TypeError: naming the first record that cannot be logged faithfully, its type
         and why (nothing else is encoded then)
     """
+    batch = records if type(records) is list else list(records)
     try:
-        return orjson.dumps(to_json(list(records)))[1:-1]
+        if _plain_batch(batch):  # then to_json(batch) is batch itself: skip its walk
+            return orjson.dumps(batch)[1:-1]
+        return orjson.dumps(to_json(batch))[1:-1]
     except (UnserializableValueError, orjson.JSONEncodeError):
         pass
     # The slow path, only to name the culprit.

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import enum
+import math
 import struct
 from pathlib import Path
 
@@ -10,7 +12,7 @@ import anyio
 import orjson
 import pytest
 
-from operators.sources.wal import WriteAheadLog, WriteAheadLogError
+from operators.sources.wal import WriteAheadLog, WriteAheadLogError, encode_records
 
 pytestmark = pytest.mark.anyio
 
@@ -294,3 +296,28 @@ async def test_a_damaged_checkpointed_file_is_refused(
     (tmp_path / "src" / "checkpointed").write_bytes(content)
     with pytest.raises(WriteAheadLogError, match=message):
         await WriteAheadLog(tmp_path, "src").open()
+
+
+class _Level(enum.IntEnum):
+    HIGH = 1
+
+
+async def test_encoded_batches_round_trip_faithfully_or_are_refused(tmp_path: Path) -> None:
+    """The per-batch fast path for flat dicts must not skip what to_json escapes or refuses."""
+    batches: list[list[object]] = [
+        [{"user": "u1", "n": 1}, {"user": "u2", "n": 2.5}],  # the fast path
+        [{"$tuple": [1]}],  # a user dict that looks like a tag
+        [{"a": float("nan"), "b": 1}, {"x": (1, 2), "y": None}],
+        ["s", 1, None, True, 2**64 - 1, 2**64],
+    ]
+    async with WriteAheadLog(tmp_path, "src") as wal:
+        for batch in batches:
+            wal.write(batch, encoded=encode_records(batch))
+        await wal.sync()
+        got = await wal.read_from(1, 100)
+    flat = [r for batch in batches for r in batch]
+    assert got[:3] == flat[:3] and got[5:] == flat[5:]
+    assert type(got[2]) is dict and math.isnan(got[3]["a"]) and got[4]["x"] == (1, 2)
+    assert type(got[-1]) is int
+    with pytest.raises(TypeError, match=r"^record 1 of the batch, \{'a': <_Level\.HIGH: 1>"):
+        encode_records([{"a": 1, "b": 2}, {"a": _Level.HIGH, "b": 1}])
