@@ -554,8 +554,9 @@ class WriteAheadLog:
         for i in range(0, len(records), step):
             chunk = records if step >= len(records) else records[i : i + step]
             try:
-                # to_json of a list of plain scalars is the list itself: no walk.
-                payload = orjson.dumps(to_json(chunk if isinstance(chunk, list) else list(chunk)))
+                batch = chunk if type(chunk) is list else list(chunk)
+                # A plain batch is its own encoding: no walk per record.
+                payload = orjson.dumps(batch if _plain_batch(batch) else to_json(batch))
             except (UnserializableValueError, orjson.JSONEncodeError) as exc:
                 raise TypeError(
                     f"write-ahead log records must be values it can log faithfully: {exc}"
@@ -733,7 +734,7 @@ def _read_frame(f: BinaryIO, path: Path, offset: int) -> tuple[int, list[Any]]:
             if kind == _CODEC_FRAME:
                 records = from_json(records)
             # else a plain JSON frame of an older version: read as it was read then
-        except ValueError as exc:  # orjson.JSONDecodeError is one
+        except (ValueError, RecursionError) as exc:  # orjson.JSONDecodeError is a ValueError
             raise WriteAheadLogError(
                 f"write-ahead log segment {str(path)!r} has a frame at byte {offset} whose "
                 f"records cannot be decoded: {exc}"
