@@ -19,6 +19,7 @@ The socket source and :class:`~operators.sources.push.PushSource` are built on t
 from __future__ import annotations
 
 import itertools
+import logging
 import re
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -26,12 +27,12 @@ from typing import Any, Generic, TypeVar
 
 import anyio
 import anyio.lowlevel
-import orjson
 
+from checkpoints.layout import safe_name
 from state.errors import StreamletInternalError
 
 from .base import SourceReader, SourceSessionContext
-from .wal import WriteAheadLog, WriteAheadLogError
+from .wal import WriteAheadLog, WriteAheadLogError, encode_records
 
 __all__ = [
     "IngressBuffer",
@@ -42,15 +43,24 @@ __all__ = [
 T = TypeVar("T")
 """Type of the records in an ingress buffer."""
 
+logger = logging.getLogger("streamlet.sources")
+
+# How log directories were named before they used safe_name: not collision-free, so such
+# a directory is never read (see open_ingress_wal), only reported.
 _UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def _old_log_name(uid: str) -> str:
+    return _UNSAFE_NAME_CHARS.sub("_", uid).strip(".") or "source"
 
 
 #: A pending chunk this long is written to the log as it is; shorter ones are joined.
 _OWN_FRAME_RECORDS = 1024
 
 
-_Chunk = tuple[list[Any], int, bytes | None]
-"""Records put together, their character count, and their text (see ``put_chunk``)."""
+_Chunk = tuple[list[Any], int, bytes | None, bytes | None]
+"""Records put together, their character count, their text (see ``put_chunk``), and their
+encoding for the log (see :func:`~operators.sources.wal.encode_records`)."""
 
 
 def _join(chunks: list[_Chunk]) -> _Chunk:
@@ -61,7 +71,9 @@ def _join(chunks: list[_Chunk]) -> _Chunk:
     chars = sum(chunk[1] for chunk in chunks)
     texts = [chunk[2] for chunk in chunks]
     text = b"".join(texts) if None not in texts else None  # type: ignore[arg-type]
-    return records, chars, text
+    encs = [chunk[3] for chunk in chunks]
+    encoded = b",".join(e for e in encs if e) if None not in encs else None  # type: ignore[misc]
+    return records, chars, text, encoded
 
 
 class _Signal:
@@ -99,7 +111,21 @@ async def open_ingress_wal(ctx: SourceSessionContext, source_name: str) -> Write
             f"none for source {source_name!r} (uid {ctx.source_uid!r}); set one with "
             f"env.get_checkpoint_config().set_checkpoint_storage_dir(...)"
         )
-    name = _UNSAFE_NAME_CHARS.sub("_", ctx.source_uid).strip(".") or "source"
+    # The same collision-free naming as checkpoint state files: distinct uids ("in/1" and
+    # "in_1", ".", "..", "source") get distinct directories.
+    name = safe_name(ctx.source_uid)
+    old = _old_log_name(ctx.source_uid)
+    if old != name and (ctx.wal_dir / old).is_dir() and not (ctx.wal_dir / name).exists():
+        # Not read: under the old naming several uids shared this directory, so nothing
+        # says whose records it holds. Replaying it could inject another source's input.
+        logger.warning(
+            "source %r (uid %r): found a write-ahead log under the old directory name %r, "
+            "which other uids may share; it is not replayed. Its log is now %r",
+            source_name,
+            ctx.source_uid,
+            str(ctx.wal_dir / old),
+            str(ctx.wal_dir / name),
+        )
     wal = WriteAheadLog(ctx.wal_dir, name)
     await wal.open()
     return wal
@@ -121,8 +147,9 @@ class IngressBuffer(Generic[T]):
         wait
     :param description: names the source in error messages
     :param write_ahead_log: log records before they become visible
-    :param json_records: encode each record when it is put (so a non-JSON-able record is
-        refused right there), and hand readers the decoded form, the same as a replay gives
+    :param json_records: encode records for the log when they are put, one orjson call per
+        put (so a record the log cannot hold faithfully is refused right there, naming it);
+        readers get the records put, which equal what a replay decodes, types included
     :param max_buffered_chars: also wait once the held records total this many characters
         (records must then be ``str``, and ``json_records`` off); None for no such bound
     """
@@ -204,13 +231,14 @@ class IngressBuffer(Generic[T]):
 
     def _accept(self, records: list[Any], text: bytes | None = None) -> None:
         chars = 0
+        encoded = None
         if self._json:
-            records = [self._encode(r) for r in records]
+            encoded = self._encode(records)
         elif self.max_buffered_chars is not None:
             chars = sum(map(len, records))
             self._chars += chars
         if self.write_ahead_log:
-            self._pending.append((records, chars, text))
+            self._pending.append((records, chars, text, encoded))
             self._pending_count += len(records)
             self._committable.fire()
         else:
@@ -218,13 +246,15 @@ class IngressBuffer(Generic[T]):
             self._visible_count += len(records)
             self._readable.fire()
 
-    def _encode(self, record: Any) -> bytes:
+    def _encode(self, records: list[Any]) -> bytes:
         try:
-            return orjson.dumps(record)
-        except orjson.JSONEncodeError as exc:
+            return encode_records(records)
+        except TypeError as exc:
             raise TypeError(
-                f"{self.description} has a write-ahead log, so records must be JSON-able; "
-                f"got {type(record).__name__}: {exc}"
+                f"{self.description} has a write-ahead log, which must give the job exactly "
+                f"the records pushed, but cannot log {exc}. Convert such records to types it "
+                f"restores faithfully (those of keyed state's default serializer), or turn "
+                f"write_ahead_log off (at-most-once)"
             ) from None
 
     def put_nowait(self, record: Any) -> None:
@@ -233,7 +263,7 @@ class IngressBuffer(Generic[T]):
         :raises anyio.WouldBlock: if the buffer is full
         :raises anyio.ClosedResourceError: if :meth:`end` was called
         :raises anyio.BrokenResourceError: if the session ended or failed
-        :raises TypeError: if ``json_records`` and the record is not JSON-able
+        :raises TypeError: if ``json_records`` and the log cannot hold the record faithfully
         """
         self._check_can_put()
         if self._full():
@@ -320,7 +350,11 @@ class IngressBuffer(Generic[T]):
         self._started = True
         self._wal = wal
         if wal is not None:
-            self._base_seq = wal.last_seq
+            # A reader without position (no checkpoint restored) replays what the log holds
+            # beyond the last completed checkpoint: those records were logged, so their
+            # producer counts them as delivered, but nothing downstream has safely taken
+            # them (they would be lost for good if this start skipped them).
+            self._base_seq = wal.checkpointed_seq
 
     def stop(self) -> None:
         """End the session: waiting producers and readers get ``BrokenResourceError``."""
@@ -377,15 +411,9 @@ class IngressBuffer(Generic[T]):
         return not small or self._write_chunk(wal, _join(small))
 
     def _write_chunk(self, wal: WriteAheadLog, chunk: _Chunk) -> bool:
-        batch, chars, text = chunk
-        if self._json:
-            logged: list[Any] = [orjson.Fragment(b) for b in batch]
-            records = [orjson.loads(b) for b in batch]
-            text = None
-        else:
-            logged = records = batch
+        records, chars, text, encoded = chunk
         try:
-            last = wal.write(logged, text=text)
+            last = wal.write(records, text=text, encoded=encoded)
         except (WriteAheadLogError, TypeError, ValueError) as exc:
             # This chunk was not queued: fail the buffer, so the job fails with it.
             self.fail(exc)
@@ -523,10 +551,15 @@ class IngressReader(SourceReader[T]):
     Resume contract: with a write-ahead log, :meth:`position` is the sequence number of the
     last record returned (records are numbered from 1, so position ``p`` resumes with record
     ``p + 1``); a reader built with ``p`` first replays from the log, then goes on with new
-    input. ``None`` (a fresh start) begins after the records the log held when the session
-    started, so an old log from an earlier process is ignored unless a checkpoint points
-    into it. Without a log, :meth:`position` is None and a restore cannot rewind: records
-    returned to a failed attempt are lost (at-most-once), buffered ones are not.
+    input. ``None`` (a start that restores no checkpoint: ``restore=None``, or ``"latest"``
+    with none completed yet) begins after the last record a completed checkpoint covered
+    (:attr:`WriteAheadLog.checkpointed_seq`; the log's beginning if none did): the log is
+    the source's durable input, and what no completed checkpoint covered was never safely
+    processed, so it is replayed. A log directory of the same job and uid left by an
+    earlier process is therefore picked up; delete it to discard its records. A job whose
+    log directory is new starts with no replay. Without a log, :meth:`position` is None and
+    a restore cannot rewind: records returned to a failed attempt are lost (at-most-once),
+    buffered ones are not.
 
     :param get_buffer: returns the buffer of the running session, or None outside of it
     :param position: the restored position, or None
@@ -574,10 +607,15 @@ class IngressReader(SourceReader[T]):
         return self._cursor if self._logged else None
 
     async def notify_checkpoint_complete(self, checkpoint_id: int, position: Any) -> None:
-        """Truncate the write-ahead log up to ``position`` (whole segments only)."""
+        """Record that the log is checkpointed up to ``position``, then truncate before it.
+
+        The mark comes first: a fresh start resumes from it, and it must never point before
+        a truncated record.
+        """
         buffer = self._buffer
         if buffer is None or buffer.wal is None or not isinstance(position, int):
             return
+        await buffer.wal.mark_checkpointed(position)
         await buffer.wal.truncate_before(position + 1)
 
     async def close(self) -> None:

@@ -36,10 +36,15 @@ class PushSource(Source[Any]):
     Guarantee: without a write-ahead log, at-most-once: records handed to an attempt that
     then fails are lost; records still buffered are not. With ``write_ahead_log=True`` (the
     job needs a checkpoint directory), exactly-once: every record is logged and synced
-    before the job sees it, and replayed after a restore. Records must then be JSON-able
-    (checked at push time) and the job sees them as JSON decodes them (a tuple arrives as a
-    list), before a restore and after it alike. ``push`` returns once the record is
-    buffered; it is durable after the next group commit, normally within one sync.
+    before the job sees it, and replayed after a restore. The log uses the state's
+    type-faithful codec, so the job receives what was pushed (a tuple stays a tuple, a
+    dataclass a dataclass, NaN stays NaN), before a restore and after it alike; what the
+    codec cannot restore faithfully is refused at push time with a ``TypeError`` naming
+    it. Do not mutate a record after pushing it: a replay gives the record as it was
+    pushed. ``push`` returns once the record is buffered; it is durable after the next
+    group commit, normally within one sync. A job that starts without restoring a
+    checkpoint replays what its log holds beyond the last completed checkpoint (see
+    :class:`IngressReader`).
 
     RESUME CONTRACT: see :class:`IngressReader`. With the log, the position is the sequence
     number of the last record read; a reader restored at ``p`` returns record ``p + 1``
@@ -74,7 +79,7 @@ class PushSource(Source[Any]):
 
         :raises anyio.ClosedResourceError: if the stream was ended
         :raises anyio.BrokenResourceError: if the job reading it has finished or failed
-        :raises TypeError: if the write-ahead log is on and ``record`` is not JSON-able
+        :raises TypeError: if the write-ahead log is on and cannot log ``record`` faithfully
         """
         await self._buffer.put(record)
 

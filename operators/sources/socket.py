@@ -242,9 +242,11 @@ class SocketTextStreamSource(Source[str]):
     RESUME CONTRACT: with the write-ahead log, :meth:`SourceReader.position` is the log
     sequence number of the last line returned; a reader restored at ``p`` replays lines
     ``p + 1 ...`` from the log and then continues with new input, and a completed
-    checkpoint truncates the log up to its position. A fresh start (position None) ignores
-    lines an earlier process logged. Without the log the position is None: nothing can be
-    rewound.
+    checkpoint truncates the log up to its position. A start without a restored checkpoint
+    (position None) replays the lines logged after the last completed checkpoint (all of
+    them if none completed), so lines an earlier process logged but never checkpointed are
+    not lost; see :class:`~operators.sources.ingress.IngressReader`. Without the log the
+    position is None: nothing can be rewound.
 
     :param host: server host name or address
     :param port: server port, 0..65535

@@ -16,13 +16,22 @@ Design:
   one batch, encoded together as a single orjson array (one C call per frame, not per
   record), behind a 20-byte header::
 
-      crc32 (u32) | payload length (u32) | first sequence (u64) | record count (u32)
+      crc32 (u32) | payload length (u32) | first sequence (u64) | flags and count (u32)
 
-  all little-endian. The crc covers the rest of the header and the payload.
-- A *text frame* (the count's top bit set) holds lines of text instead: the payload is
-  their UTF-8 bytes, each line followed by ``\n``. A socket source hands in the bytes it
-  received when they are exactly that, so its lines are logged without encoding them
-  again (:meth:`WriteAheadLog.write`'s ``text``).
+  all little-endian. The crc covers the rest of the header and the payload. The last field's
+  two top bits are the frame's kind, the other 30 its record count:
+
+  - ``0b01`` *codec frame* (what :meth:`WriteAheadLog.write` writes): the array's items
+    are the records in the state's type-faithful encoding (:mod:`state.json_codec`), so a
+    tuple, a dataclass, a datetime or NaN come back as they went in.
+  - ``0b10`` *text frame*: lines of text, the payload their UTF-8 bytes, each line followed
+    by ``\n``. A socket source hands in the bytes it received when they are exactly that,
+    so its lines are logged without encoding them again (:meth:`WriteAheadLog.write`'s
+    ``text``).
+  - ``0b00`` *plain JSON frame*: written by versions before the codec frame; still read,
+    as orjson decodes it (a tuple comes back as a list), because that is what its records
+    looked like to the job then. Never written now.
+  - ``0b11`` is invalid.
 - Group commit, pipelined: :meth:`WriteAheadLog.write` only encodes a batch and queues it
   (in the event loop; orjson holds the GIL anyway). :meth:`WriteAheadLog.sync` hands
   everything queued to one worker thread, which computes the checksums and writes each
@@ -35,6 +44,13 @@ Design:
 - Each time the worker gives the GIL up (a system call, ``zlib.crc32`` on more than 5 KiB)
   it must win it back from a busy event loop; busy subtasks hand it over when they yield
   (see ``engine.subtask``). Large frames keep those steps few: a socket chunk is one frame.
+- ``checkpointed`` in the log's directory holds the sequence number of the last record a
+  completed checkpoint covered (written atomically by :meth:`WriteAheadLog.mark_checkpointed`
+  when a checkpoint completes). A job that starts without restoring a checkpoint replays
+  the log from there (:attr:`WriteAheadLog.checkpointed_seq`), so records logged but never
+  covered by a checkpoint are not lost when the process dies before its first checkpoint.
+  Without the file (a new log, or one written before the file existed) that is the log's
+  beginning.
 - A crash can only tear the tail of the newest segment: a segment is synced before the
   first frame of the next one is written. :meth:`WriteAheadLog.open` verifies the newest
   segment frame by frame and cuts the file at the first incomplete or corrupt frame. So
@@ -47,8 +63,10 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import itertools
 import os
 import re
+import reprlib
 import struct
 import zlib
 from collections.abc import AsyncIterator, Sequence
@@ -61,12 +79,14 @@ import anyio
 import anyio.to_thread
 import orjson
 
-from state.errors import StreamletError
+from state.errors import StreamletError, StreamletInternalError
+from state.json_codec import UnserializableValueError, from_json, is_plain_list, to_json
 
 __all__ = [
     "DEFAULT_SEGMENT_BYTES",
     "WriteAheadLog",
     "WriteAheadLogError",
+    "encode_records",
 ]
 
 DEFAULT_SEGMENT_BYTES = 4 * 1024 * 1024
@@ -74,13 +94,64 @@ DEFAULT_SEGMENT_BYTES = 4 * 1024 * 1024
 _HEADER = struct.Struct("<IIQI")
 _CRC = struct.Struct("<I")
 _CHECKED = struct.Struct("<IQI")  # the header without its crc: what the crc covers
-_TEXT_FRAME = 0x8000_0000  # in the record count: the payload is lines of UTF-8 text
+# Frame kinds, in the top bits of the record count (see the module docstring).
+_TEXT_FRAME = 0x8000_0000  # lines of UTF-8 text
+_CODEC_FRAME = 0x4000_0000  # a JSON array of records in state.json_codec's encoding
+_KIND_MASK = _TEXT_FRAME | _CODEC_FRAME
+_COUNT_MASK = ~_KIND_MASK & 0xFFFF_FFFF
 _MAX_PAYLOAD = 0xFFFF_FFFF
 _SEGMENT_NAME = re.compile(r"^(\d{20})\.wal$")
+_PLAIN_SCALARS = frozenset({str, int, float, bool, type(None)})
+_CHECKPOINTED_FILE = "checkpointed"
+_CHECKPOINTED_TEXT = re.compile(rb"^(\d{1,20})\n$")
 
 
 class WriteAheadLogError(StreamletError):
     """The write-ahead log could not be read or written, or is corrupt, or lacks a record."""
+
+
+def _plain_batch(batch: list[Any]) -> bool:
+    """Whether ``to_json`` leaves every record of ``batch`` as it is, decided per batch.
+
+    True for plain scalars (see :func:`state.json_codec.is_plain_list`) and for str-keyed
+    dicts of them (the usual event record), with a few C-level passes over the whole batch
+    instead of a Python-level walk per record. False means: ask ``to_json``.
+    """
+    types = set(map(type, batch))
+    if types != {dict}:
+        return types <= _PLAIN_SCALARS and is_plain_list(batch)
+    if not set(map(type, itertools.chain.from_iterable(batch))) <= {str}:
+        return False
+    if 1 in set(map(len, batch)):
+        return False  # {"$...": v} must be escaped so that it is not read as a tag
+    return is_plain_list(list(itertools.chain.from_iterable(map(dict.values, batch))))
+
+
+def encode_records(records: Sequence[Any]) -> bytes:
+    """Encode ``records`` for :meth:`WriteAheadLog.write`'s ``encoded``: one orjson call.
+
+    :raises TypeError: naming the first record that cannot be logged faithfully, its type
+        and why (nothing else is encoded then)
+    """
+    batch = records if type(records) is list else list(records)
+    try:
+        if _plain_batch(batch):  # then to_json(batch) is batch itself: skip its walk
+            return orjson.dumps(batch)[1:-1]
+        return orjson.dumps(to_json(batch))[1:-1]
+    except (UnserializableValueError, orjson.JSONEncodeError):
+        pass
+    # The slow path, only to name the culprit.
+    for i, record in enumerate(records):
+        try:
+            orjson.dumps(to_json(record))
+        except (UnserializableValueError, orjson.JSONEncodeError) as exc:
+            # The codec's advice is for state descriptors; the caller gives its own.
+            reason = str(exc).split("; pass another serializer")[0]
+            where = f"record {i} of the batch, " if len(records) > 1 else ""
+            raise TypeError(
+                f"{where}{reprlib.repr(record)} of type {type(record).__qualname__} ({reason})"
+            ) from None
+    raise StreamletInternalError("a batch failed to encode but none of its records did")
 
 
 @dataclass(slots=True)
@@ -148,12 +219,12 @@ def _open_for_append(path: Path) -> int:
 
 
 class WriteAheadLog:
-    """An append-only log of JSON-able records in ``directory / name``.
+    """An append-only log of records in ``directory / name``.
 
     Use it as ``async with WriteAheadLog(directory, name) as wal:`` (or call :meth:`open` and
     :meth:`close`). One process, one writer: two logs open on the same directory corrupt it.
-    Records go in as anything orjson can encode (``orjson.Fragment`` included) and come
-    back as orjson decodes them (a tuple comes back as a list).
+    Records go in as anything the state's type-faithful codec encodes
+    (:func:`state.json_codec.to_json`) and come back equal and of the same types.
 
     :param directory: parent directory; created if missing
     :param name: the log's own sub-directory, e.g. the source's uid
@@ -175,7 +246,7 @@ class WriteAheadLog:
             raise ValueError(f"name must be a plain directory name, got {name!r}")
         if segment_bytes < 1:
             raise ValueError(f"segment_bytes must be >= 1, got {segment_bytes!r}")
-        if max_frame_records < 1:
+        if not 1 <= max_frame_records <= _COUNT_MASK:
             raise ValueError(f"max_frame_records must be >= 1, got {max_frame_records!r}")
         self.path = Path(directory) / name
         self.segment_bytes = segment_bytes
@@ -196,6 +267,9 @@ class WriteAheadLog:
         self._syncing: anyio.Event | None = None
         self._broken: BaseException | None = None
         self._opened = False
+        # None: no checkpoint ever covered a record of this log (see checkpointed_seq).
+        self._checkpointed: int | None = None
+        self._marking: anyio.Lock | None = None
 
     # --- Lifecycle ---
 
@@ -209,6 +283,7 @@ class WriteAheadLog:
             raise RuntimeError(f"write-ahead log {str(self.path)!r} is already open")
         try:
             segments, torn = await anyio.to_thread.run_sync(self._recover_sync)
+            checkpointed = await anyio.to_thread.run_sync(self._read_checkpointed_sync)
         except OSError as exc:
             raise WriteAheadLogError(
                 f"cannot open write-ahead log {str(self.path)!r}: {exc}"
@@ -216,6 +291,16 @@ class WriteAheadLog:
         self._segments = segments
         self.torn_tail_bytes = torn
         self._last_seq = self._written_seq = segments[-1].next_seq - 1 if segments else 0
+        if checkpointed is not None:
+            first = segments[0].first_seq if segments else self._last_seq + 1
+            if checkpointed > self._last_seq or checkpointed < first - 1:
+                raise WriteAheadLogError(
+                    f"write-ahead log {str(self.path)!r} is inconsistent: its "
+                    f"{_CHECKPOINTED_FILE!r} file says records up to {checkpointed} were "
+                    f"checkpointed, but the log holds {first}..{self._last_seq}; delete the "
+                    f"log directory to start without it"
+                )
+        self._checkpointed = checkpointed
         self._opened = True
 
     async def close(self) -> None:
@@ -259,9 +344,81 @@ class WriteAheadLog:
             return self._last_seq + 1
         return self._segments[0].first_seq
 
+    @property
+    def checkpointed_seq(self) -> int:
+        """Sequence number of the last record a completed checkpoint covered.
+
+        Where a job that restores no checkpoint resumes: the records after it were logged
+        but no completed checkpoint holds them, so they were never safely processed. For a
+        log that never saw a completed checkpoint it is ``first_seq - 1``: all of it.
+        """
+        if self._checkpointed is None:
+            return self.first_seq - 1
+        return self._checkpointed
+
+    async def mark_checkpointed(self, seq: int) -> None:
+        """Record durably that a completed checkpoint covered the records up to ``seq``.
+
+        Atomic (temporary file, fsync, rename, fsync of the directory): after a crash the
+        file holds the old or the new number, never a torn one.
+
+        :raises ValueError: if ``seq`` is negative or past ``last_seq``
+        :raises WriteAheadLogError: if the file cannot be written
+        """
+        self._check_open()
+        if not 0 <= seq <= self._last_seq:
+            raise ValueError(f"seq must be in 0..{self._last_seq}, got {seq!r}")
+        # Records before first_seq are gone, so a later start cannot replay them anyway
+        # (a late notification of an older checkpoint must not point before them).
+        seq = max(seq, self.first_seq - 1)
+        if self._marking is None:
+            self._marking = anyio.Lock()
+        async with self._marking:
+            if seq == self._checkpointed:
+                return
+            try:
+                with anyio.CancelScope(shield=True):
+                    await anyio.to_thread.run_sync(self._write_checkpointed_sync, seq)
+            except OSError as exc:
+                raise WriteAheadLogError(
+                    f"cannot record the checkpointed position of write-ahead log "
+                    f"{str(self.path)!r}: {exc}"
+                ) from exc
+            self._checkpointed = seq
+
+    def _write_checkpointed_sync(self, seq: int) -> None:
+        tmp = self.path / f".{_CHECKPOINTED_FILE}.tmp"
+        with open(tmp, "wb") as f:
+            f.write(b"%d\n" % seq)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path / _CHECKPOINTED_FILE)
+        _fsync_dir(self.path)
+
+    def _read_checkpointed_sync(self) -> int | None:
+        path = self.path / _CHECKPOINTED_FILE
+        try:
+            with open(path, "rb") as f:
+                data = f.read(64)
+        except FileNotFoundError:
+            return None
+        match = _CHECKPOINTED_TEXT.match(data)
+        if match is None:
+            raise WriteAheadLogError(
+                f"write-ahead log file {str(path)!r} is corrupt: expected a sequence number "
+                f"and a newline, got {data[:40]!r}"
+            )
+        return int(match.group(1))
+
     # --- Writing ---
 
-    def write(self, records: Sequence[Any], *, text: bytes | None = None) -> int:
+    def write(
+        self,
+        records: Sequence[Any],
+        *,
+        text: bytes | None = None,
+        encoded: bytes | None = None,
+    ) -> int:
         """Encode ``records`` and queue them for the next :meth:`sync`; do not wait.
 
         Only the encoding (one orjson call per frame) runs here. The checksums and the
@@ -273,8 +430,11 @@ class WriteAheadLog:
             bytes with ``"\n"`` after each, which are then logged as they are, in one text
             frame, instead of being encoded. The caller vouches that ``text`` is exactly
             that; it is not checked beyond its last byte.
+        :param encoded: the records already encoded: ``orjson.dumps(to_json(r))`` of each,
+            joined by ``b","`` (:func:`encode_records` gives it). Logged as one codec
+            frame as it is, however many records; the caller vouches it matches ``records``.
         :return: the sequence number of the batch's last record (``written_seq``)
-        :raises TypeError: if a record is not JSON-able (nothing is queued then)
+        :raises TypeError: if a record cannot be logged faithfully (nothing is queued then)
         :raises ValueError: if ``text`` does not end with ``"\n"``
         :raises WriteAheadLogError: if an earlier write or sync failed
         """
@@ -282,9 +442,12 @@ class WriteAheadLog:
         if not records:
             return self._written_seq
         first = self._written_seq + 1
-        if text is None:
+        if encoded is not None:
+            frames = self._frame(b"[" + encoded + b"]", len(records), first, _CODEC_FRAME)
+            seqs: Sequence[int] = (first,)
+        elif text is None:
             frames = self._encode(records, first)
-            seqs: Sequence[int] = range(first, first + len(records), self.max_frame_records)
+            seqs = range(first, first + len(records), self.max_frame_records)
         else:
             frames = self._text_frame(text, len(records), first)
             seqs = (first,)
@@ -375,9 +538,9 @@ class WriteAheadLog:
 
         Concurrent calls share syncs (group commit).
 
-        :param records: JSON-able records (``orjson.Fragment`` for pre-encoded ones)
+        :param records: records the codec can encode (:func:`state.json_codec.to_json`)
         :return: the sequence number of the batch's last record
-        :raises TypeError: if a record is not JSON-able (nothing is written then)
+        :raises TypeError: if a record cannot be logged faithfully (nothing is written then)
         :raises WriteAheadLogError: if the write or the sync fails
         """
         last = self.write(records)
@@ -391,29 +554,30 @@ class WriteAheadLog:
         for i in range(0, len(records), step):
             chunk = records if step >= len(records) else records[i : i + step]
             try:
-                payload = orjson.dumps(chunk if isinstance(chunk, list) else list(chunk))
-            except orjson.JSONEncodeError as exc:
-                raise TypeError(f"write-ahead log records must be JSON-able: {exc}") from None
-            if len(payload) > _MAX_PAYLOAD:
-                raise WriteAheadLogError(
-                    f"a frame of {len(chunk)} records encodes to {len(payload)} bytes, "
-                    f"more than the frame limit of {_MAX_PAYLOAD}"
-                )
-            checked = _CHECKED.pack(len(payload), first + i, len(chunk))
-            frames.append(checked)
-            frames.append(payload)
+                batch = chunk if type(chunk) is list else list(chunk)
+                # A plain batch is its own encoding: no walk per record.
+                payload = orjson.dumps(batch if _plain_batch(batch) else to_json(batch))
+            except (UnserializableValueError, orjson.JSONEncodeError) as exc:
+                raise TypeError(
+                    f"write-ahead log records must be values it can log faithfully: {exc}"
+                ) from None
+            frames += self._frame(payload, len(chunk), first + i, _CODEC_FRAME)
         return frames
+
+    def _frame(self, payload: bytes, count: int, first: int, kind: int) -> list[bytes]:
+        """Return one frame: its header without crc, then its payload."""
+        if len(payload) > _MAX_PAYLOAD or count > _COUNT_MASK:
+            raise WriteAheadLogError(
+                f"a frame of {count} records and {len(payload)} bytes exceeds the frame "
+                f"limits ({_COUNT_MASK} records, {_MAX_PAYLOAD} bytes)"
+            )
+        return [_CHECKED.pack(len(payload), first, count | kind), payload]
 
     def _text_frame(self, text: bytes, count: int, first: int) -> list[bytes]:
         """Return the text frame of ``count`` lines whose bytes are ``text``."""
         if not text.endswith(b"\n"):
             raise ValueError("text must end with a newline: one after each line")
-        if len(text) > _MAX_PAYLOAD or count >= _TEXT_FRAME:
-            raise WriteAheadLogError(
-                f"a text frame of {count} lines and {len(text)} bytes exceeds the frame limits"
-            )
-        checked = _CHECKED.pack(len(text), first, count | _TEXT_FRAME)
-        return [checked, text]
+        return self._frame(text, count, first, _TEXT_FRAME)
 
     def _close_fds(self) -> None:
         fd, self._fd, self._fd_segment = self._fd, None, None
@@ -559,8 +723,23 @@ def _read_frame(f: BinaryIO, path: Path, offset: int) -> tuple[int, list[Any]]:
         raise WriteAheadLogError(
             f"write-ahead log segment {str(path)!r} has a corrupt frame at byte {offset}"
         )
-    if not count & _TEXT_FRAME:
-        return first, orjson.loads(payload)
+    kind, count = count & _KIND_MASK, count & _COUNT_MASK
+    if kind != _TEXT_FRAME:
+        try:
+            if kind == _KIND_MASK:
+                raise ValueError("its kind bits are 0b11, which no version writes")
+            records = orjson.loads(payload)
+            if type(records) is not list or len(records) != count:
+                raise ValueError(f"it does not hold a list of {count} records")
+            if kind == _CODEC_FRAME:
+                records = from_json(records)
+            # else a plain JSON frame of an older version: read as it was read then
+        except (ValueError, RecursionError) as exc:  # orjson.JSONDecodeError is a ValueError
+            raise WriteAheadLogError(
+                f"write-ahead log segment {str(path)!r} has a frame at byte {offset} whose "
+                f"records cannot be decoded: {exc}"
+            ) from None
+        return first, records
     try:
         lines = payload.decode("utf-8").split("\n")
     except UnicodeDecodeError as exc:
@@ -569,10 +748,10 @@ def _read_frame(f: BinaryIO, path: Path, offset: int) -> tuple[int, list[Any]]:
             f"is not UTF-8: {exc}"
         ) from None
     lines.pop()  # the text ends with a newline: the last piece is empty
-    if len(lines) != count & ~_TEXT_FRAME:
+    if len(lines) != count:
         raise WriteAheadLogError(
             f"write-ahead log segment {str(path)!r} has a text frame at byte {offset} with "
-            f"{len(lines)} lines where its header says {count & ~_TEXT_FRAME}"
+            f"{len(lines)} lines where its header says {count}"
         )
     return first, lines
 
@@ -590,9 +769,10 @@ def _scan_segment(path: Path, first_seq: int, newest: bool) -> tuple[_Segment, i
                 problem = "an incomplete frame header"
                 break
             crc, length, first, count = _HEADER.unpack(header)
-            count &= ~_TEXT_FRAME
+            kind, count = count & _KIND_MASK, count & _COUNT_MASK
             end = offset + _HEADER.size + length
-            if first != segment.next_seq or count == 0 or end > size:
+            invalid = kind == _KIND_MASK or count == 0
+            if first != segment.next_seq or invalid or end > size:
                 problem = f"an invalid frame header at byte {offset}"
                 break
             if newest:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
+import math
 from pathlib import Path
 from typing import Any
 
@@ -199,26 +202,72 @@ async def test_wal_needs_a_checkpoint_directory() -> None:
             pass
 
 
-async def test_wal_refuses_non_json_records_at_push_time() -> None:
+class _NotLoggable:
+    pass
+
+
+@dataclasses.dataclass
+class Click:
+    page: str
+    at: datetime.datetime
+
+
+async def test_wal_refuses_what_it_cannot_log_faithfully_at_push_time() -> None:
     source = PushSource(write_ahead_log=True)
-    with pytest.raises(TypeError, match=r"records must be JSON-able; got set: "):
-        await source.push({1, 2})
-    with pytest.raises(TypeError, match=r"got object: "):
-        source.push_nowait(object())
+    with pytest.raises(
+        TypeError,
+        match=r"^source 'Push Source' has a write-ahead log, which must give the job exactly "
+        r"the records pushed, but cannot log <.*> of type _NotLoggable \(type "
+        r"tests\.operators\.test_push_source\._NotLoggable is not supported by the default "
+        r"JSON serializer \(it handles str, .*\)\)\. Convert such records to types it "
+        r"restores faithfully \(those of keyed state's default serializer\), or turn "
+        r"write_ahead_log off \(at-most-once\)$",
+    ):
+        await source.push(_NotLoggable())
+    with pytest.raises(TypeError, match=r"cannot log '\\ud800' of type str.*surrogates"):
+        source.push_nowait("\ud800")
+    # In a batch, the culprit is named by its index; nothing of the batch is buffered.
+    with pytest.raises(TypeError, match=r"cannot log record 1 of the batch, \{1: <"):
+        await source.push_many(["fine", {1: _NotLoggable()}])
     assert source.buffered == 0
 
 
-async def test_wal_records_are_seen_as_json_decodes_them(tmp_path: Path) -> None:
+RECORDS: list[Any] = [
+    Click("/docs", datetime.datetime(2024, 1, 1, 12)),
+    (1, 2),
+    {"k": (1, 2), 3: frozenset({4})},
+    datetime.datetime(2024, 5, 6, 7, 8, 9),
+    2**70,
+    "plain",
+]
+
+
+def _same(got: list[Any], want: list[Any]) -> bool:
+    return got == want and [type(r) for r in got] == [type(r) for r in want]
+
+
+async def test_wal_records_keep_their_types_live_and_replayed(tmp_path: Path) -> None:
     source = PushSource(write_ahead_log=True)
-    await source.push({"k": (1, 2)})
+    await source.push_many(RECORDS[:3])
+    for record in [*RECORDS[3:], float("nan"), float("inf"), float("-inf")]:
+        await source.push(record)
     source.end()
     async with source.session(_ctx(tmp_path)):
         reader = await _open_reader(source)
         try:
-            assert await _drain(reader) == [{"k": [1, 2]}]
-            assert reader.position() == 1
+            live = await _drain(reader)
         finally:
             await reader.close()
+        replayed_reader = await _open_reader(source, 0)
+        try:
+            replayed = await _drain(replayed_reader)
+        finally:
+            await replayed_reader.close()
+    for got in (live, replayed):
+        assert _same(got[:6], RECORDS)
+        assert math.isnan(got[6]) and got[7:] == [math.inf, -math.inf]
+    assert live[0] is RECORDS[0]  # live readers get the pushed objects themselves
+    assert replayed[0] is not RECORDS[0]  # so the replay really decoded the log
 
 
 async def test_wal_replay_after_restore(tmp_path: Path) -> None:
@@ -272,17 +321,67 @@ async def test_wal_survives_the_process_and_a_fresh_start_ignores_it(tmp_path: P
             assert await _drain(reader) == ["b", "c", "d"]
         finally:
             await reader.close()
-    # A fresh start (no restore) begins after everything an earlier process logged.
+    # A fresh start (no restore): no checkpoint ever completed, so nothing the log holds
+    # was safely processed and all of it is replayed (a crash before the first checkpoint).
     fresh = PushSource(write_ahead_log=True)
     fresh.push_nowait("e")
     fresh.end()
     async with fresh.session(_ctx(tmp_path)):
         reader = await _open_reader(fresh)
         try:
-            assert await _drain(reader) == ["e"]
+            assert await _drain(reader) == ["a", "b", "c", "d", "e"]
             assert reader.position() == 5
+            await reader.notify_checkpoint_complete(1, 4)
         finally:
             await reader.close()
+    # The next fresh start resumes after the last completed checkpoint's position.
+    again = PushSource(write_ahead_log=True)
+    again.end()
+    async with again.session(_ctx(tmp_path)):
+        reader = await _open_reader(again)
+        try:
+            assert await _drain(reader) == ["e"]
+        finally:
+            await reader.close()
+
+
+async def test_wal_fresh_start_on_a_new_directory_replays_nothing(tmp_path: Path) -> None:
+    source = PushSource(write_ahead_log=True)
+    source.push_nowait("x")
+    source.end()
+    async with source.session(_ctx(tmp_path)):
+        assert source._buffer.wal is not None
+        assert source._buffer.wal.checkpointed_seq == 0
+        reader = await _open_reader(source)
+        try:
+            assert await _drain(reader) == ["x"]
+        finally:
+            await reader.close()
+
+
+async def test_wal_uids_that_differ_in_unsafe_characters_get_distinct_logs(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "in_1").mkdir()  # what "in/1" used to be logged under: shared, never read
+    uids = ["in/1", "in_1", ".", "..", "source", ""]
+    paths = set()
+    for uid in uids:
+        source = PushSource(write_ahead_log=True)
+        source.push_nowait(uid)
+        source.end()
+        ctx = SourceSessionContext(job_name="job", source_uid=uid, wal_dir=tmp_path)
+        async with source.session(ctx):
+            wal = source._buffer.wal
+            assert wal is not None
+            paths.add(wal.path)
+            assert wal.path.parent == tmp_path
+            reader = await _open_reader(source)
+            try:
+                assert await _drain(reader) == [uid]  # nobody else's records
+            finally:
+                await reader.close()
+    assert len(paths) == len(uids)
+    assert "found a write-ahead log under the old directory name" in caplog.text
 
 
 async def test_wal_restart_without_checkpoint_replays_this_session(tmp_path: Path) -> None:
@@ -316,9 +415,10 @@ async def test_wal_truncates_on_checkpoint_complete(tmp_path: Path) -> None:
                 await source.push("x" * 100 + str(i))
                 with anyio.fail_after(5):
                     assert await reader.read_batch(10) == ["x" * 100 + str(i)]
-            assert len(list(wal.path.iterdir())) == 10
+            assert len(list(wal.path.glob("*.wal"))) == 10
             await reader.notify_checkpoint_complete(1, reader.position())
-            assert len(list(wal.path.iterdir())) == 1
+            assert len(list(wal.path.glob("*.wal"))) == 1
+            assert (wal.path / "checkpointed").read_bytes() == b"10\n"
         finally:
             await reader.close()
         with pytest.raises(WriteAheadLogError, match=r"^position 3 of source 'Push Source' needs"):

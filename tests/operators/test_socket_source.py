@@ -340,6 +340,24 @@ async def test_wal_replay_in_a_new_process_then_end(tmp_path: Path) -> None:
                 assert await _drain(reader) == ["b", "c", "d"]
 
 
+async def test_wal_fresh_start_replays_lines_no_checkpoint_covered(tmp_path: Path) -> None:
+    """Lines logged before a crash that came before any checkpoint are not lost (issue 10)."""
+    async with _server() as server:
+        source = SocketTextStreamSource("127.0.0.1", server.port, write_ahead_log=True)
+        async with source.session(_ctx(tmp_path)):
+            async with await server.accept() as conn:
+                await conn.send(b"a\nb\nc\n")
+                async with _reader(source) as reader:
+                    assert await _read(reader, 3) == ["a", "b", "c"]
+                    await reader.notify_checkpoint_complete(1, 1)
+        # The process died; the next one restores no checkpoint (none was found, say).
+        fresh = SocketTextStreamSource("127.0.0.1", server.port, write_ahead_log=True)
+        async with anyio.create_task_group() as tg, fresh.session(_ctx(tmp_path)):
+            tg.start_soon(_serve_once, server, b"d\n")
+            async with _reader(fresh) as reader:
+                assert await _drain(reader) == ["b", "c", "d"]
+
+
 async def test_wal_truncation_on_checkpoint_complete(tmp_path: Path) -> None:
     async with _server() as server:
         source = SocketTextStreamSource("127.0.0.1", server.port, write_ahead_log=True)
@@ -351,9 +369,9 @@ async def test_wal_truncation_on_checkpoint_complete(tmp_path: Path) -> None:
                 for i in range(6):
                     await conn.send(f"line number {i}\n".encode())
                     assert await _read(reader, 1) == [f"line number {i}"]
-                assert len(list(wal.path.iterdir())) == 6
+                assert len(list(wal.path.glob("*.wal"))) == 6
                 await reader.notify_checkpoint_complete(7, reader.position())
-                assert len(list(wal.path.iterdir())) == 1
+                assert len(list(wal.path.glob("*.wal"))) == 1
                 assert wal.first_seq == 6
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import enum
+import math
 import struct
 from pathlib import Path
 
@@ -10,7 +12,7 @@ import anyio
 import orjson
 import pytest
 
-from operators.sources.wal import WriteAheadLog, WriteAheadLogError
+from operators.sources.wal import WriteAheadLog, WriteAheadLogError, encode_records
 
 pytestmark = pytest.mark.anyio
 
@@ -97,8 +99,8 @@ async def test_text_frames_hold_lines_as_received_and_mix_with_json_frames(
         assert await wal.read_from(1, 10) == expected
         assert await wal.read_from(2, 4) == expected[1:5]
         [segment] = _segments(wal)
-        flag = 0x8000_0000
-        assert _frame_counts(wal.path / segment) == [3 | flag, 2, 1 | flag]
+        text, codec = 0x8000_0000, 0x4000_0000
+        assert _frame_counts(wal.path / segment) == [3 | text, 2 | codec, 1 | text]
     async with WriteAheadLog(tmp_path, "src") as wal:  # the scan on open knows text frames
         assert (wal.last_seq, wal.torn_tail_bytes) == (6, 0)
         assert await wal.append_batch(["next"]) == 7
@@ -179,13 +181,19 @@ async def test_iter_from_follows_the_log(tmp_path: Path) -> None:
             assert [x async for x in it] == [3, 4, 5, 6, 7, 8, 9]
 
 
-async def test_non_json_record_is_refused_and_nothing_written(tmp_path: Path) -> None:
+async def test_a_record_the_codec_cannot_restore_is_refused_and_nothing_written(
+    tmp_path: Path,
+) -> None:
     async with WriteAheadLog(tmp_path, "src") as wal:
-        with pytest.raises(TypeError, match=r"^write-ahead log records must be JSON-able: "):
-            await wal.append_batch(["ok", {1, 2}])
+        with pytest.raises(
+            TypeError, match=r"^write-ahead log records must be values it can log faithfully: "
+        ):
+            await wal.append_batch(["ok", object()])
+        with pytest.raises(TypeError, match=r"surrogates"):
+            await wal.append_batch(["\ud800"])
         assert wal.last_seq == 0
-        assert await wal.append_batch([orjson.Fragment(b'{"pre":1}')]) == 1
-        assert await wal.read_from(1, 1) == [{"pre": 1}]
+        assert await wal.append_batch([{1, 2}]) == 1
+        assert await wal.read_from(1, 1) == [{1, 2}]
 
 
 async def test_concurrent_appends_are_serialized(tmp_path: Path) -> None:
@@ -248,3 +256,68 @@ async def test_concurrent_syncs_share_one_flush(tmp_path: Path) -> None:
                 tg.start_soon(wal.sync)
         assert flushes == 1
         assert wal.last_seq == 2
+
+
+async def test_checkpointed_position_survives_and_defaults_to_the_log_beginning(
+    tmp_path: Path,
+) -> None:
+    async with WriteAheadLog(tmp_path, "src", segment_bytes=20) as wal:
+        assert wal.checkpointed_seq == 0  # a new log: nothing was ever checkpointed
+        await wal.append_batch(["a"])
+        await wal.append_batch(["b"])
+        await wal.append_batch(["c"])
+        with pytest.raises(ValueError, match=r"^seq must be in 0\.\.3, got 4$"):
+            await wal.mark_checkpointed(4)
+        await wal.mark_checkpointed(2)
+        await wal.truncate_before(3)
+        assert (wal.first_seq, wal.checkpointed_seq) == (3, 2)
+        # A late notification of an older checkpoint cannot point before what is gone.
+        await wal.mark_checkpointed(1)
+        assert wal.checkpointed_seq == 2
+    async with WriteAheadLog(tmp_path, "src") as wal:
+        assert wal.checkpointed_seq == 2
+    (tmp_path / "src" / "checkpointed").unlink()  # a log written before the file existed
+    async with WriteAheadLog(tmp_path, "src") as wal:
+        assert wal.checkpointed_seq == wal.first_seq - 1 == 2
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"x\n", r"is corrupt: expected a sequence number and a newline, got b'x\\n'"),
+        (b"99\n", r"is inconsistent: its 'checkpointed' file says records up to 99 were"),
+    ],
+)
+async def test_a_damaged_checkpointed_file_is_refused(
+    tmp_path: Path, content: bytes, message: str
+) -> None:
+    async with WriteAheadLog(tmp_path, "src") as wal:
+        await wal.append_batch(["a"])
+    (tmp_path / "src" / "checkpointed").write_bytes(content)
+    with pytest.raises(WriteAheadLogError, match=message):
+        await WriteAheadLog(tmp_path, "src").open()
+
+
+class _Level(enum.IntEnum):
+    HIGH = 1
+
+
+async def test_encoded_batches_round_trip_faithfully_or_are_refused(tmp_path: Path) -> None:
+    """The per-batch fast path for flat dicts must not skip what to_json escapes or refuses."""
+    batches: list[list[object]] = [
+        [{"user": "u1", "n": 1}, {"user": "u2", "n": 2.5}],  # the fast path
+        [{"$tuple": [1]}],  # a user dict that looks like a tag
+        [{"a": float("nan"), "b": 1}, {"x": (1, 2), "y": None}],
+        ["s", 1, None, True, 2**64 - 1, 2**64],
+    ]
+    async with WriteAheadLog(tmp_path, "src") as wal:
+        for batch in batches:
+            wal.write(batch, encoded=encode_records(batch))
+        await wal.sync()
+        got = await wal.read_from(1, 100)
+    flat = [r for batch in batches for r in batch]
+    assert got[:3] == flat[:3] and got[5:] == flat[5:]
+    assert type(got[2]) is dict and math.isnan(got[3]["a"]) and got[4]["x"] == (1, 2)
+    assert type(got[-1]) is int
+    with pytest.raises(TypeError, match=r"^record 1 of the batch, \{'a': <_Level\.HIGH: 1>"):
+        encode_records([{"a": 1, "b": 2}, {"a": _Level.HIGH, "b": 1}])
