@@ -455,6 +455,10 @@ class JobRunner:
                 await coordinator.wait_for_completion(checkpoint_id)
         timeout_s = coordinator.config.timeout_ms / 1000
         while True:
+            # The periodic loop, which fails the job on too many failed checkpoints, is
+            # stopped: this loop must do it, or a suspended coordinator is retried for ever.
+            if coordinator.job_failure is not None:
+                raise coordinator.job_failure
             result = coordinator.trigger_checkpoint(force=True)
             if isinstance(result, CheckpointFailureReason):
                 logger.warning("final checkpoint could not be triggered: %s", result.value)
@@ -470,5 +474,3 @@ class JobRunner:
                 await coordinator.check_timeouts()  # expire it, then try again
             except CheckpointError as exc:
                 logger.warning("final checkpoint %d failed (%s); retrying", result, exc)
-            if coordinator.job_failure is not None:
-                raise coordinator.job_failure

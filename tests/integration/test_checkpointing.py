@@ -912,3 +912,99 @@ async def test_aborted_checkpoints_do_not_keep_writing() -> None:
         log.stop.set()
         with anyio.fail_after(JOB_DEADLINE_S):
             await client.wait()
+
+
+class _EndsWhenCheckpointStarted(Source[int]):
+    """Emits ``0..count-1``, then ends once a checkpoint is in flight, and says so."""
+
+    name = "ends-when-checkpoint-started"
+    max_parallelism = 1
+
+    def __init__(self, count: int, storage: HookedStorage) -> None:
+        self.count = count
+        self.storage = storage
+        self.ended = anyio.Event()
+
+    def create_splits(self, parallelism: int) -> list[Any]:
+        return ["all"]
+
+    def create_reader(self, split: Any, position: Any | None) -> SourceReader[int]:
+        return _EndsWhenCheckpointStartedReader(self, 0 if position is None else int(position))
+
+
+class _EndsWhenCheckpointStartedReader(SourceReader[int]):
+    def __init__(self, source: _EndsWhenCheckpointStarted, start: int) -> None:
+        self.source = source
+        self.next = start
+
+    def position(self) -> int:
+        return self.next
+
+    async def read_batch(self, max_records: int) -> list[int] | None:
+        if self.next < self.source.count:
+            self.next = self.source.count
+            return list(range(self.source.count))
+        await self.source.storage.wait_in_flight(1)
+        self.source.ended.set()
+        return None
+
+
+async def test_a_checkpoint_failing_after_the_sources_finished_fails_the_job_not_hangs() -> None:
+    # Checkpoint 1 is in flight when the source ends; its write fails only after that, when
+    # the periodic loop (which used to be the only one to fail the job) has been stopped.
+    source: _EndsWhenCheckpointStarted
+
+    async def fail_once_the_source_ended(operation: str, checkpoint_id: int, name: str) -> None:
+        if operation == "state" and checkpoint_id == 1:
+            await source.ended.wait()
+            for _ in range(20):  # let the final-checkpoint task take over from the loop
+                await anyio.lowlevel.checkpoint()
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    storage = HookedStorage("late-failure", write_hook=fail_once_the_source_ended)
+    source = _EndsWhenCheckpointStarted(10, storage)
+    env = StreamExecutionEnvironment.get_execution_environment()
+    configure(env, storage, interval_ms=10)
+    env.from_source(source, "ends").map(lambda x: x).add_sink(lambda x: None)
+    with anyio.fail_after(20), pytest.raises(Exception) as failed:
+        await env.execute("late-failure")
+    error: BaseException | None = failed.value
+    while error is not None and not isinstance(error, TooManyFailedCheckpointsError):
+        error = error.__cause__
+    assert isinstance(error, TooManyFailedCheckpointsError), failed.value
+    assert "No space left on device" in str(error)
+
+
+class _StoreUnstorableAtEnd(KeyedProcessFunction):
+    """Counts per key; the last record puts a value into state that no checkpoint can store."""
+
+    def __init__(self, last: int) -> None:
+        self.last = last
+
+    def open(self, runtime_context: Any) -> None:
+        self.note = runtime_context.get_state(ValueStateDescriptor("note"))
+
+    def process_element(self, value: int, ctx: Any) -> Any:
+        if value == self.last:
+            self.note.update(lambda: "not storable")
+        yield value
+
+
+async def test_a_failing_final_checkpoint_fails_the_bounded_job_instead_of_retrying_for_ever() -> (
+    None
+):
+    # The periodic interval is far beyond the job's run time: the only checkpoint is the
+    # final one, triggered once the source has read everything, and it always fails.
+    env = StreamExecutionEnvironment.get_execution_environment()
+    env.enable_checkpointing(3_600_000)
+    env.set_restart_strategy(RestartStrategies.fixed_delay_restart(2, 0))
+    env.from_sequence(0, 9).key_by(lambda x: x % 2).process(_StoreUnstorableAtEnd(9)).add_sink(
+        lambda x: None
+    )
+    with anyio.fail_after(20), pytest.raises(Exception) as failed:
+        await env.execute("final-checkpoint-fails")
+    error: BaseException | None = failed.value
+    while error is not None and not isinstance(error, TooManyFailedCheckpointsError):
+        error = error.__cause__
+    assert isinstance(error, TooManyFailedCheckpointsError), failed.value
+    assert "cannot serialize state 'note'" in str(error)
