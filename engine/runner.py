@@ -161,6 +161,12 @@ class JobRunner:
                         sessions.push_async_callback(self._shutdown_coordinator)
                         await self._open_sessions(sessions)
                         failure = await self._run_attempts(splits, restore_point)
+                        if failure is not None and not isinstance(failure, JobExecutionError):
+                            # Too many failed checkpoints, unusable storage: the running
+                            # job failed all the same (start-up errors stay as they are).
+                            failure = JobExecutionError.of_job(
+                                self.job_name, failure, attempt=self.restart_count
+                            )
                     except Exception as exc:  # cancellation is a BaseException: it passes
                         failure = exc
             except BaseExceptionGroup as group:

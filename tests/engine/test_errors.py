@@ -160,3 +160,11 @@ async def test_cancel_right_after_execute_async_ends_canceled() -> None:
     client = await env.execute_async("cancel at once")
     await client.cancel()
     assert client.status is JobStatus.CANCELED
+
+
+def test_a_failure_of_the_whole_job_names_the_job_and_chains_the_cause() -> None:
+    cause = RuntimeError("storage went away")
+    error = JobExecutionError.of_job("nightly", cause, attempt=2)
+    assert error.__cause__ is cause
+    assert error.attempt == 2 and error.operator_uid == ""
+    assert str(error) == "job 'nightly' failed: RuntimeError: storage went away"
