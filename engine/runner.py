@@ -25,6 +25,7 @@ from checkpoints.errors import CheckpointError, CheckpointFailureReason
 from checkpoints.file_storage import FileCheckpointStorage
 from checkpoints.layout import safe_name
 from checkpoints.storage import CheckpointStorage, create_checkpoint_storage
+from operators.sinks.simple import OutputClosedError
 from operators.sources.base import DeliveryGuarantee, SourceSessionContext
 
 from .checkpointing import MailboxGateway, SubtaskCheckpointer
@@ -214,6 +215,8 @@ class JobRunner:
             failure = await self._run_attempt(settings, splits, restored)
             if failure is None or self._stopped_with_savepoint:
                 return None
+            if isinstance(failure.__cause__, OutputClosedError):
+                return failure  # its reader is gone: a restart would only fail again
             delay_ms = self.restart_strategy.on_failure()
             if delay_ms is None:
                 logger.error(
