@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import importlib.util
 import inspect
 import logging
@@ -41,6 +42,7 @@ from typing import Any, TextIO
 import anyio
 
 from checkpoints.config import JobManagerCheckpointStorage
+from operators.sinks.simple import OutputClosedError
 from state.errors import StreamletError
 
 from .client import JobExecutionResult
@@ -53,6 +55,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: stdout's reader went away (`| head`)
 
 _PROG = "streamlet"
 _JOB_MODULE = "__streamlet_job__"
@@ -345,6 +348,14 @@ async def _build_and_execute(
             restore=args.restore,
             allow_non_restored_state=args.allow_non_restored_state,
         )
+    except JobExecutionError as exc:
+        if isinstance(exc.__cause__, OutputClosedError):
+            # Like a Unix tool on SIGPIPE: quiet, and nothing more written to the pipe.
+            with contextlib.suppress(OSError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return EXIT_BROKEN_PIPE
+        _report_exception(None, exc, script, args.traceback, err)
+        return EXIT_FAILED
     except Exception as exc:
         _report_exception(None, exc, script, args.traceback, err)
         return EXIT_FAILED

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 import os
+import sys
 from typing import Any
+
+import anyio
 
 from checkpoints.config import CheckpointConfig, CheckpointingMode, FsStateBackend
 from operators.sources.base import Source
@@ -13,7 +17,7 @@ from operators.sources.collection import CollectionSource, SequenceSource
 from state.key_groups import DEFAULT_MAX_PARALLELISM, check_parallelism
 
 from .background import start_background
-from .client import JobClient, JobExecutionResult
+from .client import JobClient
 from .datastream import DataStream
 from .graph import StreamGraph, StreamNode
 from .partitioners import ForwardPartitioner
@@ -250,14 +254,22 @@ class StreamExecutionEnvironment:
         self._graph = StreamGraph()
         return runner
 
-    async def execute(
+    def execute(
         self,
         job_name: str = "Streamlet Job",
         *,
         restore: str | None = None,
         allow_non_restored_state: bool = False,
-    ) -> JobExecutionResult:
-        """Run the job in the calling task until it ends; return its result.
+    ) -> Any:
+        """Run the job until it ends; return its :class:`JobExecutionResult`.
+
+        Which form runs where:
+
+        * called where no event loop runs (a plain script, PyFlink's
+          ``env.execute("job")``), it runs the job to completion in a new asyncio event loop
+          (``anyio.run``) and returns the result;
+        * called inside a running event loop (asyncio or trio), it returns an awaitable:
+          ``result = await env.execute("job")`` runs the job in the calling task.
 
         Cancelling the calling task cancels the job cleanly.
 
@@ -269,7 +281,9 @@ class StreamExecutionEnvironment:
             ``__cause__`` is the user's error
         """
         runner = self._take_runner(job_name, restore, allow_non_restored_state)
-        return await runner.run()
+        if _event_loop_running():
+            return runner.run()
+        return anyio.run(runner.run)
 
     async def execute_async(
         self,
@@ -308,3 +322,13 @@ class StreamExecutionEnvironment:
                 }
             )
         return json.dumps({"chains": chains}, indent=2)
+
+
+def _event_loop_running() -> bool:
+    """Whether the calling thread runs an asyncio or trio event loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        trio = sys.modules.get("trio")
+        return trio is not None and bool(trio.lowlevel.in_trio_run())
+    return True

@@ -10,7 +10,8 @@ Our exception hierarchy::
     │   ├── CheckpointStorageError      the storage failed (path, cause)
     │   ├── CorruptCheckpointError      a checkpoint on disk is damaged (path, detail)
     │   └── TooManyFailedCheckpointsError   more consecutive failures than tolerated
-    ├── JobExecutionError               a subtask failed; ``__cause__`` is the user's exception
+    ├── JobExecutionError               the job failed; ``__cause__`` is why (a subtask's
+    │                                   exception, or the checkpoint error that failed it)
     ├── JobCancelledError               the job was cancelled through its JobClient
     └── JobGraphError                   the job graph cannot run as built
 
@@ -55,10 +56,21 @@ class JobExecutionError(StreamletError):
         self.job_name = job_name
         self.detail = detail
         where = (
-            f"operator {operator_name!r} (uid {operator_uid!r}), "
+            f" in operator {operator_name!r} (uid {operator_uid!r}), "
             f"subtask {subtask_index + 1}/{parallelism}"
+            if operator_uid
+            else ""
         )
-        super().__init__(f"job {job_name!r} failed in {where}" + (f": {detail}" if detail else ""))
+        super().__init__(f"job {job_name!r} failed{where}" + (f": {detail}" if detail else ""))
+
+    @classmethod
+    def of_job(cls, job_name: str, cause: BaseException, *, attempt: int = 0) -> JobExecutionError:
+        """A failure of the job as a whole, not of one subtask (its checkpoints failed, its
+        storage is unusable): no operator is named (``operator_uid`` is ``""``) and ``cause``
+        is chained as ``__cause__``."""
+        error = cls("", "", 0, 1, attempt=attempt, job_name=job_name)
+        error.__cause__ = cause
+        return error
 
     def __str__(self) -> str:
         text = self.args[0]

@@ -26,6 +26,7 @@ from checkpoints.file_storage import FileCheckpointStorage
 from checkpoints.layout import safe_name
 from checkpoints.storage import CheckpointStorage, create_checkpoint_storage
 from operators.sinks.two_phase import TwoPhaseCommitSink
+from operators.sinks.simple import OutputClosedError
 from operators.sources.base import DeliveryGuarantee, SourceSessionContext
 
 from .checkpointing import MailboxGateway, SubtaskCheckpointer
@@ -163,6 +164,12 @@ class JobRunner:
                         sessions.push_async_callback(self._shutdown_coordinator)
                         await self._open_sessions(sessions)
                         failure = await self._run_attempts(splits, restore_point)
+                        if failure is not None and not isinstance(failure, JobExecutionError):
+                            # Too many failed checkpoints, unusable storage: the running
+                            # job failed all the same (start-up errors stay as they are).
+                            failure = JobExecutionError.of_job(
+                                self.job_name, failure, attempt=self.restart_count
+                            )
                     except Exception as exc:  # cancellation is a BaseException: it passes
                         failure = exc
             except BaseExceptionGroup as group:
@@ -213,6 +220,8 @@ class JobRunner:
             failure = await self._run_attempt(settings, splits, restored)
             if failure is None or self._stopped_with_savepoint:
                 return None
+            if isinstance(failure.__cause__, OutputClosedError):
+                return failure  # its reader is gone: a restart would only fail again
             delay_ms = self.restart_strategy.on_failure()
             if delay_ms is None:
                 logger.error(
@@ -479,6 +488,10 @@ class JobRunner:
                 await coordinator.wait_for_completion(checkpoint_id)
         timeout_s = coordinator.config.timeout_ms / 1000
         while True:
+            # The periodic loop, which fails the job on too many failed checkpoints, is
+            # stopped: this loop must do it, or a suspended coordinator is retried for ever.
+            if coordinator.job_failure is not None:
+                raise coordinator.job_failure
             result = coordinator.trigger_checkpoint(force=True)
             if isinstance(result, CheckpointFailureReason):
                 logger.warning("final checkpoint could not be triggered: %s", result.value)
@@ -494,5 +507,3 @@ class JobRunner:
                 await coordinator.check_timeouts()  # expire it, then try again
             except CheckpointError as exc:
                 logger.warning("final checkpoint %d failed (%s); retrying", result, exc)
-            if coordinator.job_failure is not None:
-                raise coordinator.job_failure

@@ -9,11 +9,21 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from state.errors import StreamletError
+
 from ..base import OperatorContext
 from ..functions import FunctionAdapter, FunctionInitializationContext, RuntimeContext
 from .base import SinkWriter
 
-__all__ = ["CallbackSinkWriter", "PrintSinkWriter", "QueueSinkWriter"]
+__all__ = ["CallbackSinkWriter", "OutputClosedError", "PrintSinkWriter", "QueueSinkWriter"]
+
+
+class OutputClosedError(StreamletError):
+    """The reader of stdout (or stderr) went away, as ``| head`` does: the job ends there.
+
+    Not a fault a restart can cure; the runner does not restart on it and the command line
+    exits quietly, as Unix tools do on SIGPIPE.
+    """
 
 
 class PrintSinkWriter(SinkWriter):
@@ -39,8 +49,12 @@ class PrintSinkWriter(SinkWriter):
     async def write_batch(self, records: list[Any]) -> None:
         stream = sys.stderr if self._to_stderr else sys.stdout
         prefix = self._prefix
-        stream.write("".join([f"{prefix}{record}\n" for record in records]))
-        stream.flush()
+        try:
+            stream.write("".join([f"{prefix}{record}\n" for record in records]))
+            stream.flush()
+        except BrokenPipeError as exc:
+            name = "stderr" if self._to_stderr else "stdout"
+            raise OutputClosedError(f"the reader of {name} closed it") from exc
 
 
 class CallbackSinkWriter(SinkWriter):

@@ -512,3 +512,30 @@ def test_ctrl_c_cancels_the_job_and_exits_130(tmp_path: Path, kind: str) -> None
     assert child.returncode == 130, err
     assert "interrupted; the job was cancelled" in err
     assert "Traceback" not in err
+
+
+def test_a_closed_stdout_ends_the_job_quietly_without_restarts(in_tmp: Path) -> None:
+    # `streamlet run job.py | head -1`: checkpointing on, so a failure would restart for ever.
+    write(
+        in_tmp / "job.py",
+        "def build(env):\n"
+        "    env.enable_checkpointing(100)\n"
+        "    env.from_sequence(1, 10**9).map(lambda x: x * 2).print()\n",
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "engine", "run", "job.py"],
+        cwd=in_tmp,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.readline() == b"2\n"
+    proc.stdout.close()  # what head does after its line
+    try:
+        rc = proc.wait(timeout=60)
+    finally:
+        proc.kill()
+        stderr = proc.stderr.read().decode()
+        proc.stderr.close()
+    assert rc == 141, stderr
+    assert "restart" not in stderr and "Traceback" not in stderr, stderr

@@ -210,3 +210,11 @@ async def test_records_a_reader_returned_before_it_raised_reach_the_sink(paralle
     assert sorted(got) == sorted(s * 100 + i for s in range(parallelism) for i in range(4))
     assert isinstance(info.value.__cause__, Boom)
     assert info.value.operator_uid == "failing"
+
+
+def test_a_failure_of_the_whole_job_names_the_job_and_chains_the_cause() -> None:
+    cause = RuntimeError("storage went away")
+    error = JobExecutionError.of_job("nightly", cause, attempt=2)
+    assert error.__cause__ is cause
+    assert error.attempt == 2 and error.operator_uid == ""
+    assert str(error) == "job 'nightly' failed: RuntimeError: storage went away"

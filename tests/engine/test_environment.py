@@ -1,0 +1,30 @@
+"""StreamExecutionEnvironment.execute in both forms: a plain call and an await."""
+
+from __future__ import annotations
+
+import pytest
+
+from engine import StreamExecutionEnvironment
+from engine.testing import TestingSink
+
+
+def test_execute_without_an_event_loop_runs_the_job_and_returns_its_result() -> None:
+    # PyFlink's form, at the top level of a plain script: nothing to await.
+    out: list[int] = []
+    env = StreamExecutionEnvironment.get_execution_environment()
+    env.from_collection([1, 2, 3]).map(lambda x: x * 10).sink_to(TestingSink(out))
+    result = env.execute("plain call")
+    assert result.job_name == "plain call"
+    assert sorted(out) == [10, 20, 30]
+
+
+@pytest.mark.anyio
+async def test_execute_inside_an_event_loop_is_awaited_in_the_calling_task() -> None:
+    out: list[int] = []
+    env = StreamExecutionEnvironment.get_execution_environment()
+    env.from_collection([1, 2, 3]).map(lambda x: x + 1).sink_to(TestingSink(out))
+    pending = env.execute("awaited")
+    assert out == []  # nothing ran before the await
+    result = await pending
+    assert result.job_name == "awaited"
+    assert sorted(out) == [2, 3, 4]
