@@ -25,8 +25,8 @@ from checkpoints.errors import CheckpointError, CheckpointFailureReason
 from checkpoints.file_storage import FileCheckpointStorage
 from checkpoints.layout import safe_name
 from checkpoints.storage import CheckpointStorage, create_checkpoint_storage
-from operators.sinks.two_phase import TwoPhaseCommitSink
 from operators.sinks.simple import OutputClosedError
+from operators.sinks.two_phase import TwoPhaseCommitSink
 from operators.sources.base import DeliveryGuarantee, SourceSessionContext
 
 from .checkpointing import MailboxGateway, SubtaskCheckpointer
