@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test lint bench soak clean
+.PHONY: venv demo test lint mutants bench soak clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+# Each known mutant (tests/mutation/run.py) applied in a scratch copy must turn the suite red.
+mutants: $(STAMP)
+	$(PY) tests/mutation/run.py $(ARGS)
 
 bench: $(STAMP)
 	$(PY) -m bench $(ARGS)

@@ -1,7 +1,7 @@
 """Where checkpoints are stored: the contract, and the choice from configuration.
 
 Two implementations keep this contract: :class:`~checkpoints.file_storage.FileCheckpointStorage`
-(the filesystem; aiofiles; temporary file, fsync, rename) and
+(the filesystem; temporary file, fsync, rename) and
 :class:`~checkpoints.memory_storage.MemoryCheckpointStorage` (a dict; tests and small jobs).
 The contract tests in ``tests/checkpoints/test_storage.py`` run against both.
 

@@ -11,8 +11,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import sniffio
-
 __all__ = ["start_background"]
 
 
@@ -24,7 +22,7 @@ def start_background(fn: Callable[[], Awaitable[None]], task_group: Any = None) 
     if task_group is not None:
         task_group.start_soon(fn)
         return
-    library = sniffio.current_async_library()
+    library = _current_library()
     if library == "asyncio":
         import asyncio
 
@@ -37,6 +35,30 @@ def start_background(fn: Callable[[], Awaitable[None]], task_group: Any = None) 
         trio.lowlevel.spawn_system_task(fn)
     else:  # pragma: no cover - anyio supports only these two
         raise RuntimeError(f"unsupported async library {library!r}")
+
+
+def _current_library() -> str:
+    """Name the event loop running in this thread: ``"asyncio"`` or ``"trio"``.
+
+    Not sniffio: it is not a declared dependency (anyio no longer needs it) and anyio has no
+    public call for this. trio is imported only when no asyncio loop runs, so an asyncio job
+    never needs trio installed.
+    """
+    import asyncio
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    else:
+        return "asyncio"
+    try:
+        import trio
+
+        trio.lowlevel.current_trio_token()
+    except (ImportError, RuntimeError):
+        raise RuntimeError("start_background needs a running asyncio or trio event loop") from None
+    return "trio"
 
 
 # asyncio keeps only weak references to tasks; hold them until they finish.

@@ -84,8 +84,13 @@ class TestingSource(Source[Any]):
       restart strategy that allows it, ``execute`` raises
       :class:`~engine.errors.JobExecutionError` with the ``InjectedFault`` as its cause.
     - ``TestingSource.PAUSE(duration_ms)`` stops reading for that long, after the records
-      before it were emitted; the job keeps processing and checkpointing meanwhile (handy to
-      let a checkpoint complete before an ABORT).
+      before it were emitted; the job keeps processing and checkpointing meanwhile.
+    - ``TestingSource.AWAIT_CHECKPOINT()`` stops reading until a checkpoint that covers every
+      record before the marker has completed (this reader was notified of it), then goes on.
+      Put it before an ABORT to make a restore certain instead of likely: the crash then
+      always finds those records checkpointed. It needs periodic checkpointing; without it
+      the reader waits forever. After a restore to a position before the marker it waits
+      again, for a checkpoint of the new attempt.
 
     Resume contract: a checkpoint stores the index of the next item after the last batch
     emitted before its barrier; the reader built with it starts exactly there.
@@ -104,7 +109,7 @@ class TestingSource(Source[Any]):
         async def main() -> None:
             storage = MemoryCheckpointStorage("doc")
             source = TestingSource(
-                [1, 2, TestingSource.PAUSE(50), TestingSource.ABORT(), 3,
+                [1, 2, TestingSource.AWAIT_CHECKPOINT(), TestingSource.ABORT(), 3,
                  TestingSource.EOF(), 4, 5]
             )
 
@@ -119,7 +124,7 @@ class TestingSource(Source[Any]):
                 return out, result.restart_count
 
             out, restarts = await run()       # crashes once at the ABORT, ends at the EOF
-            assert restarts == 1 and out[-1] == 3 and set(out) == {1, 2, 3}
+            assert restarts == 1 and out == [1, 2, 3]  # restored after 2: nothing repeated
             assert await run() == ([4, 5], 0)  # the next run continues after the EOF
 
         anyio.run(main)
@@ -143,6 +148,10 @@ class TestingSource(Source[Any]):
     @dataclass(frozen=True, slots=True)
     class ABORT:
         """Crash the job the first time the reader reaches this marker."""
+
+    @dataclass(frozen=True, slots=True)
+    class AWAIT_CHECKPOINT:
+        """Stop reading until a checkpoint covering the records before this marker completed."""
 
     @dataclass(frozen=True, slots=True)
     class PAUSE:
@@ -197,6 +206,10 @@ class _TestingReader(SourceReader[Any]):
         self._source = source
         self._next = start
         self._ended = ended
+        # Highest position a completed checkpoint stored for this reader, and the event the
+        # AWAIT_CHECKPOINT marker waits on (replaced after every notification).
+        self._completed_position = -1
+        self._completed = anyio.Event()
 
     def position(self) -> int:
         return self._next
@@ -227,6 +240,15 @@ class _TestingReader(SourceReader[Any]):
                     break
                 source._fired.add(self._next)
                 raise InjectedFault(f"TestingSource.ABORT() at index {self._next}")
+            if isinstance(item, TestingSource.AWAIT_CHECKPOINT):
+                if batch:
+                    break
+                # Position is the index of the next item, so a checkpoint stored at this
+                # marker's index or beyond covers every record before it.
+                while self._completed_position < self._next:
+                    await self._completed.wait()
+                self._next += 1
+                continue
             if isinstance(item, TestingSource.PAUSE):
                 if batch:
                     break
@@ -239,6 +261,11 @@ class _TestingReader(SourceReader[Any]):
             return None
         await anyio.lowlevel.checkpoint()
         return batch
+
+    async def notify_checkpoint_complete(self, checkpoint_id: int, position: Any) -> None:
+        self._completed_position = max(self._completed_position, int(position))
+        completed, self._completed = self._completed, anyio.Event()
+        completed.set()
 
 
 # --- TestingSink and running a job ---

@@ -1,4 +1,5 @@
-"""engine.testing: TestingSource markers (EOF, ABORT, PAUSE), TestingSink, run_and_collect.
+"""engine.testing: TestingSource markers (EOF, ABORT, PAUSE, AWAIT_CHECKPOINT), TestingSink,
+run_and_collect.
 
 Runs under pytest-asyncio (and uses the plugin's fixtures, which are synchronous).
 """
@@ -40,6 +41,7 @@ pytestmark = pytest.mark.asyncio
 EOF = TestingSource.EOF
 ABORT = TestingSource.ABORT
 PAUSE = TestingSource.PAUSE
+AWAIT_CHECKPOINT = TestingSource.AWAIT_CHECKPOINT
 
 EnvFactory = Callable[..., StreamExecutionEnvironment]
 
@@ -227,13 +229,13 @@ async def test_abort_restores_the_last_checkpoint_and_counts_stay_exact(
     assert len(out) == 400
 
 
-async def test_abort_after_a_pause_replays_nothing_already_checkpointed(
+async def test_abort_after_a_completed_checkpoint_replays_nothing_already_checkpointed(
     streamlet_env: StreamExecutionEnvironment,
 ) -> None:
-    # During the pause every record before it is processed and a checkpoint completes at
-    # the pause's position, so the restore replays nothing: exactly-once output here.
+    # AWAIT_CHECKPOINT holds the source until a checkpoint at its position completed, so the
+    # restore replays nothing: exactly-once output here (a restart from scratch repeats 20).
     records: list[Any] = [(f"k{i % 3}", i) for i in range(30)]
-    records[20:20] = [PAUSE(150), ABORT()]
+    records[20:20] = [AWAIT_CHECKPOINT(), ABORT()]
     out, result = await _abort_job(checkpointing(streamlet_env), records, 1)
     assert result.restart_count == 1
     _assert_exact_state_at_least_once_output(out, _expected_counts(records))
@@ -265,6 +267,31 @@ async def test_abort_without_checkpointing_restarts_from_scratch(
     out, result = await run_and_collect_result(stream)
     assert result.restart_count == 1
     assert out[-3:] == [1, 2, 3] and Counter(out)[3] == 1
+
+
+async def test_await_checkpoint_waits_for_a_checkpoint_covering_the_records_before_it(
+    streamlet_env: StreamExecutionEnvironment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Positions of the completed checkpoints the reader was told of, in order.
+    completed: list[int] = []
+    original = engine.testing._TestingReader.notify_checkpoint_complete
+
+    async def notify(self: Any, checkpoint_id: int, position: Any) -> None:
+        completed.append(position)
+        await original(self, checkpoint_id, position)
+
+    monkeypatch.setattr(engine.testing._TestingReader, "notify_checkpoint_complete", notify)
+    seen: dict[int, list[int]] = {}
+
+    def note(x: int) -> int:
+        seen[x] = list(completed)
+        return x
+
+    source = TestingSource([1, 2, AWAIT_CHECKPOINT(), 3], batch_size=10)
+    stream = checkpointing(streamlet_env).from_source(source).map(note)
+    assert await run_and_collect(stream) == [1, 2, 3]
+    # 3 was read only after a checkpoint at the marker's index (2) or beyond completed.
+    assert any(position >= 2 for position in seen[3]), seen
 
 
 async def test_pause_delays_the_records_after_it(

@@ -1,0 +1,132 @@
+"""``make mutants``: apply each known mutant in a scratch copy and require the suite to go red.
+
+Each mutant is an exact textual patch (file, original text, replacement). A patch whose
+original text is missing or ambiguous fails this script loudly, so a refactor cannot silently
+disable a mutant: update the patch together with the code. The scratch copy holds the working
+tree's git-tracked files; the tests run with this project's virtualenv, with the copy first on
+``sys.path`` (``PYTHONPATH``), so the editable install does not shadow the mutated code.
+
+Exit status 0 only if every mutant made the suite fail. By default pytest stops at the first
+failure (fast); ``--all`` runs the whole suite per mutant and lists every test that caught it
+(``make mutants ARGS=--all``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str
+    path: str
+    original: str
+    replacement: str
+    # pytest arguments: the subset expected to catch it (the whole suite by default).
+    tests: tuple[str, ...] = ("tests",)
+
+
+MUTANTS = (
+    Mutant(
+        name="M1: never restore on failover",
+        path="engine/runner.py",
+        original="            restore_point = coordinator.latest_completed() or restore_point\n",
+        replacement="            restore_point = None\n",
+    ),
+    Mutant(
+        name="M2: the aligner never blocks a channel",
+        path="checkpoints/alignment.py",
+        original="        return self._emit(set(self._arrived), **extra)\n",
+        replacement="        return self._emit(set(), **extra)\n",
+    ),
+)
+
+
+def tracked_files() -> list[str]:
+    out = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=ROOT, check=True, capture_output=True
+    ).stdout
+    return [name for name in out.decode().split("\0") if name]
+
+
+def copy_tree(dest: Path) -> None:
+    for name in tracked_files():
+        src = ROOT / name
+        if not src.is_file():  # deleted in the working tree
+            continue
+        target = dest / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, target)
+
+
+def apply(mutant: Mutant, tree: Path) -> None:
+    file = tree / mutant.path
+    text = file.read_text()
+    count = text.count(mutant.original)
+    if count != 1:
+        raise SystemExit(
+            f"{mutant.name}: its patch expects exactly one occurrence of {mutant.original!r} "
+            f"in {mutant.path}, found {count}; update the mutant in {Path(__file__).name}"
+        )
+    file.write_text(text.replace(mutant.original, mutant.replacement))
+
+
+def run_suite(mutant: Mutant, tree: Path, python: str, stop_first: bool) -> tuple[bool, str]:
+    env = dict(os.environ, PYTHONPATH=str(tree), PYTHONDONTWRITEBYTECODE="1")
+    proc = subprocess.run(
+        [
+            python,
+            "-m",
+            "pytest",
+            "-q",
+            *(["-x"] if stop_first else []),
+            "-p",
+            "no:cacheprovider",
+            *mutant.tests,
+        ],
+        cwd=tree,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    lines = [line for line in proc.stdout.splitlines() if line.startswith(("FAILED", "ERROR"))]
+    summary = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else proc.stderr
+    return proc.returncode != 0, "\n".join([*lines, summary])
+
+
+def main(argv: list[str]) -> int:
+    stop_first = "--all" not in argv
+    python = str(ROOT / ".venv" / "bin" / "python")
+    if not Path(python).exists():
+        python = sys.executable
+    survived = []
+    for mutant in MUTANTS:
+        with tempfile.TemporaryDirectory(prefix="streamlet-mutant-") as tmp:
+            tree = Path(tmp)
+            copy_tree(tree)
+            apply(mutant, tree)
+            started = time.monotonic()
+            caught, report = run_suite(mutant, tree, python, stop_first)
+            took = time.monotonic() - started
+        verdict = "caught" if caught else "SURVIVED"
+        print(f"{mutant.name}: {verdict} in {took:.0f} s\n{report}\n", flush=True)
+        if not caught:
+            survived.append(mutant.name)
+    if survived:
+        print("mutants the suite did not catch: " + ", ".join(survived))
+        return 1
+    print("every mutant was caught")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
