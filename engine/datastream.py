@@ -400,6 +400,22 @@ class CollectResultIterator:
     def __aiter__(self) -> CollectResultIterator:
         return self
 
+    def __iter__(self) -> Any:
+        raise TypeError(
+            "execute_and_collect() returns an async iterator: use 'async for x in "
+            "ds.execute_and_collect()' inside an async program (a plain for loop would "
+            "run nothing)"
+        )
+
+    def __enter__(self) -> Any:
+        raise TypeError(
+            "execute_and_collect() returns an async context manager: use 'async with "
+            "ds.execute_and_collect() as records' inside an async program"
+        )
+
+    def __exit__(self, *exc: object) -> None:  # pragma: no cover - __enter__ always raises
+        return None
+
     async def __anext__(self) -> Any:
         if self._closed or (self._limit is not None and self._returned >= self._limit):
             await self.aclose()

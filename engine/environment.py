@@ -7,6 +7,7 @@ import copy
 import json
 import os
 import sys
+from collections.abc import Awaitable
 from typing import Any
 
 import anyio
@@ -285,21 +286,31 @@ class StreamExecutionEnvironment:
             return runner.run()
         return anyio.run(runner.run)
 
-    async def execute_async(
+    def execute_async(
         self,
         job_name: str = "Streamlet Job",
         *,
         restore: str | None = None,
         allow_non_restored_state: bool = False,
         task_group: Any = None,
-    ) -> JobClient:
-        """Start the job in the background and return its :class:`JobClient`.
+    ) -> Awaitable[JobClient]:
+        """Start the job in the background; ``await`` it for the job's :class:`JobClient`.
+
+        The job runs on the calling event loop, so this needs one: called where no event
+        loop runs it raises at once (rather than returning a coroutine that is never
+        awaited, so nothing would run) and says what to call instead.
 
         :param task_group: run the job in this anyio task group (else on the event loop)
+        :raises RuntimeError: if no asyncio or trio event loop runs in this thread
         """
+        if not _event_loop_running():
+            raise RuntimeError(
+                "execute_async() needs a running event loop (the job runs on it in the "
+                "background): await it inside an async program, or call "
+                "env.execute(...) from a plain script to run the job to completion"
+            )
         client = JobClient(self._take_runner(job_name, restore, allow_non_restored_state))
-        start_background(client._main, task_group)
-        return client
+        return _started(client, task_group)
 
     def get_execution_plan(self) -> str:
         """Describe the chains, parallelisms and edges the job would run with, as JSON."""
@@ -322,6 +333,11 @@ class StreamExecutionEnvironment:
                 }
             )
         return json.dumps({"chains": chains}, indent=2)
+
+
+async def _started(client: JobClient, task_group: Any) -> JobClient:
+    start_background(client._main, task_group)
+    return client
 
 
 def _event_loop_running() -> bool:

@@ -28,3 +28,32 @@ async def test_execute_inside_an_event_loop_is_awaited_in_the_calling_task() -> 
     result = await pending
     assert result.job_name == "awaited"
     assert sorted(out) == [2, 3, 4]
+
+
+def test_execute_async_without_an_event_loop_refuses_instead_of_doing_nothing() -> None:
+    env = StreamExecutionEnvironment.get_execution_environment()
+    env.from_collection([1, 2, 3]).sink_to(TestingSink([]))
+    with pytest.raises(RuntimeError, match=r"needs a running event loop.*env\.execute"):
+        env.execute_async("no loop")
+
+
+@pytest.mark.anyio
+async def test_collect_in_a_plain_for_loop_says_to_use_async_for() -> None:
+    env = StreamExecutionEnvironment.get_execution_environment()
+    records = env.from_collection([1, 2, 3]).execute_and_collect()
+    with pytest.raises(TypeError, match="async for"):
+        iter(records)
+    with pytest.raises(TypeError, match="async with"), records:
+        pass
+    assert [x async for x in records] == [1, 2, 3]  # the async forms still work after
+
+
+@pytest.mark.anyio
+async def test_execute_async_inside_an_event_loop_returns_a_running_client() -> None:
+    out: list[int] = []
+    env = StreamExecutionEnvironment.get_execution_environment()
+    env.from_collection([1, 2, 3]).map(lambda x: -x).sink_to(TestingSink(out))
+    client = await env.execute_async("background")
+    result = await client.wait()
+    assert result.job_name == "background"
+    assert sorted(out) == [-3, -2, -1]
