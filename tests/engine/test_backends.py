@@ -58,14 +58,17 @@ async def test_failure_and_cancel(anyio_backend: str) -> None:
     with pytest.raises(JobExecutionError, match="RuntimeError: 77"):
         await env.execute("fails")
 
+    running = anyio.Event()
+
     async def forever(x: int) -> int:
+        running.set()
         await anyio.sleep(3600)
         return x
 
     env = _env(2)
     env.from_sequence(1, 10).map(forever).print()
     client = await env.execute_async("cancelled")
-    await anyio.sleep(0.02)
+    await running.wait()  # cancel a job that is really running, not one still starting
     await client.cancel()
     assert client.status is JobStatus.CANCELED
 

@@ -110,13 +110,16 @@ async def test_cancelling_the_awaiting_task_cancels_the_job() -> None:
 async def test_job_client_cancel() -> None:
     env = env_with(2)
 
+    running = anyio.Event()
+
     async def slow(x: int) -> int:
+        running.set()
         await anyio.sleep(3600)
         return x
 
     env.from_sequence(1, 100).map(slow).print()
     client = await env.execute_async("to cancel")
-    await anyio.sleep(0.05)
+    await running.wait()
     assert client.status is JobStatus.RUNNING
     await client.cancel()
     assert client.status is JobStatus.CANCELED
