@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-import checkpoints.fileio as fileio_module
+import checkpoints.file_blob_store as fileio_module
 from checkpoints import (
     CheckpointKind,
     CheckpointMetadata,
@@ -20,7 +20,7 @@ from checkpoints import (
     MemoryCheckpointStorage,
     create_checkpoint_storage,
 )
-from checkpoints.storage_common import scan_latest
+from checkpoints.latest import scan_latest
 from state.key_groups import KeyGroupRange
 from tests.checkpoints.ckpt_testing import state_bytes
 
