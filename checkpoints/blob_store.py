@@ -21,7 +21,7 @@ import os
 from collections.abc import Callable
 from typing import IO, Protocol, TypeVar, runtime_checkable
 
-__all__ = ["BlobStore", "check_key", "join_key"]
+__all__ = ["BlobStore", "check_key", "join_key", "read_all"]
 
 T = TypeVar("T")
 """What a reader or a function passed to :meth:`BlobStore.run` returns."""
@@ -38,6 +38,11 @@ def check_key(key: str) -> str:
     if "\\" in key or "\x00" in key or any(part in ("", ".", "..") for part in key.split("/")):
         raise ValueError(f"not a relative blob key: {key!r}")
     return key
+
+
+def read_all(f: IO[bytes], size: int) -> bytes:
+    """The reader for :meth:`BlobStore.read` that returns the whole blob."""
+    return f.read()
 
 
 def join_key(directory: str, name: str) -> str:

@@ -51,7 +51,7 @@ from typing import IO, Any
 
 from state.key_groups import KeyGroupRange
 
-from .blob_store import BlobStore, check_key, join_key
+from .blob_store import BlobStore, check_key, join_key, read_all
 from .completed import CompletedCheckpoint
 from .config import JobManagerCheckpointStorage
 from .errors import CheckpointStorageError, CorruptCheckpointError
@@ -97,10 +97,6 @@ def _describe(exc: OSError) -> str:
     name = errno.errorcode.get(exc.errno or 0)
     text = exc.strerror or str(exc)
     return f"{text} ({name})" if name else text
-
-
-def _read_all(f: IO[bytes], size: int) -> bytes:
-    return f.read()
 
 
 def _read_pointer_prefix(f: IO[bytes], size: int) -> bytes:
@@ -412,7 +408,7 @@ class CheckpointStorage:
         key = join_key(self.job_key, LATEST_POINTER_NAME)
         path = self.blobs.location(key)
         try:
-            data = await self.blobs.run(self.blobs.read, key, _read_all)
+            data = await self.blobs.run(self.blobs.read, key, read_all)
         except FileNotFoundError:
             return None
         except OSError as exc:
@@ -448,7 +444,7 @@ class CheckpointStorage:
         key = join_key(directory, METADATA_FILE_NAME)
         meta_path = store.location(key)
         try:
-            data = await store.run(store.read, key, _read_all)
+            data = await store.run(store.read, key, read_all)
         except FileNotFoundError as exc:
             if await store.run(_is_directory, store, directory):
                 raise CorruptCheckpointError(

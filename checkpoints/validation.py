@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from enum import Enum
 from functools import partial
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-from .blob_store import BlobStore
+from .blob_store import BlobStore, read_all
 from .errors import CorruptCheckpointError
 from .file_blob_store import FileBlobStore
 from .layout import is_temporary_name, parse_checkpoint_dir_name
@@ -133,7 +133,7 @@ def inspect_checkpoint(
         )
         return report
     try:
-        metadata = decode_metadata(store.read(METADATA_FILE_NAME, _read_all), meta_path)
+        metadata = decode_metadata(store.read(METADATA_FILE_NAME, read_all), meta_path)
     except CorruptCheckpointError as exc:
         report.timestamp_ms = dir_timestamp_ms
         report.problems.append(Problem(meta_path, exc.detail or str(exc), True))
@@ -155,10 +155,6 @@ def inspect_checkpoint(
     report.checkpoint_id = metadata.checkpoint_id
     report.problems.extend(_check_state_files(store, metadata, entries, deep))
     return report
-
-
-def _read_all(f: IO[bytes], size: int) -> bytes:
-    return f.read()
 
 
 def _check_state_files(
