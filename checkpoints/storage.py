@@ -567,12 +567,20 @@ class MemoryCheckpointStorage(CheckpointStorage):
         return self.blobs.directory(store.location(directory))
 
 
+_CONTRACT = tuple(
+    name for name, value in vars(CheckpointStorage).items() if callable(value) and name[0] != "_"
+)
+"""The public methods a storage object passed in configuration must have."""
+
+
 def create_checkpoint_storage(choice: Any, job_name: str) -> CheckpointStorage:
     """Build the storage a :class:`~checkpoints.config.CheckpointConfig` chose.
 
     :param choice: ``config.storage``: a directory ``Path`` (file storage under it),
         :class:`~checkpoints.config.JobManagerCheckpointStorage` or ``None`` (in memory), or a
-        storage object (returned as is)
+        storage object (returned as is): a :class:`CheckpointStorage`, or any object with
+        its methods, as :meth:`~checkpoints.config.CheckpointConfig.set_checkpoint_storage`
+        accepts
     :param job_name: the job's name (its directory under the base directory)
     :raises TypeError: if ``choice`` is none of those
     """
@@ -580,6 +588,8 @@ def create_checkpoint_storage(choice: Any, job_name: str) -> CheckpointStorage:
         return FileCheckpointStorage(choice, job_name)
     if choice is None or isinstance(choice, JobManagerCheckpointStorage):
         return MemoryCheckpointStorage(job_name)
-    if isinstance(choice, CheckpointStorage):
-        return choice
+    if isinstance(choice, CheckpointStorage) or all(
+        callable(getattr(choice, name, None)) for name in _CONTRACT
+    ):
+        return choice  # type: ignore[no-any-return]
     raise TypeError(f"not a checkpoint storage choice: {choice!r}")

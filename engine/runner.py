@@ -279,7 +279,8 @@ class JobRunner:
         """The storage that reads ``location``: the job's own, or, for a directory on disk
         while the job keeps its checkpoints in memory, a file storage (as Flink reads
         ``-s PATH`` whatever checkpoint storage the job uses)."""
-        if isinstance(storage.blobs, FileBlobStore) or str(location).startswith("memory://"):
+        in_files = isinstance(getattr(storage, "blobs", None), FileBlobStore)
+        if in_files or str(location).startswith("memory://"):
             return storage
         return FileCheckpointStorage(Path(location).parent, self.job_name)
 
