@@ -10,6 +10,7 @@ May import ``state``; never ``operators`` or ``engine`` (DESIGN §1).
 #   events.py      CheckpointBarrier, CancelCheckpointMarker, EndOfPartition
 #   config.py      CheckpointingMode, CheckpointConfig, FsStateBackend
 #   layout.py      chk-<n> / savepoint / state file names
+#   blob_store.py  the BlobStore protocol (read, write atomically, remove, list, remove tree)
 #
 # Per subtask (pure, synchronous):
 #   barriers.py    Action (what a handler tells the subtask) and the BarrierHandler protocol
@@ -21,9 +22,10 @@ May import ``state``; never ``operators`` or ``engine`` (DESIGN §1).
 #   metadata.py    _metadata: the commit record, StateHandle
 #
 # Storage:
-#   storage.py     the CheckpointStorage protocol and create_checkpoint_storage
-#   file_storage.py, memory_storage.py, storage_common.py
+#   file_blob_store.py, memory_blob_store.py   blobs as files (atomic, fsynced) or in a dict
 #   validation.py  is a stored checkpoint valid, incomplete or corrupt
+#   storage.py     CheckpointStorage over a blob store, and create_checkpoint_storage
+#   latest.py      scan_latest: what restore="latest" finds
 #
 # Lifecycle (the coordinator's side):
 #   pending.py     PendingCheckpoint, AckResult, TaskId
@@ -41,6 +43,7 @@ from .alignment import BarrierAligner as BarrierAligner
 from .alignment import create_barrier_handler as create_barrier_handler
 from .barriers import Action as Action
 from .barriers import BarrierHandler as BarrierHandler
+from .blob_store import BlobStore as BlobStore
 from .completed import CompletedCheckpoint as CompletedCheckpoint
 from .completed import CompletedCheckpointStore as CompletedCheckpointStore
 from .config import CheckpointConfig as CheckpointConfig
@@ -60,8 +63,8 @@ from .events import CheckpointKind as CheckpointKind
 from .events import EndOfPartition as EndOfPartition
 from .events import Event as Event
 from .failures import FailureTolerance as FailureTolerance
-from .file_storage import FileCheckpointStorage as FileCheckpointStorage
-from .memory_storage import MemoryCheckpointStorage as MemoryCheckpointStorage
+from .file_blob_store import FileBlobStore as FileBlobStore
+from .memory_blob_store import MemoryBlobStore as MemoryBlobStore
 from .metadata import CheckpointMetadata as CheckpointMetadata
 from .metadata import OperatorInfo as OperatorInfo
 from .metadata import StateHandle as StateHandle
@@ -84,6 +87,8 @@ from .stats import CheckpointStatsTracker as CheckpointStatsTracker
 from .stats import CheckpointStatus as CheckpointStatus
 from .stats import SubtaskCheckpointStats as SubtaskCheckpointStats
 from .storage import CheckpointStorage as CheckpointStorage
+from .storage import FileCheckpointStorage as FileCheckpointStorage
+from .storage import MemoryCheckpointStorage as MemoryCheckpointStorage
 from .storage import create_checkpoint_storage as create_checkpoint_storage
 from .tracking import BarrierTracker as BarrierTracker
 from .validation import CheckpointReport as CheckpointReport
@@ -95,6 +100,7 @@ __all__ = [
     "BarrierAligner",
     "BarrierHandler",
     "BarrierTracker",
+    "BlobStore",
     "CancelCheckpointMarker",
     "CheckpointBarrier",
     "CheckpointConfig",
@@ -117,10 +123,12 @@ __all__ = [
     "EndOfPartition",
     "Event",
     "FailureTolerance",
+    "FileBlobStore",
     "FileCheckpointStorage",
     "FsStateBackend",
     "JobManagerCheckpointStorage",
     "KeyedStateSnapshot",
+    "MemoryBlobStore",
     "MemoryCheckpointStorage",
     "OperatorInfo",
     "OperatorSnapshot",

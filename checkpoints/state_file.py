@@ -34,6 +34,7 @@ import orjson
 from state.key_groups import KeyGroupRange
 
 from .errors import CorruptCheckpointError
+from .metadata import StateHandle
 
 __all__ = [
     "FORMAT_VERSION",
@@ -42,8 +43,10 @@ __all__ = [
     "StateFileHeader",
     "decode_state_file",
     "encode_state_file",
+    "read_checked_state_file",
     "read_state_file_from",
     "read_state_header_from",
+    "state_handle_for",
 ]
 
 STATE_FILE_MAGIC = b"STLSTATE"
@@ -284,3 +287,77 @@ def decode_state_file(
     :raises CorruptCheckpointError: if the data is not a valid state file
     """
     return read_state_file_from(io.BytesIO(data), len(data), path, key_groups)
+
+
+# --- the integrity checks against a handle (one place for writing, reading, validating) ---
+
+
+def state_handle_for(
+    data: bytes, file_name: str, operator_uid: str, subtask_index: int, path: str
+) -> StateHandle:
+    """Return the handle of an encoded state file about to be written as ``file_name``.
+
+    The parallelism recorded in the handle is read from the file's own header, which also
+    proves ``data`` is a state file of the right operator and subtask.
+
+    :raises CorruptCheckpointError: if ``data`` is not a state file of that operator/subtask
+    """
+    header = read_state_header_from(io.BytesIO(data), path)
+    if (header.operator_uid, header.subtask_index) != (operator_uid, subtask_index):
+        raise CorruptCheckpointError(
+            path,
+            f"state file holds operator {header.operator_uid!r} subtask "
+            f"{header.subtask_index}, expected {operator_uid!r} subtask {subtask_index}",
+        )
+    return StateHandle(
+        operator_uid=operator_uid,
+        subtask_index=subtask_index,
+        file_name=file_name,
+        size=len(data),
+        checksum=zlib.crc32(data),
+        parallelism=header.parallelism,
+        max_parallelism=header.max_parallelism,
+    )
+
+
+def read_checked_state_file(
+    f: IO[bytes],
+    size: int,
+    handle: StateHandle,
+    path: str,
+    key_groups: KeyGroupRange | None = None,
+) -> StateFileContents:
+    """Read a state file and check it is the one ``handle`` names, intact.
+
+    The size must match the handle's. With ``key_groups``, only the header, the operator and
+    extra sections and that range of key groups are read (each checked by its own CRC-32);
+    without, the whole file is read and checked against the handle's CRC-32 too.
+
+    :param size: the size of the whole file
+    :raises CorruptCheckpointError: if the file is damaged, truncated or not the one the
+        handle names
+    """
+    if size != handle.size:
+        raise CorruptCheckpointError(
+            path, f"size mismatch: expected {handle.size} bytes, found {size}"
+        )
+    if key_groups is None:
+        data = f.read()
+        crc = zlib.crc32(data)
+        if crc != handle.checksum:
+            raise CorruptCheckpointError(
+                path, f"checksum mismatch: expected crc32 {handle.checksum:08x}, got {crc:08x}"
+            )
+        contents = read_state_file_from(io.BytesIO(data), size, path)
+    else:
+        contents = read_state_file_from(f, size, path, key_groups)
+    if (contents.operator_uid, contents.subtask_index) != (
+        handle.operator_uid,
+        handle.subtask_index,
+    ):
+        raise CorruptCheckpointError(
+            path,
+            f"holds operator {contents.operator_uid!r} subtask {contents.subtask_index}, "
+            f"expected {handle.operator_uid!r} subtask {handle.subtask_index}",
+        )
+    return contents

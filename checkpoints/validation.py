@@ -1,9 +1,9 @@
 """Check stored checkpoints: complete, uncorrupted, every file present and matching.
 
-Synchronous and storage-agnostic at its core (:func:`check_state_files` takes ``stat`` and
-``read`` callables), with directory helpers for the file layout. Used by the command line
-(``python -m checkpoints validate``) and, in a worker thread, by the file storage when it
-looks for the latest valid checkpoint to restore.
+Synchronous and storage-agnostic at its core (:func:`inspect_checkpoint` reads through a
+:class:`~checkpoints.blob_store.BlobStore`), with directory helpers for the file layout. Used
+by the command line (``python -m checkpoints validate``) and, in one worker-thread call for a
+file store, by the storage when it looks for the latest valid checkpoint to restore.
 
 A checkpoint is
 
@@ -16,25 +16,25 @@ A checkpoint is
 
 from __future__ import annotations
 
-import os
-import zlib
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+from .blob_store import BlobStore, read_all
 from .errors import CorruptCheckpointError
+from .file_blob_store import FileBlobStore
 from .layout import is_temporary_name, parse_checkpoint_dir_name
 from .metadata import METADATA_FILE_NAME, CheckpointMetadata, decode_metadata
-from .state_file import decode_state_file
+from .state_file import read_checked_state_file
 
 __all__ = [
     "CheckpointReport",
     "Problem",
     "Validity",
-    "check_state_files",
     "find_checkpoint_dirs",
+    "inspect_checkpoint",
     "inspect_checkpoint_dir",
 ]
 
@@ -97,131 +97,49 @@ class CheckpointReport:
         }
 
 
-def check_state_files(
-    metadata: CheckpointMetadata,
-    stat: Callable[[str], int | None],
-    read: Callable[[str], bytes] | None = None,
-    describe: Callable[[str], str] = str,
-) -> list[Problem]:
-    """Check every state file ``metadata`` lists.
-
-    :param stat: file name to its size, or ``None`` if it does not exist
-    :param read: file name to its bytes, for a deep check (CRC-32 and header); ``None`` for a
-        quick check of presence and size
-    :param describe: file name to the path shown in problems
-    """
-    problems: list[Problem] = []
-    for handle in metadata.states:
-        name = handle.file_name
-        shown = describe(name)
-        try:
-            size = stat(name)
-            if size is None:
-                problems.append(Problem(shown, "missing state file", corrupt=False))
-                continue
-            if size != handle.size:
-                problems.append(
-                    Problem(
-                        shown,
-                        f"size mismatch: expected {handle.size} bytes, found {size}",
-                        corrupt=True,
-                    )
-                )
-                continue
-            if read is None:
-                continue
-            data = read(name)
-        except OSError as exc:
-            problems.append(Problem(shown, f"unreadable: {exc.strerror or exc}", corrupt=True))
-            continue
-        crc = zlib.crc32(data)
-        if crc != handle.checksum:
-            problems.append(
-                Problem(
-                    shown,
-                    f"checksum mismatch: expected crc32 {handle.checksum:08x}, got {crc:08x}",
-                    corrupt=True,
-                )
-            )
-            continue
-        try:
-            contents = decode_state_file(data, path=shown)
-        except CorruptCheckpointError as exc:
-            problems.append(Problem(shown, exc.detail or str(exc), corrupt=True))
-            continue
-        if (contents.operator_uid, contents.subtask_index) != (
-            handle.operator_uid,
-            handle.subtask_index,
-        ):
-            problems.append(
-                Problem(
-                    shown,
-                    f"holds operator {contents.operator_uid!r} subtask "
-                    f"{contents.subtask_index}, metadata says {handle.operator_uid!r} "
-                    f"subtask {handle.subtask_index}",
-                    corrupt=True,
-                )
-            )
-    return problems
-
-
-def _stat_size(directory: Path) -> Callable[[str], int | None]:
-    def stat(name: str) -> int | None:
-        try:
-            return (directory / name).stat().st_size
-        except FileNotFoundError:
-            return None
-
-    return stat
-
-
-def _size_or_zero(entry: os.DirEntry[str]) -> int:
-    try:
-        return entry.stat().st_size
-    except FileNotFoundError:
-        return 0
-
-
-def inspect_checkpoint_dir(path: Path, *, deep: bool = True) -> CheckpointReport:
-    """Inspect one ``chk-<n>`` or savepoint directory.
+def inspect_checkpoint(
+    store: BlobStore, *, deep: bool = True, dir_timestamp_ms: int | None = None
+) -> CheckpointReport:
+    """Inspect the checkpoint or savepoint directory at ``store``'s root (synchronous: run
+    it through :meth:`~checkpoints.blob_store.BlobStore.run`, one call for the whole check).
 
     :param deep: also read every state file and check its CRC-32 and header
+    :param dir_timestamp_ms: when the directory was last changed, reported as the time of a
+        checkpoint whose ``_metadata`` is missing or damaged (``None`` if unknown)
     """
-    parsed = parse_checkpoint_dir_name(path.name)
+    location = store.location()
+    name = location.rstrip("/").rpartition("/")[2]
+    parsed = parse_checkpoint_dir_name(name)
     report = CheckpointReport(
-        path=str(path),
-        name=path.name,
+        path=location,
+        name=name,
         kind=parsed[0] if parsed else "unknown",
         checkpoint_id=parsed[1] if parsed else None,
     )
     try:
-        # A running job may remove files while we look: sizes of vanished files count as 0.
-        sizes = [
-            _size_or_zero(e)
-            for e in os.scandir(path)
-            if e.is_file() and not is_temporary_name(e.name)
-        ]
-        mtime_ms = int(path.stat().st_mtime * 1000)
+        # A running job may remove files while we look: vanished files are left out.
+        entries = store.list()
     except OSError as exc:
-        report.problems.append(Problem(str(path), f"unreadable: {exc.strerror or exc}", True))
+        report.problems.append(Problem(location, f"unreadable: {exc.strerror or exc}", True))
         return report
+    sizes = [size for n, size in entries.items() if size is not None and not is_temporary_name(n)]
     report.file_count = len(sizes)
     report.size = sum(sizes)
-    meta_path = path / METADATA_FILE_NAME
-    if not meta_path.exists():
-        report.timestamp_ms = mtime_ms
+    meta_path = store.location(METADATA_FILE_NAME)
+    if METADATA_FILE_NAME not in entries:
+        report.timestamp_ms = dir_timestamp_ms
         report.problems.append(
-            Problem(str(meta_path), "missing _metadata: the checkpoint did not complete", False)
+            Problem(meta_path, "missing _metadata: the checkpoint did not complete", False)
         )
         return report
     try:
-        metadata = decode_metadata(meta_path.read_bytes(), str(meta_path))
+        metadata = decode_metadata(store.read(METADATA_FILE_NAME, read_all), meta_path)
     except CorruptCheckpointError as exc:
-        report.timestamp_ms = mtime_ms
-        report.problems.append(Problem(str(meta_path), exc.detail or str(exc), True))
+        report.timestamp_ms = dir_timestamp_ms
+        report.problems.append(Problem(meta_path, exc.detail or str(exc), True))
         return report
     except OSError as exc:
-        report.problems.append(Problem(str(meta_path), f"unreadable: {exc.strerror}", True))
+        report.problems.append(Problem(meta_path, f"unreadable: {exc.strerror}", True))
         return report
     report.metadata = metadata
     report.timestamp_ms = metadata.completion_timestamp_ms
@@ -229,21 +147,54 @@ def inspect_checkpoint_dir(path: Path, *, deep: bool = True) -> CheckpointReport
     if parsed is not None and parsed[1] != metadata.checkpoint_id:
         report.problems.append(
             Problem(
-                str(meta_path),
+                meta_path,
                 f"metadata is for checkpoint {metadata.checkpoint_id}, directory says {parsed[1]}",
                 True,
             )
         )
     report.checkpoint_id = metadata.checkpoint_id
-    report.problems.extend(
-        check_state_files(
-            metadata,
-            _stat_size(path),
-            (lambda name: (path / name).read_bytes()) if deep else None,
-            lambda name: str(path / name),
-        )
-    )
+    report.problems.extend(_check_state_files(store, metadata, entries, deep))
     return report
+
+
+def _check_state_files(
+    store: BlobStore, metadata: CheckpointMetadata, entries: dict[str, int | None], deep: bool
+) -> list[Problem]:
+    """Check every state file ``metadata`` lists: present with its recorded size and, in a
+    deep check, intact (:func:`~checkpoints.state_file.read_checked_state_file`)."""
+    problems: list[Problem] = []
+    for handle in metadata.states:
+        name = handle.file_name
+        shown = store.location(name)
+        if entries.get(name) is None:
+            problems.append(Problem(shown, "missing state file", corrupt=False))
+            continue
+        try:
+            if deep:
+                store.read(name, partial(read_checked_state_file, handle=handle, path=shown))
+            elif entries[name] != handle.size:
+                raise CorruptCheckpointError(
+                    shown, f"size mismatch: expected {handle.size} bytes, found {entries[name]}"
+                )
+        except CorruptCheckpointError as exc:
+            problems.append(Problem(shown, exc.detail or str(exc), corrupt=True))
+        except FileNotFoundError:
+            problems.append(Problem(shown, "missing state file", corrupt=False))
+        except OSError as exc:
+            problems.append(Problem(shown, f"unreadable: {exc.strerror or exc}", corrupt=True))
+    return problems
+
+
+def inspect_checkpoint_dir(path: Path, *, deep: bool = True) -> CheckpointReport:
+    """Inspect one ``chk-<n>`` or savepoint directory on disk (the command line's view).
+
+    :param deep: also read every state file and check its CRC-32 and header
+    """
+    try:
+        mtime_ms: int | None = int(path.stat().st_mtime * 1000)
+    except OSError:
+        mtime_ms = None  # listing it fails too, and says why
+    return inspect_checkpoint(FileBlobStore(path), deep=deep, dir_timestamp_ms=mtime_ms)
 
 
 def find_checkpoint_dirs(path: Path) -> list[Path]:

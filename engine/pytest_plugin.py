@@ -30,7 +30,7 @@ from collections.abc import Callable
 
 import pytest
 
-from checkpoints.memory_storage import MemoryCheckpointStorage
+from checkpoints.storage import MemoryCheckpointStorage
 
 from .environment import StreamExecutionEnvironment
 

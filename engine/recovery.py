@@ -14,8 +14,8 @@ from typing import Any
 
 from checkpoints.completed import CompletedCheckpoint
 from checkpoints.errors import CheckpointError, CorruptCheckpointError
+from checkpoints.latest import scan_latest
 from checkpoints.storage import CheckpointStorage
-from checkpoints.storage_common import scan_latest
 from state.operator_state import OperatorStateBackend
 
 from .deploy import RestoredState

@@ -22,9 +22,13 @@ from checkpoints.completed import CompletedCheckpoint
 from checkpoints.config import CheckpointConfig
 from checkpoints.coordinator import CheckpointCoordinator
 from checkpoints.errors import CheckpointError, CheckpointFailureReason
-from checkpoints.file_storage import FileCheckpointStorage
+from checkpoints.file_blob_store import FileBlobStore
 from checkpoints.layout import safe_name
-from checkpoints.storage import CheckpointStorage, create_checkpoint_storage
+from checkpoints.storage import (
+    CheckpointStorage,
+    FileCheckpointStorage,
+    create_checkpoint_storage,
+)
 from operators.sinks.simple import OutputClosedError
 from operators.sinks.two_phase import TwoPhaseCommitSink
 from operators.sources.base import DeliveryGuarantee, SourceSessionContext
@@ -284,7 +288,8 @@ class JobRunner:
         """The storage that reads ``location``: the job's own, or, for a directory on disk
         while the job keeps its checkpoints in memory, a file storage (as Flink reads
         ``-s PATH`` whatever checkpoint storage the job uses)."""
-        if isinstance(storage, FileCheckpointStorage) or str(location).startswith("memory://"):
+        in_files = isinstance(getattr(storage, "blobs", None), FileBlobStore)
+        if in_files or str(location).startswith("memory://"):
             return storage
         return FileCheckpointStorage(Path(location).parent, self.job_name)
 

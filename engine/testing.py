@@ -101,7 +101,7 @@ class TestingSource(Source[Any]):
     Example (an ABORT, a restore, then continuation after an EOF)::
 
         import anyio
-        from checkpoints.memory_storage import MemoryCheckpointStorage
+        from checkpoints.storage import MemoryCheckpointStorage
         from engine import StreamExecutionEnvironment
         from engine.restart import RestartStrategies
         from engine.testing import TestingSink, TestingSource

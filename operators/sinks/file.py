@@ -40,6 +40,8 @@ from typing import Any, BinaryIO
 import anyio
 import anyio.to_thread
 
+from checkpoints.file_blob_store import fsync_directory
+
 from ..base import OperatorContext
 from .two_phase import TwoPhaseCommitSink, check_plain_name
 
@@ -337,16 +339,6 @@ def _create_exclusive(files: dict[str, BinaryIO], hidden: str, path: Path) -> Bi
     return file
 
 
-def _fsync_directory(directory: Path) -> None:
-    if os.name == "nt":  # directories cannot be opened for fsync there
-        return
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _finish(files: dict[str, BinaryIO], hidden: str, directory: Path) -> None:
     """Flush, fsync and close the hidden file (if one was opened) and fsync the directory."""
     file = files.pop(hidden, None)
@@ -357,7 +349,7 @@ def _finish(files: dict[str, BinaryIO], hidden: str, directory: Path) -> None:
         os.fsync(file.fileno())
     finally:
         file.close()
-    _fsync_directory(directory)
+    fsync_directory(directory)
 
 
 def _discard(files: dict[str, BinaryIO], hidden: str, directory: Path) -> None:
@@ -388,7 +380,7 @@ def _commit(directory: Path, transaction: dict[str, Any], recovering: bool) -> N
                 errno.EEXIST, f"refusing to overwrite {final} with the pending file", str(final)
             )
         os.replace(hidden, final)
-        _fsync_directory(directory)
+        fsync_directory(directory)
         return
     if final.exists():
         return  # committed before (a restore repeats commits)

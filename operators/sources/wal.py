@@ -79,6 +79,7 @@ import anyio
 import anyio.to_thread
 import orjson
 
+from checkpoints.file_blob_store import fsync_directory
 from state.errors import StreamletError, StreamletInternalError
 from state.json_codec import UnserializableValueError, from_json, is_plain_list, to_json
 
@@ -169,14 +170,6 @@ class _Segment:
 
 def _segment_path(directory: Path, first_seq: int) -> Path:
     return directory / f"{first_seq:020d}.wal"
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 _sync_data = getattr(os, "fdatasync", os.fsync)
@@ -393,7 +386,7 @@ class WriteAheadLog:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, self.path / _CHECKPOINTED_FILE)
-        _fsync_dir(self.path)
+        fsync_directory(self.path)
 
     def _read_checkpointed_sync(self) -> int | None:
         path = self.path / _CHECKPOINTED_FILE
@@ -527,7 +520,7 @@ class WriteAheadLog:
             if self._fd is not None and dirty and not _O_DSYNC:
                 _sync_data(self._fd)
             if new_file:
-                _fsync_dir(self.path)
+                fsync_directory(self.path)
         finally:
             for fd in retired:
                 with contextlib.suppress(OSError):
@@ -685,7 +678,7 @@ class WriteAheadLog:
         for path in paths:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
-        _fsync_dir(self.path)
+        fsync_directory(self.path)
 
     # --- Recovery ---
 

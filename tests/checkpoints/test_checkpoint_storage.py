@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-import checkpoints.fileio as fileio_module
+import checkpoints.file_blob_store as fileio_module
 from checkpoints import (
     CheckpointKind,
     CheckpointMetadata,
@@ -20,7 +20,7 @@ from checkpoints import (
     MemoryCheckpointStorage,
     create_checkpoint_storage,
 )
-from checkpoints.storage_common import scan_latest
+from checkpoints.latest import scan_latest
 from state.key_groups import KeyGroupRange
 from tests.checkpoints.ckpt_testing import state_bytes
 
@@ -398,3 +398,22 @@ async def test_create_storage_from_config_choice(tmp_path):
     assert create_checkpoint_storage(mine, "j") is mine
     with pytest.raises(TypeError, match=r"^not a checkpoint storage choice: 3$"):
         create_checkpoint_storage(3, "j")
+
+
+async def test_create_storage_accepts_an_object_with_the_storage_methods():
+    inner = MemoryCheckpointStorage("j")
+
+    class Delegating:
+        def __getattr__(self, name):
+            return getattr(inner, name)
+
+    duck = Delegating()
+    assert create_checkpoint_storage(duck, "j") is duck
+
+    class Partial:
+        def write_state_file(self): ...
+
+        def write_metadata(self): ...
+
+    with pytest.raises(TypeError, match=r"^not a checkpoint storage choice: "):
+        create_checkpoint_storage(Partial(), "j")

@@ -9,7 +9,7 @@ import time
 import anyio
 import pytest
 
-import checkpoints.fileio as fileio_module
+import checkpoints.file_blob_store as fileio_module
 from checkpoints import (
     AckResult,
     CheckpointConfig,

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
-from checkpoints.memory_storage import MemoryCheckpointStorage
+from checkpoints.storage import MemoryCheckpointStorage
 from engine import StreamExecutionEnvironment
 from engine.testing import TestingSource, run_and_collect, run_and_collect_result
 

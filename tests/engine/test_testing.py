@@ -19,7 +19,7 @@ import pytest
 import engine.harness
 import engine.pytest_plugin
 import engine.testing
-from checkpoints.memory_storage import MemoryCheckpointStorage
+from checkpoints.storage import MemoryCheckpointStorage
 from engine import (
     JobExecutionError,
     KeyedProcessFunction,

@@ -31,10 +31,9 @@ from checkpoints.errors import (
     CheckpointStorageError,
     TooManyFailedCheckpointsError,
 )
-from checkpoints.file_storage import FileCheckpointStorage
-from checkpoints.memory_storage import MemoryCheckpointStorage
 from checkpoints.metadata import CheckpointMetadata, StateHandle
 from checkpoints.stats import CheckpointStats, CheckpointStatus
+from checkpoints.storage import FileCheckpointStorage, MemoryCheckpointStorage
 from engine import (
     JobClient,
     JobExecutionError,
