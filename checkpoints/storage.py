@@ -241,6 +241,27 @@ class CheckpointStorage:
 
     # --- writing ---
 
+    async def check_writable(self) -> None:
+        """Write and remove a probe file in the job directory, so a job that could never
+        complete a checkpoint fails at start, not after its first interval.
+
+        :raises CheckpointStorageError: naming the job directory, if it cannot be written
+        """
+        key = join_key(self.job_key, ".write-probe")
+
+        def probe() -> None:
+            self.blobs.write_atomically(key, b"")
+            self.blobs.remove(key)
+
+        try:
+            await self.blobs.run(probe)
+        except OSError as exc:
+            raise CheckpointStorageError(
+                self.blobs.location(self.job_key),
+                f"the checkpoint directory cannot be written: {_describe(exc)}; choose a "
+                f"writable directory (set_checkpoint_storage_dir)",
+            ) from exc
+
     async def _hook(self, operation: str, checkpoint_id: int, name: str, location: str) -> None:
         if self.write_hook is None:
             return

@@ -21,7 +21,7 @@ from checkpoints.alignment import create_barrier_handler
 from checkpoints.completed import CompletedCheckpoint
 from checkpoints.config import CheckpointConfig
 from checkpoints.coordinator import CheckpointCoordinator
-from checkpoints.errors import CheckpointError, CheckpointFailureReason
+from checkpoints.errors import CheckpointError, CheckpointFailureReason, CheckpointStorageError
 from checkpoints.file_blob_store import FileBlobStore
 from checkpoints.layout import safe_name
 from checkpoints.storage import (
@@ -163,6 +163,8 @@ class JobRunner:
             try:
                 async with contextlib.AsyncExitStack() as sessions:
                     try:
+                        if self.config.checkpoint_config.is_checkpointing_enabled():
+                            await self._check_storage_writable(storage)
                         restore_point = await self._initial_restore_point(storage)
                         self.coordinator = self._create_coordinator(storage, restore_point)
                         sessions.push_async_callback(self._shutdown_coordinator)
@@ -200,6 +202,14 @@ class JobRunner:
             savepoint_path=self._stopped_with_savepoint,
             restored_from=self._restored_from,
         )
+
+    async def _check_storage_writable(self, storage: CheckpointStorage) -> None:
+        """Fail at start, in one line, if no checkpoint could ever be written: restarting
+        would only fail every checkpoint again."""
+        try:
+            await storage.check_writable()
+        except CheckpointStorageError as exc:
+            raise JobExecutionError.of_job(self.job_name, exc) from exc
 
     async def _run_attempts(
         self, splits: dict[int, list[Any]], restore_point: CompletedCheckpoint | None

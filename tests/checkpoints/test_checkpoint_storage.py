@@ -417,3 +417,13 @@ async def test_create_storage_accepts_an_object_with_the_storage_methods():
 
     with pytest.raises(TypeError, match=r"^not a checkpoint storage choice: "):
         create_checkpoint_storage(Partial(), "j")
+
+
+async def test_check_writable_names_the_job_directory_it_cannot_write(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(CheckpointStorageError, match=r"file/job: the checkpoint directory cannot"):
+        await FileCheckpointStorage(blocker, "job").check_writable()
+    writable = FileCheckpointStorage(tmp_path / "ok", "job")
+    await writable.check_writable()
+    assert list((tmp_path / "ok" / "job").iterdir()) == []  # the probe is gone

@@ -1015,3 +1015,27 @@ async def test_a_failing_final_checkpoint_fails_the_bounded_job_instead_of_retry
         error = error.__cause__
     assert isinstance(error, TooManyFailedCheckpointsError), failed.value
     assert "cannot serialize state 'note'" in str(error)
+
+
+async def test_an_unwritable_checkpoint_directory_fails_the_job_at_start_in_one_line(
+    tmp_path: Path,
+) -> None:
+    # A file where the directory should be: every checkpoint would fail, and restarting
+    # would fail them all again, so the job refuses to start instead.
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    ran: list[int] = []
+    env = StreamExecutionEnvironment.get_execution_environment()
+    env.enable_checkpointing(10)
+    env.get_checkpoint_config().set_checkpoint_storage_dir(blocker / "checkpoints")
+    env.set_restart_strategy(RestartStrategies.fixed_delay_restart(3, 0))
+    env.from_collection([1, 2, 3]).add_sink(ran.append)
+    client = await env.execute_async("unwritable")
+    with anyio.fail_after(JOB_DEADLINE_S), pytest.raises(JobExecutionError) as info:
+        await client.wait()
+    message = str(info.value)
+    assert "\n" not in message
+    assert str(blocker / "checkpoints" / "unwritable") in message
+    assert "cannot be written" in message and "ENOTDIR" in message
+    assert isinstance(info.value.__cause__, CheckpointStorageError)
+    assert client.restart_count == 0 and ran == []

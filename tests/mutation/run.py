@@ -39,7 +39,9 @@ MUTANTS = (
     Mutant(
         name="M1: never restore on failover",
         path="engine/runner.py",
-        original="            restore_point = coordinator.latest_recovery_point() or restore_point\n",
+        original=(
+            "            restore_point = coordinator.latest_recovery_point() or restore_point\n"
+        ),
         replacement="            restore_point = None\n",
     ),
     Mutant(
