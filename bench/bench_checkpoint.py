@@ -39,9 +39,9 @@ from typing import Any
 import anyio
 
 from bench.bench_engine import CountingSink, add, key_of, to_pair
-from checkpoints.config import CheckpointingMode
-from checkpoints.stats import CheckpointStats, CheckpointStatus
-from engine import MapFunction, StreamExecutionEnvironment
+from streamlet import MapFunction, StreamExecutionEnvironment
+from streamlet.checkpoints.config import CheckpointingMode
+from streamlet.checkpoints.stats import CheckpointStats, CheckpointStatus
 
 __all__ = ["run"]
 
@@ -251,11 +251,11 @@ class _StepTimer:
         self._patched.append((owner, name, original))
 
     def __enter__(self) -> _StepTimer:
-        import state.heap_backend
-        import state.snapshot
+        import streamlet.state.heap_backend
+        import streamlet.state.snapshot
 
-        self._wrap(state.snapshot.KeyedStateSnapshot, "serialize_key_group")
-        self._wrap(state.heap_backend.HeapKeyedStateBackend, "snapshot_sync")
+        self._wrap(streamlet.state.snapshot.KeyedStateSnapshot, "serialize_key_group")
+        self._wrap(streamlet.state.heap_backend.HeapKeyedStateBackend, "snapshot_sync")
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -15,14 +15,14 @@ from typing import Any
 
 import anyio
 
-from engine import (
+from streamlet import (
     KeyedProcessFunction,
     RuntimeContext,
     Sink,
     SinkWriter,
     StreamExecutionEnvironment,
 )
-from state import ValueStateDescriptor
+from streamlet.state import ValueStateDescriptor
 
 N = int(os.environ.get("STREAMLET_BENCH_N", "2000000"))
 #: Best of five: on the shared 2-core machine the plain loop alone varied by a third

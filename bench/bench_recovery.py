@@ -23,8 +23,8 @@ from typing import Any
 import anyio
 import anyio.abc
 
-from engine import RuntimeContext, Sink, SinkWriter, StreamExecutionEnvironment
-from engine.restart import RestartStrategies
+from streamlet import RuntimeContext, Sink, SinkWriter, StreamExecutionEnvironment
+from streamlet.restart import RestartStrategies
 
 KEYS = int(os.environ.get("STREAMLET_BENCH_KEYS", "1000000"))
 LINES = int(os.environ.get("STREAMLET_BENCH_LINES", "2000000"))

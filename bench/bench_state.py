@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from state import HeapKeyedStateBackend, ValueStateDescriptor, key_group_range_for_subtask
+from streamlet.state import HeapKeyedStateBackend, ValueStateDescriptor, key_group_range_for_subtask
 
 __all__ = ["run"]
 

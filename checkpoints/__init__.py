@@ -37,7 +37,7 @@ May import ``state``; never ``operators`` or ``engine`` (DESIGN §1).
 # The asynchronous snapshot part of a subtask:
 #   snapshotter.py write_subtask_snapshot
 #
-# Command line: cli.py, __main__.py (python -m checkpoints list|show|validate)
+# Command line: cli.py, __main__.py (python -m streamlet.checkpoints list|show|validate)
 
 from .alignment import BarrierAligner as BarrierAligner
 from .alignment import create_barrier_handler as create_barrier_handler

@@ -1,4 +1,5 @@
-"""``python -m checkpoints list|show|validate PATH [--json]``: see :mod:`checkpoints.cli`."""
+"""``python -m streamlet.checkpoints list|show|validate PATH [--json]``: see
+:mod:`streamlet.checkpoints.cli`."""
 
 import sys
 

@@ -2,7 +2,7 @@
 
 Mirrors Flink's ``SingleCheckpointBarrierHandler`` with aligned barriers: at most one
 checkpoint is being aligned at a time. The handler is a pure state machine over channel
-indices; the subtask applies the returned :class:`~checkpoints.barriers.Action`.
+indices; the subtask applies the returned :class:`~streamlet.checkpoints.barriers.Action`.
 
 Decisions worth knowing:
 
@@ -31,7 +31,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from state.errors import StreamletInternalError
+from streamlet.state.errors import StreamletInternalError
 
 from .barriers import Action, BarrierHandler
 from .config import CheckpointingMode

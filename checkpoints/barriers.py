@@ -1,8 +1,8 @@
 """What a barrier handler tells the subtask to do, and the interface both handlers share.
 
-Barrier handlers (:class:`~checkpoints.alignment.BarrierAligner` for EXACTLY_ONCE,
-:class:`~checkpoints.tracking.BarrierTracker` for AT_LEAST_ONCE) are pure synchronous state
-machines over channel indices: the subtask feeds them the events it reads from its input gate
+Barrier handlers (:class:`~streamlet.checkpoints.alignment.BarrierAligner` for EXACTLY_ONCE,
+:class:`~streamlet.checkpoints.tracking.BarrierTracker` for AT_LEAST_ONCE) are pure synchronous
+state machines over channel indices: the subtask feeds them the events it reads from its input gate
 and applies the returned :class:`Action`. They do no I/O and need no event loop.
 
 How the subtask applies an action, in this order, before it reads the next buffer:

@@ -1,14 +1,15 @@
 """The few blob operations checkpoint storage needs, and the keys they take.
 
 A blob store holds byte strings (blobs) under relative, ``/``-separated keys below one root
-(a directory, or a prefix in memory). :class:`~checkpoints.storage.CheckpointStorage` keeps all
-checkpoint bookkeeping (ids, locations, the ``_latest`` pointer, integrity checks) and asks a
-blob store only to read, write atomically, remove, list and remove a tree.
+(a directory, or a prefix in memory). :class:`~streamlet.checkpoints.storage.CheckpointStorage`
+keeps all checkpoint bookkeeping (ids, locations, the ``_latest`` pointer, integrity checks) and
+asks a blob store only to read, write atomically, remove, list and remove a tree.
 
 The primitives are synchronous and may block; the storage calls them through :meth:`run`,
 which a file store runs in a worker thread and a memory store runs inline. So a composite
 step (read and check a state file, inspect a checkpoint directory) costs one worker-thread
-call, not one per system call (see :mod:`checkpoints.file_blob_store` for why that matters).
+call, not one per system call (see :mod:`streamlet.checkpoints.file_blob_store` for why that
+matters).
 
 Keys come from checkpoint metadata read back from disk, which is untrusted: every key is
 checked by :func:`check_key` before it names a path, so a damaged ``_metadata`` cannot make a
@@ -56,7 +57,7 @@ class BlobStore(Protocol):
 
     Missing blobs raise :class:`FileNotFoundError`, other failures :class:`OSError`, as the
     filesystem does; the storage turns them into
-    :class:`~checkpoints.errors.CheckpointStorageError` naming :meth:`location`.
+    :class:`~streamlet.checkpoints.errors.CheckpointStorageError` naming :meth:`location`.
     """
 
     def location(self, key: str = "") -> str:

@@ -1,4 +1,4 @@
-"""``python -m checkpoints``: list, show and validate checkpoint directories.
+"""``python -m streamlet.checkpoints``: list, show and validate checkpoint directories.
 
 Exit status: 0 when everything inspected is valid (``list`` always exits 0 once it could
 look), 1 when a checkpoint is incomplete or corrupt, 2 for a usage mistake (a missing
@@ -70,7 +70,7 @@ def main(
     argv: Sequence[str] | None = None,
     *,
     out: TextIO | None = None,
-    prog: str = "python -m checkpoints",
+    prog: str = "python -m streamlet.checkpoints",
 ) -> int:
     """Run the command line; return the exit status.
 

@@ -6,8 +6,8 @@ zero tolerable failures, one retained checkpoint. Every setter validates at once
 ``ValueError`` naming the option and the value. A combination Flink forbids (a minimum pause
 together with more than one concurrent checkpoint) is refused by whichever setter creates it.
 
-Where checkpoints go is chosen here but built in :mod:`checkpoints.storage`
-(:func:`~checkpoints.storage.create_checkpoint_storage`): a directory (``file:///abs/path``,
+Where checkpoints go is chosen here but built in :mod:`streamlet.checkpoints.storage`
+(:func:`~streamlet.checkpoints.storage.create_checkpoint_storage`): a directory (``file:///abs/path``,
 a plain path or an :class:`FsStateBackend`), :class:`JobManagerCheckpointStorage` (in memory,
 Flink's default), or a ready-made storage object (tests). This module is a leaf: it imports
 no sibling module.

@@ -17,8 +17,8 @@ task on one event loop, so state is plain dicts. It is policy and lifecycle only
   notified, the files are discarded, and counted failures are added up. When they exceed
   ``tolerable_failed_checkpoints`` the job must fail: the engine learns it from
   :meth:`~CheckpointCoordinator.run`, which raises
-  :class:`~checkpoints.errors.TooManyFailedCheckpointsError`, from :attr:`job_failure`, and
-  from the optional ``on_job_failure`` callback.
+  :class:`~streamlet.checkpoints.errors.TooManyFailedCheckpointsError`, from :attr:`job_failure`,
+  and from the optional ``on_job_failure`` callback.
 """
 
 from __future__ import annotations

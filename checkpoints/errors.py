@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from enum import Enum
 
-from state.errors import StreamletError
+from streamlet.state.errors import StreamletError
 
 __all__ = [
     "CheckpointError",

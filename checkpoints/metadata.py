@@ -21,7 +21,7 @@ Format: an orjson object (indented, for people who ``cat`` it) followed by one t
     crc32:1a2b3c4d
 
 A truncated or edited file fails the trailer check and raises
-:class:`~checkpoints.errors.CorruptCheckpointError`.
+:class:`~streamlet.checkpoints.errors.CorruptCheckpointError`.
 """
 
 from __future__ import annotations

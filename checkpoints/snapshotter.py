@@ -150,7 +150,7 @@ async def write_subtask_snapshot(
     detail naming the operator. Files already written are removed on failure and on
     cancellation.
 
-    :param storage: where to write (any :class:`~checkpoints.storage.CheckpointStorage`)
+    :param storage: where to write (any :class:`~streamlet.checkpoints.storage.CheckpointStorage`)
     :param parallelism: the chain's parallelism, recorded in each file
     :param max_parallelism: the number of key groups, recorded in each file
     :param operators: one entry per operator with state (or extra data) to keep

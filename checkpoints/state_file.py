@@ -13,8 +13,8 @@ Layout (little-endian)::
     payload      bytes     the sections, offsets relative to the payload start
 
 Sections are written in the order operator, extra, keyed (ascending key group), so the key
-groups of one :class:`~state.key_groups.KeyGroupRange` are one contiguous byte range: a subtask
-restoring at a new parallelism reads the header and exactly that range, and never parses the
+groups of one :class:`~streamlet.state.key_groups.KeyGroupRange` are one contiguous byte range: a
+subtask restoring at a new parallelism reads the header and exactly that range, and never parses the
 other key groups. Every section carries its own CRC-32, checked when it is read.
 Key-group and operator blobs are opaque bytes (the state layer serializes them); ``extra`` is a
 small JSON object the engine owns (source positions, ...).
@@ -31,7 +31,7 @@ from typing import IO, Any
 
 import orjson
 
-from state.key_groups import KeyGroupRange
+from streamlet.state.key_groups import KeyGroupRange
 
 from .errors import CorruptCheckpointError
 from .metadata import StateHandle

@@ -2,9 +2,10 @@
 
 :class:`CheckpointStorage` keeps every piece of checkpoint bookkeeping (ids, locations, the
 ``_latest`` pointer, what a discard may remove, the integrity checks) and stores bytes
-through a :class:`~checkpoints.blob_store.BlobStore`: files
-(:class:`~checkpoints.file_blob_store.FileBlobStore`, Flink's ``FileSystemCheckpointStorage``)
-or a dict (:class:`~checkpoints.memory_blob_store.MemoryBlobStore`, Flink's
+through a :class:`~streamlet.checkpoints.blob_store.BlobStore`: files
+(:class:`~streamlet.checkpoints.file_blob_store.FileBlobStore`, Flink's
+``FileSystemCheckpointStorage``) or a dict
+(:class:`~streamlet.checkpoints.memory_blob_store.MemoryBlobStore`, Flink's
 ``JobManagerCheckpointStorage``). :class:`FileCheckpointStorage` and
 :class:`MemoryCheckpointStorage` only choose the blob store. The contract tests in
 ``tests/checkpoints/test_checkpoint_storage.py`` run against both.
@@ -21,22 +22,22 @@ Who calls what:
   directory there, so subtasks need not know where a savepoint goes),
   :meth:`~CheckpointStorage.write_metadata` when every subtask acknowledged,
   :meth:`~CheckpointStorage.discard` on abort and retention;
-- subtasks (through :func:`~checkpoints.snapshotter.write_subtask_snapshot`):
+- subtasks (through :func:`~streamlet.checkpoints.snapshotter.write_subtask_snapshot`):
   :meth:`~CheckpointStorage.write_state_file`, and
   :meth:`~CheckpointStorage.delete_state_file` to clean up a cancelled snapshot;
-- the engine on restore: :func:`~checkpoints.latest.scan_latest`,
+- the engine on restore: :func:`~streamlet.checkpoints.latest.scan_latest`,
   :meth:`~CheckpointStorage.find_latest` (falls back past damaged checkpoints),
   :meth:`~CheckpointStorage.load_checkpoint` (by id or path) and
   :meth:`~CheckpointStorage.read_state_file` (optionally only some key groups).
 
-Every I/O failure surfaces as :class:`~checkpoints.errors.CheckpointStorageError` naming the
-path; damaged data as :class:`~checkpoints.errors.CorruptCheckpointError`.
+Every I/O failure surfaces as :class:`~streamlet.checkpoints.errors.CheckpointStorageError` naming
+the path; damaged data as :class:`~streamlet.checkpoints.errors.CorruptCheckpointError`.
 
 For tests, ``write_hook`` is awaited before every write and removal with
 ``(operation, checkpoint_id, file name)`` where operation is ``"state"``, ``"metadata"``,
 ``"delete"`` or ``"discard"``: raise ``OSError`` from it to inject a storage failure (it
-becomes :class:`~checkpoints.errors.CheckpointStorageError`, as a real one does), or wait on
-an event to stall a write. ``operations`` records every completed write and removal in
+becomes :class:`~streamlet.checkpoints.errors.CheckpointStorageError`, as a real one does), or wait
+on an event to stall a write. ``operations`` records every completed write and removal in
 order. The ``_latest`` pointer is part of the ``"metadata"`` commit and not recorded apart.
 """
 
@@ -49,7 +50,7 @@ from functools import partial
 from pathlib import Path
 from typing import IO, Any
 
-from state.key_groups import KeyGroupRange
+from streamlet.state.key_groups import KeyGroupRange
 
 from .blob_store import BlobStore, check_key, join_key, read_all
 from .completed import CompletedCheckpoint
@@ -287,7 +288,8 @@ class CheckpointStorage:
     ) -> StateHandle:
         """Write one (operator uid, subtask) state file atomically; return its handle.
 
-        :param data: an encoded state file (:func:`~checkpoints.state_file.encode_state_file`)
+        :param data: an encoded state file
+            (:func:`~streamlet.checkpoints.state_file.encode_state_file`)
         :raises CheckpointStorageError: if writing fails
         :raises CorruptCheckpointError: if ``data`` is not a state file
         """
@@ -595,13 +597,13 @@ _CONTRACT = tuple(
 
 
 def create_checkpoint_storage(choice: Any, job_name: str) -> CheckpointStorage:
-    """Build the storage a :class:`~checkpoints.config.CheckpointConfig` chose.
+    """Build the storage a :class:`~streamlet.checkpoints.config.CheckpointConfig` chose.
 
     :param choice: ``config.storage``: a directory ``Path`` (file storage under it),
-        :class:`~checkpoints.config.JobManagerCheckpointStorage` or ``None`` (in memory), or a
-        storage object (returned as is): a :class:`CheckpointStorage`, or any object with
-        its methods, as :meth:`~checkpoints.config.CheckpointConfig.set_checkpoint_storage`
-        accepts
+        :class:`~streamlet.checkpoints.config.JobManagerCheckpointStorage` or ``None`` (in memory),
+        or a storage object (returned as is): a :class:`CheckpointStorage`, or any object with
+        its methods, as
+        :meth:`~streamlet.checkpoints.config.CheckpointConfig.set_checkpoint_storage` accepts
     :param job_name: the job's name (its directory under the base directory)
     :raises TypeError: if ``choice`` is none of those
     """

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from state.errors import StreamletInternalError
+from streamlet.state.errors import StreamletInternalError
 
 from .barriers import Action
 from .errors import CheckpointFailureReason

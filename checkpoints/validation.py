@@ -1,9 +1,9 @@
 """Check stored checkpoints: complete, uncorrupted, every file present and matching.
 
 Synchronous and storage-agnostic at its core (:func:`inspect_checkpoint` reads through a
-:class:`~checkpoints.blob_store.BlobStore`), with directory helpers for the file layout. Used
-by the command line (``python -m checkpoints validate``) and, in one worker-thread call for a
-file store, by the storage when it looks for the latest valid checkpoint to restore.
+:class:`~streamlet.checkpoints.blob_store.BlobStore`), with directory helpers for the file layout.
+Used by the command line (``python -m streamlet.checkpoints validate``) and, in one worker-thread
+call for a file store, by the storage when it looks for the latest valid checkpoint to restore.
 
 A checkpoint is
 
@@ -101,7 +101,8 @@ def inspect_checkpoint(
     store: BlobStore, *, deep: bool = True, dir_timestamp_ms: int | None = None
 ) -> CheckpointReport:
     """Inspect the checkpoint or savepoint directory at ``store``'s root (synchronous: run
-    it through :meth:`~checkpoints.blob_store.BlobStore.run`, one call for the whole check).
+    it through :meth:`~streamlet.checkpoints.blob_store.BlobStore.run`, one call for the whole
+    check).
 
     :param deep: also read every state file and check its CRC-32 and header
     :param dir_timestamp_ms: when the directory was last changed, reported as the time of a
@@ -161,7 +162,7 @@ def _check_state_files(
     store: BlobStore, metadata: CheckpointMetadata, entries: dict[str, int | None], deep: bool
 ) -> list[Problem]:
     """Check every state file ``metadata`` lists: present with its recorded size and, in a
-    deep check, intact (:func:`~checkpoints.state_file.read_checked_state_file`)."""
+    deep check, intact (:func:`~streamlet.checkpoints.state_file.read_checked_state_file`)."""
     problems: list[Problem] = []
     for handle in metadata.states:
         name = handle.file_name

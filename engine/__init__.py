@@ -12,39 +12,39 @@
 
 Everything a job needs is importable from here: the environment and streams, function
 types, sources and sinks (``PushSource``, ``FileSink``, ``TwoPhaseCommitSink``), checkpoint
-and restart settings, state descriptors (also in :mod:`state`) and the errors.
+and restart settings, state descriptors (also in :mod:`streamlet.state`) and the errors.
 """
 
-from checkpoints.config import CheckpointConfig as CheckpointConfig
-from checkpoints.config import CheckpointingMode as CheckpointingMode
-from checkpoints.config import FsStateBackend as FsStateBackend
-from checkpoints.config import JobManagerCheckpointStorage as JobManagerCheckpointStorage
-from checkpoints.errors import CheckpointError as CheckpointError
-from operators.functions import FilterFunction as FilterFunction
-from operators.functions import FlatMapFunction as FlatMapFunction
-from operators.functions import KeyedProcessFunction as KeyedProcessFunction
-from operators.functions import KeySelector as KeySelector
-from operators.functions import MapFunction as MapFunction
-from operators.functions import ProcessFunction as ProcessFunction
-from operators.functions import ReduceFunction as ReduceFunction
-from operators.functions import RuntimeContext as RuntimeContext
-from operators.functions import SinkFunction as SinkFunction
-from operators.sinks.base import Sink as Sink
-from operators.sinks.base import SinkWriter as SinkWriter
-from operators.sinks.file import FileSink as FileSink
-from operators.sinks.file import read_committed as read_committed
-from operators.sinks.two_phase import TwoPhaseCommitSink as TwoPhaseCommitSink
-from operators.sources.base import DeliveryGuarantee as DeliveryGuarantee
-from operators.sources.base import Source as Source
-from operators.sources.base import SourceReader as SourceReader
-from operators.sources.push import PushSource as PushSource
-from state.descriptors import AggregateFunction as AggregateFunction
-from state.descriptors import AggregatingStateDescriptor as AggregatingStateDescriptor
-from state.descriptors import ListStateDescriptor as ListStateDescriptor
-from state.descriptors import MapStateDescriptor as MapStateDescriptor
-from state.descriptors import ReducingStateDescriptor as ReducingStateDescriptor
-from state.descriptors import ValueStateDescriptor as ValueStateDescriptor
-from state.errors import StreamletError as StreamletError
+from streamlet.checkpoints.config import CheckpointConfig as CheckpointConfig
+from streamlet.checkpoints.config import CheckpointingMode as CheckpointingMode
+from streamlet.checkpoints.config import FsStateBackend as FsStateBackend
+from streamlet.checkpoints.config import JobManagerCheckpointStorage as JobManagerCheckpointStorage
+from streamlet.checkpoints.errors import CheckpointError as CheckpointError
+from streamlet.operators.functions import FilterFunction as FilterFunction
+from streamlet.operators.functions import FlatMapFunction as FlatMapFunction
+from streamlet.operators.functions import KeyedProcessFunction as KeyedProcessFunction
+from streamlet.operators.functions import KeySelector as KeySelector
+from streamlet.operators.functions import MapFunction as MapFunction
+from streamlet.operators.functions import ProcessFunction as ProcessFunction
+from streamlet.operators.functions import ReduceFunction as ReduceFunction
+from streamlet.operators.functions import RuntimeContext as RuntimeContext
+from streamlet.operators.functions import SinkFunction as SinkFunction
+from streamlet.operators.sinks.base import Sink as Sink
+from streamlet.operators.sinks.base import SinkWriter as SinkWriter
+from streamlet.operators.sinks.file import FileSink as FileSink
+from streamlet.operators.sinks.file import read_committed as read_committed
+from streamlet.operators.sinks.two_phase import TwoPhaseCommitSink as TwoPhaseCommitSink
+from streamlet.operators.sources.base import DeliveryGuarantee as DeliveryGuarantee
+from streamlet.operators.sources.base import Source as Source
+from streamlet.operators.sources.base import SourceReader as SourceReader
+from streamlet.operators.sources.push import PushSource as PushSource
+from streamlet.state.descriptors import AggregateFunction as AggregateFunction
+from streamlet.state.descriptors import AggregatingStateDescriptor as AggregatingStateDescriptor
+from streamlet.state.descriptors import ListStateDescriptor as ListStateDescriptor
+from streamlet.state.descriptors import MapStateDescriptor as MapStateDescriptor
+from streamlet.state.descriptors import ReducingStateDescriptor as ReducingStateDescriptor
+from streamlet.state.descriptors import ValueStateDescriptor as ValueStateDescriptor
+from streamlet.state.errors import StreamletError as StreamletError
 
 from .client import JobClient as JobClient
 from .client import JobExecutionResult as JobExecutionResult

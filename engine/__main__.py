@@ -1,4 +1,4 @@
-"""``python -m engine``: the ``streamlet`` command (see :mod:`engine.cli`)."""
+"""``python -m streamlet``: the ``streamlet`` command (see :mod:`streamlet.cli`)."""
 
 import sys
 

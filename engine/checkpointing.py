@@ -22,14 +22,14 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from checkpoints.barriers import Action, BarrierHandler
-from checkpoints.coordinator import CheckpointCoordinator
-from checkpoints.errors import CheckpointFailureReason
-from checkpoints.events import CancelCheckpointMarker, CheckpointBarrier
-from checkpoints.pending import TaskId
-from checkpoints.snapshotter import OperatorSnapshot, write_subtask_snapshot
-from checkpoints.stats import SubtaskCheckpointStats
-from operators.core import SourceOperator
+from streamlet.checkpoints.barriers import Action, BarrierHandler
+from streamlet.checkpoints.coordinator import CheckpointCoordinator
+from streamlet.checkpoints.errors import CheckpointFailureReason
+from streamlet.checkpoints.events import CancelCheckpointMarker, CheckpointBarrier
+from streamlet.checkpoints.pending import TaskId
+from streamlet.checkpoints.snapshotter import OperatorSnapshot, write_subtask_snapshot
+from streamlet.checkpoints.stats import SubtaskCheckpointStats
+from streamlet.operators.core import SourceOperator
 
 if TYPE_CHECKING:
     from .subtask import Subtask

@@ -17,7 +17,7 @@ Exit status (``run``): 0 the job finished; 1 the job (or the program) failed, re
 few lines naming the operator, the subtask, the cause and where in the script it was raised
 (``--traceback`` prints the whole traceback); 2 nothing ran: a bad option, a missing file,
 or a script that fails to load or to build its job; 130 interrupted with Ctrl-C (the job is
-cancelled first). ``streamlet checkpoints`` returns what ``python -m checkpoints`` returns
+cancelled first). ``streamlet checkpoints`` returns what ``python -m streamlet.checkpoints`` returns
 (0 valid, 1 something is damaged, 2 a usage mistake), ``streamlet demo`` 0 when its check
 passed.
 """
@@ -41,9 +41,13 @@ from typing import Any, TextIO
 
 import anyio
 
-from checkpoints.config import JobManagerCheckpointStorage
-from operators.sinks.simple import OutputClosedError
-from state.errors import StreamletError
+import streamlet as _streamlet
+import streamlet.checkpoints as _checkpoints
+import streamlet.operators as _operators
+import streamlet.state as _state
+from streamlet.checkpoints.config import JobManagerCheckpointStorage
+from streamlet.operators.sinks.simple import OutputClosedError
+from streamlet.state.errors import StreamletError
 
 from .client import JobExecutionResult
 from .environment import StreamExecutionEnvironment
@@ -60,9 +64,12 @@ EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: stdout's reader went away (`| head`)
 _PROG = "streamlet"
 _JOB_MODULE = "__streamlet_job__"
 # Our own source trees: frames inside them are never "where the user's code failed".
+# The folders of the package and of its three lower layers (in a source checkout the four
+# top-level folders, installed streamlet/ and the folders inside it).
 _OWN_DIRS = tuple(
-    str(Path(__file__).resolve().parent.parent / name) + os.sep
-    for name in ("engine", "operators", "state", "checkpoints")
+    str(Path(package.__file__).resolve().parent) + os.sep
+    for package in (_streamlet, _operators, _state, _checkpoints)
+    if package.__file__ is not None
 )
 
 
@@ -162,7 +169,7 @@ def _build_parser() -> argparse.ArgumentParser:
     # Listed for --help; their arguments are handed on untouched (see main()).
     sub.add_parser(
         "checkpoints",
-        help="list, show or validate checkpoints (python -m checkpoints)",
+        help="list, show or validate checkpoints (python -m streamlet.checkpoints)",
         add_help=False,
     )
     sub.add_parser("demo", help="run the demo (make demo)", add_help=False)
@@ -189,7 +196,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     # ``checkpoints`` and ``demo`` own their options (and --help): hand them everything.
     if args_list and args_list[0] == "checkpoints":
-        from checkpoints.cli import main as checkpoints_main
+        from streamlet.checkpoints.cli import main as checkpoints_main
 
         return checkpoints_main(args_list[1:], prog="streamlet checkpoints")
     if args_list and args_list[0] == "demo":

@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from operators import derived
-from operators.functions import FUNCTION_METHODS, FunctionAdapter, key_selector_of
-from operators.sinks.base import Sink
-from operators.sinks.simple import CallbackSinkWriter, PrintSinkWriter, QueueSinkWriter
+from streamlet.operators import derived
+from streamlet.operators.functions import FUNCTION_METHODS, FunctionAdapter, key_selector_of
+from streamlet.operators.sinks.base import Sink
+from streamlet.operators.sinks.simple import CallbackSinkWriter, PrintSinkWriter, QueueSinkWriter
 
 from .graph import StreamNode
 from .partitioners import (

@@ -27,8 +27,8 @@ from typing import Any
 import anyio
 import anyio.abc
 
-from checkpoints.config import CheckpointingMode
-from operators.sinks.file import FileSink, read_committed
+from streamlet.checkpoints.config import CheckpointingMode
+from streamlet.operators.sinks.file import FileSink, read_committed
 
 from .client import JobClient
 from .environment import StreamExecutionEnvironment

@@ -11,11 +11,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from operators.base import OperatorContext
-from operators.core import SourceOperator
-from state.heap_backend import HeapKeyedStateBackend
-from state.key_groups import key_group_range_for_subtask
-from state.operator_state import OperatorStateBackend
+from streamlet.operators.base import OperatorContext
+from streamlet.operators.core import SourceOperator
+from streamlet.state.heap_backend import HeapKeyedStateBackend
+from streamlet.state.key_groups import key_group_range_for_subtask
+from streamlet.state.operator_state import OperatorStateBackend
 
 from .channels import Channel, InputGate, Notifier
 from .graph import StreamNode

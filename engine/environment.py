@@ -12,10 +12,10 @@ from typing import Any
 
 import anyio
 
-from checkpoints.config import CheckpointConfig, CheckpointingMode, FsStateBackend
-from operators.sources.base import Source
-from operators.sources.collection import CollectionSource, SequenceSource
-from state.key_groups import DEFAULT_MAX_PARALLELISM, check_parallelism
+from streamlet.checkpoints.config import CheckpointConfig, CheckpointingMode, FsStateBackend
+from streamlet.operators.sources.base import Source
+from streamlet.operators.sources.collection import CollectionSource, SequenceSource
+from streamlet.state.key_groups import DEFAULT_MAX_PARALLELISM, check_parallelism
 
 from .background import start_background
 from .client import JobClient
@@ -184,7 +184,8 @@ class StreamExecutionEnvironment:
     # --- sources ---
 
     def from_source(self, source: Source[Any], source_name: str | None = None) -> DataStream:
-        """Read from a :class:`~operators.sources.base.Source` (user-written or built in)."""
+        """Read from a :class:`~streamlet.operators.sources.base.Source` (user-written or built
+        in)."""
         if not isinstance(source, Source):
             raise TypeError(f"from_source() needs a Source instance, got {source!r}")
         node = self._graph.add_node(
@@ -206,7 +207,7 @@ class StreamExecutionEnvironment:
 
     def read_text_file(self, file_path: str, charset_name: str = "UTF-8") -> DataStream:
         """Emit the lines of a text file (replayable: restores rewind by byte offset)."""
-        from operators.sources.text_file import TextFileSource
+        from streamlet.operators.sources.text_file import TextFileSource
 
         return self.from_source(TextFileSource(file_path, encoding=charset_name))
 
@@ -215,7 +216,7 @@ class StreamExecutionEnvironment:
     ) -> DataStream:
         """Read delimited text from a TCP server, connecting as a client (Flink's
         ``socketTextStream``). At-most-once unless ``write_ahead_log=True``."""
-        from operators.sources.socket import SocketTextStreamSource
+        from streamlet.operators.sources.socket import SocketTextStreamSource
 
         return self.from_source(
             SocketTextStreamSource(hostname, port, delimiter, max_retry, **options)

@@ -21,7 +21,7 @@ with a message naming the parameter and the value received.
 
 from __future__ import annotations
 
-from state.errors import StreamletError
+from streamlet.state.errors import StreamletError
 
 __all__ = ["JobCancelledError", "JobExecutionError", "JobGraphError"]
 

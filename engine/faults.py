@@ -1,4 +1,4 @@
-"""Seeded fault injection for tests of recovery (users get it from ``engine.testing``).
+"""Seeded fault injection for tests of recovery (users get it from ``streamlet.testing``).
 
 A :class:`FaultInjector` holds faults, each aimed at an operator (by uid or name), a subtask
 and a phase: ``"process"`` (raise at the n-th record the subtask processes), ``"snapshot"``
@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from operators.base import Operator, OperatorContext
+from streamlet.operators.base import Operator, OperatorContext
 
 __all__ = ["Fault", "FaultInjector", "InjectedFault", "inject_faults"]
 

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from operators.base import Operator
-from operators.sources.base import Source
+from streamlet.operators.base import Operator
+from streamlet.operators.sources.base import Source
 
 from .partitioners import ForwardPartitioner, Partitioner, RebalancePartitioner
 

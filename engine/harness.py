@@ -2,15 +2,15 @@
 
 Flink's ``KeyedOneInputStreamOperatorTestHarness`` and ``OneInputStreamOperatorTestHarness``
 without the job: the harness builds the very operator a ``DataStream`` call would build
-(:mod:`operators.derived`), with a real :class:`~operators.base.OperatorContext`, a
-:class:`~state.heap_backend.HeapKeyedStateBackend` over the key groups of the chosen subtask
-and an :class:`~state.operator_state.OperatorStateBackend`. Records go in by
+(:mod:`streamlet.operators.derived`), with a real
+:class:`~streamlet.operators.base.OperatorContext`, a
+:class:`~streamlet.state.heap_backend.HeapKeyedStateBackend` over the key groups of the chosen
+subtask and an :class:`~streamlet.state.operator_state.OperatorStateBackend`. Records go in by
 :meth:`~OperatorTestHarness.process_element`, output is read back with
-:meth:`~OperatorTestHarness.extract_output_values`. A snapshot runs the same steps as a
-checkpoint (``snapshot_state``, freeze, serialize) and holds the same bytes a checkpoint
-would store; a harness built with ``restore=`` loads them as a restored job does, also at
-another parallelism or subtask index (keyed state by key group, operator state by even
-split, union or broadcast).
+:meth:`~OperatorTestHarness.extract_output_values`. A snapshot runs the same steps as a checkpoint
+(``snapshot_state``, freeze, serialize) and holds the same bytes a checkpoint would store; a
+harness built with ``restore=`` loads them as a restored job does, also at another parallelism or
+subtask index (keyed state by key group, operator state by even split, union or broadcast).
 
 Lifecycle: ``open`` (or ``async with``), then any number of ``process_element`` /
 ``snapshot`` / ``notify_checkpoint_complete`` calls, then ``close`` (always runs on
@@ -24,18 +24,18 @@ import inspect
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, ClassVar
 
-from operators import derived
-from operators.base import Operator, OperatorContext
-from operators.functions import FUNCTION_METHODS, RuntimeContext, key_selector_of
-from state.heap_backend import HeapKeyedStateBackend
-from state.key_groups import (
+from streamlet.operators import derived
+from streamlet.operators.base import Operator, OperatorContext
+from streamlet.operators.functions import FUNCTION_METHODS, RuntimeContext, key_selector_of
+from streamlet.state.heap_backend import HeapKeyedStateBackend
+from streamlet.state.key_groups import (
     DEFAULT_MAX_PARALLELISM,
     KeyGroupRange,
     assign_to_key_group,
     check_parallelism,
     key_group_range_for_subtask,
 )
-from state.operator_state import OperatorStateBackend
+from streamlet.state.operator_state import OperatorStateBackend
 
 from .testing_snapshot import HarnessSnapshot, restore_inputs
 
@@ -93,9 +93,9 @@ class OperatorTestHarness:
     Example::
 
         import anyio
-        from engine import FlatMapFunction
-        from engine.testing import OperatorTestHarness
-        from state import ListStateDescriptor
+        from streamlet import FlatMapFunction
+        from streamlet.testing import OperatorTestHarness
+        from streamlet.state import ListStateDescriptor
 
         class Buffer(FlatMapFunction):
             # Emits records in pairs; a pending odd one survives a restore.
@@ -375,16 +375,16 @@ class KeyedOperatorTestHarness(OperatorTestHarness):
     ``"reduce"``), or else the one method the function object has. Before each record the
     current key is set from ``key_selector``, as after ``key_by``. The harness owns the key
     groups of subtask ``subtask_index`` at ``parallelism``; a record whose key belongs to
-    another subtask raises :class:`~state.errors.StateError` (use :meth:`owns_key`). A
+    another subtask raises :class:`~streamlet.state.errors.StateError` (use :meth:`owns_key`). A
     restore loads only the key groups this subtask owns, so snapshots taken at one
     parallelism restore into harnesses of another.
 
     Example::
 
         import anyio
-        from engine import KeyedProcessFunction
-        from engine.testing import KeyedOperatorTestHarness
-        from state import ValueStateDescriptor
+        from streamlet import KeyedProcessFunction
+        from streamlet.testing import KeyedOperatorTestHarness
+        from streamlet.state import ValueStateDescriptor
 
         class CountPerKey(KeyedProcessFunction):
             def open(self, runtime_context) -> None:

@@ -14,7 +14,7 @@ import reprlib
 from collections.abc import Callable
 from typing import Any
 
-from state.key_groups import UnusableKeyError, assign_to_key_group
+from streamlet.state.key_groups import UnusableKeyError, assign_to_key_group
 
 __all__ = [
     "BroadcastPartitioner",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from state.key_groups import check_parallelism
+from streamlet.state.key_groups import check_parallelism
 
 from .errors import JobGraphError
 from .graph import StreamEdge, StreamGraph, StreamNode

@@ -4,7 +4,7 @@ Installed with the package, so a test suite gets these fixtures without a ``conf
 
 - ``checkpoint_storage``: a fresh in-memory checkpoint storage, shared by every environment
   the test builds with the fixtures below, so a later run can ``restore="latest"``;
-- ``streamlet_env``: a fresh :class:`~engine.StreamExecutionEnvironment` at parallelism 1
+- ``streamlet_env``: a fresh :class:`~streamlet.StreamExecutionEnvironment` at parallelism 1
   whose checkpoints go to ``checkpoint_storage`` (``enable_checkpointing(ms)`` just works,
   no directory needed);
 - ``streamlet_env_factory``: ``make(parallelism=1)`` builds more such environments, to run a
@@ -16,7 +16,7 @@ alike (on asyncio and trio).
 Example (a test module)::
 
     import pytest
-    from engine.testing import TestingSource, run_and_collect
+    from streamlet.testing import TestingSource, run_and_collect
 
     @pytest.mark.anyio
     async def test_double(streamlet_env) -> None:
@@ -30,7 +30,7 @@ from collections.abc import Callable
 
 import pytest
 
-from checkpoints.storage import MemoryCheckpointStorage
+from streamlet.checkpoints.storage import MemoryCheckpointStorage
 
 from .environment import StreamExecutionEnvironment
 

@@ -12,11 +12,11 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from checkpoints.completed import CompletedCheckpoint
-from checkpoints.errors import CheckpointError, CorruptCheckpointError
-from checkpoints.latest import scan_latest
-from checkpoints.storage import CheckpointStorage
-from state.operator_state import OperatorStateBackend
+from streamlet.checkpoints.completed import CompletedCheckpoint
+from streamlet.checkpoints.errors import CheckpointError, CorruptCheckpointError
+from streamlet.checkpoints.latest import scan_latest
+from streamlet.checkpoints.storage import CheckpointStorage
+from streamlet.state.operator_state import OperatorStateBackend
 
 from .deploy import RestoredState
 from .plan import JobPlan

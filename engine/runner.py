@@ -17,21 +17,25 @@ from typing import Any
 
 import anyio
 
-from checkpoints.alignment import create_barrier_handler
-from checkpoints.completed import CompletedCheckpoint
-from checkpoints.config import CheckpointConfig
-from checkpoints.coordinator import CheckpointCoordinator
-from checkpoints.errors import CheckpointError, CheckpointFailureReason, CheckpointStorageError
-from checkpoints.file_blob_store import FileBlobStore
-from checkpoints.layout import safe_name
-from checkpoints.storage import (
+from streamlet.checkpoints.alignment import create_barrier_handler
+from streamlet.checkpoints.completed import CompletedCheckpoint
+from streamlet.checkpoints.config import CheckpointConfig
+from streamlet.checkpoints.coordinator import CheckpointCoordinator
+from streamlet.checkpoints.errors import (
+    CheckpointError,
+    CheckpointFailureReason,
+    CheckpointStorageError,
+)
+from streamlet.checkpoints.file_blob_store import FileBlobStore
+from streamlet.checkpoints.layout import safe_name
+from streamlet.checkpoints.storage import (
     CheckpointStorage,
     FileCheckpointStorage,
     create_checkpoint_storage,
 )
-from operators.sinks.simple import OutputClosedError
-from operators.sinks.two_phase import TwoPhaseCommitSink
-from operators.sources.base import DeliveryGuarantee, SourceSessionContext
+from streamlet.operators.sinks.simple import OutputClosedError
+from streamlet.operators.sinks.two_phase import TwoPhaseCommitSink
+from streamlet.operators.sources.base import DeliveryGuarantee, SourceSessionContext
 
 from .checkpointing import MailboxGateway, SubtaskCheckpointer
 from .client import JobExecutionResult, JobStatus

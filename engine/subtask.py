@@ -22,11 +22,11 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import anyio.to_thread
 
-from checkpoints.events import CancelCheckpointMarker, CheckpointBarrier, EndOfPartition
-from operators.base import Operator, OperatorContext
-from operators.core import SourceOperator
-from operators.sources.base import SourceReader
-from state.errors import StreamletInternalError
+from streamlet.checkpoints.events import CancelCheckpointMarker, CheckpointBarrier, EndOfPartition
+from streamlet.operators.base import Operator, OperatorContext
+from streamlet.operators.core import SourceOperator
+from streamlet.operators.sources.base import SourceReader
+from streamlet.state.errors import StreamletInternalError
 
 from .channels import Channel, InputGate, Notifier
 from .errors import JobExecutionError

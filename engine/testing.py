@@ -7,17 +7,17 @@
 - :func:`run_and_collect` / :func:`run_and_collect_result`: run a stream's job, return its
   records (and the job's result).
 - :class:`KeyedOperatorTestHarness` / :class:`OperatorTestHarness` (from
-  :mod:`engine.harness`): drive one function by hand, snapshot it and restore it, without a job.
-- Seeded fault injection (:mod:`engine.faults`): :class:`FaultInjector`, :func:`inject_faults`.
+  :mod:`streamlet.harness`): drive one function by hand, snapshot it and restore it, without a job.
+- Seeded fault injection (:mod:`streamlet.faults`): :class:`FaultInjector`, :func:`inject_faults`.
 
 Pytest fixtures (``streamlet_env``, ``checkpoint_storage``, ``streamlet_env_factory``) come
-with the package's pytest plugin, :mod:`engine.pytest_plugin`.
+with the package's pytest plugin, :mod:`streamlet.pytest_plugin`.
 
 Example::
 
     import anyio
-    from engine import StreamExecutionEnvironment
-    from engine.testing import TestingSource, run_and_collect
+    from streamlet import StreamExecutionEnvironment
+    from streamlet.testing import TestingSource, run_and_collect
 
     async def main() -> None:
         env = StreamExecutionEnvironment.get_execution_environment()
@@ -37,8 +37,8 @@ from typing import Any
 
 import anyio
 
-from operators.sinks.base import Sink, SinkWriter
-from operators.sources.base import Source, SourceReader, SourceSessionContext
+from streamlet.operators.sinks.base import Sink, SinkWriter
+from streamlet.operators.sources.base import Source, SourceReader, SourceSessionContext
 
 from .client import JobExecutionResult
 from .datastream import DataStream
@@ -76,13 +76,13 @@ class TestingSource(Source[Any]):
       its final checkpoint, which stores the position *after* the marker). A later run of the
       job with ``execute(..., restore="latest")`` continues after the marker: the list is
       consumed run by run ("continuation"). A restart *within* a run stops at the same EOF.
-    - ``TestingSource.ABORT()`` raises :class:`~engine.faults.InjectedFault` inside the job
+    - ``TestingSource.ABORT()`` raises :class:`~streamlet.faults.InjectedFault` inside the job
       the first time the reader reaches it, after the records before it were emitted: a
       crash. With checkpointing and a restart strategy the job restores its last completed
       checkpoint (or starts over if there is none) and goes on; the marker is then skipped.
       Each ABORT fires once per ``TestingSource`` instance, also across runs. Without a
       restart strategy that allows it, ``execute`` raises
-      :class:`~engine.errors.JobExecutionError` with the ``InjectedFault`` as its cause.
+      :class:`~streamlet.errors.JobExecutionError` with the ``InjectedFault`` as its cause.
     - ``TestingSource.PAUSE(duration_ms)`` stops reading for that long, after the records
       before it were emitted; the job keeps processing and checkpointing meanwhile.
     - ``TestingSource.AWAIT_CHECKPOINT()`` stops reading until a checkpoint that covers every
@@ -101,10 +101,10 @@ class TestingSource(Source[Any]):
     Example (an ABORT, a restore, then continuation after an EOF)::
 
         import anyio
-        from checkpoints.storage import MemoryCheckpointStorage
-        from engine import StreamExecutionEnvironment
-        from engine.restart import RestartStrategies
-        from engine.testing import TestingSink, TestingSource
+        from streamlet.checkpoints.storage import MemoryCheckpointStorage
+        from streamlet import StreamExecutionEnvironment
+        from streamlet.restart import RestartStrategies
+        from streamlet.testing import TestingSink, TestingSource
 
         async def main() -> None:
             storage = MemoryCheckpointStorage("doc")
@@ -282,8 +282,8 @@ class TestingSink(Sink):
     Example::
 
         import anyio
-        from engine import StreamExecutionEnvironment
-        from engine.testing import TestingSink, TestingSource
+        from streamlet import StreamExecutionEnvironment
+        from streamlet.testing import TestingSink, TestingSource
 
         async def main() -> None:
             env = StreamExecutionEnvironment.get_execution_environment()
@@ -327,14 +327,14 @@ async def run_and_collect_result(
 ) -> tuple[list[Any], JobExecutionResult]:
     """Sink ``stream`` into a :class:`TestingSink`, run its job; return records and result.
 
-    As :func:`run_and_collect`, also returning the :class:`~engine.JobExecutionResult`
+    As :func:`run_and_collect`, also returning the :class:`~streamlet.JobExecutionResult`
     (``restart_count``, ``checkpoints_completed``, ...).
 
     Example::
 
         import anyio
-        from engine import StreamExecutionEnvironment
-        from engine.testing import run_and_collect_result
+        from streamlet import StreamExecutionEnvironment
+        from streamlet.testing import run_and_collect_result
 
         async def main() -> None:
             env = StreamExecutionEnvironment.get_execution_environment()
@@ -371,8 +371,8 @@ async def run_and_collect(
     Example::
 
         import anyio
-        from engine import StreamExecutionEnvironment
-        from engine.testing import run_and_collect
+        from streamlet import StreamExecutionEnvironment
+        from streamlet.testing import run_and_collect
 
         async def main() -> None:
             env = StreamExecutionEnvironment.get_execution_environment()

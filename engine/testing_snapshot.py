@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from state.operator_state import OperatorStateBackend
-from state.snapshot import pack_frames, unpack_frames
+from streamlet.state.operator_state import OperatorStateBackend
+from streamlet.state.snapshot import pack_frames, unpack_frames
 
 __all__ = ["HarnessSnapshot", "restore_inputs"]
 

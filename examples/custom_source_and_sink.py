@@ -8,7 +8,7 @@ the offset of the next record. A checkpoint stores every split's position; a res
 readers at those positions, so no order is read twice or skipped. Here the log is generated
 from the offset (so it can be "re-read" for free); a real one would seek a file or a broker.
 
-**The sink** (:class:`SqliteOrdersSink`) is a :class:`~engine.TwoPhaseCommitSink` writing to
+**The sink** (:class:`SqliteOrdersSink`) is a :class:`~streamlet.TwoPhaseCommitSink` writing to
 a database that has ordinary transactions but no prepared ones. The classic recipe:
 
 1. ``write``: insert the rows into a *staging* table, tagged with the sink's transaction
@@ -43,7 +43,7 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
-from engine import (
+from streamlet import (
     RestartStrategies,
     Source,
     SourceReader,

@@ -4,7 +4,7 @@
 
 The job reads a sequence of numbered deposits (``from_sequence``, which rewinds exactly),
 keys them by account and keeps each account's balance and deposit count in keyed state.
-For every deposit it writes one line ``account,count,balance`` to a :class:`~engine.FileSink`,
+For every deposit it writes one line ``account,count,balance`` to a :class:`~streamlet.FileSink`,
 which commits part files only when a checkpoint completes (two-phase commit).
 
 Midway one subtask of the balance operator crashes (an injected fault). The job restarts
@@ -29,7 +29,7 @@ from pathlib import Path
 
 import anyio
 
-from engine import (
+from streamlet import (
     CheckpointingMode,
     FileSink,
     KeyedProcessFunction,
@@ -39,7 +39,7 @@ from engine import (
     ValueStateDescriptor,
     read_committed,
 )
-from engine.testing import FaultInjector, inject_faults
+from streamlet.testing import FaultInjector, inject_faults
 
 JOB_NAME = "exactly-once-files"
 ACCOUNTS = 16

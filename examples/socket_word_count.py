@@ -24,7 +24,7 @@ import sys
 
 import anyio
 
-from engine import (
+from streamlet import (
     CheckpointingMode,
     JobExecutionError,
     JobExecutionResult,

@@ -10,11 +10,11 @@ Needs the ``web`` extra (``pip install -e '.[web]'``; ``make`` installs it). The
 How the pieces fit:
 
 - ``POST /events`` takes ``{"user": ..., "amount": ...}`` (or a list of them) and hands each
-  event to a :class:`~engine.PushSource` with ``await source.push(event)``. The push waits
+  event to a :class:`~streamlet.PushSource` with ``await source.push(event)``. The push waits
   while the source's buffer is full, so a job that falls behind slows the clients down
   (backpressure) instead of growing memory.
 - The job runs in the same event loop as the server. It is started by the app's lifespan
-  with ``env.execute_async(...)``, which returns a :class:`~engine.JobClient` at once; on
+  with ``env.execute_async(...)``, which returns a :class:`~streamlet.JobClient` at once; on
   shutdown the lifespan ends the source, lets the job drain what was pushed, and cancels it
   if that takes too long.
 - The job keys events by user and keeps a running sum per user (keyed state, parallelism
@@ -51,7 +51,7 @@ try:
 except ImportError as exc:  # pragma: no cover - the web extra is part of `make`
     raise SystemExit(f"this example needs the web extra: pip install -e '.[web]' ({exc})") from exc
 
-from engine import JobClient, PushSource, StreamExecutionEnvironment
+from streamlet import JobClient, PushSource, StreamExecutionEnvironment
 
 logger = logging.getLogger("web_app")
 

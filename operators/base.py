@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 if TYPE_CHECKING:
-    from state.heap_backend import HeapKeyedStateBackend
-    from state.key_groups import KeyGroupRange
-    from state.operator_state import OperatorStateBackend
+    from streamlet.state.heap_backend import HeapKeyedStateBackend
+    from streamlet.state.key_groups import KeyGroupRange
+    from streamlet.state.operator_state import OperatorStateBackend
 
 __all__ = ["IN", "OUT", "Operator", "OperatorContext"]
 

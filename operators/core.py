@@ -7,7 +7,7 @@
   ``min``, ``max`` and keyed ``map`` / ``flat_map`` / ``filter`` are built on it.
 - :class:`SourceOperator`: the head of a source chain; it keeps the source's splits and
   positions in operator list state, so they rewind and redistribute on restore.
-- :class:`SinkWriter` (in :mod:`operators.sinks.base`): the tail that writes records out.
+- :class:`SinkWriter` (in :mod:`streamlet.operators.sinks.base`): the tail that writes records out.
 
 (Bytewax's lesson: a small named core, the rest derived from it.)
 """
@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from state.descriptors import ListStateDescriptor
+from streamlet.state.descriptors import ListStateDescriptor
 
 from .base import Operator, OperatorContext
 from .functions import FunctionAdapter, FunctionInitializationContext, RuntimeContext

@@ -15,8 +15,8 @@ from typing import Any
 
 import anyio
 
-from state.descriptors import ValueStateDescriptor
-from state.json_codec import is_namedtuple_class
+from streamlet.state.descriptors import ValueStateDescriptor
+from streamlet.state.json_codec import is_namedtuple_class
 
 from .base import OperatorContext
 from .core import BatchTransformOperator, KeyedOperator, KeyedStep

@@ -16,10 +16,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from state.errors import StateError
+from streamlet.state.errors import StateError
 
 if TYPE_CHECKING:
-    from state.operator_state import OperatorStateBackend
+    from streamlet.state.operator_state import OperatorStateBackend
 
     from .base import OperatorContext
 

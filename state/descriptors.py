@@ -5,7 +5,7 @@ A descriptor is what a user function hands to ``RuntimeContext.get_state`` (and 
 restarts, so it must stay stable. The constructors follow PyFlink's argument order: the
 type information PyFlink passes second (``ValueStateDescriptor("count", Types.INT())``) is
 accepted and kept for documentation only; streamlet serializes by value (see
-:mod:`state.serde`), so everything else is keyword-only.
+:mod:`streamlet.state.serde`), so everything else is keyword-only.
 """
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ class StateDescriptor:
     """Common part of every descriptor: the state's name and optional serializer.
 
     :param name: unique name of the state within its operator (non-empty)
-    :param serializer: a :class:`state.serde.Serializer`; ``None`` means the default
+    :param serializer: a :class:`streamlet.state.serde.Serializer`; ``None`` means the default
         orjson-based serializer
     :raises TypeError: if ``name`` is not a str or ``serializer`` lacks ``dumps``/``loads``
     :raises ValueError: if ``name`` is empty
@@ -103,7 +103,7 @@ class StateDescriptor:
 
 @dataclass(frozen=True, slots=True)
 class ValueStateDescriptor(StateDescriptor):
-    """Declares a :class:`state.keyed.ValueState`: one value per key.
+    """Declares a :class:`streamlet.state.keyed.ValueState`: one value per key.
 
     :param type_info: PyFlink's value type information; accepted and ignored
     :param default_value: what ``value()`` returns for a key without a value (a mutable
@@ -121,7 +121,7 @@ class ValueStateDescriptor(StateDescriptor):
 
 @dataclass(frozen=True, slots=True)
 class ListStateDescriptor(StateDescriptor):
-    """Declares a :class:`state.keyed.ListState` (or operator list state): a list per key.
+    """Declares a :class:`streamlet.state.keyed.ListState` (or operator list state): a list per key.
 
     :param type_info: PyFlink's element type information; accepted and ignored
     :param serializer: see :class:`StateDescriptor`; a custom serializer is applied to each
@@ -137,7 +137,7 @@ class ListStateDescriptor(StateDescriptor):
 
 @dataclass(frozen=True, slots=True)
 class MapStateDescriptor(StateDescriptor):
-    """Declares a :class:`state.keyed.MapState` (or broadcast state): a dict per key.
+    """Declares a :class:`streamlet.state.keyed.MapState` (or broadcast state): a dict per key.
 
     :param key_type_info: PyFlink's map key type information; accepted and ignored
     :param value_type_info: PyFlink's map value type information; accepted and ignored
@@ -155,7 +155,8 @@ class MapStateDescriptor(StateDescriptor):
 
 @dataclass(frozen=True, slots=True)
 class ReducingStateDescriptor(StateDescriptor):
-    """Declares a :class:`state.keyed.ReducingState`: values folded with a reduce function.
+    """Declares a :class:`streamlet.state.keyed.ReducingState`: values folded with a reduce
+    function.
 
     :param reduce_function: ``f(accumulated, new) -> accumulated``, or an object with such a
         ``reduce`` method (PyFlink's ``ReduceFunction``)
@@ -188,7 +189,8 @@ class ReducingStateDescriptor(StateDescriptor):
 
 @dataclass(frozen=True, slots=True)
 class AggregatingStateDescriptor(StateDescriptor):
-    """Declares a :class:`state.keyed.AggregatingState`: values folded into an accumulator.
+    """Declares a :class:`streamlet.state.keyed.AggregatingState`: values folded into an
+    accumulator.
 
     :param aggregate_function: an object with ``create_accumulator()``,
         ``add(value, accumulator) -> accumulator`` and ``get_result(accumulator)``

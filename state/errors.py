@@ -1,6 +1,6 @@
 """The root of streamlet's error tree and the errors of the state layer.
 
-The whole tree is drawn once, in :mod:`engine.errors`. It is rooted here because
+The whole tree is drawn once, in :mod:`streamlet.errors`. It is rooted here because
 ``state`` is the bottom layer and imports nothing of ours.
 """
 

@@ -1,13 +1,13 @@
 """The heap keyed state backend: keyed state in dicts, one dict per key group and state.
 
 Mirrors Flink's ``HeapKeyedStateBackend``. One backend serves one subtask of one keyed
-operator and owns a contiguous :class:`~state.key_groups.KeyGroupRange`. The engine calls
+operator and owns a contiguous :class:`~streamlet.state.key_groups.KeyGroupRange`. The engine calls
 :meth:`HeapKeyedStateBackend.set_current_key` before each record; the state views
-(:mod:`state.keyed`) then read and write that key's entries.
+(:mod:`streamlet.state.keyed`) then read and write that key's entries.
 
 Checkpointing: :meth:`~HeapKeyedStateBackend.snapshot_sync` freezes every state's per-key-group
-dicts in O(key groups) (copy-on-write, see :mod:`state.table`) and returns a
-:class:`~state.snapshot.KeyedStateSnapshot` to serialize key group by key group while
+dicts in O(key groups) (copy-on-write, see :mod:`streamlet.state.table`) and returns a
+:class:`~streamlet.state.snapshot.KeyedStateSnapshot` to serialize key group by key group while
 processing goes on. Restoring loads key groups; a restore may come before the user's
 ``open()`` registers its descriptors, so restored data stays undecoded per state name until
 the descriptor (with its serializer) is registered.
@@ -168,7 +168,7 @@ class HeapKeyedStateBackend:
     def set_current_key(self, key: Any) -> None:
         """Make ``key`` the key that state views read and write.
 
-        :raises TypeError: if ``key`` has no stable hash (see :func:`state.stable_hash`)
+        :raises TypeError: if ``key`` has no stable hash (see :func:`streamlet.state.stable_hash`)
         :raises StateError: if ``key``'s key group is not in this backend's range (a
             routing bug: the record reached the wrong subtask)
         """

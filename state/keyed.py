@@ -3,8 +3,8 @@
 
 A view is what ``RuntimeContext.get_state(descriptor)`` returns. It holds no data: every call
 reads or writes the entry of the backend's *current key* (set by the engine before each
-record) in the view's :class:`~state.table.StateTable`. Semantics follow Flink's heap backend:
-an empty state reads as the descriptor's default (``None``, or ``[]`` for a list), writing
+record) in the view's :class:`~streamlet.state.table.StateTable`. Semantics follow Flink's heap
+backend: an empty state reads as the descriptor's default (``None``, or ``[]`` for a list), writing
 ``None`` to a value, reducing or aggregating state clears it, and ``None`` cannot be added to
 a list state.
 

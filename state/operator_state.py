@@ -15,11 +15,11 @@ synchronous part of a snapshot copies it: O(size of the operator state), no copy
 Restored data stays encoded per state name until ``open()``/``initialize_state`` registers
 the descriptor, and a state that is never registered is written back unchanged.
 
-Byte format: the frame of :func:`state.snapshot.pack_frames` with magic ``SLO1``; the header
-holds ``format`` (1), ``operator_uid`` and ``states`` (``[name, mode, codec]`` each, mode one
+Byte format: the frame of :func:`streamlet.state.snapshot.pack_frames` with magic ``SLO1``; the
+header holds ``format`` (1), ``operator_uid`` and ``states`` (``[name, mode, codec]`` each, mode one
 of ``split``, ``union``, ``broadcast``). A list state's payload is the JSON array of its
-elements encoded one by one (:func:`state.serde.encode_element`), so a restore can split it
-without decoding; a broadcast state's payload is its whole map encoded as one element.
+elements encoded one by one (:func:`streamlet.state.serde.encode_element`), so a restore can split
+it without decoding; a broadcast state's payload is its whole map encoded as one element.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Serializers for state: the default orjson one, an opt-in pickle one, and table encoding.
 
-The default serializer is type-faithful (see :mod:`state.json_codec`): what a restore gives
-back equals what was stored, with the same types. Anything it cannot encode that way fails
-the snapshot with :class:`~state.errors.StateSerializationError` naming the operator, the
+The default serializer is type-faithful (see :mod:`streamlet.state.json_codec`): what a restore
+gives back equals what was stored, with the same types. Anything it cannot encode that way fails
+the snapshot with :class:`~streamlet.state.errors.StateSerializationError` naming the operator, the
 state and the type. Pickle is never the default, because loading a pickle runs code chosen
 by whoever wrote the checkpoint directory.
 
@@ -15,7 +15,7 @@ in one key group. :func:`encode_table` picks the cheapest encoding that is still
 - ``u`` (tuples): every item is a tuple of plain scalars (composite keys, rolling
   ``(key, count)`` values): written as JSON arrays, rebuilt as tuples at C speed.
 - ``t`` (tagged): everything else the default serializer handles, via
-  :func:`state.json_codec.to_json` (and a walk on restore).
+  :func:`streamlet.state.json_codec.to_json` (and a walk on restore).
 - ``c`` (custom): a descriptor's own :class:`Serializer`; each value (each list element, for
   list state) becomes ``serializer.dumps(value)``, stored as base64 text.
 

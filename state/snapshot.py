@@ -13,8 +13,8 @@ Byte format of one key group (and, with another magic, of operator state)::
 The header is an orjson object. For keyed state it holds ``format`` (1), ``operator_uid``,
 ``key_group``, ``max_parallelism``, ``states`` (one ``[name, kind, codec, mode]`` per state
 that has data in this key group) and ``payload_sizes``. Each payload is one state's table as
-written by :func:`state.serde.encode_table`. Keeping states in separate payloads lets a restore
-hold a state's bytes undecoded until the user registers its descriptor (and its serializer).
+written by :func:`streamlet.state.serde.encode_table`. Keeping states in separate payloads lets a
+restore hold a state's bytes undecoded until the user registers its descriptor (and its serializer).
 """
 
 from __future__ import annotations
@@ -87,8 +87,8 @@ class RawTable:
     """One state's table of one key group as restored, not decoded yet.
 
     :param kind: the descriptor kind it was written with ("value", "list", ...)
-    :param codec: the serializer's name (see :func:`state.serde.codec_name`)
-    :param mode: the table encoding (see :func:`state.serde.encode_table`)
+    :param codec: the serializer's name (see :func:`streamlet.state.serde.codec_name`)
+    :param mode: the table encoding (see :func:`streamlet.state.serde.encode_table`)
     :param payload: the encoded table
     """
 
@@ -133,7 +133,7 @@ class FrozenState:
     :param serializer: the descriptor's serializer (``None``: default)
     :param table: the live state table
     :param shadows: per key group index, this snapshot's shadow (see
-        :class:`~state.table.StateTable`), or ``None`` where the group was empty or is
+        :class:`~streamlet.state.table.StateTable`), or ``None`` where the group was empty or is
         already serialized and released
     """
 
@@ -149,8 +149,8 @@ class KeyedStateSnapshot:
     """A consistent cut of a keyed backend, frozen by ``snapshot_sync()``.
 
     It copies nothing: the backend records the old value of each key touched while the
-    snapshot is pending (see :class:`~state.table.StateTable`). Serialize it key group by key
-    group; each serialized group is released at once. Call :meth:`release` when the
+    snapshot is pending (see :class:`~streamlet.state.table.StateTable`). Serialize it key group by
+    key group; each serialized group is released at once. Call :meth:`release` when the
     snapshot is abandoned (a cancelled or failed checkpoint), so the backend stops
     recording for it.
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from engine import DataStream, StreamExecutionEnvironment
+from streamlet import DataStream, StreamExecutionEnvironment
 
 PARALLELISMS = [1, 2, 4, 8]
 

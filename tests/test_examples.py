@@ -20,7 +20,7 @@ import anyio
 import anyio.abc
 import pytest
 
-from engine import cli
+from streamlet import cli
 
 pytestmark = pytest.mark.asyncio
 
@@ -88,7 +88,7 @@ async def test_socket_word_count(
 
 @pytest.mark.parametrize("example", ["socket_word_count"], indirect=True)
 def test_socket_word_count_is_a_streamlet_job_definition(example: ModuleType) -> None:
-    from engine import StreamExecutionEnvironment
+    from streamlet import StreamExecutionEnvironment
 
     env = StreamExecutionEnvironment.get_execution_environment()
     example.build(env)  # what `streamlet run examples/socket_word_count.py` calls

@@ -1,7 +1,11 @@
 """DESIGN §1: arrows point down only (engine -> operators -> checkpoints -> state).
 
-Parses every module with ``ast`` and fails on an import against that direction, like trio's
-test that keeps ``trio._core`` self-contained.
+The four top-level folders are the layers of the one package ``streamlet``: ``engine/`` is
+``streamlet`` itself, the others are mounted as ``streamlet.operators``, ``streamlet.state``
+and ``streamlet.checkpoints`` (``pyproject.toml``). Parses every module with ``ast`` and
+fails on an import against that direction, like trio's test that keeps ``trio._core``
+self-contained; and on any import under the folders' own names, which are not importable
+once installed (they are the user's names: a ``state.py`` beside a job script).
 """
 
 from __future__ import annotations
@@ -18,16 +22,30 @@ ALLOWED = {
     "operators": {"operators", "checkpoints", "state"},
     "engine": {"engine", "operators", "checkpoints", "state"},
 }
+LOWER = ("operators", "state", "checkpoints")
+#: Everything that imports the package: its own layers, and what uses it.
+USERS = ("tests", "bench", "examples")
 
 
-def _imports(path: Path) -> list[tuple[int, str]]:
+def layer_of(module: str) -> str | None:
+    """The layer an absolute module name belongs to, ``None`` if not ours."""
+    parts = module.split(".")
+    if parts[0] != "streamlet":
+        return None
+    if len(parts) > 1 and parts[1] in LOWER:
+        return parts[1]
+    return "engine"
+
+
+def _imports(path: Path) -> list[tuple[int, str, int]]:
+    """``(line, module, relative level)`` of every import in ``path``."""
     tree = ast.parse(path.read_text(), filename=str(path))
     found = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            found.extend((node.lineno, alias.name.split(".")[0]) for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            found.append((node.lineno, node.module.split(".")[0]))
+            found.extend((node.lineno, alias.name, 0) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            found.append((node.lineno, node.module or "", node.level))
     return found
 
 
@@ -35,18 +53,68 @@ def _modules() -> list[tuple[str, Path]]:
     return [(pkg, path) for pkg in ALLOWED for path in sorted((ROOT / pkg).rglob("*.py"))]
 
 
+def _violations(package: str, path: Path) -> list[str]:
+    depth = len(path.relative_to(ROOT / package).parts) - 1  # packages below the layer's top
+    bad = []
+    for line, module, level in _imports(path):
+        where = f"{path.relative_to(ROOT)}:{line}"
+        if level > depth + 1:
+            bad.append(f"{where} imports {'.' * level}{module}, above its layer")
+            continue
+        if level:
+            continue
+        if module.split(".")[0] in ALLOWED:
+            bad.append(f"{where} imports {module}: use streamlet's name for it")
+        layer = layer_of(module)
+        if layer is not None and layer not in ALLOWED[package]:
+            bad.append(f"{where} imports {module} ({layer}, a layer above)")
+    return bad
+
+
 @pytest.mark.parametrize(("package", "path"), _modules(), ids=lambda v: str(v))
 def test_module_imports_only_downward(package: str, path: Path) -> None:
-    ours = set(ALLOWED)
-    bad = [
-        f"{path.relative_to(ROOT)}:{line} imports {name}"
-        for line, name in _imports(path)
-        if name in ours and name not in ALLOWED[package]
-    ]
+    bad = _violations(package, path)
     assert not bad, "imports against DESIGN §1's direction:\n" + "\n".join(bad)
 
 
+@pytest.mark.parametrize(
+    "path",
+    [
+        p
+        for folder in USERS
+        for p in sorted((ROOT / folder).rglob("*.py"))
+        if "fixtures" not in str(p)
+    ],
+    ids=lambda p: str(p.relative_to(ROOT)),
+)
+def test_users_import_the_package_by_its_one_name(path: Path) -> None:
+    bad = [
+        f"{path.relative_to(ROOT)}:{line} imports {module}"
+        for line, module, level in _imports(path)
+        if level == 0 and module.split(".")[0] in ALLOWED and not module.startswith("tests")
+    ]
+    assert not bad, "use streamlet's names:\n" + "\n".join(bad)
+
+
 def test_layering_check_detects_a_violation(tmp_path: Path) -> None:
-    bad = tmp_path / "bad.py"
-    bad.write_text("from engine import StreamExecutionEnvironment\n")
-    assert ("engine" in {name for _, name in _imports(bad)}) and "engine" not in ALLOWED["state"]
+    layer = tmp_path / "state"
+    layer.mkdir()
+    bad = layer / "bad.py"
+    bad.write_text(
+        "from streamlet import StreamExecutionEnvironment\n"
+        "from streamlet.checkpoints.config import CheckpointConfig\n"
+        "from state.serde import Serializer\n"
+        "from ..operators import core\n"
+    )
+    global ROOT
+    saved, ROOT = ROOT, tmp_path
+    try:
+        found = _violations("state", bad)
+    finally:
+        ROOT = saved
+    assert [v.split(" ", 1)[0] for v in found] == [
+        "state/bad.py:1",
+        "state/bad.py:2",
+        "state/bad.py:3",
+        "state/bad.py:4",
+    ]

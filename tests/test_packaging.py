@@ -19,8 +19,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-#: The installed import names (a later issue renames them to ``streamlet``).
-IMPORT_NAME = "engine"
+#: The one top-level import name the distribution installs.
+IMPORT_NAME = "streamlet"
+#: Generic names a user's own modules may have: the distribution must not install them.
+USER_NAMES = ("engine", "operators", "state", "checkpoints")
 
 JOB = textwrap.dedent(
     f"""
@@ -64,8 +66,39 @@ def test_plain_install_imports_and_runs_a_job(tmp_path: Path) -> None:
         timeout=300,
     )
     assert install.returncode == 0, install.stderr
+    # A job script beside modules of the generic names our folders have: they are the
+    # user's, and streamlet must neither shadow them nor be shadowed by them.
+    work = tmp_path / "work"
+    (work / "engine").mkdir(parents=True)
+    (work / "engine" / "__init__.py").write_text("WHOSE = 'user'\n")
+    (work / "state.py").write_text("WHOSE = 'user'\n")
+    (work / "operators.py").write_text("WHOSE = 'user'\n")
+    script = work / "job.py"
+    script.write_text(
+        "import engine, operators, state\n"
+        "assert (engine.WHOSE, operators.WHOSE, state.WHOSE) == ('user',) * 3\n" + JOB
+    )
     run = subprocess.run(
-        [str(python), "-c", JOB], cwd=tmp_path, capture_output=True, text=True, timeout=60
+        [str(python), str(script)], cwd=work, capture_output=True, text=True, timeout=60
     )
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip().splitlines()[-1] == "[1, 2, 4, 6]"
+
+    # Exactly one top-level name is installed.
+    probe = "; ".join(
+        [
+            "import importlib.metadata as m",
+            "files = m.distribution('streamlet').files",
+            "print(sorted({f.parts[0] for f in files if f.suffix == '.py'}))",
+        ]
+    )
+    tops = subprocess.run(
+        [str(python), "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert tops.returncode == 0, tops.stderr
+    assert tops.stdout.strip() == str([IMPORT_NAME])
+    for name in USER_NAMES:
+        missing = subprocess.run(
+            [str(python), "-c", f"import {name}"], cwd=tmp_path, capture_output=True, timeout=60
+        )
+        assert missing.returncode != 0, f"the distribution installs a top-level {name!r}"

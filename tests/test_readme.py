@@ -30,7 +30,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from engine import cli
+from streamlet import cli
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 

@@ -40,7 +40,7 @@ from typing import Any, BinaryIO
 import anyio
 import anyio.to_thread
 
-from checkpoints.file_blob_store import fsync_directory
+from streamlet.checkpoints.file_blob_store import fsync_directory
 
 from ..base import OperatorContext
 from .two_phase import TwoPhaseCommitSink, check_plain_name
@@ -84,7 +84,8 @@ class FileSink(TwoPhaseCommitSink[Any, dict[str, Any]]):
     :param prefix: start of every part file name; must not start with a dot
     :param suffix: end of every part file name
     :param encoder: turns a record into its line (without the newline); lines are UTF-8
-    :param commit_on_end_of_input: see :class:`~operators.sinks.two_phase.TwoPhaseCommitSink`
+    :param commit_on_end_of_input: see
+        :class:`~streamlet.operators.sinks.two_phase.TwoPhaseCommitSink`
     :raises TypeError: if ``directory`` is not a path, ``prefix`` or ``suffix`` not a str,
         or ``encoder`` not callable
     :raises ValueError: if ``prefix`` is empty, starts with a dot or holds a path separator,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from state.errors import StreamletError
+from streamlet.state.errors import StreamletError
 
 from ..base import OperatorContext
 from ..functions import FunctionAdapter, FunctionInitializationContext, RuntimeContext

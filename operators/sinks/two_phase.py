@@ -53,9 +53,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from state.descriptors import ListStateDescriptor
-from state.errors import StateError, StreamletInternalError
-from state.operator_state import OperatorListState
+from streamlet.state.descriptors import ListStateDescriptor
+from streamlet.state.errors import StateError, StreamletInternalError
+from streamlet.state.operator_state import OperatorListState
 
 from ..base import IN, OperatorContext
 from .base import Sink, SinkWriter

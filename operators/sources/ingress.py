@@ -5,7 +5,8 @@ cannot be asked again. So its buffer lives in :meth:`Source.session`, which stay
 whole job across restarts, not in the reader, which lives for one attempt:
 
 - :class:`IngressBuffer` is that buffer: bounded (a full buffer makes the producer wait, which
-  is the backpressure), optionally backed by a :class:`~operators.sources.wal.WriteAheadLog`.
+  is the backpressure), optionally backed by a
+  :class:`~streamlet.operators.sources.wal.WriteAheadLog`.
 - :class:`IngressReader` is a reader of it. When an attempt fails, the engine closes its
   reader and opens a new one on the same buffer: what the failed attempt already took is
   gone (at-most-once), what is still buffered goes to the new reader.
@@ -13,7 +14,7 @@ whole job across restarts, not in the reader, which lives for one attempt:
   can see it, and its sequence number is the position. A reader restored at position ``p``
   replays records ``p + 1 ...`` from the log, then continues with new input: exactly-once.
 
-The socket source and :class:`~operators.sources.push.PushSource` are built on these.
+The socket source and :class:`~streamlet.operators.sources.push.PushSource` are built on these.
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ from typing import Any, Generic, TypeVar
 import anyio
 import anyio.lowlevel
 
-from checkpoints.layout import safe_name
-from state.errors import StreamletInternalError
+from streamlet.checkpoints.layout import safe_name
+from streamlet.state.errors import StreamletInternalError
 
 from .base import SourceReader, SourceSessionContext
 from .wal import WriteAheadLog, WriteAheadLogError, encode_records
@@ -60,7 +61,7 @@ _OWN_FRAME_RECORDS = 1024
 
 _Chunk = tuple[list[Any], int, bytes | None, bytes | None]
 """Records put together, their character count, their text (see ``put_chunk``), and their
-encoding for the log (see :func:`~operators.sources.wal.encode_records`)."""
+encoding for the log (see :func:`~streamlet.operators.sources.wal.encode_records`)."""
 
 
 def _join(chunks: list[_Chunk]) -> _Chunk:

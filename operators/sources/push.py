@@ -1,7 +1,7 @@
 """The push source: a source an application feeds from its own coroutines.
 
-Its buffer is an :class:`~operators.sources.ingress.IngressBuffer` held by the source's
-session, so it survives failovers inside the job; see :mod:`operators.sources.ingress`.
+Its buffer is an :class:`~streamlet.operators.sources.ingress.IngressBuffer` held by the source's
+session, so it survives failovers inside the job; see :mod:`streamlet.operators.sources.ingress`.
 """
 
 from __future__ import annotations

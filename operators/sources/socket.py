@@ -3,8 +3,8 @@
 The connection belongs to the source's *session*, which lasts for the whole job across
 restarts, not to a reader, which lasts for one attempt. A task of the session connects,
 reads, cuts the bytes into lines and puts them into an
-:class:`~operators.sources.push.IngressBuffer`; the attempt's reader takes them from there.
-So a failure inside the job neither drops the connection nor loses a line still buffered,
+:class:`~streamlet.operators.sources.push.IngressBuffer`; the attempt's reader takes them from
+there. So a failure inside the job neither drops the connection nor loses a line still buffered,
 and a full buffer stops the reading, which the server feels as TCP backpressure.
 
 Lines are cut on the delimiter's *bytes* and each run of whole lines is decoded at once, so
@@ -23,7 +23,7 @@ from typing import Any
 import anyio
 import anyio.abc
 
-from state.errors import StreamletError
+from streamlet.state.errors import StreamletError
 
 from .base import DeliveryGuarantee, Source, SourceReader, SourceSessionContext
 from .ingress import IngressBuffer, IngressReader, open_ingress_wal
@@ -245,7 +245,7 @@ class SocketTextStreamSource(Source[str]):
     checkpoint truncates the log up to its position. A start without a restored checkpoint
     (position None) replays the lines logged after the last completed checkpoint (all of
     them if none completed), so lines an earlier process logged but never checkpointed are
-    not lost; see :class:`~operators.sources.ingress.IngressReader`. Without the log the
+    not lost; see :class:`~streamlet.operators.sources.ingress.IngressReader`. Without the log the
     position is None: nothing can be rewound.
 
     :param host: server host name or address

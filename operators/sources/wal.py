@@ -22,7 +22,7 @@ Design:
   two top bits are the frame's kind, the other 30 its record count:
 
   - ``0b01`` *codec frame* (what :meth:`WriteAheadLog.write` writes): the array's items
-    are the records in the state's type-faithful encoding (:mod:`state.json_codec`), so a
+    are the records in the state's type-faithful encoding (:mod:`streamlet.state.json_codec`), so a
     tuple, a dataclass, a datetime or NaN come back as they went in.
   - ``0b10`` *text frame*: lines of text, the payload their UTF-8 bytes, each line followed
     by ``\n``. A socket source hands in the bytes it received when they are exactly that,
@@ -43,7 +43,7 @@ Design:
   logged as they are).
 - Each time the worker gives the GIL up (a system call, ``zlib.crc32`` on more than 5 KiB)
   it must win it back from a busy event loop; busy subtasks hand it over when they yield
-  (see ``engine.subtask``). Large frames keep those steps few: a socket chunk is one frame.
+  (see ``streamlet.subtask``). Large frames keep those steps few: a socket chunk is one frame.
 - ``checkpointed`` in the log's directory holds the sequence number of the last record a
   completed checkpoint covered (written atomically by :meth:`WriteAheadLog.mark_checkpointed`
   when a checkpoint completes). A job that starts without restoring a checkpoint replays
@@ -79,9 +79,9 @@ import anyio
 import anyio.to_thread
 import orjson
 
-from checkpoints.file_blob_store import fsync_directory
-from state.errors import StreamletError, StreamletInternalError
-from state.json_codec import UnserializableValueError, from_json, is_plain_list, to_json
+from streamlet.checkpoints.file_blob_store import fsync_directory
+from streamlet.state.errors import StreamletError, StreamletInternalError
+from streamlet.state.json_codec import UnserializableValueError, from_json, is_plain_list, to_json
 
 __all__ = [
     "DEFAULT_SEGMENT_BYTES",
@@ -114,7 +114,7 @@ class WriteAheadLogError(StreamletError):
 def _plain_batch(batch: list[Any]) -> bool:
     """Whether ``to_json`` leaves every record of ``batch`` as it is, decided per batch.
 
-    True for plain scalars (see :func:`state.json_codec.is_plain_list`) and for str-keyed
+    True for plain scalars (see :func:`streamlet.state.json_codec.is_plain_list`) and for str-keyed
     dicts of them (the usual event record), with a few C-level passes over the whole batch
     instead of a Python-level walk per record. False means: ask ``to_json``.
     """
@@ -217,7 +217,7 @@ class WriteAheadLog:
     Use it as ``async with WriteAheadLog(directory, name) as wal:`` (or call :meth:`open` and
     :meth:`close`). One process, one writer: two logs open on the same directory corrupt it.
     Records go in as anything the state's type-faithful codec encodes
-    (:func:`state.json_codec.to_json`) and come back equal and of the same types.
+    (:func:`streamlet.state.json_codec.to_json`) and come back equal and of the same types.
 
     :param directory: parent directory; created if missing
     :param name: the log's own sub-directory, e.g. the source's uid
@@ -531,7 +531,7 @@ class WriteAheadLog:
 
         Concurrent calls share syncs (group commit).
 
-        :param records: records the codec can encode (:func:`state.json_codec.to_json`)
+        :param records: records the codec can encode (:func:`streamlet.state.json_codec.to_json`)
         :return: the sequence number of the batch's last record
         :raises TypeError: if a record cannot be logged faithfully (nothing is written then)
         :raises WriteAheadLogError: if the write or the sync fails

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from checkpoints import FileCheckpointStorage, MemoryCheckpointStorage
+from streamlet.checkpoints import FileCheckpointStorage, MemoryCheckpointStorage
 
 
 @pytest.fixture(params=["memory", "file"])

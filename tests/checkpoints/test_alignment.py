@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from checkpoints import (
+from streamlet.checkpoints import (
     Action,
     BarrierAligner,
     BarrierTracker,
@@ -12,7 +12,7 @@ from checkpoints import (
     CheckpointingMode,
     create_barrier_handler,
 )
-from state.errors import StreamletInternalError
+from streamlet.state.errors import StreamletInternalError
 
 R = CheckpointFailureReason
 

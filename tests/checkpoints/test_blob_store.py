@@ -9,10 +9,10 @@ from typing import IO
 
 import pytest
 
-import checkpoints.file_blob_store as file_blob_store
-from checkpoints.blob_store import BlobStore, check_key
-from checkpoints.file_blob_store import FileBlobStore
-from checkpoints.memory_blob_store import MemoryBlobStore
+import streamlet.checkpoints.file_blob_store as file_blob_store
+from streamlet.checkpoints.blob_store import BlobStore, check_key
+from streamlet.checkpoints.file_blob_store import FileBlobStore
+from streamlet.checkpoints.memory_blob_store import MemoryBlobStore
 
 pytestmark = pytest.mark.asyncio
 

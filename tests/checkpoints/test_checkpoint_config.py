@@ -4,14 +4,14 @@ from pathlib import Path
 
 import pytest
 
-from checkpoints import (
+from streamlet.checkpoints import (
     CheckpointConfig,
     CheckpointingMode,
     FsStateBackend,
     JobManagerCheckpointStorage,
     MemoryCheckpointStorage,
 )
-from checkpoints.config import parse_storage_uri
+from streamlet.checkpoints.config import parse_storage_uri
 
 
 def test_defaults_match_flink():

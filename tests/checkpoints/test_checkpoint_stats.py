@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import orjson
 
-from checkpoints import (
+from streamlet.checkpoints import (
     CheckpointFailureReason,
     CheckpointKind,
     CheckpointStatsTracker,

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-import checkpoints.file_blob_store as fileio_module
-from checkpoints import (
+import streamlet.checkpoints.file_blob_store as fileio_module
+from streamlet.checkpoints import (
     CheckpointKind,
     CheckpointMetadata,
     CheckpointStorage,
@@ -20,8 +20,8 @@ from checkpoints import (
     MemoryCheckpointStorage,
     create_checkpoint_storage,
 )
-from checkpoints.latest import scan_latest
-from state.key_groups import KeyGroupRange
+from streamlet.checkpoints.latest import scan_latest
+from streamlet.state.key_groups import KeyGroupRange
 from tests.checkpoints.ckpt_testing import state_bytes
 
 pytestmark = pytest.mark.asyncio

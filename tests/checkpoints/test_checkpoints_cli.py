@@ -8,8 +8,8 @@ import anyio
 import orjson
 import pytest
 
-from checkpoints import CheckpointKind, CheckpointMetadata, FileCheckpointStorage
-from checkpoints.cli import main
+from streamlet.checkpoints import CheckpointKind, CheckpointMetadata, FileCheckpointStorage
+from streamlet.checkpoints.cli import main
 from tests.checkpoints.ckpt_testing import state_bytes
 
 
@@ -228,7 +228,7 @@ def test_help_and_usage_errors(capsys):
 
 def test_module_entry_point(job_dir):
     proc = subprocess.run(
-        [sys.executable, "-m", "checkpoints", "validate", str(job_dir)],
+        [sys.executable, "-m", "streamlet.checkpoints", "validate", str(job_dir)],
         capture_output=True,
         text=True,
         check=False,

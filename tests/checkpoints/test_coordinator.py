@@ -9,8 +9,8 @@ import time
 import anyio
 import pytest
 
-import checkpoints.file_blob_store as fileio_module
-from checkpoints import (
+import streamlet.checkpoints.file_blob_store as fileio_module
+from streamlet.checkpoints import (
     AckResult,
     CheckpointConfig,
     CheckpointError,
@@ -526,7 +526,7 @@ async def test_run_raises_when_tolerable_failures_exceeded():
     [(errno.ENOSPC, "No space left on device"), (errno.EACCES, "Permission denied")],
 )
 async def test_file_storage_failure_declines_aborts_and_recovers(tmp_path, monkeypatch, code, text):
-    from checkpoints import OperatorSnapshot, write_subtask_snapshot
+    from streamlet.checkpoints import OperatorSnapshot, write_subtask_snapshot
 
     real = fileio_module._write_synced_sync
     failing = {"on": True}

@@ -2,14 +2,14 @@ from __future__ import annotations
 
 import pytest
 
-from checkpoints import (
+from streamlet.checkpoints import (
     CheckpointError,
     CheckpointFailureReason,
     CheckpointStorageError,
     CorruptCheckpointError,
     TooManyFailedCheckpointsError,
 )
-from state.errors import StreamletError
+from streamlet.state.errors import StreamletError
 
 R = CheckpointFailureReason
 

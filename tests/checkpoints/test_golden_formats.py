@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from checkpoints.events import CheckpointKind
-from checkpoints.metadata import OperatorInfo, StateHandle, decode_metadata
-from checkpoints.state_file import FORMAT_VERSION, STATE_FILE_MAGIC, decode_state_file
-from state.key_groups import KeyGroupRange
-from state.operator_state import OPERATOR_MAGIC
-from state.serde import decode_table
-from state.snapshot import KEYED_MAGIC, read_key_group, unpack_frames
+from streamlet.checkpoints.events import CheckpointKind
+from streamlet.checkpoints.metadata import OperatorInfo, StateHandle, decode_metadata
+from streamlet.checkpoints.state_file import FORMAT_VERSION, STATE_FILE_MAGIC, decode_state_file
+from streamlet.state.key_groups import KeyGroupRange
+from streamlet.state.operator_state import OPERATOR_MAGIC
+from streamlet.state.serde import decode_table
+from streamlet.state.snapshot import KEYED_MAGIC, read_key_group, unpack_frames
 
 CHK = Path(__file__).resolve().parent / "fixtures" / "chk"
 MAX_PARALLELISM = 4

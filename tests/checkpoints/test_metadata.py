@@ -5,7 +5,7 @@ import zlib
 import orjson
 import pytest
 
-from checkpoints import (
+from streamlet.checkpoints import (
     CheckpointKind,
     CheckpointMetadata,
     CorruptCheckpointError,

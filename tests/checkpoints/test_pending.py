@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from checkpoints import (
+from streamlet.checkpoints import (
     AckResult,
     CheckpointError,
     CheckpointFailureReason,

@@ -6,13 +6,13 @@ import itertools
 import anyio
 import pytest
 
-from checkpoints import (
+from streamlet.checkpoints import (
     CheckpointFailureReason,
     MemoryCheckpointStorage,
     OperatorSnapshot,
     write_subtask_snapshot,
 )
-from state.key_groups import KeyGroupRange
+from streamlet.state.key_groups import KeyGroupRange
 
 pytestmark = pytest.mark.asyncio
 

@@ -5,9 +5,9 @@ import struct
 
 import pytest
 
-from checkpoints import CorruptCheckpointError, decode_state_file, encode_state_file
-from checkpoints.state_file import read_state_file_from, read_state_header_from
-from state.key_groups import KeyGroupRange
+from streamlet.checkpoints import CorruptCheckpointError, decode_state_file, encode_state_file
+from streamlet.checkpoints.state_file import read_state_file_from, read_state_header_from
+from streamlet.state.key_groups import KeyGroupRange
 
 
 class CountingReader(io.BytesIO):

@@ -2,13 +2,13 @@ from __future__ import annotations
 
 import pytest
 
-from checkpoints import (
+from streamlet.checkpoints import (
     BarrierTracker,
     CancelCheckpointMarker,
     CheckpointBarrier,
     CheckpointFailureReason,
 )
-from state.errors import StreamletInternalError
+from streamlet.state.errors import StreamletInternalError
 
 R = CheckpointFailureReason
 

@@ -9,8 +9,8 @@ from typing import Any
 import anyio
 import pytest
 
-from engine import JobExecutionError, JobStatus, MapFunction, StreamExecutionEnvironment
-from engine.restart import RestartStrategies
+from streamlet import JobExecutionError, JobStatus, MapFunction, StreamExecutionEnvironment
+from streamlet.restart import RestartStrategies
 
 pytestmark = pytest.mark.anyio
 

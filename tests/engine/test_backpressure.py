@@ -9,8 +9,8 @@ from typing import Any
 import anyio
 import pytest
 
-from engine import Sink, SinkWriter, StreamExecutionEnvironment
-from engine.subtask import _SOURCE_BATCHES
+from streamlet import Sink, SinkWriter, StreamExecutionEnvironment
+from streamlet.subtask import _SOURCE_BATCHES
 
 pytestmark = pytest.mark.asyncio
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from checkpoints.events import EndOfPartition
-from engine.channels import Channel, InputGate, Notifier
+from streamlet.channels import Channel, InputGate, Notifier
+from streamlet.checkpoints.events import EndOfPartition
 
 pytestmark = pytest.mark.asyncio
 

@@ -1,7 +1,7 @@
-"""engine.cli: ``streamlet run`` (job definitions and programs), its options, its exit codes
+"""streamlet.cli: ``streamlet run`` (job definitions and programs), its options, its exit codes
 and error reports; ``streamlet checkpoints`` and ``streamlet demo`` delegation.
 
-The command runs in-process through :func:`engine.cli.main` (which calls ``anyio.run``, so
+The command runs in-process through :func:`streamlet.cli.main` (which calls ``anyio.run``, so
 these tests are synchronous); Ctrl-C and the installed entry points run in subprocesses.
 """
 
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from engine import cli
+from streamlet import cli
 
 
 def write(path: Path, source: str) -> Path:
@@ -57,7 +57,7 @@ WORD_COUNT = """
 """
 
 PARALLELISM_PROBE = """
-    from engine import MapFunction
+    from streamlet import MapFunction
 
     class Probe(MapFunction):
         def open(self, runtime_context):
@@ -260,7 +260,7 @@ def test_failure_after_restarts_says_so(capsys: pytest.CaptureFixture[str], in_t
     write(
         in_tmp / "job.py",
         """
-        from engine import RestartStrategies
+        from streamlet import RestartStrategies
 
         def fail(x):
             raise RuntimeError("always")
@@ -347,7 +347,7 @@ def test_script_directory_is_importable_and_state_is_restored(
 PROGRAM = """
     import sys
     import anyio
-    from engine import StreamExecutionEnvironment
+    from streamlet import StreamExecutionEnvironment
 
     async def main():
         env = StreamExecutionEnvironment.get_execution_environment()
@@ -395,7 +395,7 @@ def test_failing_program_exits_1(capsys: pytest.CaptureFixture[str], in_tmp: Pat
         in_tmp / "prog.py",
         """
         import anyio
-        from engine import StreamExecutionEnvironment
+        from streamlet import StreamExecutionEnvironment
 
         async def main():
             env = StreamExecutionEnvironment.get_execution_environment()
@@ -451,13 +451,13 @@ def test_demo_delegates(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_console_script_entry_point() -> None:
     (script,) = [ep for ep in entry_points(group="console_scripts") if ep.name == "streamlet"]
-    assert script.value == "engine.cli:main"
+    assert script.value == "streamlet.cli:main"
 
 
 def test_python_m_engine(tmp_path: Path) -> None:
     write(tmp_path / "job.py", WORD_COUNT)
     done = subprocess.run(
-        [sys.executable, "-m", "engine", "run", "job.py"],
+        [sys.executable, "-m", "streamlet", "run", "job.py"],
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -472,7 +472,7 @@ def test_python_m_engine(tmp_path: Path) -> None:
 def test_ctrl_c_cancels_the_job_and_exits_130(tmp_path: Path, kind: str) -> None:
     if kind == "definition":
         source = """
-            from engine import PushSource
+            from streamlet import PushSource
 
             def build(env):
                 env.from_source(PushSource()).print()
@@ -481,7 +481,7 @@ def test_ctrl_c_cancels_the_job_and_exits_130(tmp_path: Path, kind: str) -> None
     else:
         source = """
             import anyio
-            from engine import PushSource, StreamExecutionEnvironment
+            from streamlet import PushSource, StreamExecutionEnvironment
 
             async def main():
                 env = StreamExecutionEnvironment.get_execution_environment()
@@ -494,7 +494,7 @@ def test_ctrl_c_cancels_the_job_and_exits_130(tmp_path: Path, kind: str) -> None
         """
     write(tmp_path / "job.py", source)
     child = subprocess.Popen(
-        [sys.executable, "-m", "engine", "run", "job.py"],
+        [sys.executable, "-m", "streamlet", "run", "job.py"],
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -523,7 +523,7 @@ def test_a_closed_stdout_ends_the_job_quietly_without_restarts(in_tmp: Path) -> 
         "    env.from_sequence(1, 10**9).map(lambda x: x * 2).print()\n",
     )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "engine", "run", "job.py"],
+        [sys.executable, "-m", "streamlet", "run", "job.py"],
         cwd=in_tmp,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

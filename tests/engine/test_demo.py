@@ -1,4 +1,4 @@
-"""engine.demo (``make demo`` / ``streamlet demo``): a shortened run passes its own check,
+"""streamlet.demo (``make demo`` / ``streamlet demo``): a shortened run passes its own check,
 also through a failure; ``--host/--port`` reads from a server of the user's."""
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import anyio
 import anyio.abc
 import pytest
 
-from engine import cli
-from engine.demo import demo_text, run_demo
-from operators.sinks.file import read_committed
+from streamlet import cli
+from streamlet.demo import demo_text, run_demo
+from streamlet.operators.sinks.file import read_committed
 
 pytestmark = pytest.mark.asyncio
 

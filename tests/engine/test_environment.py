@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from engine import StreamExecutionEnvironment
-from engine.testing import TestingSink
+from streamlet import StreamExecutionEnvironment
+from streamlet.testing import TestingSink
 
 
 def test_execute_without_an_event_loop_runs_the_job_and_returns_its_result() -> None:

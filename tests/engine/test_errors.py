@@ -7,8 +7,8 @@ from typing import Any
 import anyio
 import pytest
 
-from engine import JobCancelledError, JobExecutionError, JobStatus
-from operators.sources.base import Source, SourceReader
+from streamlet import JobCancelledError, JobExecutionError, JobStatus
+from streamlet.operators.sources.base import Source, SourceReader
 from tests.helpers import env_with, run_and_collect
 
 pytestmark = pytest.mark.asyncio
@@ -141,7 +141,7 @@ async def test_job_client_wait_returns_the_result() -> None:
 async def test_failure_in_a_job_with_a_push_source_raises_job_execution_error() -> None:
     # Regression: raised inside the sources' sessions, the failure came out wrapped in an
     # exception group.
-    from engine import PushSource
+    from streamlet import PushSource
 
     source = PushSource()
     await source.push(0)

@@ -1,4 +1,4 @@
-"""engine.harness: drive one function by hand, snapshot it, restore it (asyncio and trio)."""
+"""streamlet.harness: drive one function by hand, snapshot it, restore it (asyncio and trio)."""
 
 from __future__ import annotations
 
@@ -6,21 +6,21 @@ from typing import Any
 
 import pytest
 
-from engine import (
+from streamlet import (
     FlatMapFunction,
     KeyedProcessFunction,
     MapFunction,
     ReduceFunction,
     RuntimeContext,
 )
-from engine.testing import HarnessSnapshot, KeyedOperatorTestHarness, OperatorTestHarness
-from operators.functions import FunctionInitializationContext, FunctionSnapshotContext
-from state import (
+from streamlet.operators.functions import FunctionInitializationContext, FunctionSnapshotContext
+from streamlet.state import (
     ListStateDescriptor,
     StateError,
     StateSerializationError,
     ValueStateDescriptor,
 )
+from streamlet.testing import HarnessSnapshot, KeyedOperatorTestHarness, OperatorTestHarness
 
 pytestmark = pytest.mark.anyio
 

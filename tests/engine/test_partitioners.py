@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from engine import KeyedProcessFunction, RuntimeContext
-from engine.partitioners import KeySelectorError, RescalePartitioner
-from state import ValueStateDescriptor
+from streamlet import KeyedProcessFunction, RuntimeContext
+from streamlet.partitioners import KeySelectorError, RescalePartitioner
+from streamlet.state import ValueStateDescriptor
 from tests.helpers import PARALLELISMS, env_with, run_and_collect
 
 pytestmark = pytest.mark.asyncio
@@ -112,7 +112,7 @@ def test_rescale_targets_cover_every_consumer_once() -> None:
 
 @pytest.mark.parametrize("parallelism", PARALLELISMS)
 async def test_key_by_sends_a_key_to_the_subtask_owning_its_key_group(parallelism: int) -> None:
-    from state.key_groups import assign_to_key_group, subtask_for_key_group
+    from streamlet.state.key_groups import assign_to_key_group, subtask_for_key_group
 
     env = env_with(parallelism)
     words = [f"w{i % 57}" for i in range(600)]
@@ -177,7 +177,7 @@ async def test_equal_keys_beyond_64_bits_are_one_key(parallelism: int) -> None:
 async def test_unusable_keys_fail_the_job_at_the_first_record(
     parallelism: int, key: Any, says: str
 ) -> None:
-    from engine import JobExecutionError
+    from streamlet import JobExecutionError
 
     seen: list[Any] = []
     env = env_with(parallelism)
@@ -209,7 +209,7 @@ async def test_unusable_keys_fail_the_job_at_the_first_record(
 async def test_key_selector_errors_name_the_keyed_operator_and_what_to_return(
     parallelism: int,
 ) -> None:
-    from engine import JobExecutionError
+    from streamlet import JobExecutionError
 
     env = env_with(parallelism)
     (
@@ -235,7 +235,7 @@ async def test_key_selector_errors_name_the_keyed_operator_and_what_to_return(
 
 
 async def test_a_key_selector_that_raises_upstream_is_not_an_internal_error() -> None:
-    from engine import JobExecutionError
+    from streamlet import JobExecutionError
 
     env = env_with(2)
     (

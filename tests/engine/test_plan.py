@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from engine import JobGraphError, StreamExecutionEnvironment
+from streamlet import JobGraphError, StreamExecutionEnvironment
 from tests.helpers import env_with
 
 

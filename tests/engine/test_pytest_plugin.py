@@ -1,4 +1,4 @@
-"""engine.pytest_plugin: the fixtures under anyio's plugin, on asyncio and trio.
+"""streamlet.pytest_plugin: the fixtures under anyio's plugin, on asyncio and trio.
 
 (tests/engine/test_testing.py uses the same fixtures under pytest-asyncio.)
 """
@@ -9,9 +9,9 @@ from collections.abc import Callable
 
 import pytest
 
-from checkpoints.storage import MemoryCheckpointStorage
-from engine import StreamExecutionEnvironment
-from engine.testing import TestingSource, run_and_collect, run_and_collect_result
+from streamlet import StreamExecutionEnvironment
+from streamlet.checkpoints.storage import MemoryCheckpointStorage
+from streamlet.testing import TestingSource, run_and_collect, run_and_collect_result
 
 pytestmark = pytest.mark.anyio
 

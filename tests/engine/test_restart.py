@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from engine.restart import (
+from streamlet.restart import (
     ExponentialDelayRestartStrategy,
     FailureRateRestartStrategy,
     FixedDelayRestartStrategy,
@@ -115,8 +115,8 @@ def test_invalid_options_are_refused_naming_the_value(factory, message) -> None:
 
 @pytest.mark.asyncio
 async def test_default_strategy_depends_on_checkpointing() -> None:
-    from engine import StreamExecutionEnvironment
-    from engine.runner import JobRunner
+    from streamlet import StreamExecutionEnvironment
+    from streamlet.runner import JobRunner
 
     env = StreamExecutionEnvironment.get_execution_environment()
     env.from_collection([1]).print()
@@ -128,7 +128,7 @@ async def test_default_strategy_depends_on_checkpointing() -> None:
 
 
 def test_set_restart_strategy_refuses_other_objects() -> None:
-    from engine import StreamExecutionEnvironment
+    from streamlet import StreamExecutionEnvironment
 
     env = StreamExecutionEnvironment.get_execution_environment()
     with pytest.raises(TypeError, match="set_restart_strategy"):

@@ -1,4 +1,4 @@
-"""engine.testing: TestingSource markers (EOF, ABORT, PAUSE, AWAIT_CHECKPOINT), TestingSink,
+"""streamlet.testing: TestingSource markers (EOF, ABORT, PAUSE, AWAIT_CHECKPOINT), TestingSink,
 run_and_collect.
 
 Runs under pytest-asyncio (and uses the plugin's fixtures, which are synchronous).
@@ -16,25 +16,25 @@ from typing import Any
 import anyio
 import pytest
 
-import engine.harness
-import engine.pytest_plugin
-import engine.testing
-from checkpoints.storage import MemoryCheckpointStorage
-from engine import (
+import streamlet.harness
+import streamlet.pytest_plugin
+import streamlet.testing
+from streamlet import (
     JobExecutionError,
     KeyedProcessFunction,
     RuntimeContext,
     StreamExecutionEnvironment,
 )
-from engine.restart import RestartStrategies
-from engine.testing import (
+from streamlet.checkpoints.storage import MemoryCheckpointStorage
+from streamlet.restart import RestartStrategies
+from streamlet.state import ValueStateDescriptor
+from streamlet.testing import (
     InjectedFault,
     TestingSink,
     TestingSource,
     run_and_collect,
     run_and_collect_result,
 )
-from state import ValueStateDescriptor
 
 pytestmark = pytest.mark.asyncio
 
@@ -274,13 +274,13 @@ async def test_await_checkpoint_waits_for_a_checkpoint_covering_the_records_befo
 ) -> None:
     # Positions of the completed checkpoints the reader was told of, in order.
     completed: list[int] = []
-    original = engine.testing._TestingReader.notify_checkpoint_complete
+    original = streamlet.testing._TestingReader.notify_checkpoint_complete
 
     async def notify(self: Any, checkpoint_id: int, position: Any) -> None:
         completed.append(position)
         await original(self, checkpoint_id, position)
 
-    monkeypatch.setattr(engine.testing._TestingReader, "notify_checkpoint_complete", notify)
+    monkeypatch.setattr(streamlet.testing._TestingReader, "notify_checkpoint_complete", notify)
     seen: dict[int, list[int]] = {}
 
     def note(x: int) -> int:
@@ -388,13 +388,13 @@ def _examples(obj: Any) -> list[str]:
 
 
 _DOCUMENTED = [
-    engine.testing,
+    streamlet.testing,
     TestingSource,
     TestingSink,
     run_and_collect,
     run_and_collect_result,
-    engine.harness.OperatorTestHarness,
-    engine.harness.KeyedOperatorTestHarness,
+    streamlet.harness.OperatorTestHarness,
+    streamlet.harness.KeyedOperatorTestHarness,
 ]
 
 
@@ -407,5 +407,5 @@ def test_docstring_examples_run(obj: Any) -> None:
 
 
 def test_plugin_docstring_has_an_example() -> None:
-    (code,) = _examples(engine.pytest_plugin)
+    (code,) = _examples(streamlet.pytest_plugin)
     compile(code, "<plugin example>", "exec")

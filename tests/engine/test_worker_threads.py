@@ -11,7 +11,7 @@ import anyio
 import anyio.to_thread
 import pytest
 
-from engine import Sink, SinkWriter, StreamExecutionEnvironment
+from streamlet import Sink, SinkWriter, StreamExecutionEnvironment
 
 pytestmark = pytest.mark.anyio
 

@@ -14,11 +14,11 @@ from typing import Any
 
 import anyio
 
-from checkpoints.config import CheckpointingMode
-from engine import KeyedProcessFunction, RuntimeContext, StreamExecutionEnvironment
-from engine.restart import RestartStrategies
-from operators.sinks.file import FileSink, read_committed
-from state import ValueStateDescriptor
+from streamlet import KeyedProcessFunction, RuntimeContext, StreamExecutionEnvironment
+from streamlet.checkpoints.config import CheckpointingMode
+from streamlet.operators.sinks.file import FileSink, read_committed
+from streamlet.restart import RestartStrategies
+from streamlet.state import ValueStateDescriptor
 
 SPLITS = 3
 KEYS_PER_SPLIT = 4

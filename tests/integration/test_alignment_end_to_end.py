@@ -17,13 +17,13 @@ from typing import Any
 import anyio
 import pytest
 
-from engine import (
+from streamlet import (
     KeyedProcessFunction,
     MapFunction,
     StreamExecutionEnvironment,
     ValueStateDescriptor,
 )
-from operators.sources.base import Source, SourceReader
+from streamlet.operators.sources.base import Source, SourceReader
 
 pytestmark = pytest.mark.anyio
 

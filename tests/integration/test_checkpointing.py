@@ -25,16 +25,7 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from checkpoints.config import CheckpointingMode
-from checkpoints.errors import (
-    CheckpointFailureReason,
-    CheckpointStorageError,
-    TooManyFailedCheckpointsError,
-)
-from checkpoints.metadata import CheckpointMetadata, StateHandle
-from checkpoints.stats import CheckpointStats, CheckpointStatus
-from checkpoints.storage import FileCheckpointStorage, MemoryCheckpointStorage
-from engine import (
+from streamlet import (
     JobClient,
     JobExecutionError,
     JobStatus,
@@ -44,12 +35,21 @@ from engine import (
     SourceReader,
     StreamExecutionEnvironment,
 )
-from engine.restart import RestartStrategies
-from state import ValueStateDescriptor
-from state.descriptors import ListStateDescriptor
-from state.heap_backend import HeapKeyedStateBackend
-from state.key_groups import KeyGroupRange
-from state.operator_state import OperatorStateBackend
+from streamlet.checkpoints.config import CheckpointingMode
+from streamlet.checkpoints.errors import (
+    CheckpointFailureReason,
+    CheckpointStorageError,
+    TooManyFailedCheckpointsError,
+)
+from streamlet.checkpoints.metadata import CheckpointMetadata, StateHandle
+from streamlet.checkpoints.stats import CheckpointStats, CheckpointStatus
+from streamlet.checkpoints.storage import FileCheckpointStorage, MemoryCheckpointStorage
+from streamlet.restart import RestartStrategies
+from streamlet.state import ValueStateDescriptor
+from streamlet.state.descriptors import ListStateDescriptor
+from streamlet.state.heap_backend import HeapKeyedStateBackend
+from streamlet.state.key_groups import KeyGroupRange
+from streamlet.state.operator_state import OperatorStateBackend
 
 pytestmark = pytest.mark.asyncio
 
@@ -786,7 +786,7 @@ async def test_checkpoints_left_on_disk_validate_and_ids_increase_across_runs(
     storage = FileCheckpointStorage(tmp_path, "validated")
     assert await storage.list_completed() == first[-2:] + second[-2:]
     result = subprocess.run(
-        [sys.executable, "-m", "checkpoints", "validate", str(tmp_path)],
+        [sys.executable, "-m", "streamlet.checkpoints", "validate", str(tmp_path)],
         cwd=Path(__file__).resolve().parents[2],
         capture_output=True,
         text=True,

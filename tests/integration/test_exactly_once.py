@@ -20,10 +20,10 @@ from pathlib import Path
 import anyio
 import pytest
 
-from checkpoints.config import CheckpointingMode
-from engine import StreamExecutionEnvironment
-from engine.testing import FaultInjector, inject_faults
-from operators.sinks.file import read_committed
+from streamlet import StreamExecutionEnvironment
+from streamlet.checkpoints.config import CheckpointingMode
+from streamlet.operators.sinks.file import read_committed
+from streamlet.testing import FaultInjector, inject_faults
 
 from .semantics_job import SPLITS, build, configure, expected_lines
 

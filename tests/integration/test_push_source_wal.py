@@ -16,11 +16,11 @@ from pathlib import Path
 import anyio
 import pytest
 
-from engine import StreamExecutionEnvironment
-from engine.restart import RestartStrategies
-from engine.testing import FaultInjector, inject_faults
-from operators.sinks.file import FileSink, read_committed
-from operators.sources.push import PushSource
+from streamlet import StreamExecutionEnvironment
+from streamlet.operators.sinks.file import FileSink, read_committed
+from streamlet.operators.sources.push import PushSource
+from streamlet.restart import RestartStrategies
+from streamlet.testing import FaultInjector, inject_faults
 
 pytestmark = pytest.mark.anyio
 
@@ -81,9 +81,9 @@ async def test_pushed_records_are_counted_exactly_once_across_failures(
 _CRASHING_CHILD = r"""
 import os, signal, sys
 import anyio
-from engine import StreamExecutionEnvironment
-from operators.sinks.file import FileSink
-from operators.sources.push import PushSource
+from streamlet import StreamExecutionEnvironment
+from streamlet.operators.sinks.file import FileSink
+from streamlet.operators.sources.push import PushSource
 
 base, mode = sys.argv[1], sys.argv[2]
 all_seen = anyio.Event()

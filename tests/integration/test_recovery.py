@@ -11,19 +11,19 @@ from typing import Any
 import anyio
 import pytest
 
-from checkpoints.errors import CorruptCheckpointError
-from engine import (
+from streamlet import (
     FileSink,
     KeyedProcessFunction,
     RuntimeContext,
     StreamExecutionEnvironment,
     read_committed,
 )
-from engine.restart import RestartStrategies
-from engine.testing import FaultInjector, inject_faults
-from operators.sources.base import Source, SourceReader
-from state import ValueStateDescriptor
-from state.key_groups import assign_to_key_group, subtask_for_key_group
+from streamlet.checkpoints.errors import CorruptCheckpointError
+from streamlet.operators.sources.base import Source, SourceReader
+from streamlet.restart import RestartStrategies
+from streamlet.state import ValueStateDescriptor
+from streamlet.state.key_groups import assign_to_key_group, subtask_for_key_group
+from streamlet.testing import FaultInjector, inject_faults
 
 pytestmark = pytest.mark.asyncio
 
@@ -308,8 +308,8 @@ async def test_restart_restores_the_latest_checkpoint_and_counts_stay_exact(
 
 
 async def test_exhausted_restart_strategy_raises_the_last_failure(tmp_path: Path) -> None:
-    from engine import JobExecutionError
-    from engine.faults import InjectedFault
+    from streamlet import JobExecutionError
+    from streamlet.faults import InjectedFault
 
     env = env_for(tmp_path, 2)
     env.enable_checkpointing(10)

@@ -10,10 +10,10 @@ import anyio
 import anyio.abc
 import pytest
 
-from engine import StreamExecutionEnvironment
-from engine.restart import RestartStrategies
-from engine.testing import FaultInjector, inject_faults
-from operators.sinks.file import FileSink, read_committed
+from streamlet import StreamExecutionEnvironment
+from streamlet.operators.sinks.file import FileSink, read_committed
+from streamlet.restart import RestartStrategies
+from streamlet.testing import FaultInjector, inject_faults
 
 pytestmark = pytest.mark.anyio
 

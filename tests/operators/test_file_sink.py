@@ -13,18 +13,18 @@ from typing import Any
 
 import pytest
 
-from engine import StreamExecutionEnvironment
-from engine.faults import FaultInjector, inject_faults
-from engine.restart import RestartStrategies
-from operators.base import OperatorContext
-from operators.sinks.file import FileSink, read_committed
-from operators.sinks.two_phase import (
+from streamlet import StreamExecutionEnvironment
+from streamlet.faults import FaultInjector, inject_faults
+from streamlet.operators.base import OperatorContext
+from streamlet.operators.sinks.file import FileSink, read_committed
+from streamlet.operators.sinks.two_phase import (
     TRANSACTIONS_STATE,
     RestoredTransactionError,
     TwoPhaseCommitSinkWriter,
 )
-from state.descriptors import ListStateDescriptor
-from state.operator_state import OperatorStateBackend
+from streamlet.restart import RestartStrategies
+from streamlet.state.descriptors import ListStateDescriptor
+from streamlet.state.operator_state import OperatorStateBackend
 
 pytestmark = pytest.mark.asyncio
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine import FlatMapFunction
+from streamlet import FlatMapFunction
 from tests.helpers import PARALLELISMS, env_with, run_and_collect, same_multiset
 
 pytestmark = pytest.mark.asyncio
@@ -38,7 +38,7 @@ async def test_async_flat_map() -> None:
 
 
 async def test_flat_map_returning_a_string_fails_the_job_clearly() -> None:
-    from engine import JobExecutionError
+    from streamlet import JobExecutionError
 
     env = env_with(1)
     stream = env.from_collection(["ab"]).flat_map(lambda s: s.upper())

@@ -10,8 +10,8 @@ from typing import Any
 import anyio
 import pytest
 
-from engine.restart import RestartStrategies
-from engine.testing import FaultInjector, inject_faults
+from streamlet.restart import RestartStrategies
+from streamlet.testing import FaultInjector, inject_faults
 from tests.helpers import PARALLELISMS, env_with, run_and_collect
 
 pytestmark = pytest.mark.asyncio
@@ -96,7 +96,7 @@ async def test_sum_of_plain_numbers_and_dict_fields() -> None:
 
 
 async def test_unhashable_key_fails_the_job_with_a_type_error_naming_it() -> None:
-    from engine import JobExecutionError
+    from streamlet import JobExecutionError
 
     for parallelism in (1, 3):
         env = env_with(parallelism)
@@ -162,7 +162,7 @@ async def test_positional_aggregations_keep_tuples_and_namedtuples() -> None:
 
 
 async def test_field_that_cannot_be_replaced_names_the_field_and_the_type() -> None:
-    from engine import JobExecutionError
+    from streamlet import JobExecutionError
 
     env = env_with(1)
     rows = [Counted("a", 1), Counted("a", 2)]

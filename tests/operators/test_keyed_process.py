@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from engine import KeyedProcessFunction, RuntimeContext
-from state import (
+from streamlet import KeyedProcessFunction, RuntimeContext
+from streamlet.state import (
     AggregateFunction,
     AggregatingStateDescriptor,
     ListStateDescriptor,

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine import MapFunction, RuntimeContext
+from streamlet import MapFunction, RuntimeContext
 from tests.helpers import PARALLELISMS, env_with, run_and_collect, same_multiset
 
 pytestmark = pytest.mark.asyncio

@@ -11,10 +11,10 @@ from typing import Any
 import anyio
 import pytest
 
-from operators.sources.base import DeliveryGuarantee, SourceReader, SourceSessionContext
-from operators.sources.push import PushSource
-from operators.sources.wal import WriteAheadLogError
-from state.errors import StreamletInternalError
+from streamlet.operators.sources.base import DeliveryGuarantee, SourceReader, SourceSessionContext
+from streamlet.operators.sources.push import PushSource
+from streamlet.operators.sources.wal import WriteAheadLogError
+from streamlet.state.errors import StreamletInternalError
 
 pytestmark = pytest.mark.anyio
 

@@ -12,8 +12,12 @@ import anyio
 import anyio.abc
 import pytest
 
-from operators.sources.base import DeliveryGuarantee, SourceReader, SourceSessionContext
-from operators.sources.socket import SocketSourceError, SocketTextStreamSource, _LineSplitter
+from streamlet.operators.sources.base import DeliveryGuarantee, SourceReader, SourceSessionContext
+from streamlet.operators.sources.socket import (
+    SocketSourceError,
+    SocketTextStreamSource,
+    _LineSplitter,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -523,7 +527,7 @@ def test_argument_errors() -> None:
 
 
 async def test_job_delivers_the_lines_before_an_undecodable_one_then_fails() -> None:
-    from engine import JobExecutionError, StreamExecutionEnvironment
+    from streamlet import JobExecutionError, StreamExecutionEnvironment
 
     got: list[str] = []
 

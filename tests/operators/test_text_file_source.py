@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from operators.sources import text_file
-from operators.sources.base import DeliveryGuarantee
-from operators.sources.text_file import TextFileSource
+from streamlet.operators.sources import text_file
+from streamlet.operators.sources.base import DeliveryGuarantee
+from streamlet.operators.sources.text_file import TextFileSource
 
 pytestmark = pytest.mark.anyio
 

@@ -14,17 +14,17 @@ from typing import Any
 import anyio
 import pytest
 
-from operators.base import OperatorContext
-from operators.sinks.two_phase import (
+from streamlet.operators.base import OperatorContext
+from streamlet.operators.sinks.two_phase import (
     TRANSACTIONS_STATE,
     RestoredTransactionError,
     TwoPhaseCommitSink,
     TwoPhaseCommitSinkWriter,
     check_plain_name,
 )
-from state.descriptors import ListStateDescriptor
-from state.errors import StateError
-from state.operator_state import OperatorStateBackend
+from streamlet.state.descriptors import ListStateDescriptor
+from streamlet.state.errors import StateError
+from streamlet.state.operator_state import OperatorStateBackend
 
 pytestmark = pytest.mark.asyncio
 

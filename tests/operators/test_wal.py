@@ -12,7 +12,7 @@ import anyio
 import orjson
 import pytest
 
-from operators.sources.wal import WriteAheadLog, WriteAheadLogError, encode_records
+from streamlet.operators.sources.wal import WriteAheadLog, WriteAheadLogError, encode_records
 
 pytestmark = pytest.mark.anyio
 

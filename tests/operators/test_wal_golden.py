@@ -26,7 +26,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from operators.sources.wal import WriteAheadLog
+from streamlet.operators.sources.wal import WriteAheadLog
 
 pytestmark = pytest.mark.anyio
 

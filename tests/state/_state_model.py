@@ -6,7 +6,7 @@ import copy
 import random
 from typing import Any
 
-from state import (
+from streamlet.state import (
     AggregateFunction,
     AggregatingStateDescriptor,
     HeapKeyedStateBackend,

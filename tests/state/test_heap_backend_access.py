@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from state import ValueStateDescriptor
-from state.errors import StateError
-from state.heap_backend import HeapKeyedStateBackend
-from state.key_groups import KeyGroupRange
+from streamlet.state import ValueStateDescriptor
+from streamlet.state.errors import StateError
+from streamlet.state.heap_backend import HeapKeyedStateBackend
+from streamlet.state.key_groups import KeyGroupRange
 
 
 def _write(backend: HeapKeyedStateBackend, key: object, value: object) -> None:

@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 
 import pytest
 
-from state.key_groups import (
+from streamlet.state.key_groups import (
     DEFAULT_MAX_PARALLELISM,
     KeyGroupRange,
     UnusableKeyError,
@@ -221,7 +221,7 @@ _KEYS_EXPR = r"""[
 ]"""
 _KEYS_SCRIPT = f"""
 import json
-from state.key_groups import stable_hash, assign_to_key_group
+from streamlet.state.key_groups import stable_hash, assign_to_key_group
 keys = {_KEYS_EXPR}
 print(json.dumps([[stable_hash(k), assign_to_key_group(k, 128)] for k in keys]))
 """

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from state.key_groups import assign_to_key_group, stable_hash, subtask_for_key_group
+from streamlet.state.key_groups import assign_to_key_group, stable_hash, subtask_for_key_group
 
 Point = namedtuple("Point", "x y")
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from state import (
+from streamlet.state import (
     ListStateDescriptor,
     MapStateDescriptor,
     OperatorStateBackend,
@@ -15,7 +15,7 @@ from state import (
     StateSerializationError,
     ValueStateDescriptor,
 )
-from state.operator_state import even_split
+from streamlet.state.operator_state import even_split
 from tests.state._state_model import assert_same
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from state import (
+from streamlet.state import (
     AggregateFunction,
     AggregatingStateDescriptor,
     ListStateDescriptor,

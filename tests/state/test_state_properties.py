@@ -9,7 +9,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from state import HeapKeyedStateBackend, KeyGroupRange
+from streamlet.state import HeapKeyedStateBackend, KeyGroupRange
 from tests.state._state_model import NAMES, apply, assert_same, dump, register
 
 scalars = (

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 import pytest
 
-from state import (
+from streamlet.state import (
     HeapKeyedStateBackend,
     JsonSerializer,
     KeyGroupRange,
@@ -25,8 +25,8 @@ from state import (
     StateSerializationError,
     ValueStateDescriptor,
 )
-from state.json_codec import UnserializableValueError, from_json, to_json
-from state.serde import codec_name, decode_table, encode_table
+from streamlet.state.json_codec import UnserializableValueError, from_json, to_json
+from streamlet.state.serde import codec_name, decode_table, encode_table
 from tests.state._state_model import assert_same
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import anyio
 import pytest
 
-from state import (
+from streamlet.state import (
     HeapKeyedStateBackend,
     KeyGroupRange,
     ListStateDescriptor,
@@ -25,7 +25,7 @@ from state import (
     key_group_range_for_subtask,
     subtask_for_key_group,
 )
-from state.snapshot import KEYED_MAGIC, unpack_frames
+from streamlet.state.snapshot import KEYED_MAGIC, unpack_frames
 from tests.state._state_model import KEYS, NAMES, apply, assert_same, dump, random_op, register
 
 MAXP = 128
