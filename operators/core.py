@@ -2,41 +2,59 @@
 
 - :class:`BatchTransformOperator`: a stateless (non-keyed) function over a batch; ``map``,
   ``flat_map``, ``filter`` and ``process`` are batch transforms (see :mod:`.derived`).
-- :class:`KeyedOperator`: a per-record step on a keyed stream that sets the current key
-  before every call, so keyed state is scoped to it; keyed ``process``, ``reduce``, ``sum``,
-  ``min``, ``max`` and keyed ``map`` / ``flat_map`` / ``filter`` are built on it.
+- :class:`KeyedBatchOperator`: a function over a batch on a keyed stream, built in ``open``
+  from the subtask's keyed state backend and the key selector. Keyed ``process``, ``reduce``,
+  ``sum``, ``min``, ``max`` and keyed ``map`` / ``flat_map`` / ``filter`` are keyed batch
+  steps: most make each record's key current and call a per-record step
+  (:func:`per_record`); keyed ``process`` fuses that loop with its call; ``reduce`` hands
+  the batch to the backend (``HeapKeyedStateBackend.reduce_values``).
 - :class:`SourceOperator`: the head of a source chain; it keeps the source's splits and
   positions in operator list state, so they rewind and redistribute on restore.
 - :class:`SinkWriter` (in :mod:`streamlet.operators.sinks.base`): the tail that writes records out.
 
-(Bytewax's lesson: a small named core, the rest derived from it.)
+(Bytewax's lesson: a small named core, the rest derived from it.) The keyed primitive is per
+batch, not per record, because that is where the speed is: a step that owns the loop over the
+batch pays per record only the key selector, the key switch and the user's function (keyed
+``process``), or hands the whole batch to the state backend (``reduce``), which keeps the
+copy-on-write rules of its tables to itself.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from streamlet.state.descriptors import ListStateDescriptor
+from streamlet.state.errors import StreamletInternalError
 
 from .base import Operator, OperatorContext
 from .functions import FunctionAdapter, FunctionInitializationContext, RuntimeContext
 from .sources.base import Source
 
+if TYPE_CHECKING:
+    from streamlet.state.heap_backend import HeapKeyedStateBackend
+
 __all__ = [
     "BatchTransform",
     "BatchTransformOperator",
-    "KeyedOperator",
+    "KeyedBatchOperator",
+    "KeyedBatchStepFactory",
     "KeyedStep",
     "SourceOperator",
     "UserFunctionOperator",
+    "per_record",
 ]
 
 BatchTransform = Callable[[list[Any]], list[Any]] | Callable[[list[Any]], Awaitable[list[Any]]]
 """A function from an input batch to an output batch (sync or async)."""
 
+KeyedBatchStepFactory = Callable[["HeapKeyedStateBackend", Callable[[Any], Any]], BatchTransform]
+"""Builds a keyed batch step from the keyed state backend and the key selector (in ``open``)."""
+
 KeyedStep = Callable[[Any, list[Any]], Any]
-"""Called per record with the current key already set: ``step(record, out)`` appends to out."""
+"""Called per record with the current key already set: ``step(record, out)`` appends to out
+(sync, or a coroutine function for an async user function)."""
 
 
 class UserFunctionOperator(Operator[Any, Any]):
@@ -84,14 +102,27 @@ class BatchTransformOperator(UserFunctionOperator):
         return self._transform(batch)  # type: ignore[return-value]
 
 
-class KeyedOperator(UserFunctionOperator):
-    """Sets the current key of the keyed state backend, then runs ``step`` per record.
+def _not_open(batch: list[Any]) -> list[Any]:
+    raise StreamletInternalError("process_batch() was called before open()")
+
+
+class KeyedBatchOperator(BatchTransformOperator):
+    """Runs a keyed batch step over every batch: the keyed primitive.
+
+    A keyed batch step is a batch transform with the subtask's keyed state: ``make_step``
+    builds it in :meth:`open`, when the state backend exists (restored, if restoring). The
+    step must honour two rules, which is all that scopes keyed state to a key:
+
+    - the state of a record is only read or written under that record's key: the step makes
+      ``key_selector(record)`` current (``backend.set_current_key``) before it calls user
+      code for the record, as :func:`per_record` does, or it uses a backend method that
+      takes the key selector itself (``backend.reduce_values``);
+    - records are processed, and their outputs returned, in input order.
 
     :param adapter: the user function (for its lifecycle hooks)
     :param key_selector: record -> key (the same selector the ``key_by`` edge used)
-    :param make_step: called in ``open`` with the operator, returns the per-record step
-        (sync ``step(record, out)``; or async when ``is_async``); subclasses with a loop
-        of their own pass None
+    :param make_step: ``make_step(backend, key_selector)`` returns the step: a function, or
+        an ``async def`` one (then awaited) when the user function is async
     """
 
     keyed = True
@@ -100,37 +131,63 @@ class KeyedOperator(UserFunctionOperator):
         self,
         adapter: FunctionAdapter,
         key_selector: Callable[[Any], Any],
-        make_step: Callable[[KeyedOperator], KeyedStep] | None = None,
-        is_async: bool = False,
+        make_step: KeyedBatchStepFactory,
     ) -> None:
-        super().__init__(adapter)
+        super().__init__(adapter, _not_open, False)
         self._key_selector = key_selector
         self._make_step = make_step
-        self._is_async = is_async
 
     async def open(self, ctx: OperatorContext) -> None:
+        """Open the user function, then build the step over ``ctx``'s keyed state backend.
+
+        :raises StreamletInternalError: if ``ctx`` has no keyed state backend (the engine
+            gives one to every operator whose ``keyed`` is true)
+        """
+        backend = ctx.keyed_backend
+        if backend is None:
+            raise StreamletInternalError(
+                f"keyed operator {ctx.operator_name!r} was opened without a keyed state backend"
+            )
         await super().open(ctx)
-        if self._make_step is not None:
-            self._step = self._make_step(self)
+        step = self._make_step(backend, self._key_selector)
+        self._transform = step
+        self._is_async = inspect.iscoroutinefunction(step)
 
-    @property
-    def backend(self) -> Any:
-        return self.ctx.keyed_backend
 
-    async def process_batch(self, batch: list[Any]) -> list[Any]:
-        out: list[Any] = []
-        key_of = self._key_selector
-        set_key = self.ctx.keyed_backend.set_current_key  # type: ignore[union-attr]
-        step = self._step
-        if self._is_async:
+def per_record(step_of: Callable[[HeapKeyedStateBackend], KeyedStep]) -> KeyedBatchStepFactory:
+    """Return a keyed batch step factory that runs a per-record step with its key current.
+
+    For each record in order: ``backend.set_current_key(key_selector(record))``, then
+    ``step(record, out)``. An ``async def`` step is awaited one record at a time, so it
+    never sees another record's key. ``step_of(backend)`` builds the step in ``open``.
+    """
+
+    def make_step(
+        backend: HeapKeyedStateBackend, key_selector: Callable[[Any], Any]
+    ) -> BatchTransform:
+        step = step_of(backend)
+        set_key = backend.set_current_key
+        if inspect.iscoroutinefunction(step):
+
+            async def async_batch(batch: list[Any]) -> list[Any]:
+                out: list[Any] = []
+                for record in batch:
+                    set_key(key_selector(record))
+                    await step(record, out)
+                return out
+
+            return async_batch
+
+        def sync_batch(batch: list[Any]) -> list[Any]:
+            out: list[Any] = []
             for record in batch:
-                set_key(key_of(record))
-                await step(record, out)
+                set_key(key_selector(record))
+                step(record, out)
             return out
-        for record in batch:
-            set_key(key_of(record))
-            step(record, out)
-        return out
+
+        return sync_batch
+
+    return make_step
 
 
 class SourceOperator(Operator[Any, Any]):

@@ -11,16 +11,25 @@ import copy
 import dataclasses
 import inspect
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from streamlet.state.descriptors import ValueStateDescriptor
 from streamlet.state.json_codec import is_namedtuple_class
 
-from .base import OperatorContext
-from .core import BatchTransformOperator, KeyedOperator, KeyedStep
+from .core import (
+    BatchTransform,
+    BatchTransformOperator,
+    KeyedBatchOperator,
+    KeyedBatchStepFactory,
+    KeyedStep,
+    per_record,
+)
 from .functions import FunctionAdapter, KeyedProcessFunction, ProcessFunction
+
+if TYPE_CHECKING:
+    from streamlet.state.heap_backend import HeapKeyedStateBackend
 
 __all__ = [
     "ASYNC_CONCURRENCY",
@@ -174,41 +183,44 @@ def process_operator(fn: Any) -> BatchTransformOperator:
     return BatchTransformOperator(adapter, transform, is_async)
 
 
-# --- keyed operations ---
+# --- keyed operations: keyed batch steps over the keyed primitive ---
 
 
-class _KeyedProcessOperator(KeyedOperator):
-    """A synchronous KeyedProcessFunction, with the per-record call inlined in the loop."""
+def _keyed_process_step(call: Callable[..., Any]) -> KeyedBatchStepFactory:
+    """The step of a synchronous KeyedProcessFunction: :func:`.core.per_record` with the
+    call written into the loop (no step call per record)."""
 
-    async def open(self, ctx: OperatorContext) -> None:
-        await super().open(ctx)
-        self._context = KeyedProcessFunction.Context(self.backend)
+    def make_step(
+        backend: HeapKeyedStateBackend, key_selector: Callable[[Any], Any]
+    ) -> BatchTransform:
+        ctx = KeyedProcessFunction.Context(backend)
+        set_key = backend.set_current_key
 
-    async def process_batch(self, batch: list[Any]) -> list[Any]:
-        out: list[Any] = []
-        extend = out.extend
-        key_of = self._key_selector
-        set_key = self.ctx.keyed_backend.set_current_key  # type: ignore[union-attr]
-        call = self.adapter.call
-        ctx = self._context
-        for record in batch:
-            set_key(key_of(record))
-            result = call(record, ctx)
-            if result is not None:
-                if type(result) is str:
-                    _check_iterable(result, "process")
-                extend(result)
-        return out
+        def process_batch(batch: list[Any]) -> list[Any]:
+            out: list[Any] = []
+            extend = out.extend
+            for record in batch:
+                set_key(key_selector(record))
+                result = call(record, ctx)
+                if result is not None:
+                    if type(result) is str:
+                        _check_iterable(result, "process")
+                    extend(result)
+            return out
+
+        return process_batch
+
+    return make_step
 
 
-def keyed_process_operator(fn: Any, key_selector: Callable[[Any], Any]) -> KeyedOperator:
+def keyed_process_operator(fn: Any, key_selector: Callable[[Any], Any]) -> KeyedBatchOperator:
     adapter = FunctionAdapter(fn, "process_element", "process")
     call = adapter.call
     if not adapter.is_async:
-        return _KeyedProcessOperator(adapter, key_selector)
+        return KeyedBatchOperator(adapter, key_selector, _keyed_process_step(call))
 
-    def make_step(op: KeyedOperator) -> KeyedStep:
-        ctx = KeyedProcessFunction.Context(op.backend)
+    def step_of(backend: HeapKeyedStateBackend) -> KeyedStep:
+        ctx = KeyedProcessFunction.Context(backend)
         if adapter.is_async_gen:
 
             async def agen_step(record: Any, out: list[Any]) -> None:
@@ -223,29 +235,44 @@ def keyed_process_operator(fn: Any, key_selector: Callable[[Any], Any]) -> Keyed
 
         return async_step
 
-    return KeyedOperator(adapter, key_selector, make_step, True)
+    return KeyedBatchOperator(adapter, key_selector, per_record(step_of))
 
 
 def _keyed_per_record(
     fn: Any, method: str, api: str, key_selector: Callable[[Any], Any], shape: str
-) -> KeyedOperator:
+) -> KeyedBatchOperator:
     adapter = FunctionAdapter(fn, method, api)
     call = adapter.call
 
-    def make_step(op: KeyedOperator) -> KeyedStep:
-        if adapter.is_async:
+    # The shape is decided here, once per operator, not per record.
+    def step_of(backend: HeapKeyedStateBackend) -> KeyedStep:
+        if adapter.is_async_gen and shape == "flat_map":
 
-            async def async_step(record: Any, out: list[Any]) -> None:
-                result = await call(record)
-                if shape == "map":
-                    out.append(result)
-                elif shape == "filter":
-                    if result:
+            async def agen_step(record: Any, out: list[Any]) -> None:
+                out.extend(await _collect_async_gen(call(record)))
+
+            return agen_step
+        if adapter.is_async:
+            if shape == "map":
+
+                async def async_map_step(record: Any, out: list[Any]) -> None:
+                    out.append(await call(record))
+
+                return async_map_step
+            if shape == "filter":
+
+                async def async_filter_step(record: Any, out: list[Any]) -> None:
+                    if await call(record):
                         out.append(record)
-                elif result is not None:
+
+                return async_filter_step
+
+            async def async_flat_step(record: Any, out: list[Any]) -> None:
+                result = await call(record)
+                if result is not None:
                     out.extend(_check_iterable(result, api))
 
-            return async_step
+            return async_flat_step
         if shape == "map":
             return lambda record, out: out.append(call(record))
         if shape == "filter":
@@ -263,73 +290,47 @@ def _keyed_per_record(
 
         return flat_step
 
-    return KeyedOperator(adapter, key_selector, make_step, adapter.is_async)
+    return KeyedBatchOperator(adapter, key_selector, per_record(step_of))
 
 
-def keyed_map_operator(fn: Any, key_selector: Callable[[Any], Any]) -> KeyedOperator:
+def keyed_map_operator(fn: Any, key_selector: Callable[[Any], Any]) -> KeyedBatchOperator:
     return _keyed_per_record(fn, "map", "map", key_selector, "map")
 
 
-def keyed_flat_map_operator(fn: Any, key_selector: Callable[[Any], Any]) -> KeyedOperator:
+def keyed_flat_map_operator(fn: Any, key_selector: Callable[[Any], Any]) -> KeyedBatchOperator:
     return _keyed_per_record(fn, "flat_map", "flat_map", key_selector, "flat_map")
 
 
-def keyed_filter_operator(fn: Any, key_selector: Callable[[Any], Any]) -> KeyedOperator:
+def keyed_filter_operator(fn: Any, key_selector: Callable[[Any], Any]) -> KeyedBatchOperator:
     return _keyed_per_record(fn, "filter", "filter", key_selector, "filter")
 
 
 _REDUCE_STATE = ValueStateDescriptor("_reduce")
 
 
-class _KeyedReduceOperator(KeyedOperator):
-    """Rolling reduce over a keyed ``ValueState``, with a fused per-record loop."""
-
-    def __init__(self, adapter: FunctionAdapter, key_selector: Callable[[Any], Any]) -> None:
-        super().__init__(adapter, key_selector)
-        self._reduce = adapter.call
-
-    async def open(self, ctx: OperatorContext) -> None:
-        await super().open(ctx)
-        self._access = self.backend.value_table_access(_REDUCE_STATE)
-
-    async def process_batch(self, batch: list[Any]) -> list[Any]:
-        key_of = self._key_selector
-        access = self._access
-        cached_index, assign = access.cached_index, access.assign
-        tables, touch = access.tables, access.touch
-        reduce = self._reduce
-        out: list[Any] = []
-        append = out.append
-        for record in batch:
-            key = key_of(record)
-            try:
-                index = cached_index(key)
-            except TypeError:
-                index = None
-            if index is None:
-                index = assign(key)
-            table = tables[index]
-            if table is None:
-                table = touch(index, key)
-            acc = table.get(key)
-            acc = record if acc is None else reduce(acc, record)
-            table[key] = acc
-            append(acc)
-        return out
-
-
 def reduce_operator(
     fn: Any, key_selector: Callable[[Any], Any], api: str = "reduce"
-) -> KeyedOperator:
+) -> KeyedBatchOperator:
     """Rolling reduce: emits the updated value for every record (Flink's KeyedStream.reduce).
 
     The running value lives in a keyed ``ValueState`` (named ``_reduce``), so it is
-    checkpointed, restored and redistributed by key group like any user state.
+    checkpointed, restored and redistributed by key group like any user state. The step
+    folds the whole batch into it with one backend call
+    (:meth:`~streamlet.state.heap_backend.HeapKeyedStateBackend.reduce_values`).
     """
     adapter = FunctionAdapter(fn, "reduce", api)
     if adapter.is_async:
         raise TypeError(f"{api}() needs a synchronous reduce function, got an async one")
-    return _KeyedReduceOperator(adapter, key_selector)
+    reduce = adapter.call
+
+    def make_step(
+        backend: HeapKeyedStateBackend, key_selector: Callable[[Any], Any]
+    ) -> BatchTransform:
+        reduce_values = backend.reduce_values
+        backend.get_state(_REDUCE_STATE)  # registered at open, as a user's state would be
+        return lambda batch: reduce_values(_REDUCE_STATE, batch, key_selector, reduce)
+
+    return KeyedBatchOperator(adapter, key_selector, make_step)
 
 
 def _field_getter(
@@ -391,7 +392,7 @@ def _field_getter(
 
 def aggregate_operator(
     kind: str, position: int | str, key_selector: Callable[[Any], Any]
-) -> KeyedOperator:
+) -> KeyedBatchOperator:
     """``sum`` / ``min`` / ``max`` / ``min_by`` / ``max_by`` over one field, as a rolling reduce.
 
     ``sum``/``min``/``max`` keep the other fields of the first record of the key and replace

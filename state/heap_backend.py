@@ -3,7 +3,9 @@
 Mirrors Flink's ``HeapKeyedStateBackend``. One backend serves one subtask of one keyed
 operator and owns a contiguous :class:`~streamlet.state.key_groups.KeyGroupRange`. The engine calls
 :meth:`HeapKeyedStateBackend.set_current_key` before each record; the state views
-(:mod:`streamlet.state.keyed`) then read and write that key's entries.
+(:mod:`streamlet.state.keyed`) then read and write that key's entries. Work that folds one value per
+record into a value state (keyed ``reduce``) takes the whole batch in one call instead
+(:meth:`HeapKeyedStateBackend.reduce_values`), so no operator needs the tables themselves.
 
 Checkpointing: :meth:`~HeapKeyedStateBackend.snapshot_sync` freezes every state's per-key-group
 dicts in O(key groups) (copy-on-write, see :mod:`streamlet.state.table`) and returns a
@@ -18,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import gc
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from .descriptors import (
@@ -44,7 +45,7 @@ from .serde import check_codec, decode_table
 from .snapshot import FrozenState, KeyedStateSnapshot, RawTable, read_key_group
 from .table import StateTable
 
-__all__ = ["DEFAULT_KEY_CACHE_SIZE", "HeapKeyedStateBackend", "ValueTableAccess"]
+__all__ = ["DEFAULT_KEY_CACHE_SIZE", "HeapKeyedStateBackend"]
 
 #: Entries kept in the key -> key group memo before it is cleared.
 DEFAULT_KEY_CACHE_SIZE = 100_000
@@ -70,31 +71,6 @@ def _collector_paused() -> Iterator[None]:
         yield
     finally:
         gc.enable()
-
-
-@dataclass(frozen=True, slots=True)
-class ValueTableAccess:
-    """The pieces of one value state's storage, for a loop without calls per record.
-
-    Per record, with ``key``::
-
-        index = cached_index(key)          # the key's key group index, or None
-        if index is None:
-            index = assign(key)            # hashes, caches; raises for a foreign key
-        table = tables[index]
-        if table is None:
-            table = touch(index, key)      # a snapshot is pending: keep the old value
-        value = table.get(key)             # None when the key has no value
-        table[key] = new_value             # never store None (use table.pop to clear)
-
-    ``cached_index`` raises ``TypeError`` for an unhashable key; ``assign`` then raises the
-    error naming it. The backend's current key is not changed.
-    """
-
-    cached_index: Callable[[Any], int | None]
-    assign: Callable[[Any], int]
-    tables: list[dict[Any, Any] | None]
-    touch: Callable[[int, Any], dict[Any, Any]]
 
 
 class HeapKeyedStateBackend:
@@ -217,17 +193,69 @@ class HeapKeyedStateBackend:
         """
         return self._register(descriptor, ValueStateDescriptor, make_value_state, "get_state")  # type: ignore[return-value]
 
-    def value_table_access(self, descriptor: ValueStateDescriptor) -> ValueTableAccess:
-        """Return direct access to the per-key-group tables of the value state ``descriptor``.
+    def reduce_values(
+        self,
+        descriptor: ValueStateDescriptor,
+        values: list[Any],
+        key_of: Callable[[Any], Any],
+        reduce: Callable[[Any, Any], Any],
+    ) -> list[Any]:
+        """Fold each of ``values`` into its key's value in state ``descriptor``, in order.
 
-        For operators whose per-record loop reads and updates one value per record (keyed
-        ``reduce``) and cannot afford three method calls per record. The tables are the
-        very ones :meth:`get_state` works on, copy-on-write included; see
-        :class:`ValueTableAccess` for the protocol the caller must follow.
+        The per-batch form of, for every ``value``::
+
+            set_current_key(key_of(value))
+            old = state.value()
+            state.update(value if old is None else reduce(old, value))
+
+        without a method call per record: the rolling reduce of Flink's
+        ``KeyedStream.reduce``. Pending snapshots keep the old values (copy-on-write, as for
+        every access), and the current key is not changed. A ``None`` result is stored as it
+        is (testing for it would cost keyed reduce a step per record) and reads as no value,
+        so the key's next value starts afresh.
+
+        :param descriptor: the value state to fold into, registered as by :meth:`get_state`;
+            it has no default value (a fold starts from its first value)
+        :param values: the records, in order
+        :param key_of: the key of a record (the key selector of the stream)
+        :param reduce: ``reduce(old, value) -> new``
+        :return: the key's value after each record, one per record
+        :raises ValueError: if ``descriptor`` has a default value
+        :raises TypeError: if a key has no stable hash (see :func:`streamlet.state.stable_hash`)
+        :raises StateError: if a key's key group is not in this backend's range (a routing
+            bug); the values before the failing one stay folded, as they do when ``reduce``
+            raises
         """
+        if descriptor.default_value is not None:
+            raise ValueError(
+                f"reduce_values() needs a ValueStateDescriptor without a default value, got "
+                f"{descriptor!r}; a fold starts from the first value of each key"
+            )
         self.get_state(descriptor)
         table = self._tables[descriptor.name]
-        return ValueTableAccess(self._kg_cache.get, self._assign, table.writable, table.touch)
+        # The loop is written out flat: this is keyed reduce's whole per-record cost.
+        cached_index = self._kg_cache.get
+        assign = self._assign
+        writable = table.writable
+        touch = table.touch
+        out: list[Any] = []
+        append = out.append
+        for value in values:
+            key = key_of(value)
+            try:
+                index = cached_index(key)
+            except TypeError:  # unhashable; _assign raises the stable_hash error naming it
+                index = None
+            if index is None:
+                index = assign(key)
+            t = writable[index]
+            if t is None:
+                t = touch(index, key)
+            acc = t.get(key)
+            acc = value if acc is None else reduce(acc, value)
+            t[key] = acc
+            append(acc)
+        return out
 
     def get_list_state(self, descriptor: ListStateDescriptor) -> ListState:
         """Return the :class:`ListState` for ``descriptor``; raises as :meth:`get_state`."""

@@ -46,3 +46,15 @@ async def test_flat_map_returning_a_string_fails_the_job_clearly() -> None:
         await run_and_collect(env, stream)
     assert isinstance(info.value.__cause__, TypeError)
     assert "returned a str" in str(info.value.__cause__)
+
+
+async def test_keyed_flat_map_may_be_an_async_generator() -> None:
+    # It used to await the generator object and fail with a TypeError, although the
+    # non-keyed flat_map took the same function.
+    async def tens(x: int):  # type: ignore[no-untyped-def]
+        yield x
+        yield x * 10
+
+    env = env_with(1)
+    stream = env.from_collection([1, 2, 3]).key_by(lambda x: x % 2).flat_map(tens)
+    assert await run_and_collect(env, stream) == [1, 10, 2, 20, 3, 30]
