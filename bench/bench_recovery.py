@@ -24,7 +24,7 @@ import anyio
 import anyio.abc
 
 from streamlet import RuntimeContext, Sink, SinkWriter, StreamExecutionEnvironment
-from streamlet.restart import RestartStrategies
+from streamlet.job.restart import RestartStrategies
 
 KEYS = int(os.environ.get("STREAMLET_BENCH_KEYS", "1000000"))
 LINES = int(os.environ.get("STREAMLET_BENCH_LINES", "2000000"))

@@ -1,7 +1,7 @@
 """What ``restore="latest"`` finds: the newest restorable point, and what completed after it.
 
 The policy built on it (refuse, fall back, or start empty) is the engine's
-(:func:`streamlet.recovery.find_restore_point`); this module only reads and classifies.
+(:func:`streamlet.job.recovery.find_restore_point`); this module only reads and classifies.
 """
 
 from __future__ import annotations

@@ -1,25 +1,37 @@
 """streamlet: an asyncio-native dataflow engine with Flink's model. Import from here.
 
-# General layout:
-#   environment.py   StreamExecutionEnvironment: configure, build, execute
-#   datastream.py    DataStream / KeyedStream: the PyFlink-style API building the graph
-#   graph.py         the logical graph; plan.py: parallelism, validation, chaining
-#   partitioners.py  which subtask gets each record; channels.py: channels and input gates
-#   subtask.py       the per-batch subtask loop; deploy.py: wiring one attempt
-#   runner.py        running a job (failover, restore); client.py: JobClient and results
-#   restart.py       restart strategies; testing.py / harness.py: utilities for test suites
-#   cli.py           the ``streamlet`` command (run, checkpoints, demo); demo.py: ``make demo``
+The package in layers (each may import only those below it; tests/test_layering.py):
+
+    cli/       the ``streamlet`` command (run, checkpoints, demo) and ``make demo``
+    testing/   test support: TestingSource/TestingSink, harnesses, fault injection, pytest plugin
+    api/       StreamExecutionEnvironment, DataStream / KeyedStream: building the logical graph
+    job/       a job from start to end: runner (failover, restore), restart, recovery, client
+    runtime/   one attempt: channels and input gates, the subtask loop, checkpointing, deploy
+    graph/     the logical graph, the execution plan (parallelism, chaining), partitioners
+    errors.py  the job's errors, for every layer above
+    operators/, checkpoints/, state/ (``streamlet.operators`` ...): the lower layers
 
 Everything a job needs is importable from here: the environment and streams, function
 types, sources and sinks (``PushSource``, ``FileSink``, ``TwoPhaseCommitSink``), checkpoint
 and restart settings, state descriptors (also in :mod:`streamlet.state`) and the errors.
 """
 
+from streamlet.api.datastream import DataStream as DataStream
+from streamlet.api.datastream import DataStreamSink as DataStreamSink
+from streamlet.api.datastream import KeyedStream as KeyedStream
+from streamlet.api.environment import StreamExecutionEnvironment as StreamExecutionEnvironment
 from streamlet.checkpoints.config import CheckpointConfig as CheckpointConfig
 from streamlet.checkpoints.config import CheckpointingMode as CheckpointingMode
 from streamlet.checkpoints.config import FsStateBackend as FsStateBackend
 from streamlet.checkpoints.config import JobManagerCheckpointStorage as JobManagerCheckpointStorage
 from streamlet.checkpoints.errors import CheckpointError as CheckpointError
+from streamlet.errors import JobCancelledError as JobCancelledError
+from streamlet.errors import JobExecutionError as JobExecutionError
+from streamlet.errors import JobGraphError as JobGraphError
+from streamlet.job.client import JobClient as JobClient
+from streamlet.job.client import JobExecutionResult as JobExecutionResult
+from streamlet.job.client import JobStatus as JobStatus
+from streamlet.job.restart import RestartStrategies as RestartStrategies
 from streamlet.operators.functions import FilterFunction as FilterFunction
 from streamlet.operators.functions import FlatMapFunction as FlatMapFunction
 from streamlet.operators.functions import KeyedProcessFunction as KeyedProcessFunction
@@ -45,18 +57,6 @@ from streamlet.state.descriptors import MapStateDescriptor as MapStateDescriptor
 from streamlet.state.descriptors import ReducingStateDescriptor as ReducingStateDescriptor
 from streamlet.state.descriptors import ValueStateDescriptor as ValueStateDescriptor
 from streamlet.state.errors import StreamletError as StreamletError
-
-from .client import JobClient as JobClient
-from .client import JobExecutionResult as JobExecutionResult
-from .client import JobStatus as JobStatus
-from .datastream import DataStream as DataStream
-from .datastream import DataStreamSink as DataStreamSink
-from .datastream import KeyedStream as KeyedStream
-from .environment import StreamExecutionEnvironment as StreamExecutionEnvironment
-from .errors import JobCancelledError as JobCancelledError
-from .errors import JobExecutionError as JobExecutionError
-from .errors import JobGraphError as JobGraphError
-from .restart import RestartStrategies as RestartStrategies
 
 __all__ = [
     "AggregateFunction",

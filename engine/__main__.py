@@ -1,8 +1,8 @@
-"""``python -m streamlet``: the ``streamlet`` command (see :mod:`streamlet.cli`)."""
+"""``python -m streamlet``: the ``streamlet`` command (see :mod:`streamlet.cli.main`)."""
 
 import sys
 
-from .cli import main
+from streamlet.cli.main import main
 
 if __name__ == "__main__":
     sys.exit(main())

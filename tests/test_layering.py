@@ -37,6 +37,28 @@ def layer_of(module: str) -> str | None:
     return "engine"
 
 
+#: engine's sub-layers, top to bottom; each may import itself and those after it. The
+#: modules at the package's root: ``errors`` (importable from every sub-layer), the facade
+#: ``__init__`` and ``__main__`` (above them all).
+SUBLAYERS = ("cli", "testing", "api", "job", "runtime", "graph")
+
+
+def sublayer_of(module: str) -> str:
+    """The sub-layer of an engine module name (``streamlet.job.runner`` -> ``job``)."""
+    parts = module.split(".")
+    if len(parts) > 1 and parts[1] in SUBLAYERS:
+        return parts[1]
+    return "errors" if parts[1:] == ["errors"] else "facade"
+
+
+def _sublayer_allows(importer: str, imported: str) -> bool:
+    if imported == "errors" or importer == "facade":
+        return True
+    if importer == "errors" or imported == "facade":
+        return False
+    return SUBLAYERS.index(imported) >= SUBLAYERS.index(importer)
+
+
 def _imports(path: Path) -> list[tuple[int, str, int]]:
     """``(line, module, relative level)`` of every import in ``path``."""
     tree = ast.parse(path.read_text(), filename=str(path))
@@ -68,7 +90,21 @@ def _violations(package: str, path: Path) -> list[str]:
         layer = layer_of(module)
         if layer is not None and layer not in ALLOWED[package]:
             bad.append(f"{where} imports {module} ({layer}, a layer above)")
+        elif package == "engine" and layer == "engine":
+            importer = sublayer_of(_module_name(path))
+            imported = sublayer_of(module)
+            if not _sublayer_allows(importer, imported):
+                bad.append(f"{where} imports {module} ({imported}, above {importer})")
     return bad
+
+
+def _module_name(path: Path) -> str:
+    """``engine/job/runner.py`` -> ``streamlet.job.runner`` (the layer folders likewise)."""
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    parts[0] = "streamlet" if parts[0] == "engine" else f"streamlet.{parts[0]}"
+    return ".".join(parts)
 
 
 @pytest.mark.parametrize(("package", "path"), _modules(), ids=lambda v: str(v))
@@ -94,6 +130,28 @@ def test_users_import_the_package_by_its_one_name(path: Path) -> None:
         if level == 0 and module.split(".")[0] in ALLOWED and not module.startswith("tests")
     ]
     assert not bad, "use streamlet's names:\n" + "\n".join(bad)
+
+
+def test_sublayer_check_detects_a_violation(tmp_path: Path) -> None:
+    runtime = tmp_path / "engine" / "runtime"
+    runtime.mkdir(parents=True)
+    bad = runtime / "bad.py"
+    bad.write_text(
+        "from streamlet.graph.plan import JobPlan\n"
+        "from streamlet.errors import JobExecutionError\n"
+        "from streamlet.job.runner import JobRunner\n"
+        "from streamlet import StreamExecutionEnvironment\n"
+    )
+    global ROOT
+    saved, ROOT = ROOT, tmp_path
+    try:
+        found = _violations("engine", bad)
+    finally:
+        ROOT = saved
+    assert [v.split(" ", 1)[0] for v in found] == [
+        "engine/runtime/bad.py:3",
+        "engine/runtime/bad.py:4",
+    ]
 
 
 def test_layering_check_detects_a_violation(tmp_path: Path) -> None:

@@ -43,7 +43,8 @@ Design:
   logged as they are).
 - Each time the worker gives the GIL up (a system call, ``zlib.crc32`` on more than 5 KiB)
   it must win it back from a busy event loop; busy subtasks hand it over when they yield
-  (see ``streamlet.subtask``). Large frames keep those steps few: a socket chunk is one frame.
+  (see ``streamlet.runtime.subtask``). Large frames keep those steps few: a socket chunk is one
+  frame.
 - ``checkpointed`` in the log's directory holds the sequence number of the last record a
   completed checkpoint covered (written atomically by :meth:`WriteAheadLog.mark_checkpointed`
   when a checkpoint completes). A job that starts without restoring a checkpoint replays

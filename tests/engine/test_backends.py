@@ -10,7 +10,7 @@ import anyio
 import pytest
 
 from streamlet import JobExecutionError, JobStatus, MapFunction, StreamExecutionEnvironment
-from streamlet.restart import RestartStrategies
+from streamlet.job.restart import RestartStrategies
 
 pytestmark = pytest.mark.anyio
 

@@ -10,7 +10,7 @@ import anyio
 import pytest
 
 from streamlet import Sink, SinkWriter, StreamExecutionEnvironment
-from streamlet.subtask import _SOURCE_BATCHES
+from streamlet.runtime.subtask import _SOURCE_BATCHES
 
 pytestmark = pytest.mark.asyncio
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from streamlet.channels import Channel, InputGate, Notifier
 from streamlet.checkpoints.events import EndOfPartition
+from streamlet.runtime.channels import Channel, InputGate, Notifier
 
 pytestmark = pytest.mark.asyncio
 

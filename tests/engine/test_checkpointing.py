@@ -15,12 +15,12 @@ from typing import Any
 
 import pytest
 
-from streamlet.channels import Channel, InputGate, Notifier
-from streamlet.checkpointing import SubtaskCheckpointer
 from streamlet.checkpoints.alignment import create_barrier_handler
 from streamlet.checkpoints.config import CheckpointingMode
 from streamlet.checkpoints.errors import CheckpointFailureReason
 from streamlet.checkpoints.events import CancelCheckpointMarker, CheckpointBarrier, EndOfPartition
+from streamlet.runtime.channels import Channel, InputGate, Notifier
+from streamlet.runtime.checkpointing import SubtaskCheckpointer
 
 pytestmark = pytest.mark.anyio
 

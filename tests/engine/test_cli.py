@@ -1,7 +1,7 @@
-"""streamlet.cli: ``streamlet run`` (job definitions and programs), its options, its exit codes
+"""streamlet.cli.main: ``streamlet run`` (job definitions and programs), its options, its exit codes
 and error reports; ``streamlet checkpoints`` and ``streamlet demo`` delegation.
 
-The command runs in-process through :func:`streamlet.cli.main` (which calls ``anyio.run``, so
+The command runs in-process through :func:`streamlet.cli.main.main` (which calls ``anyio.run``, so
 these tests are synchronous); Ctrl-C and the installed entry points run in subprocesses.
 """
 

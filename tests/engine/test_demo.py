@@ -1,4 +1,4 @@
-"""streamlet.demo (``make demo`` / ``streamlet demo``): a shortened run passes its own check,
+"""streamlet.cli.demo (``make demo`` / ``streamlet demo``): a shortened run passes its own check,
 also through a failure; ``--host/--port`` reads from a server of the user's."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import anyio.abc
 import pytest
 
 from streamlet import cli
-from streamlet.demo import demo_text, run_demo
+from streamlet.cli.demo import demo_text, run_demo
 from streamlet.operators.sinks.file import read_committed
 
 pytestmark = pytest.mark.asyncio

@@ -1,4 +1,5 @@
-"""streamlet.harness: drive one function by hand, snapshot it, restore it (asyncio and trio)."""
+"""streamlet.testing.harness: drive one function by hand, snapshot it, restore it (asyncio and
+trio)."""
 
 from __future__ import annotations
 

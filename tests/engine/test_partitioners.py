@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from streamlet import KeyedProcessFunction, RuntimeContext
-from streamlet.partitioners import KeySelectorError, RescalePartitioner
+from streamlet.graph.partitioners import KeySelectorError, RescalePartitioner
 from streamlet.state import ValueStateDescriptor
 from tests.helpers import PARALLELISMS, env_with, run_and_collect
 

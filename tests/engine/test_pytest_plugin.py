@@ -1,4 +1,4 @@
-"""streamlet.pytest_plugin: the fixtures under anyio's plugin, on asyncio and trio.
+"""streamlet.testing.pytest_plugin: the fixtures under anyio's plugin, on asyncio and trio.
 
 (tests/engine/test_testing.py uses the same fixtures under pytest-asyncio.)
 """

@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from streamlet.restart import (
+from streamlet.job.restart import (
     ExponentialDelayRestartStrategy,
     FailureRateRestartStrategy,
     FixedDelayRestartStrategy,
@@ -116,7 +116,7 @@ def test_invalid_options_are_refused_naming_the_value(factory, message) -> None:
 @pytest.mark.asyncio
 async def test_default_strategy_depends_on_checkpointing() -> None:
     from streamlet import StreamExecutionEnvironment
-    from streamlet.runner import JobRunner
+    from streamlet.job.runner import JobRunner
 
     env = StreamExecutionEnvironment.get_execution_environment()
     env.from_collection([1]).print()

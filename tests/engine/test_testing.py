@@ -16,9 +16,9 @@ from typing import Any
 import anyio
 import pytest
 
-import streamlet.harness
-import streamlet.pytest_plugin
 import streamlet.testing
+import streamlet.testing.harness
+import streamlet.testing.pytest_plugin
 from streamlet import (
     JobExecutionError,
     KeyedProcessFunction,
@@ -26,7 +26,7 @@ from streamlet import (
     StreamExecutionEnvironment,
 )
 from streamlet.checkpoints.storage import MemoryCheckpointStorage
-from streamlet.restart import RestartStrategies
+from streamlet.job.restart import RestartStrategies
 from streamlet.state import ValueStateDescriptor
 from streamlet.testing import (
     InjectedFault,
@@ -393,8 +393,8 @@ _DOCUMENTED = [
     TestingSink,
     run_and_collect,
     run_and_collect_result,
-    streamlet.harness.OperatorTestHarness,
-    streamlet.harness.KeyedOperatorTestHarness,
+    streamlet.testing.harness.OperatorTestHarness,
+    streamlet.testing.harness.KeyedOperatorTestHarness,
 ]
 
 
@@ -407,5 +407,5 @@ def test_docstring_examples_run(obj: Any) -> None:
 
 
 def test_plugin_docstring_has_an_example() -> None:
-    (code,) = _examples(streamlet.pytest_plugin)
+    (code,) = _examples(streamlet.testing.pytest_plugin)
     compile(code, "<plugin example>", "exec")

@@ -16,8 +16,8 @@ import anyio
 
 from streamlet import KeyedProcessFunction, RuntimeContext, StreamExecutionEnvironment
 from streamlet.checkpoints.config import CheckpointingMode
+from streamlet.job.restart import RestartStrategies
 from streamlet.operators.sinks.file import FileSink, read_committed
-from streamlet.restart import RestartStrategies
 from streamlet.state import ValueStateDescriptor
 
 SPLITS = 3

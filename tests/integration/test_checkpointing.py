@@ -44,7 +44,7 @@ from streamlet.checkpoints.errors import (
 from streamlet.checkpoints.metadata import CheckpointMetadata, StateHandle
 from streamlet.checkpoints.stats import CheckpointStats, CheckpointStatus
 from streamlet.checkpoints.storage import FileCheckpointStorage, MemoryCheckpointStorage
-from streamlet.restart import RestartStrategies
+from streamlet.job.restart import RestartStrategies
 from streamlet.state import ValueStateDescriptor
 from streamlet.state.descriptors import ListStateDescriptor
 from streamlet.state.heap_backend import HeapKeyedStateBackend

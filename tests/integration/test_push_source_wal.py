@@ -17,9 +17,9 @@ import anyio
 import pytest
 
 from streamlet import StreamExecutionEnvironment
+from streamlet.job.restart import RestartStrategies
 from streamlet.operators.sinks.file import FileSink, read_committed
 from streamlet.operators.sources.push import PushSource
-from streamlet.restart import RestartStrategies
 from streamlet.testing import FaultInjector, inject_faults
 
 pytestmark = pytest.mark.anyio

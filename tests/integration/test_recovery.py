@@ -19,8 +19,8 @@ from streamlet import (
     read_committed,
 )
 from streamlet.checkpoints.errors import CorruptCheckpointError
+from streamlet.job.restart import RestartStrategies
 from streamlet.operators.sources.base import Source, SourceReader
-from streamlet.restart import RestartStrategies
 from streamlet.state import ValueStateDescriptor
 from streamlet.state.key_groups import assign_to_key_group, subtask_for_key_group
 from streamlet.testing import FaultInjector, inject_faults
@@ -203,7 +203,7 @@ async def test_restore_latest_without_checkpoints_starts_fresh_and_says_so(
     out: list[Any] = []
     env = env_for(tmp_path, 2)
     build(env, GatedSequence(400), out)
-    with caplog.at_level(logging.INFO, logger="streamlet.recovery"):
+    with caplog.at_level(logging.INFO, logger="streamlet.job.recovery"):
         await env.execute("fresh", restore="latest")
     assert "no completed checkpoint to restore; starting from scratch" in caplog.text
     assert finals(out) == {f"k{k}": 10 for k in range(KEYS)}
@@ -236,7 +236,7 @@ async def test_restore_latest_falls_back_past_a_corrupt_checkpoint_with_an_error
     out: list[Any] = []
     env = env_for(tmp_path, 2)
     build(env, GatedSequence(2000), out)
-    with caplog.at_level(logging.INFO, logger="streamlet.recovery"):
+    with caplog.at_level(logging.INFO, logger="streamlet.job.recovery"):
         result = await env.execute("corrupt", restore="latest")
     errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert any(
@@ -309,7 +309,7 @@ async def test_restart_restores_the_latest_checkpoint_and_counts_stay_exact(
 
 async def test_exhausted_restart_strategy_raises_the_last_failure(tmp_path: Path) -> None:
     from streamlet import JobExecutionError
-    from streamlet.faults import InjectedFault
+    from streamlet.testing.faults import InjectedFault
 
     env = env_for(tmp_path, 2)
     env.enable_checkpointing(10)
@@ -449,7 +449,7 @@ async def test_restore_latest_refuses_to_rewind_past_what_an_exactly_once_sink_c
 
     env = env_for(tmp_path, 2)
     build_exactly_once(env, GatedSequence(2000), tmp_path / "out")
-    with caplog.at_level(logging.ERROR, logger="streamlet.recovery"):
+    with caplog.at_level(logging.ERROR, logger="streamlet.job.recovery"):
         with pytest.raises(CorruptCheckpointError, match="exactly-once sink") as info:
             await env.execute("committed", restore="latest")
     assert str(bad) in str(info.value)

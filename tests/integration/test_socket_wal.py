@@ -11,8 +11,8 @@ import anyio.abc
 import pytest
 
 from streamlet import StreamExecutionEnvironment
+from streamlet.job.restart import RestartStrategies
 from streamlet.operators.sinks.file import FileSink, read_committed
-from streamlet.restart import RestartStrategies
 from streamlet.testing import FaultInjector, inject_faults
 
 pytestmark = pytest.mark.anyio

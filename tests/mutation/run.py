@@ -38,7 +38,7 @@ class Mutant:
 MUTANTS = (
     Mutant(
         name="M1: never restore on failover",
-        path="engine/runner.py",
+        path="engine/job/runner.py",
         original=(
             "            restore_point = coordinator.latest_recovery_point() or restore_point\n"
         ),

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from streamlet import StreamExecutionEnvironment
-from streamlet.faults import FaultInjector, inject_faults
+from streamlet.job.restart import RestartStrategies
 from streamlet.operators.base import OperatorContext
 from streamlet.operators.sinks.file import FileSink, read_committed
 from streamlet.operators.sinks.two_phase import (
@@ -22,9 +22,9 @@ from streamlet.operators.sinks.two_phase import (
     RestoredTransactionError,
     TwoPhaseCommitSinkWriter,
 )
-from streamlet.restart import RestartStrategies
 from streamlet.state.descriptors import ListStateDescriptor
 from streamlet.state.operator_state import OperatorStateBackend
+from streamlet.testing.faults import FaultInjector, inject_faults
 
 pytestmark = pytest.mark.asyncio
 

@@ -10,7 +10,7 @@ from typing import Any
 import anyio
 import pytest
 
-from streamlet.restart import RestartStrategies
+from streamlet.job.restart import RestartStrategies
 from streamlet.testing import FaultInjector, inject_faults
 from tests.helpers import PARALLELISMS, env_with, run_and_collect
 

@@ -12,13 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from streamlet.operators import derived
-from streamlet.operators.functions import FUNCTION_METHODS, FunctionAdapter, key_selector_of
-from streamlet.operators.sinks.base import Sink
-from streamlet.operators.sinks.simple import CallbackSinkWriter, PrintSinkWriter, QueueSinkWriter
-
-from .graph import StreamNode
-from .partitioners import (
+from streamlet.graph.partitioners import (
     BroadcastPartitioner,
     CustomPartitioner,
     ForwardPartitioner,
@@ -29,10 +23,15 @@ from .partitioners import (
     RescalePartitioner,
     ShufflePartitioner,
 )
+from streamlet.graph.stream_graph import StreamNode
+from streamlet.operators import derived
+from streamlet.operators.functions import FUNCTION_METHODS, FunctionAdapter, key_selector_of
+from streamlet.operators.sinks.base import Sink
+from streamlet.operators.sinks.simple import CallbackSinkWriter, PrintSinkWriter, QueueSinkWriter
 
 if TYPE_CHECKING:
-    from .client import JobClient
-    from .environment import StreamExecutionEnvironment
+    from streamlet.api.environment import StreamExecutionEnvironment
+    from streamlet.job.client import JobClient
 
 __all__ = ["CollectResultIterator", "DataStream", "DataStreamSink", "KeyedStream"]
 

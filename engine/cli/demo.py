@@ -27,13 +27,12 @@ from typing import Any
 import anyio
 import anyio.abc
 
+from streamlet.api.environment import StreamExecutionEnvironment
 from streamlet.checkpoints.config import CheckpointingMode
+from streamlet.job.client import JobClient
+from streamlet.job.restart import RestartStrategies
 from streamlet.operators.sinks.file import FileSink, read_committed
-
-from .client import JobClient
-from .environment import StreamExecutionEnvironment
-from .restart import RestartStrategies
-from .testing import FaultInjector, inject_faults
+from streamlet.testing import FaultInjector, inject_faults
 
 __all__ = ["main", "run_demo"]
 

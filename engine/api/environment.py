@@ -12,19 +12,18 @@ from typing import Any
 
 import anyio
 
+from streamlet.api.datastream import DataStream
 from streamlet.checkpoints.config import CheckpointConfig, CheckpointingMode, FsStateBackend
+from streamlet.graph.partitioners import ForwardPartitioner
+from streamlet.graph.plan import build_plan
+from streamlet.graph.stream_graph import StreamGraph, StreamNode
+from streamlet.job.background import start_background
+from streamlet.job.client import JobClient
+from streamlet.job.restart import RestartStrategy
+from streamlet.job.runner import JobConfig, JobRunner
 from streamlet.operators.sources.base import Source
 from streamlet.operators.sources.collection import CollectionSource, SequenceSource
 from streamlet.state.key_groups import DEFAULT_MAX_PARALLELISM, check_parallelism
-
-from .background import start_background
-from .client import JobClient
-from .datastream import DataStream
-from .graph import StreamGraph, StreamNode
-from .partitioners import ForwardPartitioner
-from .plan import build_plan
-from .restart import RestartStrategy
-from .runner import JobConfig, JobRunner
 
 __all__ = ["StreamExecutionEnvironment"]
 

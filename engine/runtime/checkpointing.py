@@ -32,7 +32,7 @@ from streamlet.checkpoints.stats import SubtaskCheckpointStats
 from streamlet.operators.core import SourceOperator
 
 if TYPE_CHECKING:
-    from .subtask import Subtask
+    from streamlet.runtime.subtask import Subtask
 
 __all__ = ["MailboxGateway", "SubtaskCheckpointer"]
 

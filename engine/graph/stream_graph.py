@@ -13,10 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from streamlet.graph.partitioners import ForwardPartitioner, Partitioner, RebalancePartitioner
 from streamlet.operators.base import Operator
 from streamlet.operators.sources.base import Source
-
-from .partitioners import ForwardPartitioner, Partitioner, RebalancePartitioner
 
 __all__ = ["NodeKind", "StreamEdge", "StreamGraph", "StreamNode"]
 

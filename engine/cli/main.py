@@ -41,17 +41,15 @@ from typing import Any, TextIO
 
 import anyio
 
-import streamlet as _streamlet
 import streamlet.checkpoints as _checkpoints
 import streamlet.operators as _operators
 import streamlet.state as _state
+from streamlet.api.environment import StreamExecutionEnvironment
 from streamlet.checkpoints.config import JobManagerCheckpointStorage
+from streamlet.errors import JobExecutionError
+from streamlet.job.client import JobExecutionResult
 from streamlet.operators.sinks.simple import OutputClosedError
 from streamlet.state.errors import StreamletError
-
-from .client import JobExecutionResult
-from .environment import StreamExecutionEnvironment
-from .errors import JobExecutionError
 
 __all__ = ["main"]
 
@@ -67,9 +65,11 @@ _JOB_MODULE = "__streamlet_job__"
 # The folders of the package and of its three lower layers (in a source checkout the four
 # top-level folders, installed streamlet/ and the folders inside it).
 _OWN_DIRS = tuple(
-    str(Path(package.__file__).resolve().parent) + os.sep
-    for package in (_streamlet, _operators, _state, _checkpoints)
-    if package.__file__ is not None
+    str(folder) + os.sep
+    for folder in (
+        Path(__file__).resolve().parents[1],  # streamlet itself (engine/ in a checkout)
+        *(Path(str(p.__file__)).resolve().parent for p in (_operators, _state, _checkpoints)),
+    )
 )
 
 
@@ -200,7 +200,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return checkpoints_main(args_list[1:], prog="streamlet checkpoints")
     if args_list and args_list[0] == "demo":
-        from .demo import main as demo_main
+        from streamlet.cli.demo import main as demo_main
 
         try:
             return demo_main(args_list[1:])
@@ -443,7 +443,7 @@ def _configure_logging(verbose: bool) -> Callable[[], None]:
     in-process, by tests or by another program).
     """
     logger = logging.getLogger("streamlet")
-    recovery = logging.getLogger("streamlet.recovery")
+    recovery = logging.getLogger("streamlet.job.recovery")
     saved = (logger.level, logger.propagate, recovery.level)
     # The command owns the terminal while it runs: streamlet's records go to stderr through
     # this handler only (not also through handlers a script put on the root logger).

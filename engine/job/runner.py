@@ -33,19 +33,26 @@ from streamlet.checkpoints.storage import (
     FileCheckpointStorage,
     create_checkpoint_storage,
 )
+from streamlet.errors import JobExecutionError
+from streamlet.graph.plan import JobPlan, build_plan
+from streamlet.graph.stream_graph import StreamGraph
+from streamlet.job.client import JobExecutionResult, JobStatus
+from streamlet.job.recovery import (
+    clean_incomplete_checkpoints,
+    find_restore_point,
+    read_restored_state,
+)
+from streamlet.job.restart import (
+    ExponentialDelayRestartStrategy,
+    NoRestartStrategy,
+    RestartStrategy,
+)
 from streamlet.operators.sinks.simple import OutputClosedError
 from streamlet.operators.sinks.two_phase import TwoPhaseCommitSink
 from streamlet.operators.sources.base import DeliveryGuarantee, SourceSessionContext
-
-from .checkpointing import MailboxGateway, SubtaskCheckpointer
-from .client import JobExecutionResult, JobStatus
-from .deploy import Deployment, RestoredState, deploy
-from .errors import JobExecutionError
-from .graph import StreamGraph
-from .plan import JobPlan, build_plan
-from .recovery import clean_incomplete_checkpoints, find_restore_point, read_restored_state
-from .restart import ExponentialDelayRestartStrategy, NoRestartStrategy, RestartStrategy
-from .subtask import Subtask, SubtaskSettings, first_error
+from streamlet.runtime.checkpointing import MailboxGateway, SubtaskCheckpointer
+from streamlet.runtime.deploy import Deployment, RestoredState, deploy
+from streamlet.runtime.subtask import Subtask, SubtaskSettings, first_error
 
 __all__ = ["JobConfig", "JobRunner"]
 

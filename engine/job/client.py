@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from .errors import JobCancelledError
+from streamlet.errors import JobCancelledError
 
 if TYPE_CHECKING:
-    from .runner import JobRunner
+    from streamlet.job.runner import JobRunner
 
 __all__ = ["JobClient", "JobExecutionResult", "JobStatus"]
 

@@ -11,16 +11,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from streamlet.graph.plan import ChainPlan, JobPlan
+from streamlet.graph.stream_graph import StreamNode
 from streamlet.operators.base import OperatorContext
 from streamlet.operators.core import SourceOperator
+from streamlet.runtime.channels import Channel, InputGate, Notifier
+from streamlet.runtime.subtask import ChainedOperator, OutputWriter, Subtask, SubtaskSettings
 from streamlet.state.heap_backend import HeapKeyedStateBackend
 from streamlet.state.key_groups import key_group_range_for_subtask
 from streamlet.state.operator_state import OperatorStateBackend
-
-from .channels import Channel, InputGate, Notifier
-from .graph import StreamNode
-from .plan import ChainPlan, JobPlan
-from .subtask import ChainedOperator, OutputWriter, Subtask, SubtaskSettings
 
 __all__ = ["Deployment", "RestoredState", "deploy"]
 

@@ -30,9 +30,8 @@ from collections.abc import Callable
 
 import pytest
 
+from streamlet.api.environment import StreamExecutionEnvironment
 from streamlet.checkpoints.storage import MemoryCheckpointStorage
-
-from .environment import StreamExecutionEnvironment
 
 __all__ = ["checkpoint_storage", "streamlet_env", "streamlet_env_factory"]
 

@@ -16,14 +16,13 @@ from streamlet.checkpoints.completed import CompletedCheckpoint
 from streamlet.checkpoints.errors import CheckpointError, CorruptCheckpointError
 from streamlet.checkpoints.latest import scan_latest
 from streamlet.checkpoints.storage import CheckpointStorage
+from streamlet.graph.plan import JobPlan
+from streamlet.runtime.deploy import RestoredState
 from streamlet.state.operator_state import OperatorStateBackend
-
-from .deploy import RestoredState
-from .plan import JobPlan
 
 __all__ = ["clean_incomplete_checkpoints", "find_restore_point", "read_restored_state"]
 
-logger = logging.getLogger("streamlet.recovery")
+logger = logging.getLogger("streamlet.job.recovery")
 
 _EMPTY_OPERATOR_STATE = OperatorStateBackend("empty").snapshot_sync().serialize()
 

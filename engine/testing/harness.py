@@ -36,8 +36,7 @@ from streamlet.state.key_groups import (
     key_group_range_for_subtask,
 )
 from streamlet.state.operator_state import OperatorStateBackend
-
-from .testing_snapshot import HarnessSnapshot, restore_inputs
+from streamlet.testing.snapshot import HarnessSnapshot, restore_inputs
 
 __all__ = ["HarnessSnapshot", "KeyedOperatorTestHarness", "OperatorTestHarness"]
 

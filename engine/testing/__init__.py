@@ -7,11 +7,13 @@
 - :func:`run_and_collect` / :func:`run_and_collect_result`: run a stream's job, return its
   records (and the job's result).
 - :class:`KeyedOperatorTestHarness` / :class:`OperatorTestHarness` (from
-  :mod:`streamlet.harness`): drive one function by hand, snapshot it and restore it, without a job.
-- Seeded fault injection (:mod:`streamlet.faults`): :class:`FaultInjector`, :func:`inject_faults`.
+  :mod:`streamlet.testing.harness`): drive one function by hand, snapshot it and restore it,
+  without a job.
+- Seeded fault injection (:mod:`streamlet.testing.faults`): :class:`FaultInjector`,
+  :func:`inject_faults`.
 
 Pytest fixtures (``streamlet_env``, ``checkpoint_storage``, ``streamlet_env_factory``) come
-with the package's pytest plugin, :mod:`streamlet.pytest_plugin`.
+with the package's pytest plugin, :mod:`streamlet.testing.pytest_plugin`.
 
 Example::
 
@@ -37,14 +39,13 @@ from typing import Any
 
 import anyio
 
+from streamlet.api.datastream import DataStream
+from streamlet.job.client import JobExecutionResult
 from streamlet.operators.sinks.base import Sink, SinkWriter
 from streamlet.operators.sources.base import Source, SourceReader, SourceSessionContext
-
-from .client import JobExecutionResult
-from .datastream import DataStream
-from .faults import Fault, FaultInjector, InjectedFault, inject_faults
-from .harness import KeyedOperatorTestHarness, OperatorTestHarness
-from .testing_snapshot import HarnessSnapshot
+from streamlet.testing.faults import Fault, FaultInjector, InjectedFault, inject_faults
+from streamlet.testing.harness import KeyedOperatorTestHarness, OperatorTestHarness
+from streamlet.testing.snapshot import HarnessSnapshot
 
 __all__ = [
     "Fault",
@@ -76,8 +77,8 @@ class TestingSource(Source[Any]):
       its final checkpoint, which stores the position *after* the marker). A later run of the
       job with ``execute(..., restore="latest")`` continues after the marker: the list is
       consumed run by run ("continuation"). A restart *within* a run stops at the same EOF.
-    - ``TestingSource.ABORT()`` raises :class:`~streamlet.faults.InjectedFault` inside the job
-      the first time the reader reaches it, after the records before it were emitted: a
+    - ``TestingSource.ABORT()`` raises :class:`~streamlet.testing.faults.InjectedFault` inside the
+      job the first time the reader reaches it, after the records before it were emitted: a
       crash. With checkpointing and a restart strategy the job restores its last completed
       checkpoint (or starts over if there is none) and goes on; the marker is then skipped.
       Each ABORT fires once per ``TestingSource`` instance, also across runs. Without a
@@ -103,7 +104,7 @@ class TestingSource(Source[Any]):
         import anyio
         from streamlet.checkpoints.storage import MemoryCheckpointStorage
         from streamlet import StreamExecutionEnvironment
-        from streamlet.restart import RestartStrategies
+        from streamlet.job.restart import RestartStrategies
         from streamlet.testing import TestingSink, TestingSource
 
         async def main() -> None:

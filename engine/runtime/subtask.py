@@ -23,17 +23,16 @@ import anyio
 import anyio.to_thread
 
 from streamlet.checkpoints.events import CancelCheckpointMarker, CheckpointBarrier, EndOfPartition
+from streamlet.errors import JobExecutionError
+from streamlet.graph.partitioners import KeySelectorError, Router
 from streamlet.operators.base import Operator, OperatorContext
 from streamlet.operators.core import SourceOperator
 from streamlet.operators.sources.base import SourceReader
+from streamlet.runtime.channels import Channel, InputGate, Notifier
 from streamlet.state.errors import StreamletInternalError
 
-from .channels import Channel, InputGate, Notifier
-from .errors import JobExecutionError
-from .partitioners import KeySelectorError, Router
-
 if TYPE_CHECKING:
-    from .checkpointing import SubtaskCheckpointer
+    from streamlet.runtime.checkpointing import SubtaskCheckpointer
 
 __all__ = ["ChainedOperator", "OutputWriter", "Subtask", "SubtaskSettings"]
 

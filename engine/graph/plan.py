@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from streamlet.errors import JobGraphError
+from streamlet.graph.partitioners import ForwardPartitioner, Partitioner
+from streamlet.graph.stream_graph import StreamEdge, StreamGraph, StreamNode
 from streamlet.state.key_groups import check_parallelism
-
-from .errors import JobGraphError
-from .graph import StreamEdge, StreamGraph, StreamNode
-from .partitioners import ForwardPartitioner, Partitioner
 
 __all__ = ["ChainPlan", "JobPlan", "build_plan"]
 

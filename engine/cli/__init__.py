@@ -1,0 +1,3 @@
+"""The ``streamlet`` command (run, checkpoints, demo)."""
+
+from .main import main as main

@@ -1,0 +1,1 @@
+"""The logical graph, the execution plan (parallelism, chaining) and partitioners."""

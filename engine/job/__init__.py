@@ -1,0 +1,1 @@
+"""A job from start to end: runner (failover, restore), restart strategies, recovery, client."""
