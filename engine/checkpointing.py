@@ -51,7 +51,7 @@ class SubtaskCheckpointer:
     """Checkpoint duties of one subtask (see the module docstring).
 
     :param subtask: the subtask it serves
-    :param task_id: the coordinator's id of the subtask, ``(chain index, subtask index)``
+    :param task_id: the coordinator's id of the subtask, ``(head operator uid, subtask index)``
     :param coordinator: where acknowledgements and declines go
     :param handler: the barrier handler, or None for a source subtask (no input channels)
     :param max_parallelism: recorded in every state file
