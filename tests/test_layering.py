@@ -40,7 +40,7 @@ def layer_of(module: str) -> str | None:
 def _imports(path: Path) -> list[tuple[int, str, int]]:
     """``(line, module, relative level)`` of every import in ``path``."""
     tree = ast.parse(path.read_text(), filename=str(path))
-    found = []
+    found: list[tuple[int, str, int]] = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found.extend((node.lineno, alias.name, 0) for alias in node.names)

@@ -251,6 +251,7 @@ async def test_a_savepoint_newer_than_every_checkpoint_is_the_recovery_point(tmp
     await ack_all(coordinator, coordinator.trigger_checkpoint())
     assert coordinator.latest_recovery_point().checkpoint_id == 1
     savepoint_id = coordinator.trigger_checkpoint(CheckpointKind.SAVEPOINT, str(tmp_path / "sp"))
+    assert isinstance(savepoint_id, int)  # triggered, not declined
     await ack_all(coordinator, savepoint_id)
     point = coordinator.latest_recovery_point()
     assert (point.kind, point.checkpoint_id) == (CheckpointKind.SAVEPOINT, savepoint_id)
@@ -290,7 +291,7 @@ async def test_timeout_aborts_removes_files_and_notifies():
 
 
 async def test_tolerable_failures_exceeded_fails_job_saying_why():
-    failures = []
+    failures: list[BaseException] = []
     config = CheckpointConfig().set_tolerable_checkpoint_failure_number(2)
     coordinator, _, _ = make_coordinator(config, on_job_failure=failures.append)
     for _ in range(3):
@@ -548,6 +549,7 @@ async def test_file_storage_failure_declines_aborts_and_recovers(tmp_path, monke
 
     async def run_checkpoint() -> int:
         cid = coordinator.trigger_checkpoint()
+        assert isinstance(cid, int)  # triggered, not declined
         for uid, index in TASKS:
             result = await write_subtask_snapshot(
                 storage, cid, index, 2, 8, [OperatorSnapshot(uid, operator_state=Op())]
@@ -563,6 +565,7 @@ async def test_file_storage_failure_declines_aborts_and_recovers(tmp_path, monke
     assert not (tmp_path / "job" / f"chk-{cid}").exists()
     failed = coordinator.statistics().latest_failed
     assert failed.failure_reason is R.STORAGE_FAILURE
+    assert failed.failure_message is not None
     assert text in failed.failure_message and "op-map-0.state" in failed.failure_message
     assert coordinator.job_failure is None
     failing["on"] = False
