@@ -20,9 +20,11 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q $(ARGS)
 
+# ruff, then mypy over build/typecheck/ (the installed layout as symlinks: tools/typecheck.py).
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(PY) tools/typecheck.py
 
 # Each known mutant (tests/mutation/run.py) applied in a scratch copy must turn the suite red.
 mutants: $(STAMP)

@@ -112,7 +112,9 @@ class RunningCount(KeyedProcessFunction):
     def open(self, runtime_context: RuntimeContext) -> None:
         self.count = runtime_context.get_state(ValueStateDescriptor("count"))
 
-    def process_element(self, value: tuple[int, int], ctx: KeyedProcessFunction.Context):  # type: ignore[no-untyped-def]
+    def process_element(
+        self, value: tuple[int, int], ctx: KeyedProcessFunction.Context
+    ) -> tuple[tuple[int, int]]:
         acc = self.count.value()
         acc = value if acc is None else add(acc, value)
         self.count.update(acc)

@@ -17,6 +17,7 @@ import os
 import random
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from streamlet.state import HeapKeyedStateBackend, ValueStateDescriptor, key_group_range_for_subtask
@@ -138,8 +139,8 @@ def _access_part(report: dict[str, Any], backend: Any, state: Any, keys: list[in
     rng.shuffle(sweep)
     table = dict.fromkeys(keys, 0)
     for label, pattern in (("hot", hot), ("all", sweep)):
-        state_s = _best(lambda p=pattern: _access_loop(backend, state, p))
-        dict_s = _best(lambda p=pattern: _dict_loop(table, p))
+        state_s = _best(partial(_access_loop, backend, state, pattern))
+        dict_s = _best(partial(_dict_loop, table, pattern))
         report[f"access_{label}_state_ns"] = state_s / len(pattern) * 1e9
         report[f"access_{label}_dict_ns"] = dict_s / len(pattern) * 1e9
         report[f"access_{label}_ratio"] = state_s / dict_s

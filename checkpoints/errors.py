@@ -152,7 +152,7 @@ class CheckpointStorageError(CheckpointError):
             CheckpointFailureReason.STORAGE_FAILURE, checkpoint_id, f"{path}: {detail}"
         )
         self.path = path
-        self.detail = detail
+        self.detail: str = detail
 
 
 class CorruptCheckpointError(CheckpointError):
@@ -167,7 +167,7 @@ class CorruptCheckpointError(CheckpointError):
             CheckpointFailureReason.CORRUPT_CHECKPOINT, checkpoint_id, f"{path}: {detail}"
         )
         self.path = path
-        self.detail = detail
+        self.detail: str = detail
 
 
 class TooManyFailedCheckpointsError(CheckpointError):

@@ -129,7 +129,7 @@ def encode_state_file(
             raise TypeError(
                 f"extra state of operator {operator_uid!r} is not JSON-serializable: {exc}"
             ) from exc
-    keyed_index = [[kg, *add(keyed[kg])] for kg in sorted(keyed or ())]
+    keyed_index = [[kg, *add(blob)] for kg, blob in sorted((keyed or {}).items())]
     header = orjson.dumps(
         {
             "operator_uid": operator_uid,
@@ -156,8 +156,10 @@ def _read_exact(f: IO[bytes], n: int, path: str, what: str) -> bytes:
 
 
 def _section(raw: Any) -> _Section | None:
-    if raw is None:
-        return None
+    return None if raw is None else _present_section(raw)
+
+
+def _present_section(raw: Any) -> _Section:
     off, length, crc = raw
     if not all(isinstance(v, int) and v >= 0 for v in (off, length, crc)):
         raise ValueError(f"bad section {raw!r}")
@@ -195,7 +197,7 @@ def read_state_header_from(f: IO[bytes], path: str) -> StateFileHeader:
             payload_size=int(index["payload_size"]),
             operator=_section(index["operator"]),
             extra=_section(index["extra"]),
-            keyed={int(kg): _section(sec) for kg, *sec in index["keyed"]},
+            keyed={int(kg): _present_section(sec) for kg, *sec in index["keyed"]},
         )
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         raise CorruptCheckpointError(path, f"unreadable header: {exc}") from None

@@ -614,5 +614,5 @@ def create_checkpoint_storage(choice: Any, job_name: str) -> CheckpointStorage:
     if isinstance(choice, CheckpointStorage) or all(
         callable(getattr(choice, name, None)) for name in _CONTRACT
     ):
-        return choice  # type: ignore[no-any-return]
+        return choice
     raise TypeError(f"not a checkpoint storage choice: {choice!r}")

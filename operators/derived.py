@@ -366,7 +366,7 @@ def _field_getter(
                 if is_namedtuple_class(type(record)):
                     return record._make(items)  # type: ignore[attr-defined]
                 return type(record)(items)
-            if is_namedtuple_class(type(record)):
+            if is_namedtuple_class(type(record)) and isinstance(position, str):
                 return record._replace(**{position: value})  # type: ignore[attr-defined]
         if isinstance(record, list):
             items = list(record)

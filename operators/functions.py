@@ -247,7 +247,7 @@ class FunctionAdapter:
                 call = fn
         self.obj = fn
         self.method = method
-        self.call = call
+        self.call: Callable[..., Any] = call
         self.is_async_gen = inspect.isasyncgenfunction(call)
         self.is_async = (
             inspect.iscoroutinefunction(call)

@@ -278,7 +278,7 @@ class HeapKeyedStateBackend:
         )
 
     def _register(
-        self, descriptor: Any, expected: type, factory: _ViewFactory, method: str
+        self, descriptor: Any, expected: type[StateDescriptor], factory: _ViewFactory, method: str
     ) -> KeyedState:
         if not isinstance(descriptor, expected):
             raise TypeError(f"{method}() needs a {expected.__name__}, got {descriptor!r}")

@@ -230,7 +230,7 @@ def namedtuple_info(cls: type) -> tuple[str, tuple[str, ...]]:
                 f"namedtuple {_type_name(cls)} cannot be found by its module and qualified "
                 f"name (is it defined inside a function?), so it could not be restored"
             )
-        info = (f"{cls.__module__}:{cls.__qualname__}", tuple(cls._fields))  # type: ignore[attr-defined]
+        info = (f"{cls.__module__}:{cls.__qualname__}", tuple(cls._fields))
         _NAMEDTUPLE_INFO[cls] = info
     return info
 
@@ -319,7 +319,7 @@ def _namedtuple_from_json(inner: list[Any]) -> Any:
             f"cannot restore namedtuple {ref}: it is not loaded (import the module that "
             f"defines it before restoring)"
         )
-    names = list(cls._fields)
+    names = list(cls._fields)  # type: ignore[attr-defined]  # is_namedtuple_class saw _fields
     if not isinstance(values, dict) or list(values) != names:
         raise _RestoreError(
             f"cannot restore namedtuple {ref}: it has fields {names} but the state holds "

@@ -262,6 +262,7 @@ def encode_table(
         key_mode, key_part = _encode_part(keys, is_plain_list(keys))
         if not _is_default(serializer):
             value_mode = "c"
+            value_part: list[Any]
             if element_wise:
                 value_part = [[_custom_dumps(serializer, x) for x in v] for v in values]
             else:

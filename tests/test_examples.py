@@ -109,7 +109,7 @@ async def test_web_app_against_a_real_server(
 
     app = example.create_app(str(tmp_path / "checkpoints") if durable else None)
     users = ["ada", "bob", "cy", "dee"]
-    events = [{"user": users[i % 4], "amount": i % 7 + 1} for i in range(200)]
+    events: list[dict[str, Any]] = [{"user": users[i % 4], "amount": i % 7 + 1} for i in range(200)]
     expected: Counter[str] = Counter()
     for event in events:
         expected[event["user"]] += event["amount"]

@@ -62,7 +62,7 @@ def _sublayer_allows(importer: str, imported: str) -> bool:
 def _imports(path: Path) -> list[tuple[int, str, int]]:
     """``(line, module, relative level)`` of every import in ``path``."""
     tree = ast.parse(path.read_text(), filename=str(path))
-    found = []
+    found: list[tuple[int, str, int]] = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found.extend((node.lineno, alias.name, 0) for alias in node.names)

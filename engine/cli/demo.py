@@ -50,7 +50,10 @@ def demo_text(lines: int, seed: int = 7) -> list[str]:
 
 
 async def _serve_text(
-    listener: anyio.abc.SocketListener, lines: list[str], rate: float, started: anyio.Event
+    listener: anyio.abc.Listener[anyio.abc.SocketStream],
+    lines: list[str],
+    rate: float,
+    started: anyio.Event,
 ) -> None:
     """Send ``lines`` to the first client at ``rate`` lines/s, then close the connection."""
 
@@ -199,8 +202,8 @@ async def run_demo(
     restored = result.restored_from
     out.write(f", last restored from {restored}\n" if restored else "\n")
     out.write("\ntop words:\n")
-    for word, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:10]:
-        out.write(f"  {word:<12} {n:>8,}\n")
+    for word, total in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:10]:
+        out.write(f"  {word:<12} {total:>8,}\n")
     out.write("\ncheckpoints:\n" + _checkpoint_table(client) + "\n")
     if host is not None:
         return True

@@ -8,13 +8,13 @@ its subtasks in task groups, and the returned handle cancels it through a cancel
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 __all__ = ["start_background"]
 
 
-def start_background(fn: Callable[[], Awaitable[None]], task_group: Any = None) -> None:
+def start_background(fn: Callable[[], Coroutine[Any, Any, None]], task_group: Any = None) -> None:
     """Start ``fn()`` in ``task_group`` if given, else as a task of the running loop.
 
     ``fn`` must never raise: it reports its outcome itself.
@@ -26,7 +26,7 @@ def start_background(fn: Callable[[], Awaitable[None]], task_group: Any = None) 
     if library == "asyncio":
         import asyncio
 
-        task = asyncio.get_running_loop().create_task(fn())  # type: ignore[arg-type]
+        task = asyncio.get_running_loop().create_task(fn())
         _keep_alive.add(task)
         task.add_done_callback(_keep_alive.discard)
     elif library == "trio":

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import replace
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -50,7 +51,7 @@ class SubtaskCheckpointer:
     """Checkpoint duties of one subtask (see the module docstring).
 
     :param subtask: the subtask it serves
-    :param task_id: the coordinator's id of the subtask, ``(chain index, subtask index)``
+    :param task_id: the coordinator's id of the subtask, ``(head operator uid, subtask index)``
     :param coordinator: where acknowledgements and declines go
     :param handler: the barrier handler, or None for a source subtask (no input channels)
     :param max_parallelism: recorded in every state file
@@ -128,7 +129,7 @@ class SubtaskCheckpointer:
         subtask = self.subtask
         started = time.monotonic()
         for chained in subtask.operators:
-            await chained.call(lambda c=chained: c.op.snapshot_state(checkpoint_id))
+            await chained.call(partial(chained.op.snapshot_state, checkpoint_id))
         snapshots: list[OperatorSnapshot] = []
         for chained in subtask.operators:
             ctx = chained.ctx
@@ -226,7 +227,7 @@ class SubtaskCheckpointer:
         # Subsumed checkpoints still writing are aborted by this completion.
         self._cancel_writes(checkpoint_id, inclusive=False)
         for chained in subtask.operators:
-            await chained.call(lambda c=chained: c.op.notify_checkpoint_complete(checkpoint_id))
+            await chained.call(partial(chained.op.notify_checkpoint_complete, checkpoint_id))
         # Subsuming contract: completion of n covers every pending id <= n.
         done = [cid for cid in self._positions if cid <= checkpoint_id]
         positions = self._positions.get(checkpoint_id)
@@ -235,7 +236,7 @@ class SubtaskCheckpointer:
         if positions is not None:
             for reader, position in zip(subtask.readers, positions, strict=False):
                 await subtask.root.call(
-                    lambda r=reader, p=position: r.notify_checkpoint_complete(checkpoint_id, p)
+                    partial(reader.notify_checkpoint_complete, checkpoint_id, position)
                 )
         if self.final_checkpoint_id is not None and checkpoint_id >= self.final_checkpoint_id:
             self.final_checkpoint_done = True
@@ -246,7 +247,7 @@ class SubtaskCheckpointer:
         if scope is not None:
             scope.cancel()
         for chained in self.subtask.operators:
-            await chained.call(lambda c=chained: c.op.notify_checkpoint_aborted(checkpoint_id))
+            await chained.call(partial(chained.op.notify_checkpoint_aborted, checkpoint_id))
 
 
 def _serialize_ahead(snapshots: list[OperatorSnapshot], budget_s: float) -> None:
@@ -263,10 +264,10 @@ def _serialize_ahead(snapshots: list[OperatorSnapshot], budget_s: float) -> None
         if keyed is None:
             continue
         try:
-            for key_group in keyed.key_groups():  # type: ignore[attr-defined]
+            for key_group in keyed.key_groups():
                 if time.monotonic() >= deadline:
                     return
-                keyed.serialize_key_group(key_group)  # type: ignore[attr-defined]
+                keyed.serialize_key_group(key_group)
         except Exception:
             return
 
@@ -280,18 +281,14 @@ class MailboxGateway:
     def trigger_checkpoint(self, task: TaskId, barrier: CheckpointBarrier) -> None:
         subtask = self.subtasks.get(task)
         if subtask is not None and subtask.checkpointer is not None:
-            subtask.post(lambda: subtask.checkpointer.on_trigger(barrier))  # type: ignore[union-attr]
+            subtask.post(partial(subtask.checkpointer.on_trigger, barrier))
 
     def notify_checkpoint_complete(self, checkpoint_id: int) -> None:
         for subtask in self.subtasks.values():
             if subtask.checkpointer is not None:
-                subtask.post(
-                    lambda s=subtask: s.checkpointer.notify_complete(checkpoint_id)  # type: ignore[union-attr]
-                )
+                subtask.post(partial(subtask.checkpointer.notify_complete, checkpoint_id))
 
     def notify_checkpoint_aborted(self, checkpoint_id: int) -> None:
         for subtask in self.subtasks.values():
             if subtask.checkpointer is not None:
-                subtask.post(
-                    lambda s=subtask: s.checkpointer.notify_aborted(checkpoint_id)  # type: ignore[union-attr]
-                )
+                subtask.post(partial(subtask.checkpointer.notify_aborted, checkpoint_id))

@@ -17,6 +17,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -244,7 +245,7 @@ class Subtask:
     async def run(self) -> None:
         try:
             for chained in reversed(self.operators):
-                await chained.call(lambda c=chained: c.op.open(c.ctx))
+                await chained.call(partial(chained.op.open, chained.ctx))
             if self.checkpointer is None:
                 await self._run_loop()
             else:
@@ -389,7 +390,7 @@ class Subtask:
         notifier = self.notifier
         source = source_op.source
         self.readers = [
-            await self.root.call(lambda s=split, p=position: _create(source, s, p))
+            await self.root.call(partial(_create, source, split, position))
             for split, position in source_op.splits
         ]
         channels = [
@@ -503,7 +504,7 @@ async def _create(source: Any, split: Any, position: Any) -> SourceReader[Any]:
     return source.create_reader(split, position)
 
 
-def first_error(group: BaseExceptionGroup) -> Exception | None:  # type: ignore[type-arg]
+def first_error(group: BaseExceptionGroup[BaseException]) -> Exception | None:
     """Return the most telling error inside ``group``: a JobExecutionError if any.
 
     A task group reports its children's failures as a group; a job reports one failure,

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 from streamlet.operators import derived
 from streamlet.operators.base import Operator, OperatorContext
@@ -237,7 +237,7 @@ class OperatorTestHarness:
         if self._opened:
             await self.operator.close()
 
-    async def __aenter__(self) -> OperatorTestHarness:
+    async def __aenter__(self) -> Self:
         await self.open()
         return self
 

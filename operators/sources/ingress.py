@@ -73,7 +73,7 @@ def _join(chunks: list[_Chunk]) -> _Chunk:
     texts = [chunk[2] for chunk in chunks]
     text = b"".join(texts) if None not in texts else None  # type: ignore[arg-type]
     encs = [chunk[3] for chunk in chunks]
-    encoded = b",".join(e for e in encs if e) if None not in encs else None  # type: ignore[misc]
+    encoded = b",".join(e for e in encs if e) if None not in encs else None
     return records, chars, text, encoded
 
 

@@ -70,7 +70,7 @@ import re
 import reprlib
 import struct
 import zlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -638,7 +638,7 @@ class WriteAheadLog:
                     out.extend(records[lo:hi])
         return out
 
-    async def iter_from(self, seq: int, *, batch_size: int = 1024) -> AsyncIterator[Any]:
+    async def iter_from(self, seq: int, *, batch_size: int = 1024) -> AsyncGenerator[Any]:
         """Yield the records from sequence ``seq`` up to the end of the log, in order.
 
         Follows appends made while iterating. Close it: ``async with aclosing(...)``.

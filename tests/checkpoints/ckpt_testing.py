@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from streamlet.checkpoints import (
     CheckpointBarrier,
@@ -105,10 +106,11 @@ def make_coordinator(
     *,
     tasks: Iterable[TaskId] = TASKS,
     sources: Iterable[TaskId] = (SOURCE,),
-    clock: ManualClock | None = None,
+    clock: Callable[[], float] | None = None,
     gateway: FakeGateway | None = None,
     **kwargs,
-) -> tuple[CheckpointCoordinator, FakeGateway, ManualClock]:
+) -> tuple[CheckpointCoordinator, FakeGateway, Any]:
+    # The clock comes back as given: a ManualClock unless the test passed time.monotonic.
     clock = clock or ManualClock()
     gateway = gateway or FakeGateway()
     coordinator = CheckpointCoordinator(
@@ -123,6 +125,13 @@ def make_coordinator(
         **kwargs,
     )
     return coordinator, gateway, clock
+
+
+def triggered(coordinator: CheckpointCoordinator, *args: Any, **kwargs: Any) -> int:
+    """``trigger_checkpoint`` where the test needs it to succeed: the new checkpoint's id."""
+    checkpoint_id = coordinator.trigger_checkpoint(*args, **kwargs)
+    assert isinstance(checkpoint_id, int), f"the trigger was declined: {checkpoint_id}"
+    return checkpoint_id
 
 
 async def ack_all(coordinator: CheckpointCoordinator, checkpoint_id: int, tasks=TASKS) -> None:

@@ -408,7 +408,7 @@ async def test_create_storage_accepts_an_object_with_the_storage_methods():
             return getattr(inner, name)
 
     duck = Delegating()
-    assert create_checkpoint_storage(duck, "j") is duck
+    assert create_checkpoint_storage(duck, "j") is duck  # type: ignore[comparison-overlap]  # duck
 
     class Partial:
         def write_state_file(self): ...

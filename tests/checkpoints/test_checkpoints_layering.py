@@ -14,7 +14,7 @@ LOWER = {"checkpoints", "state"}  # streamlet.<these>: what checkpoints may impo
 
 def imports_of(path: Path) -> list[tuple[int, str]]:
     """(relative level, module) for every import in ``path``."""
-    found = []
+    found: list[tuple[int, str]] = []
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
             found.extend((0, alias.name) for alias in node.names)

@@ -28,6 +28,7 @@ from tests.checkpoints.ckpt_testing import (
     FakeGateway,
     ack_all,
     make_coordinator,
+    triggered,
     write_task_state,
 )
 
@@ -42,7 +43,7 @@ async def test_trigger_sends_barrier_to_every_source():
     sources = [("src", 0), ("src", 1)]
     tasks = [*sources, ("sink", 0)]
     coordinator, gateway, _ = make_coordinator(tasks=tasks, sources=sources)
-    cid = coordinator.trigger_checkpoint()
+    cid = triggered(coordinator)
     assert cid == 1
     assert [task for task, _ in gateway.triggered] == sources
     barrier = gateway.triggered[0][1]
@@ -86,7 +87,7 @@ async def test_savepoint_bypasses_limits_and_blocks_periodic_checkpoints(tmp_pat
     config = CheckpointConfig().set_min_pause_between_checkpoints(1000)
     coordinator, gateway, _ = make_coordinator(config)
     assert coordinator.trigger_checkpoint() == 1
-    sp = coordinator.trigger_checkpoint(CheckpointKind.SAVEPOINT, str(tmp_path))
+    sp = triggered(coordinator, CheckpointKind.SAVEPOINT, str(tmp_path))
     assert sp == 2
     assert gateway.triggered[-1][1].kind is CheckpointKind.SAVEPOINT
     await ack_all(coordinator, 1)
@@ -120,7 +121,7 @@ async def test_gateway_failure_aborts_the_trigger():
 async def test_full_ack_completes_and_writes_metadata_last(caplog):
     storage = MemoryCheckpointStorage("job")
     coordinator, gateway, _ = make_coordinator(storage=storage)
-    cid = coordinator.trigger_checkpoint()
+    cid = triggered(coordinator)
     for task in TASKS[:-1]:
         handles = await write_task_state(storage, cid, task)
         assert await coordinator.receive_acknowledge(task, cid, handles) is AckResult.SUCCESS
@@ -149,7 +150,7 @@ async def test_full_ack_completes_and_writes_metadata_last(caplog):
 
 async def test_duplicate_unknown_and_late_acks():
     coordinator, _, _ = make_coordinator()
-    cid = coordinator.trigger_checkpoint()
+    cid = triggered(coordinator)
     handles = await write_task_state(coordinator.storage, cid, SOURCE)
     assert await coordinator.receive_acknowledge(SOURCE, cid, handles) is AckResult.SUCCESS
     assert await coordinator.receive_acknowledge(SOURCE, cid, handles) is AckResult.DUPLICATE
@@ -164,7 +165,7 @@ async def test_retention_deletes_older_checkpoints():
     config = CheckpointConfig().set_max_retained_checkpoints(2)
     coordinator, _, _ = make_coordinator(config, storage)
     for _ in range(3):
-        cid = coordinator.trigger_checkpoint()
+        cid = triggered(coordinator)
         await ack_all(coordinator, cid)
     assert await storage.list_completed() == [2, 3]
     assert ("discard", 1, "") in storage.operations
@@ -174,9 +175,9 @@ async def test_retention_deletes_older_checkpoints():
 async def test_retained_checkpoint_survives_retention_until_released():
     storage = MemoryCheckpointStorage("job")
     coordinator, _, _ = make_coordinator(storage=storage)
-    await ack_all(coordinator, coordinator.trigger_checkpoint())
+    await ack_all(coordinator, triggered(coordinator))
     coordinator.retain_checkpoint(1)
-    await ack_all(coordinator, coordinator.trigger_checkpoint())
+    await ack_all(coordinator, triggered(coordinator))
     assert await storage.list_completed() == [1, 2]
     await coordinator.release_checkpoint(1)
     assert await storage.list_completed() == [2]
@@ -236,9 +237,9 @@ async def test_retention_delete_survives_the_cancellation_of_the_acking_task():
 
     storage = MemoryCheckpointStorage("job", write_hook=hook)
     coordinator, _, _ = make_coordinator(storage=storage)
-    await ack_all(coordinator, coordinator.trigger_checkpoint())
+    await ack_all(coordinator, triggered(coordinator))
     async with anyio.create_task_group() as tg:
-        tg.start_soon(ack_all, coordinator, coordinator.trigger_checkpoint())
+        tg.start_soon(ack_all, coordinator, triggered(coordinator))
         await deleting.wait()
         tg.cancel_scope.cancel()
         release.set()
@@ -248,14 +249,14 @@ async def test_retention_delete_survives_the_cancellation_of_the_acking_task():
 async def test_a_savepoint_newer_than_every_checkpoint_is_the_recovery_point(tmp_path):
     storage = FileCheckpointStorage(tmp_path / "ckpt", "job")
     coordinator, _, _ = make_coordinator(storage=storage)
-    await ack_all(coordinator, coordinator.trigger_checkpoint())
+    await ack_all(coordinator, triggered(coordinator))
     assert coordinator.latest_recovery_point().checkpoint_id == 1
-    savepoint_id = coordinator.trigger_checkpoint(CheckpointKind.SAVEPOINT, str(tmp_path / "sp"))
+    savepoint_id = triggered(coordinator, CheckpointKind.SAVEPOINT, str(tmp_path / "sp"))
     await ack_all(coordinator, savepoint_id)
     point = coordinator.latest_recovery_point()
     assert (point.kind, point.checkpoint_id) == (CheckpointKind.SAVEPOINT, savepoint_id)
     assert coordinator.latest_completed().checkpoint_id == 1  # the store keeps checkpoints
-    await ack_all(coordinator, coordinator.trigger_checkpoint())
+    await ack_all(coordinator, triggered(coordinator))
     assert coordinator.latest_recovery_point().checkpoint_id == savepoint_id + 1
 
 
@@ -268,7 +269,7 @@ async def test_timeout_aborts_removes_files_and_notifies():
         CheckpointConfig().set_checkpoint_timeout(1000).set_tolerable_checkpoint_failure_number(1)
     )
     coordinator, gateway, clock = make_coordinator(config, storage)
-    cid = coordinator.trigger_checkpoint()
+    cid = triggered(coordinator)
     handles = await write_task_state(storage, cid, SOURCE)
     await coordinator.receive_acknowledge(SOURCE, cid, handles)
     clock.advance(0.999)
@@ -290,11 +291,11 @@ async def test_timeout_aborts_removes_files_and_notifies():
 
 
 async def test_tolerable_failures_exceeded_fails_job_saying_why():
-    failures = []
+    failures: list[BaseException] = []
     config = CheckpointConfig().set_tolerable_checkpoint_failure_number(2)
     coordinator, _, _ = make_coordinator(config, on_job_failure=failures.append)
     for _ in range(3):
-        cid = coordinator.trigger_checkpoint()
+        cid = triggered(coordinator)
         assert isinstance(cid, int)
         result = await coordinator.receive_decline(
             ("map", 1), cid, R.CHECKPOINT_ASYNC_EXCEPTION, "boom in operator 'x'"
@@ -319,10 +320,10 @@ async def test_tolerable_failures_exceeded_fails_job_saying_why():
 async def test_completion_resets_consecutive_failures():
     config = CheckpointConfig().set_tolerable_checkpoint_failure_number(1)
     coordinator, _, _ = make_coordinator(config)
-    cid = coordinator.trigger_checkpoint()
+    cid = triggered(coordinator)
     await coordinator.receive_decline(SOURCE, cid, R.CHECKPOINT_DECLINED)
-    await ack_all(coordinator, coordinator.trigger_checkpoint())
-    cid = coordinator.trigger_checkpoint()
+    await ack_all(coordinator, triggered(coordinator))
+    cid = triggered(coordinator)
     await coordinator.receive_decline(SOURCE, cid, R.CHECKPOINT_DECLINED)
     assert coordinator.job_failure is None
 
@@ -330,7 +331,7 @@ async def test_completion_resets_consecutive_failures():
 async def test_subsumed_and_cancelled_declines_are_not_counted():
     coordinator, _, _ = make_coordinator()  # tolerable = 0
     for reason in (R.CHECKPOINT_DECLINED_SUBSUMED, R.CHECKPOINT_DECLINED_ON_CANCELLATION_BARRIER):
-        cid = coordinator.trigger_checkpoint()
+        cid = triggered(coordinator)
         await coordinator.receive_decline(("map", 0), cid, reason)
     assert coordinator.job_failure is None
     assert coordinator.statistics().failed == 2
@@ -342,7 +343,7 @@ async def test_decline_paths():
         CheckpointConfig().set_tolerable_checkpoint_failure_number(5), storage
     )
     assert await coordinator.receive_decline(SOURCE, 1, R.CHECKPOINT_DECLINED) is AckResult.UNKNOWN
-    cid = coordinator.trigger_checkpoint()
+    cid = triggered(coordinator)
     assert await coordinator.receive_decline(("x", 9), cid, R.CHECKPOINT_DECLINED) is (
         AckResult.UNKNOWN
     )
@@ -373,7 +374,7 @@ async def test_metadata_failure_aborts_and_recovers_when_storage_recovers():
     storage = MemoryCheckpointStorage("job", write_hook=hook)
     config = CheckpointConfig().set_tolerable_checkpoint_failure_number(1)
     coordinator, gateway, _ = make_coordinator(config, storage)
-    cid = coordinator.trigger_checkpoint()
+    cid = triggered(coordinator)
     await ack_all(coordinator, cid)
     assert await storage.list_completed() == []
     with pytest.raises(KeyError):
@@ -383,7 +384,7 @@ async def test_metadata_failure_aborts_and_recovers_when_storage_recovers():
         await coordinator.wait_for_completion(cid)
     assert coordinator.job_failure is None
     broken["on"] = False
-    cid = coordinator.trigger_checkpoint()
+    cid = triggered(coordinator)
     await ack_all(coordinator, cid)
     assert await storage.list_completed() == [cid]
     assert coordinator._tolerance.consecutive == 0
@@ -391,7 +392,7 @@ async def test_metadata_failure_aborts_and_recovers_when_storage_recovers():
 
 async def test_storage_failure_during_snapshot_is_declined_and_counted():
     coordinator, _, _ = make_coordinator()
-    cid = coordinator.trigger_checkpoint()
+    cid = triggered(coordinator)
     await coordinator.receive_decline(("map", 0), cid, R.STORAGE_FAILURE, "ENOSPC")
     assert isinstance(coordinator.job_failure, TooManyFailedCheckpointsError)
     assert coordinator.job_failure.reason is R.STORAGE_FAILURE
@@ -420,7 +421,7 @@ async def test_wait_for_unknown_checkpoint():
 
 async def test_ack_stats_are_recorded():
     coordinator, _, _ = make_coordinator()
-    cid = coordinator.trigger_checkpoint()
+    cid = triggered(coordinator)
     stats = SubtaskCheckpointStats("source", 0, sync_duration_ms=1.5, alignment_duration_ms=2.0)
     handles = await write_task_state(coordinator.storage, cid, SOURCE)
     await coordinator.receive_acknowledge(SOURCE, cid, handles, stats)
@@ -458,10 +459,10 @@ async def test_savepoint_waits_and_is_not_retained(tmp_path):
 
 async def test_ids_keep_increasing_across_coordinators_on_one_directory(tmp_path):
     first, _, _ = make_coordinator(storage=FileCheckpointStorage(tmp_path, "job"))
-    await ack_all(first, first.trigger_checkpoint())
-    aborted = first.trigger_checkpoint()
+    await ack_all(first, triggered(first))
+    aborted = triggered(first)
     await first.receive_decline(SOURCE, aborted, R.CHECKPOINT_DECLINED_SUBSUMED)
-    await ack_all(first, first.trigger_checkpoint())
+    await ack_all(first, triggered(first))
     assert await first.storage.list_completed() == [3]
     second, _, _ = make_coordinator(storage=FileCheckpointStorage(tmp_path, "job"))
     assert second.trigger_checkpoint() == 4
@@ -470,7 +471,7 @@ async def test_ids_keep_increasing_across_coordinators_on_one_directory(tmp_path
 async def test_restored_checkpoint_joins_store_and_ids_continue(tmp_path):
     storage = FileCheckpointStorage(tmp_path, "job")
     first, _, _ = make_coordinator(storage=storage)
-    await ack_all(first, first.trigger_checkpoint())
+    await ack_all(first, triggered(first))
     restored = first.latest_completed()
     fresh = FileCheckpointStorage(tmp_path / "elsewhere", "job")
     foreign, _, _ = make_coordinator(storage=fresh, restored=restored)
@@ -547,7 +548,7 @@ async def test_file_storage_failure_declines_aborts_and_recovers(tmp_path, monke
     coordinator, gateway, _ = make_coordinator(config, storage)
 
     async def run_checkpoint() -> int:
-        cid = coordinator.trigger_checkpoint()
+        cid = triggered(coordinator)
         for uid, index in TASKS:
             result = await write_subtask_snapshot(
                 storage, cid, index, 2, 8, [OperatorSnapshot(uid, operator_state=Op())]
@@ -555,6 +556,7 @@ async def test_file_storage_failure_declines_aborts_and_recovers(tmp_path, monke
             if result.ok:
                 await coordinator.receive_acknowledge((uid, index), cid, result.handles)
             else:
+                assert result.failure is not None  # a failed write says why
                 await coordinator.receive_decline((uid, index), cid, result.failure, result.detail)
         return cid
 
@@ -563,6 +565,7 @@ async def test_file_storage_failure_declines_aborts_and_recovers(tmp_path, monke
     assert not (tmp_path / "job" / f"chk-{cid}").exists()
     failed = coordinator.statistics().latest_failed
     assert failed.failure_reason is R.STORAGE_FAILURE
+    assert failed.failure_message is not None
     assert text in failed.failure_message and "op-map-0.state" in failed.failure_message
     assert coordinator.job_failure is None
     failing["on"] = False

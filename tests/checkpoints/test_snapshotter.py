@@ -83,6 +83,7 @@ async def test_storage_error_declines_with_storage_failure():
     storage = MemoryCheckpointStorage("job", write_hook=hook)
     result = await write_subtask_snapshot(storage, 1, 0, 1, 4, operators())
     assert result.failure is CheckpointFailureReason.STORAGE_FAILURE
+    assert result.detail is not None
     assert "operator 'source' subtask 0" in result.detail
     assert "No space left on device (ENOSPC)" in result.detail
     assert storage.directory(1) == {}

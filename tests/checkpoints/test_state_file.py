@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import io
 import struct
+from typing import Any
 
 import pytest
 
@@ -17,14 +18,14 @@ class CountingReader(io.BytesIO):
         super().__init__(data)
         self.bytes_read = 0
 
-    def read(self, n: int | None = -1) -> bytes:  # type: ignore[override]
+    def read(self, n: int | None = -1) -> bytes:
         data = super().read(n)
         self.bytes_read += len(data)
         return data
 
 
 def sample(**overrides) -> bytes:
-    args = dict(
+    args: dict[str, Any] = dict(
         keyed={kg: bytes([kg]) * (100 + kg) for kg in range(16)},
         operator=b"operator-state",
         extra={"offset": 42, "file": "a.txt"},
@@ -110,6 +111,7 @@ def test_flipped_section_byte(section):
     data = bytearray(sample())
     header = read_state_header_from(io.BytesIO(bytes(data)), "f")
     sec = header.operator if "operator" in section else header.extra
+    assert sec is not None  # sample() writes both sections
     data[header.payload_offset + sec[0]] ^= 0x01
     with pytest.raises(CorruptCheckpointError, match=f"checksum mismatch in {section}$"):
         decode_state_file(bytes(data))

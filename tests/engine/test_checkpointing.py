@@ -44,7 +44,7 @@ class _Harness:
         subtask = SimpleNamespace(gate=self.gate, writers=[self.writer])
         self.checkpointer = SubtaskCheckpointer(
             subtask,  # type: ignore[arg-type]
-            (1, 0),
+            ("op", 0),
             None,  # type: ignore[arg-type]
             create_barrier_handler(mode, n, clock=lambda: 0.0),
             128,
@@ -57,7 +57,9 @@ class _Harness:
         async def snapshot(barrier: CheckpointBarrier, alignment_ms: float) -> None:
             self.snapshots.append((barrier.checkpoint_id, list(self.delivered)))
 
-        async def decline(checkpoint_id: int, reason: CheckpointFailureReason, _: str) -> None:
+        async def decline(
+            checkpoint_id: int, reason: CheckpointFailureReason, detail: str | None
+        ) -> None:
             self.declined.append((checkpoint_id, reason))
 
         self.checkpointer.snapshot = snapshot  # type: ignore[method-assign]

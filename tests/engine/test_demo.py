@@ -44,7 +44,7 @@ async def test_demo_reads_a_server_of_the_users(tmp_path: Path) -> None:
     assert ok
     text = out.getvalue()
     assert f"127.0.0.1:{port}" in text
-    counts = {}
+    counts: dict[str, int] = {}
     for line in read_committed(tmp_path / "demo" / "out"):
         word, _, n = line.rpartition(",")
         counts[word] = max(counts.get(word, 0), int(n))

@@ -8,7 +8,7 @@ from streamlet import JobGraphError, StreamExecutionEnvironment
 from tests.helpers import env_with
 
 
-def _chains(env: StreamExecutionEnvironment) -> list[dict]:  # type: ignore[type-arg]
+def _chains(env: StreamExecutionEnvironment) -> list[dict]:
     return json.loads(env.get_execution_plan())["chains"]
 
 

@@ -108,7 +108,7 @@ def test_failure_rate_forgets_failures_outside_the_interval() -> None:
         ),
     ],
 )
-def test_invalid_options_are_refused_naming_the_value(factory, message) -> None:  # type: ignore[no-untyped-def]
+def test_invalid_options_are_refused_naming_the_value(factory, message) -> None:
     with pytest.raises(ValueError, match=message):
         factory()
 

@@ -52,7 +52,7 @@ class CountPerKey(KeyedProcessFunction):
     def open(self, runtime_context: RuntimeContext) -> None:
         self.count = runtime_context.get_state(ValueStateDescriptor("count"))
 
-    def process_element(self, value: Any, ctx: KeyedProcessFunction.Context):  # type: ignore[no-untyped-def]
+    def process_element(self, value: Any, ctx: KeyedProcessFunction.Context):
         n = (self.count.value() or 0) + 1
         self.count.update(n)
         yield (ctx.get_current_key(), n)

@@ -24,7 +24,7 @@ SPLITS = 3
 KEYS_PER_SPLIT = 4
 
 
-def to_key_seq(per_split: int):  # type: ignore[no-untyped-def]
+def to_key_seq(per_split: int):
     def fn(i: int) -> tuple[str, int]:
         split, offset = divmod(i, per_split)
         return (f"s{split}k{offset % KEYS_PER_SPLIT}", offset // KEYS_PER_SPLIT)
@@ -41,7 +41,7 @@ class SequenceCheck(KeyedProcessFunction):
     def open(self, runtime_context: RuntimeContext) -> None:
         self.last = runtime_context.get_state(ValueStateDescriptor("last"))
 
-    def process_element(self, value: tuple[str, int], ctx: Any):  # type: ignore[no-untyped-def]
+    def process_element(self, value: tuple[str, int], ctx: Any):
         key, seq = value
         last = self.last.value()
         expected = 0 if last is None else last + 1

@@ -109,8 +109,8 @@ def test_process_killed_at_random_moments_resumes_exactly_once(tmp_path: Path) -
         assert process.returncode == 0, log.read_text()[-2000:]
         break
     else:
-        process = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, timeout=120)
-        assert process.returncode == 0, process.stderr.decode()[-2000:]
+        done = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, timeout=120)
+        assert done.returncode == 0, done.stderr.decode()[-2000:]
     assert kills >= 1
     lines = read_committed(tmp_path / "out")
     assert not [line for line in lines if line.startswith("ALERT")]

@@ -12,6 +12,7 @@ import subprocess
 import sys
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -24,7 +25,7 @@ from streamlet.testing import FaultInjector, inject_faults
 
 pytestmark = pytest.mark.anyio
 
-RECORDS = [{"user": f"u{i % 9}", "amount": i % 5 + 1} for i in range(2000)]
+RECORDS: list[dict[str, Any]] = [{"user": f"u{i % 9}", "amount": i % 5 + 1} for i in range(2000)]
 
 
 async def test_pushed_records_are_counted_exactly_once_across_failures(
@@ -72,7 +73,7 @@ async def test_pushed_records_are_counted_exactly_once_across_failures(
     assert finals == totals
     # Running sums strictly increase per user: no record was applied twice.
     assert all(len(set(values)) == len(values) for values in seen.values())
-    per_user = defaultdict(int)
+    per_user: dict[str, int] = defaultdict(int)
     for record in RECORDS:
         per_user[record["user"]] += 1
     assert {u: len(v) for u, v in seen.items()} == per_user

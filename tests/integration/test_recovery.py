@@ -87,7 +87,7 @@ class CountPerKey(KeyedProcessFunction):
         self.count = runtime_context.get_state(ValueStateDescriptor("count"))
         self.index = runtime_context.get_index_of_this_subtask()
 
-    def process_element(self, value: int, ctx: KeyedProcessFunction.Context):  # type: ignore[no-untyped-def]
+    def process_element(self, value: int, ctx: KeyedProcessFunction.Context):
         n = (self.count.value() or 0) + 1
         self.count.update(n)
         yield (ctx.get_current_key(), self.index, n)

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.anyio
 LINES = [f"line{i} w{i % 13} w{i % 7}" for i in range(3000)]
 
 
-async def _serve(listener: anyio.abc.SocketListener, lines: list[str]) -> None:
+async def _serve(listener: anyio.abc.Listener[anyio.abc.SocketStream], lines: list[str]) -> None:
     async def handle(stream: anyio.abc.SocketStream) -> None:
         async with stream:
             for start in range(0, len(lines), 50):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -151,7 +151,7 @@ async def test_crash_between_commit_and_next_checkpoint_commits_nothing_twice(
 
 async def test_commit_is_idempotent(tmp_path: Path) -> None:
     writer = await open_writer(FileSink(tmp_path), make_ctx())
-    sink = writer.sink
+    sink = cast(FileSink, writer.sink)  # its methods are coroutines
     txn = sink.begin_transaction()
     await sink.write(txn, ["once"])
     await sink.pre_commit(txn)
@@ -167,7 +167,7 @@ async def test_commit_with_both_files_missing_raises_but_a_restore_tolerates_it(
     tmp_path: Path,
 ) -> None:
     writer = await open_writer(FileSink(tmp_path), make_ctx())
-    sink = writer.sink
+    sink = cast(FileSink, writer.sink)  # its methods are coroutines
     txn = sink.begin_transaction()
     await sink.write(txn, ["gone"])
     await sink.pre_commit(txn)
@@ -180,7 +180,7 @@ async def test_commit_with_both_files_missing_raises_but_a_restore_tolerates_it(
 
 async def test_commit_never_overwrites_a_file(tmp_path: Path) -> None:
     writer = await open_writer(FileSink(tmp_path), make_ctx())
-    sink = writer.sink
+    sink = cast(FileSink, writer.sink)  # its methods are coroutines
     txn = sink.begin_transaction()
     await sink.write(txn, ["new"])
     await sink.pre_commit(txn)
@@ -215,7 +215,7 @@ async def test_restore_removes_hidden_files_written_after_the_restored_checkpoin
     await writer.process_batch(["b"])
     await checkpoint(writer, 2)  # never completes
     await writer.process_batch(["c"])
-    await writer.sink.pre_commit(writer._current.handle)  # type: ignore[union-attr]
+    await writer.sink.pre_commit(writer._current.handle)  # type: ignore[misc]
     writer._current = None  # a hard crash: close() never ran
     other = tmp_path / ".part-0-ffffffff-000009.txt.inprogress"  # another writer's file
     other.write_text("busy\n")
@@ -240,7 +240,7 @@ def _blob(entries: list[Any]) -> bytes:
     return backend.snapshot_sync().serialize()
 
 
-def _forgeries(outside: Path, txn: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+def _forgeries(outside: Path, txn: dict[str, Any]) -> list[tuple[str, Any]]:
     """Transactions a crafted checkpoint could hold, each with what gives it away."""
     victim = str(outside / "victim.txt")
     return [

@@ -18,7 +18,7 @@ async def test_flat_map_emits_every_returned_record(parallelism: int) -> None:
 
 
 class Words(FlatMapFunction):
-    def flat_map(self, value: str):  # type: ignore[no-untyped-def]
+    def flat_map(self, value: str):
         yield from value.upper().split()
 
 

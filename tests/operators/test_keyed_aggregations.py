@@ -22,8 +22,8 @@ def _pairs(n: int, keys: int, seed: int = 7) -> list[tuple[str, int]]:
     return [(f"k{rng.randrange(keys)}", rng.randrange(-50, 100)) for _ in range(n)]
 
 
-def _final(out: list[tuple[str, int]]) -> dict[str, list[int]]:
-    per_key: dict[str, list[int]] = defaultdict(list)
+def _final(out: list[tuple[Any, int]]) -> dict[Any, list[int]]:
+    per_key: dict[Any, list[int]] = defaultdict(list)
     for key, value in out:
         per_key[key].append(value)
     return per_key
@@ -54,7 +54,7 @@ async def test_keyed_reduce_running_count(parallelism: int) -> None:
         .reduce(lambda a, b: (a[0], a[1] + b[1]))
     )
     out = await run_and_collect(env, stream)
-    final = {key: max(vals) for key, vals in _final(out).items()}  # type: ignore[arg-type]
+    final = {key: max(vals) for key, vals in _final(out).items()}
     assert final == {k: 100 for k in range(100)}
     assert len(out) == 10000
 

@@ -46,7 +46,7 @@ class EveryState(KeyedProcessFunction):
             AggregatingStateDescriptor("avg", Average())
         )
 
-    def process_element(self, value: tuple[str, int], ctx: KeyedProcessFunction.Context):  # type: ignore[no-untyped-def]
+    def process_element(self, value: tuple[str, int], ctx: KeyedProcessFunction.Context):
         key, n = value
         assert ctx.get_current_key() == key
         self.count.update(self.count.value() + 1)

@@ -56,7 +56,7 @@ def test_map_rejects_a_non_callable() -> None:
         TypeError,
         match=r"^map\(\) needs a callable or an object with a map\(\) method, got 5 of type int$",
     ):
-        env.from_collection([1]).map(5)  # type: ignore[arg-type]
+        env.from_collection([1]).map(5)
 
 
 def test_map_rejects_a_function_class_instead_of_an_instance() -> None:

@@ -276,7 +276,7 @@ async def test_wal_replay_after_restore(tmp_path: Path) -> None:
         await source.push_many([f"r{i}" for i in range(5)])
         first = await _open_reader(source)
         try:
-            got = []
+            got: list[Any] = []
             with anyio.fail_after(5):
                 while len(got) < 3:
                     got += await first.read_batch(3 - len(got)) or []

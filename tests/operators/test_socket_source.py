@@ -44,6 +44,7 @@ class _Server:
 async def _listen(port: int = 0) -> anyio.abc.SocketListener:
     multi = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=port)
     [listener] = multi.listeners
+    assert isinstance(listener, anyio.abc.SocketListener)  # a TCP listener, typed generically
     return listener
 
 
@@ -100,7 +101,8 @@ async def _lines_from(writes: list[bytes], **options: Any) -> list[str]:
         source = SocketTextStreamSource("127.0.0.1", server.port, **options)
         tg.start_soon(_serve_once, server, *writes)
         async with source.session(_ctx()), _reader(source) as reader:
-            return await _drain(reader)
+            lines = await _drain(reader)
+    return lines
 
 
 # --- Line splitting over a real connection ---

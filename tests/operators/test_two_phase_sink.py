@@ -267,7 +267,7 @@ async def test_rescaling_two_to_three_handles_every_transaction_exactly_once() -
     commits = Counter(ledger.names("commit"))
     assert set(commits) == pending and set(commits.values()) == {1}
     assert sorted(ledger.visible()) == ["0-1", "0-2", "1-1", "1-2"]
-    assert ledger.prepared == {} and ledger.open.keys() == {w._current.handle for w in new}  # type: ignore[union-attr]
+    assert ledger.prepared == {} and ledger.open.keys() == {w._current.handle for w in new}
     handled = [w.statistics().recovered_committed + w.statistics().recovered_aborted for w in new]
     assert sum(handled) == 6 and all(handled)  # 4 pending + 2 in progress, split evenly
     for writer in new:
@@ -352,7 +352,7 @@ async def test_each_writer_drives_its_own_copy_of_the_sink() -> None:
     sink = LedgerSink(ledger)
     a, b = sink.create_writer(), sink.create_writer()
     assert a.sink is not sink and a.sink is not b.sink
-    assert a.sink.ledger is ledger  # shared on purpose (__deepcopy__)
+    assert a.sink.ledger is ledger  # type: ignore[attr-defined]  # shared on purpose (__deepcopy__)
 
 
 async def test_malformed_restored_entry_is_reported() -> None:
@@ -467,4 +467,4 @@ def test_uncopyable_sink_is_refused_when_a_writer_is_created() -> None:
 
 def test_commit_on_end_of_input_must_be_a_bool_or_none() -> None:
     with pytest.raises(TypeError, match=r"^commit_on_end_of_input must be None or a bool, got 1$"):
-        LedgerSink(Ledger(), commit_on_end_of_input=1)  # type: ignore[arg-type]
+        LedgerSink(Ledger(), commit_on_end_of_input=1)

@@ -243,7 +243,7 @@ async def test_concurrent_syncs_share_one_flush(tmp_path: Path) -> None:
         flushes = 0
         flush = wal._flush
 
-        def counting_flush(queue: list) -> None:  # type: ignore[type-arg]
+        def counting_flush(queue: list) -> None:
             nonlocal flushes
             flushes += 1
             flush(queue)

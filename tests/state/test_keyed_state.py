@@ -77,6 +77,7 @@ def test_value_state_mutable_default_is_not_shared(backend: HeapKeyedStateBacken
 
 def test_value_state_falsy_values_are_kept(backend: HeapKeyedStateBackend) -> None:
     state = backend.get_state(ValueStateDescriptor("v", default_value="default"))
+    value: object
     for value in (0, "", False, 0.0, [], ()):
         backend.set_current_key(repr(value))
         state.update(value)

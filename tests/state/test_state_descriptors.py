@@ -54,8 +54,8 @@ def test_keyword_options() -> None:
             ValueError,
             r"^state name must be a non-empty str, got ''$",
         ),
-        (lambda: ListStateDescriptor(None), TypeError, r"^state name must be a str, got None$"),
-        (lambda: MapStateDescriptor(b"m"), TypeError, r"^state name must be a str, got b'm'$"),
+        (lambda: ListStateDescriptor(None), TypeError, r"^state name must be a str, got None$"),  # type: ignore[arg-type]
+        (lambda: MapStateDescriptor(b"m"), TypeError, r"^state name must be a str, got b'm'$"),  # type: ignore[arg-type]
         (
             lambda: ValueStateDescriptor("v", serializer=object),
             TypeError,

@@ -307,7 +307,7 @@ def test_unsupported_types_are_refused_with_their_name(value: Any, type_name: st
 
 def test_datetime_with_non_fixed_tzinfo_is_refused() -> None:
     with pytest.raises(UnserializableValueError, match=r"^datetime with tzinfo of type .*Region"):
-        to_json(datetime(2024, 1, 1, tzinfo=Region()))
+        to_json(datetime(2024, 1, 1, tzinfo=Region()))  # type: ignore[abstract]  # all it needs
 
 
 @pytest.mark.parametrize(
@@ -341,6 +341,7 @@ def test_unserializable_value_fails_snapshot_naming_operator_state_and_type() ->
     bad.put("x", Opaque())
     snapshot = backend.snapshot_sync()
     kg = backend.current_key_group
+    assert kg is not None  # a key is set
     with pytest.raises(
         StateSerializationError,
         match=r"^cannot serialize state 'bad' of operator 'op-9': type "
@@ -436,6 +437,7 @@ def test_failing_custom_serializer_is_reported() -> None:
     backend.set_current_key("k")
     state.update(1)
     snapshot = backend.snapshot_sync()
+    assert backend.current_key_group is not None  # a key is set
     with pytest.raises(
         StateSerializationError,
         match=r"^cannot serialize state 'v' of operator 'op-9': serializer 'failing' failed "
@@ -449,6 +451,7 @@ def test_custom_serializer_must_return_bytes() -> None:
     state = backend.get_state(ValueStateDescriptor("v", serializer=Texty()))
     backend.set_current_key("k")
     state.update(1)
+    assert backend.current_key_group is not None  # a key is set
     with pytest.raises(
         StateSerializationError, match=r"serializer 'Texty' returned str, not bytes"
     ):

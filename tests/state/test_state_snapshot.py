@@ -141,8 +141,11 @@ def test_snapshot_copies_nothing_and_records_only_touched_entries() -> None:
     recorded = {k: v for shadow in frozen.shadows if shadow for k, v in shadow.items()}
     assert recorded == {0: 0, 1: 1}
     kg = backend.current_key_group
+    assert kg is not None  # a key is set
     index = kg - backend.key_group_range.start
-    assert table.view_of(index, frozen.shadows[index])[1] == 1
+    shadow = frozen.shadows[index]
+    assert shadow is not None  # the entry was touched after the snapshot
+    assert table.view_of(index, shadow)[1] == 1
 
 
 def test_serializing_a_key_group_releases_it_to_the_fast_path() -> None:
@@ -151,6 +154,7 @@ def test_serializing_a_key_group_releases_it_to_the_fast_path() -> None:
     backend.set_current_key("k")
     state.update(1)
     table = backend._tables["v"]
+    assert backend.current_key_group is not None  # a key is set
     index = backend.current_key_group - backend.key_group_range.start
     snapshot = backend.snapshot_sync()
     assert table.writable[index] is None
