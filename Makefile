@@ -20,15 +20,15 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q $(ARGS)
 
-# ruff, then mypy over build/typecheck/ (the installed layout as symlinks: tools/typecheck.py).
+# ruff, then mypy over build/typecheck/ (the installed layout as symlinks: .ci/typecheck.py).
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(PY) tools/typecheck.py
+	$(PY) .ci/typecheck.py
 
-# Each known mutant (tests/mutation/run.py) applied in a scratch copy must turn the suite red.
+# Each known mutant (.ci/mutants.py) applied in a scratch copy must turn the suite red.
 mutants: $(STAMP)
-	$(PY) tests/mutation/run.py $(ARGS)
+	$(PY) .ci/mutants.py $(ARGS)
 
 bench: $(STAMP)
 	$(PY) -m bench $(ARGS)

@@ -9,6 +9,7 @@ one); ~10 s.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -23,6 +24,8 @@ ROOT = Path(__file__).resolve().parent.parent
 IMPORT_NAME = "streamlet"
 #: Generic names a user's own modules may have: the distribution must not install them.
 USER_NAMES = ("engine", "operators", "state", "checkpoints")
+#: No PYTHONPATH (``make mutants`` sets one): the fresh venv must see only what it installed.
+CLEAN_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
 
 JOB = textwrap.dedent(
     f"""
@@ -64,6 +67,7 @@ def test_plain_install_imports_and_runs_a_job(tmp_path: Path) -> None:
         capture_output=True,
         text=True,
         timeout=300,
+        env=CLEAN_ENV,
     )
     assert install.returncode == 0, install.stderr
     # A job script beside modules of the generic names our folders have: they are the
@@ -79,7 +83,12 @@ def test_plain_install_imports_and_runs_a_job(tmp_path: Path) -> None:
         "assert (engine.WHOSE, operators.WHOSE, state.WHOSE) == ('user',) * 3\n" + JOB
     )
     run = subprocess.run(
-        [str(python), str(script)], cwd=work, capture_output=True, text=True, timeout=60
+        [str(python), str(script)],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=CLEAN_ENV,
     )
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip().splitlines()[-1] == "[1, 2, 4, 6]"
@@ -93,12 +102,21 @@ def test_plain_install_imports_and_runs_a_job(tmp_path: Path) -> None:
         ]
     )
     tops = subprocess.run(
-        [str(python), "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=60
+        [str(python), "-c", probe],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=CLEAN_ENV,
     )
     assert tops.returncode == 0, tops.stderr
     assert tops.stdout.strip() == str([IMPORT_NAME])
     for name in USER_NAMES:
         missing = subprocess.run(
-            [str(python), "-c", f"import {name}"], cwd=tmp_path, capture_output=True, timeout=60
+            [str(python), "-c", f"import {name}"],
+            cwd=tmp_path,
+            capture_output=True,
+            timeout=60,
+            env=CLEAN_ENV,
         )
         assert missing.returncode != 0, f"the distribution installs a top-level {name!r}"

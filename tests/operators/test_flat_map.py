@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import pytest
 
 from streamlet import FlatMapFunction
@@ -51,7 +53,7 @@ async def test_flat_map_returning_a_string_fails_the_job_clearly() -> None:
 async def test_keyed_flat_map_may_be_an_async_generator() -> None:
     # It used to await the generator object and fail with a TypeError, although the
     # non-keyed flat_map took the same function.
-    async def tens(x: int):  # type: ignore[no-untyped-def]
+    async def tens(x: int) -> AsyncIterator[int]:
         yield x
         yield x * 10
 

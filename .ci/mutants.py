@@ -3,8 +3,9 @@
 Each mutant is an exact textual patch (file, original text, replacement). A patch whose
 original text is missing or ambiguous fails this script loudly, so a refactor cannot silently
 disable a mutant: update the patch together with the code. The scratch copy holds the working
-tree's git-tracked files; the tests run with this project's virtualenv, with the copy first on
-``sys.path`` (``PYTHONPATH``), so the editable install does not shadow the mutated code.
+tree's git-tracked files; the tests run with this project's virtualenv, with the copy's
+installed layout (a link tree, :mod:`linktree`) first on ``sys.path`` (``PYTHONPATH``), so the
+editable install, which maps ``streamlet`` to the checkout, does not shadow the mutated code.
 
 Exit status 0 only if every mutant made the suite fail. By default pytest stops at the first
 failure (fast); ``--all`` runs the whole suite per mutant and lists every test that caught it
@@ -22,7 +23,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from linktree import build_tree
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass(frozen=True)
@@ -83,7 +86,23 @@ def apply(mutant: Mutant, tree: Path) -> None:
 
 
 def run_suite(mutant: Mutant, tree: Path, python: str, stop_first: bool) -> tuple[bool, str]:
-    env = dict(os.environ, PYTHONPATH=str(tree), PYTHONDONTWRITEBYTECODE="1")
+    # The project's venv imports streamlet from the checkout (its editable install); the
+    # suite must import the mutated copy instead: its installed layout as links, first on
+    # the path.
+    links = tree / "build" / "mutant"
+    build_tree(tree, links)
+    env = dict(os.environ, PYTHONPATH=str(links), PYTHONDONTWRITEBYTECODE="1")
+    # A mutant "caught" by tests that ran the unmutated checkout proves nothing: check first
+    # that the suite will import the copy.
+    where = subprocess.run(
+        [python, "-c", "import streamlet.job.runner as m; print(m.__file__)"],
+        cwd=tree,
+        env=env,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    if not where.startswith(str(tree)):
+        raise SystemExit(f"the suite would import streamlet from {where!r}, not the copy {tree}")
     proc = subprocess.run(
         [
             python,
