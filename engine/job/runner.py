@@ -51,7 +51,7 @@ from streamlet.operators.sinks.simple import OutputClosedError
 from streamlet.operators.sinks.two_phase import TwoPhaseCommitSink
 from streamlet.operators.sources.base import DeliveryGuarantee, SourceSessionContext
 from streamlet.runtime.checkpointing import MailboxGateway, SubtaskCheckpointer
-from streamlet.runtime.deploy import Deployment, RestoredState, deploy
+from streamlet.runtime.deploy import Deployment, RestoredState, coordinator_triggered, deploy
 from streamlet.runtime.subtask import Subtask, SubtaskSettings, first_error
 
 __all__ = ["JobConfig", "JobRunner"]
@@ -141,14 +141,8 @@ class JobRunner:
             for chain in self.plan.chains
             for index in range(chain.parallelism)
         ]
-        # Sources, and subtasks no channel reaches (e.g. behind global_()), get their
-        # barriers from the coordinator directly.
-        sources = [
-            (chain.head.operator_uid, index)
-            for chain in self.plan.chains
-            for index in range(chain.parallelism)
-            if chain.is_source or not self._has_inputs(chain, index)
-        ]
+        uids = {chain.index: chain.head.operator_uid for chain in self.plan.chains}
+        sources = [(uids[chain], index) for chain, index in coordinator_triggered(self.plan)]
         return CheckpointCoordinator(
             config,
             storage,
@@ -359,15 +353,6 @@ class JobRunner:
             raise RuntimeError(f"{what}() needs a running job; the job is {self.status.value}")
         return self.coordinator
 
-    def _has_inputs(self, chain: Any, index: int) -> bool:
-        for edge in chain.input_edges:
-            producer = self.plan.chain_of[edge.upstream.id]
-            partitioner = self.plan.partitioner(edge)
-            for i in range(producer.parallelism):
-                if index in partitioner.targets(i, producer.parallelism, chain.parallelism):
-                    return True
-        return False
-
     async def _shutdown_coordinator(self) -> None:
         if self.coordinator is not None:
             with anyio.CancelScope(shield=True):
@@ -482,7 +467,8 @@ class JobRunner:
             for subtask in deployment.by_chain[chain.index]:
                 task_id = (chain.head.operator_uid, subtask.index)
                 handler = None
-                if subtask.gate is not None and subtask.gate.channels:
+                if not subtask.triggered_by_coordinator:
+                    assert subtask.gate is not None
                     handler = create_barrier_handler(mode, len(subtask.gate.channels))
                 subtask.checkpointer = SubtaskCheckpointer(
                     subtask, task_id, coordinator, handler, self.plan.max_parallelism
@@ -504,7 +490,7 @@ class JobRunner:
         partition, so two-phase-commit sinks commit everything before the job finishes.
         Periodic checkpoints stop here: after the final one there is nothing new to save.
         """
-        sources = [s for s in deployment.subtasks if s.gate is None or not s.gate.channels]
+        sources = deployment.triggered
         for subtask in sources:
             await subtask.sources_finished.wait()
         periodic.cancel()

@@ -224,6 +224,9 @@ class Subtask:
         self.records_in = 0
         #: Checkpoint duties; None when the job runs without checkpoints.
         self.checkpointer: SubtaskCheckpointer | None = None
+        #: Whether checkpoint barriers come from the coordinator, not from channels (decided
+        #: by deploy: sources, and subtasks that no channel reaches).
+        self.triggered_by_coordinator = False
         #: Set when a source subtask has read all its splits.
         self.sources_finished = anyio.Event()
 
@@ -302,7 +305,7 @@ class Subtask:
     async def _run_inputs(self) -> None:
         gate = self.gate
         assert gate is not None
-        if not gate.channels:
+        if self.triggered_by_coordinator:
             # No producer reaches this subtask: it is finished from the start, and acts like
             # a finished source until the final checkpoint.
             await self.on_sources_finished()
