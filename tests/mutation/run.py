@@ -4,7 +4,11 @@ Each mutant is an exact textual patch (file, original text, replacement). A patc
 original text is missing or ambiguous fails this script loudly, so a refactor cannot silently
 disable a mutant: update the patch together with the code. The scratch copy holds the working
 tree's git-tracked files; the tests run with this project's virtualenv, with the copy first on
-``sys.path`` (``PYTHONPATH``), so the editable install does not shadow the mutated code.
+``sys.path`` (``PYTHONPATH``), so the editable install does not shadow the mutated code. The
+copy's folders are laid out as ``pyproject.toml`` maps them (``streamlet`` is ``engine/``,
+``streamlet.checkpoints`` is ``checkpoints/``, ...) by a view of symlinks, and before each run
+the script checks that ``streamlet`` imports from the copy: otherwise the suite would test the
+unmutated working tree and a mutant would look caught by any unrelated failure.
 
 Exit status 0 only if every mutant made the suite fail. By default pytest stops at the first
 failure (fast); ``--all`` runs the whole suite per mutant and lists every test that caught it
@@ -70,6 +74,37 @@ def copy_tree(dest: Path) -> None:
         shutil.copy2(src, target)
 
 
+#: pyproject.toml's package-dir: import name -> folder of the repository.
+PACKAGE_DIRS = {
+    "streamlet": "engine",
+    "streamlet.operators": "operators",
+    "streamlet.state": "state",
+    "streamlet.checkpoints": "checkpoints",
+}
+
+
+def import_view(tree: Path) -> Path:
+    """Lay ``tree`` out as the installed package (symlinks) and return the view's root."""
+    view = tree / ".mutant-import"
+    top = view / "streamlet"
+    top.mkdir(parents=True)
+    for entry in (tree / PACKAGE_DIRS["streamlet"]).iterdir():
+        (top / entry.name).symlink_to(entry)
+    for name, folder in PACKAGE_DIRS.items():
+        if name != "streamlet":
+            (top / name.split(".", 1)[1]).symlink_to(tree / folder)
+    return view
+
+
+def check_imports_from(tree: Path, python: str, env: dict[str, str]) -> None:
+    probe = "import streamlet.job.runner as m; print(m.__file__)"
+    out = subprocess.run(
+        [python, "-c", probe], cwd=tree, env=env, check=True, capture_output=True, text=True
+    ).stdout.strip()
+    if not out.startswith(str(tree)):
+        raise SystemExit(f"the mutated copy is not what the tests import: {out} is outside {tree}")
+
+
 def apply(mutant: Mutant, tree: Path) -> None:
     file = tree / mutant.path
     text = file.read_text()
@@ -83,7 +118,10 @@ def apply(mutant: Mutant, tree: Path) -> None:
 
 
 def run_suite(mutant: Mutant, tree: Path, python: str, stop_first: bool) -> tuple[bool, str]:
-    env = dict(os.environ, PYTHONPATH=str(tree), PYTHONDONTWRITEBYTECODE="1")
+    # Only the view: with the copy's root on the path, ``import engine`` would work in the
+    # packaging test's subprocesses and fail it, whatever the mutant.
+    env = dict(os.environ, PYTHONPATH=str(import_view(tree)), PYTHONDONTWRITEBYTECODE="1")
+    check_imports_from(tree, python, env)
     proc = subprocess.run(
         [
             python,
