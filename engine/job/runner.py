@@ -50,8 +50,9 @@ from streamlet.job.restart import (
 from streamlet.operators.sinks.simple import OutputClosedError
 from streamlet.operators.sinks.two_phase import TwoPhaseCommitSink
 from streamlet.operators.sources.base import DeliveryGuarantee, SourceSessionContext
-from streamlet.runtime.checkpointing import FinalCheckpoint, MailboxGateway, SubtaskCheckpointer
+from streamlet.runtime.checkpointing import MailboxGateway, SubtaskCheckpointer
 from streamlet.runtime.deploy import Deployment, RestoredState, coordinator_triggered, deploy
+from streamlet.runtime.final_checkpoint import FinalCheckpoint
 from streamlet.runtime.subtask import Subtask, SubtaskSettings, first_error
 
 __all__ = ["JobConfig", "JobRunner"]

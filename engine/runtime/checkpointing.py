@@ -16,7 +16,8 @@ The seam (Flink's ``SubtaskCheckpointCoordinator`` gets an ``OperatorChain`` the
 the checkpointer sees the subtask only through two small Protocols defined here,
 :class:`CheckpointedChain` (snapshot, notify complete / aborted, emit an event downstream)
 and :class:`BlockableInput` (block / unblock an input channel), and the final checkpoint of
-the job (FLIP-147) is one object, :class:`FinalCheckpoint`. It never reads a subtask's
+the job (FLIP-147) is one object,
+:class:`~streamlet.runtime.final_checkpoint.FinalCheckpoint`. It never reads a subtask's
 attributes, so this module does not import the subtask loop.
 
 How the next features pass through the seam, without new back-doors:
@@ -37,11 +38,10 @@ How the next features pass through the seam, without new back-doors:
 
 from __future__ import annotations
 
-import enum
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, replace
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any, Protocol
 
 import anyio
@@ -53,14 +53,11 @@ from streamlet.checkpoints.events import CancelCheckpointMarker, CheckpointBarri
 from streamlet.checkpoints.pending import TaskId
 from streamlet.checkpoints.snapshotter import OperatorSnapshot, write_subtask_snapshot
 from streamlet.checkpoints.stats import SubtaskCheckpointStats
-from streamlet.state.errors import StreamletInternalError
+from streamlet.runtime.final_checkpoint import FinalCheckpoint
 
 __all__ = [
     "BlockableInput",
     "CheckpointedChain",
-    "FinalCheckpoint",
-    "FinalCheckpointFailure",
-    "FinalCheckpointState",
     "Mailbox",
     "MailboxGateway",
     "SubtaskCheckpointer",
@@ -139,120 +136,6 @@ class Mailbox(Protocol):
     """Where the coordinator's messages to a subtask go: run between two batches."""
 
     def post(self, action: Callable[[], Awaitable[None]]) -> None: ...
-
-
-# --- The final checkpoint (FLIP-147) ---
-
-
-class FinalCheckpointState(enum.Enum):
-    """Where one attempt's final checkpoint stands."""
-
-    #: Periodic checkpoints are off: subtasks end as soon as their input ends.
-    DISABLED = "disabled"
-    #: Some coordinator-triggered subtask has not read all its input yet.
-    WAITING_FOR_END_OF_INPUT = "waiting for end of input"
-    #: Every such subtask finished its input; no final checkpoint is in flight.
-    WAITING_FOR_TRIGGER = "waiting for trigger"
-    #: The final checkpoint ``checkpoint_id`` is in flight.
-    TRIGGERED = "triggered"
-    #: It completed; each finished subtask is released when its notification reaches it.
-    COMPLETED = "completed"
-
-
-@dataclass(frozen=True, slots=True)
-class FinalCheckpointFailure:
-    """One failed try of the final checkpoint, kept as data (the runner retries).
-
-    ``checkpoint_id`` is None when the trigger itself was refused.
-    """
-
-    checkpoint_id: int | None
-    reason: CheckpointFailureReason | str
-
-
-class FinalCheckpoint:
-    """The final checkpoint of one attempt: the whole FLIP-147 protocol in one place.
-
-    When checkpointing is on, a subtask that gets its barriers from the coordinator (a
-    source, or a subtask no channel reaches) does not end when its input ends: it keeps
-    answering checkpoint triggers with its final positions until a checkpoint triggered
-    after *every* such subtask finished completes, so that two-phase-commit sinks commit
-    everything before end of partition runs through the job. A subtask is released when
-    the completion notification reaches *it* (not when it reaches any subtask), so each
-    chain's operators are notified before their ``end_input`` runs.
-
-    It is a synchronous state machine (inputs ``on_*``, no I/O); the runner drives the
-    triggering and the subtasks poll :meth:`is_released` from their mailbox loop. The one
-    awaitable, :meth:`wait_end_of_input`, is how the runner learns that it may trigger.
-
-    :param tasks: the coordinator-triggered subtasks (from deploy)
-    :param enabled: whether periodic checkpointing is on
-    """
-
-    def __init__(self, tasks: Iterable[TaskId], *, enabled: bool) -> None:
-        self._tasks = frozenset(tasks)
-        self._enabled = enabled
-        # Invariant: _finished <= _tasks and _released <= _finished.
-        self._finished: set[TaskId] = set()
-        self._released: set[TaskId] = set()
-        self._end_of_input = anyio.Event()
-        self.checkpoint_id: int | None = None
-        self._completed = False
-        #: Every failed try, oldest first.
-        self.failures: list[FinalCheckpointFailure] = []
-        if not self._tasks:
-            self._end_of_input.set()
-
-    @property
-    def state(self) -> FinalCheckpointState:
-        if not self._enabled:
-            return FinalCheckpointState.DISABLED
-        if self._completed:
-            return FinalCheckpointState.COMPLETED
-        if self.checkpoint_id is not None:
-            return FinalCheckpointState.TRIGGERED
-        if self._end_of_input.is_set():
-            return FinalCheckpointState.WAITING_FOR_TRIGGER
-        return FinalCheckpointState.WAITING_FOR_END_OF_INPUT
-
-    def waits(self, task: TaskId) -> bool:
-        """Whether subtask ``task``, once its input ended, waits to be released."""
-        return self._enabled and task in self._tasks
-
-    def on_end_of_input(self, task: TaskId) -> None:
-        """Subtask ``task`` read all its input; it waits for release from now on."""
-        if not self.waits(task):
-            raise StreamletInternalError(f"subtask {task} does not wait for a final checkpoint")
-        self._finished.add(task)
-        if self._finished == self._tasks:
-            self._end_of_input.set()
-
-    async def wait_end_of_input(self) -> None:
-        """Wait until every coordinator-triggered subtask read all its input."""
-        await self._end_of_input.wait()
-
-    def on_triggered(self, checkpoint_id: int) -> None:
-        """The runner triggered ``checkpoint_id`` as the final checkpoint (again, on retry)."""
-        assert self._end_of_input.is_set(), "final checkpoint triggered before end of input"
-        self.checkpoint_id = checkpoint_id
-
-    def on_failed(self, checkpoint_id: int | None, reason: CheckpointFailureReason | str) -> None:
-        """A try failed (``checkpoint_id`` None: the trigger was refused); it is retried."""
-        self.failures.append(FinalCheckpointFailure(checkpoint_id, reason))
-
-    def on_completed(self) -> None:
-        """The coordinator completed the final checkpoint."""
-        self._completed = True
-
-    def on_notify_complete(self, task: TaskId, checkpoint_id: int) -> None:
-        """Subtask ``task`` was notified of completed ``checkpoint_id`` (subsuming ids)."""
-        final = self.checkpoint_id
-        if task in self._finished and final is not None and checkpoint_id >= final:
-            self._released.add(task)
-
-    def is_released(self, task: TaskId) -> bool:
-        """Whether finished subtask ``task`` may end now (the final checkpoint reached it)."""
-        return task in self._released
 
 
 class SubtaskCheckpointer:

@@ -11,7 +11,7 @@ import anyio
 import pytest
 
 from streamlet.checkpoints.errors import CheckpointFailureReason
-from streamlet.runtime.checkpointing import (
+from streamlet.runtime.final_checkpoint import (
     FinalCheckpoint,
     FinalCheckpointFailure,
     FinalCheckpointState,
