@@ -51,7 +51,8 @@ from streamlet.operators.sinks.simple import OutputClosedError
 from streamlet.operators.sinks.two_phase import TwoPhaseCommitSink
 from streamlet.operators.sources.base import DeliveryGuarantee, SourceSessionContext
 from streamlet.runtime.checkpointing import MailboxGateway, SubtaskCheckpointer
-from streamlet.runtime.deploy import Deployment, RestoredState, deploy
+from streamlet.runtime.deploy import Deployment, RestoredState, coordinator_triggered, deploy
+from streamlet.runtime.final_checkpoint import FinalCheckpoint
 from streamlet.runtime.subtask import Subtask, SubtaskSettings, first_error
 
 __all__ = ["JobConfig", "JobRunner"]
@@ -141,14 +142,8 @@ class JobRunner:
             for chain in self.plan.chains
             for index in range(chain.parallelism)
         ]
-        # Sources, and subtasks no channel reaches (e.g. behind global_()), get their
-        # barriers from the coordinator directly.
-        sources = [
-            (chain.head.operator_uid, index)
-            for chain in self.plan.chains
-            for index in range(chain.parallelism)
-            if chain.is_source or not self._has_inputs(chain, index)
-        ]
+        uids = {chain.index: chain.head.operator_uid for chain in self.plan.chains}
+        sources = [(uids[chain], index) for chain, index in coordinator_triggered(self.plan)]
         return CheckpointCoordinator(
             config,
             storage,
@@ -359,15 +354,6 @@ class JobRunner:
             raise RuntimeError(f"{what}() needs a running job; the job is {self.status.value}")
         return self.coordinator
 
-    def _has_inputs(self, chain: Any, index: int) -> bool:
-        for edge in chain.input_edges:
-            producer = self.plan.chain_of[edge.upstream.id]
-            partitioner = self.plan.partitioner(edge)
-            for i in range(producer.parallelism):
-                if index in partitioner.targets(i, producer.parallelism, chain.parallelism):
-                    return True
-        return False
-
     async def _shutdown_coordinator(self) -> None:
         if self.coordinator is not None:
             with anyio.CancelScope(shield=True):
@@ -423,8 +409,12 @@ class JobRunner:
         self._deployment = deployment
         coordinator = self.coordinator
         assert coordinator is not None
-        self._attach_checkpointers(deployment, coordinator)
         checkpointing = coordinator.config.is_checkpointing_enabled()
+        final = FinalCheckpoint(
+            [(s.root.ctx.operator_uid, s.index) for s in deployment.triggered],
+            enabled=checkpointing,
+        )
+        self._attach_checkpointers(deployment, coordinator, final)
         failures: list[Exception] = []
 
         async def guard(subtask: Subtask, scope: anyio.CancelScope) -> None:
@@ -452,7 +442,7 @@ class JobRunner:
         async def final_checkpoint(scope: anyio.CancelScope) -> None:
             assert coordinator is not None
             try:
-                await self._final_checkpoint(deployment, coordinator, periodic)
+                await self._final_checkpoint(final, coordinator, periodic)
             except Exception as exc:
                 failures.append(exc)
                 scope.cancel()
@@ -474,27 +464,32 @@ class JobRunner:
         return failures[0] if failures else None  # type: ignore[return-value]
 
     def _attach_checkpointers(
-        self, deployment: Deployment, coordinator: CheckpointCoordinator
+        self, deployment: Deployment, coordinator: CheckpointCoordinator, final: FinalCheckpoint
     ) -> None:
         mode = coordinator.config.mode
-        self._gateway.subtasks.clear()
+        self._gateway.clear()
         for chain in self.plan.chains:
             for subtask in deployment.by_chain[chain.index]:
                 task_id = (chain.head.operator_uid, subtask.index)
                 handler = None
-                if subtask.gate is not None and subtask.gate.channels:
+                if not subtask.triggered_by_coordinator:
+                    assert subtask.gate is not None
                     handler = create_barrier_handler(mode, len(subtask.gate.channels))
-                subtask.checkpointer = SubtaskCheckpointer(
-                    subtask, task_id, coordinator, handler, self.plan.max_parallelism
+                checkpointer = SubtaskCheckpointer(
+                    subtask,
+                    None if subtask.triggered_by_coordinator else subtask.gate,
+                    task_id,
+                    coordinator,
+                    handler,
+                    self.plan.max_parallelism,
+                    final=final,
                 )
-                subtask.checkpointer.awaits_final_checkpoint = (
-                    coordinator.config.is_checkpointing_enabled()
-                )
-                self._gateway.subtasks[task_id] = subtask
+                subtask.checkpointer = checkpointer
+                self._gateway.register(task_id, subtask, checkpointer)
 
     async def _final_checkpoint(
         self,
-        deployment: Deployment,
+        final: FinalCheckpoint,
         coordinator: CheckpointCoordinator,
         periodic: anyio.CancelScope,
     ) -> None:
@@ -503,10 +498,10 @@ class JobRunner:
         The sources wait for this checkpoint's completion before they send end of
         partition, so two-phase-commit sinks commit everything before the job finishes.
         Periodic checkpoints stop here: after the final one there is nothing new to save.
+        The protocol's state is ``final`` (see :class:`FinalCheckpoint`); this loop only
+        triggers, waits and retries.
         """
-        sources = [s for s in deployment.subtasks if s.gate is None or not s.gate.channels]
-        for subtask in sources:
-            await subtask.sources_finished.wait()
+        await final.wait_end_of_input()
         periodic.cancel()
         # Let checkpoints in flight end first, so the final one completes last.
         for checkpoint_id in coordinator.pending_checkpoint_ids:
@@ -520,16 +515,18 @@ class JobRunner:
                 raise coordinator.job_failure
             result = coordinator.trigger_checkpoint(force=True)
             if isinstance(result, CheckpointFailureReason):
+                final.on_failed(None, result)
                 logger.warning("final checkpoint could not be triggered: %s", result.value)
                 await anyio.sleep(0.05)
                 continue
-            for subtask in sources:
-                assert subtask.checkpointer is not None
-                subtask.checkpointer.final_checkpoint_id = result
+            final.on_triggered(result)
             try:
                 with anyio.move_on_after(timeout_s):
                     await coordinator.wait_for_completion(result)
+                    final.on_completed()
                     return
                 await coordinator.check_timeouts()  # expire it, then try again
+                final.on_failed(result, CheckpointFailureReason.CHECKPOINT_EXPIRED)
             except CheckpointError as exc:
+                final.on_failed(result, exc.reason)
                 logger.warning("final checkpoint %d failed (%s); retrying", result, exc)

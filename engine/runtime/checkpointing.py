@@ -11,15 +11,39 @@ A :class:`SubtaskCheckpointer` gives one subtask its checkpoint duties:
   short synchronous part), forwards the barrier, and leaves serializing and writing to a task
   of the subtask's own (the asynchronous part), which acknowledges or declines to the
   coordinator when done. Records keep flowing meanwhile.
+
+The seam (Flink's ``SubtaskCheckpointCoordinator`` gets an ``OperatorChain`` the same way):
+the checkpointer sees the subtask only through two small Protocols defined here,
+:class:`CheckpointedChain` (snapshot, notify complete / aborted, emit an event downstream)
+and :class:`BlockableInput` (block / unblock an input channel), and the final checkpoint of
+the job (FLIP-147) is one object,
+:class:`~streamlet.runtime.final_checkpoint.FinalCheckpoint`. It never reads a subtask's
+attributes, so this module does not import the subtask loop.
+
+How the next features pass through the seam, without new back-doors:
+
+- *watermarks* are records-like events of the subtask loop, not of checkpointing: the
+  loop's watermark valve (a pure state machine beside the barrier handler) never calls
+  this module, and a watermark leaves the chain on the same path as a barrier does here,
+  :meth:`CheckpointedChain.emit_event`;
+- *timers* are operator state: an operator's timer queue is snapshotted by its own
+  ``snapshot_state`` / the keyed backend's sync part, i.e. inside
+  :meth:`CheckpointedChain.snapshot_operators`, and is restored by deploy like any state;
+- *unaligned checkpoints* need the in-flight buffers of the input and a barrier that
+  overtakes output buffers: :class:`BlockableInput` grows a method that hands out the
+  buffers queued before a channel's barrier, and :class:`CheckpointedChain` one that emits
+  an event ahead of queued output; the checkpointer stores both with the snapshot. The
+  barrier handler already decides *when* from its returned :class:`Action`.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import anyio
 
@@ -30,12 +54,15 @@ from streamlet.checkpoints.events import CancelCheckpointMarker, CheckpointBarri
 from streamlet.checkpoints.pending import TaskId
 from streamlet.checkpoints.snapshotter import OperatorSnapshot, write_subtask_snapshot
 from streamlet.checkpoints.stats import SubtaskCheckpointStats
-from streamlet.operators.core import SourceOperator
+from streamlet.runtime.final_checkpoint import FinalCheckpoint
 
-if TYPE_CHECKING:
-    from streamlet.runtime.subtask import Subtask
-
-__all__ = ["MailboxGateway", "SubtaskCheckpointer"]
+__all__ = [
+    "BlockableInput",
+    "CheckpointedChain",
+    "Mailbox",
+    "MailboxGateway",
+    "SubtaskCheckpointer",
+]
 
 #: Work the synchronous part spends serializing key groups before the asynchronous part.
 _SERIALIZE_AHEAD_S = 0.001
@@ -47,25 +74,96 @@ def _wall_ms() -> int:
     return int(time.time() * 1000)
 
 
+# --- The seam: what the checkpointer sees of a subtask ---
+
+
+class CheckpointedChain(Protocol):
+    """The checkpointer's view of one subtask's operator chain (Flink's ``OperatorChain``).
+
+    Every call runs the chain's operators in chain order and wraps a failure of user code
+    with the operator's identity (a ``JobExecutionError``), as the subtask loop does.
+    """
+
+    @property
+    def chain_name(self) -> str: ...
+
+    @property
+    def index(self) -> int: ...
+
+    @property
+    def parallelism(self) -> int: ...
+
+    async def snapshot_operators(self, checkpoint_id: int) -> list[OperatorSnapshot]:
+        """Run every operator's ``snapshot_state`` hook, then freeze its state backends.
+
+        This is the short synchronous part: the returned snapshots are copy-on-write views
+        the asynchronous part serializes while records keep flowing.
+        """
+        ...
+
+    def source_positions(self) -> list[Any] | None:
+        """Return the position of each split of a source chain (None for other chains)."""
+        ...
+
+    async def emit_event(self, event: Any) -> None:
+        """Send ``event`` (a barrier, a cancel marker) on every output channel of the chain.
+
+        Output buffered before it is sent first: an event never overtakes records.
+        """
+        ...
+
+    async def notify_checkpoint_complete(
+        self, checkpoint_id: int, positions: list[Any] | None
+    ) -> None:
+        """Tell every operator, then (``positions`` given) every source reader."""
+        ...
+
+    async def notify_checkpoint_aborted(self, checkpoint_id: int) -> None: ...
+
+
+class BlockableInput(Protocol):
+    """The checkpointer's view of a subtask's input: block and unblock channels.
+
+    A blocked channel hands out nothing until unblocked; records of the other channels keep
+    flowing (barrier alignment). :class:`~streamlet.runtime.channels.InputGate` is one.
+    """
+
+    def block(self, channel: int) -> None: ...
+
+    def unblock(self, channel: int) -> None: ...
+
+
+class Mailbox(Protocol):
+    """Where the coordinator's messages to a subtask go: run between two batches."""
+
+    def post(self, action: Callable[[], Awaitable[None]]) -> None: ...
+
+
 class SubtaskCheckpointer:
     """Checkpoint duties of one subtask (see the module docstring).
 
-    :param subtask: the subtask it serves
+    :param chain: the subtask's operator chain, as the checkpointer sees it
+    :param input: the subtask's input channels, or None for a coordinator-triggered subtask
     :param task_id: the coordinator's id of the subtask, ``(head operator uid, subtask index)``
     :param coordinator: where acknowledgements and declines go
-    :param handler: the barrier handler, or None for a source subtask (no input channels)
+    :param handler: the barrier handler, or None for a coordinator-triggered subtask
     :param max_parallelism: recorded in every state file
+    :param final: the attempt's final checkpoint, or None (tests that never finish input)
     """
 
     def __init__(
         self,
-        subtask: Subtask,
+        chain: CheckpointedChain,
+        input: BlockableInput | None,
         task_id: TaskId,
         coordinator: CheckpointCoordinator,
         handler: BarrierHandler | None,
         max_parallelism: int,
+        *,
+        final: FinalCheckpoint | None = None,
     ) -> None:
-        self.subtask = subtask
+        self.chain = chain
+        self.input = input
         self.task_id = task_id
         self.coordinator = coordinator
         self.handler = handler
@@ -76,11 +174,24 @@ class SubtaskCheckpointer:
         #: Cancel scope of each checkpoint's asynchronous part still running.
         self._writes: dict[int, anyio.CancelScope] = {}
         self._start_delay_ms: dict[int, float] = {}
-        #: Whether a finished source waits for a final checkpoint (periodic checkpoints on).
-        self.awaits_final_checkpoint = False
-        #: Set when the final checkpoint after the end of input completed.
-        self.final_checkpoint_done = False
-        self.final_checkpoint_id: int | None = None
+        self.final = final
+
+    # --- end of input (coordinator-triggered subtasks) ---
+
+    @property
+    def awaits_final_checkpoint(self) -> bool:
+        """Whether this subtask, once its input ended, waits for the final checkpoint."""
+        return self.final is not None and self.final.waits(self.task_id)
+
+    def on_end_of_input(self) -> None:
+        """This subtask read all its input (and flushed it); it waits to be released."""
+        assert self.final is not None
+        self.final.on_end_of_input(self.task_id)
+
+    @property
+    def released(self) -> bool:
+        """Whether the final checkpoint reached this subtask, so it may end."""
+        return self.final is not None and self.final.is_released(self.task_id)
 
     # --- input events (non-source subtasks) ---
 
@@ -97,7 +208,7 @@ class SubtaskCheckpointer:
         await self._apply(self.handler.on_end_of_partition(channel), None)
 
     async def _apply(self, action: Action, barrier: CheckpointBarrier | None) -> None:
-        gate = self.subtask.gate
+        gate = self.input
         assert gate is not None
         if action.alignment_started is not None and barrier is not None:
             self._start_delay_ms[action.alignment_started] = max(
@@ -105,8 +216,7 @@ class SubtaskCheckpointer:
             )
         for checkpoint_id, reason in action.abort:
             await self.decline(checkpoint_id, reason, "aborted while aligning barriers")
-            for writer in self.subtask.writers:
-                await writer.emit_event(CancelCheckpointMarker(checkpoint_id))
+            await self.chain.emit_event(CancelCheckpointMarker(checkpoint_id))
         if action.trigger is not None:
             await self.snapshot(action.trigger, action.alignment_duration_ms or 0.0)
         for channel in action.block:
@@ -126,30 +236,18 @@ class SubtaskCheckpointer:
     async def snapshot(self, barrier: CheckpointBarrier, alignment_ms: float) -> None:
         """Take the synchronous part, forward the barrier, start the asynchronous part."""
         checkpoint_id = barrier.checkpoint_id
-        subtask = self.subtask
+        chain = self.chain
         started = time.monotonic()
-        for chained in subtask.operators:
-            await chained.call(partial(chained.op.snapshot_state, checkpoint_id))
-        snapshots: list[OperatorSnapshot] = []
-        for chained in subtask.operators:
-            ctx = chained.ctx
-            keyed = ctx.keyed_backend.snapshot_sync() if ctx.keyed_backend is not None else None
-            operator_state = None
-            if ctx.operator_state.has_state():
-                operator_state = ctx.operator_state.snapshot_sync()
-            if keyed is None and operator_state is None:
-                continue
-            snapshots.append(OperatorSnapshot(ctx.operator_uid, keyed, operator_state))
-        root = subtask.root.op
-        if isinstance(root, SourceOperator):
-            self._positions[checkpoint_id] = [position for _, position in root.splits]
+        snapshots = await chain.snapshot_operators(checkpoint_id)
+        positions = chain.source_positions()
+        if positions is not None:
+            self._positions[checkpoint_id] = positions
         sync_ms = (time.monotonic() - started) * 1000
-        for writer in subtask.writers:
-            await writer.emit_event(barrier)
+        await chain.emit_event(barrier)
         _serialize_ahead(snapshots, _SERIALIZE_AHEAD_S)
         stats = SubtaskCheckpointStats(
-            operator=subtask.chain_name,
-            subtask_index=subtask.index,
+            operator=chain.chain_name,
+            subtask_index=chain.index,
             sync_duration_ms=sync_ms,
             alignment_duration_ms=alignment_ms,
             start_delay_ms=self._start_delay_ms.pop(checkpoint_id, 0.0),
@@ -168,15 +266,15 @@ class SubtaskCheckpointer:
         It runs in its own cancel scope, so an abort of the checkpoint (or its subsumption
         by a newer completed one) stops it and the snapshotter removes what it wrote.
         """
-        subtask = self.subtask
+        chain = self.chain
         with anyio.CancelScope() as scope:
             self._writes[checkpoint_id] = scope
             try:
                 result = await write_subtask_snapshot(
                     self.coordinator.storage,
                     checkpoint_id,
-                    subtask.index,
-                    subtask.parallelism,
+                    chain.index,
+                    chain.parallelism,
                     self.max_parallelism,
                     snapshots,
                 )
@@ -223,31 +321,23 @@ class SubtaskCheckpointer:
     # --- notifications (mailbox) ---
 
     async def notify_complete(self, checkpoint_id: int) -> None:
-        subtask = self.subtask
         # Subsumed checkpoints still writing are aborted by this completion.
         self._cancel_writes(checkpoint_id, inclusive=False)
-        for chained in subtask.operators:
-            await chained.call(partial(chained.op.notify_checkpoint_complete, checkpoint_id))
         # Subsuming contract: completion of n covers every pending id <= n.
         done = [cid for cid in self._positions if cid <= checkpoint_id]
         positions = self._positions.get(checkpoint_id)
         for cid in done:
             del self._positions[cid]
-        if positions is not None:
-            for reader, position in zip(subtask.readers, positions, strict=False):
-                await subtask.root.call(
-                    partial(reader.notify_checkpoint_complete, checkpoint_id, position)
-                )
-        if self.final_checkpoint_id is not None and checkpoint_id >= self.final_checkpoint_id:
-            self.final_checkpoint_done = True
+        await self.chain.notify_checkpoint_complete(checkpoint_id, positions)
+        if self.final is not None:
+            self.final.on_notify_complete(self.task_id, checkpoint_id)
 
     async def notify_aborted(self, checkpoint_id: int) -> None:
         self._positions.pop(checkpoint_id, None)
         scope = self._writes.get(checkpoint_id)
         if scope is not None:
             scope.cancel()
-        for chained in self.subtask.operators:
-            await chained.call(partial(chained.op.notify_checkpoint_aborted, checkpoint_id))
+        await self.chain.notify_checkpoint_aborted(checkpoint_id)
 
 
 def _serialize_ahead(snapshots: list[OperatorSnapshot], budget_s: float) -> None:
@@ -276,19 +366,25 @@ class MailboxGateway:
     """The coordinator's door to the subtasks: every call posts to subtask mailboxes."""
 
     def __init__(self) -> None:
-        self.subtasks: dict[TaskId, Subtask] = {}
+        self._subtasks: dict[TaskId, tuple[Mailbox, SubtaskCheckpointer]] = {}
+
+    def clear(self) -> None:
+        """Forget every subtask (a new attempt registers its own)."""
+        self._subtasks.clear()
+
+    def register(self, task: TaskId, mailbox: Mailbox, checkpointer: SubtaskCheckpointer) -> None:
+        self._subtasks[task] = (mailbox, checkpointer)
 
     def trigger_checkpoint(self, task: TaskId, barrier: CheckpointBarrier) -> None:
-        subtask = self.subtasks.get(task)
-        if subtask is not None and subtask.checkpointer is not None:
-            subtask.post(partial(subtask.checkpointer.on_trigger, barrier))
+        entry = self._subtasks.get(task)
+        if entry is not None:
+            mailbox, checkpointer = entry
+            mailbox.post(lambda: checkpointer.on_trigger(barrier))
 
     def notify_checkpoint_complete(self, checkpoint_id: int) -> None:
-        for subtask in self.subtasks.values():
-            if subtask.checkpointer is not None:
-                subtask.post(partial(subtask.checkpointer.notify_complete, checkpoint_id))
+        for mailbox, checkpointer in self._subtasks.values():
+            mailbox.post(partial(checkpointer.notify_complete, checkpoint_id))
 
     def notify_checkpoint_aborted(self, checkpoint_id: int) -> None:
-        for subtask in self.subtasks.values():
-            if subtask.checkpointer is not None:
-                subtask.post(partial(subtask.checkpointer.notify_aborted, checkpoint_id))
+        for mailbox, checkpointer in self._subtasks.values():
+            mailbox.post(partial(checkpointer.notify_aborted, checkpoint_id))

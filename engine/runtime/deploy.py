@@ -21,7 +21,7 @@ from streamlet.state.heap_backend import HeapKeyedStateBackend
 from streamlet.state.key_groups import key_group_range_for_subtask
 from streamlet.state.operator_state import OperatorStateBackend
 
-__all__ = ["Deployment", "RestoredState", "deploy"]
+__all__ = ["Deployment", "RestoredState", "coordinator_triggered", "deploy"]
 
 
 @dataclass(slots=True)
@@ -40,11 +40,40 @@ class RestoredState:
 
 @dataclass(slots=True)
 class Deployment:
-    """The subtasks of one attempt, and the channels between them."""
+    """The subtasks of one attempt, and the channels between them.
+
+    ``triggered`` are the subtasks that get their checkpoint barriers from the coordinator
+    (see :func:`coordinator_triggered`); every other subtask gets them from its channels.
+    """
 
     subtasks: list[Subtask]
     by_chain: dict[int, list[Subtask]]
     channels: list[Channel]
+    triggered: list[Subtask] = field(default_factory=list)
+
+
+def coordinator_triggered(plan: JobPlan) -> list[tuple[int, int]]:
+    """Return ``(chain index, subtask index)`` of every subtask no channel reaches.
+
+    Those are the sources, and subtasks no producer routes to (e.g. every subtask but the
+    first behind ``global_()``). They get checkpoint triggers from the coordinator instead
+    of barriers from channels, and they are the ones that wait for the final checkpoint
+    once their input ended (FLIP-147). Decided here, once, from the plan: the runner tells
+    the coordinator and :func:`deploy` marks the subtasks with the same answer.
+    """
+    triggered: list[tuple[int, int]] = []
+    for chain in plan.chains:
+        reached: set[int] = set()
+        if not chain.is_source:
+            for edge in chain.input_edges:
+                producer = plan.chain_of[edge.upstream.id]
+                partitioner = plan.partitioner(edge)
+                for i in range(producer.parallelism):
+                    reached.update(partitioner.targets(i, producer.parallelism, chain.parallelism))
+        triggered.extend(
+            (chain.index, index) for index in range(chain.parallelism) if index not in reached
+        )
+    return triggered
 
 
 def deploy(
@@ -116,7 +145,10 @@ def deploy(
             )
             subtasks.append(subtask)
             by_chain[chain.index].append(subtask)
-    return Deployment(subtasks, by_chain, all_channels)
+    triggered = [by_chain[chain][index] for chain, index in coordinator_triggered(plan)]
+    for subtask in triggered:
+        subtask.triggered_by_coordinator = True
+    return Deployment(subtasks, by_chain, all_channels, triggered)
 
 
 def _build_subtask(

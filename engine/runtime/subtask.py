@@ -18,22 +18,21 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 import anyio.to_thread
 
 from streamlet.checkpoints.events import CancelCheckpointMarker, CheckpointBarrier, EndOfPartition
+from streamlet.checkpoints.snapshotter import OperatorSnapshot
 from streamlet.errors import JobExecutionError
 from streamlet.graph.partitioners import KeySelectorError, Router
 from streamlet.operators.base import Operator, OperatorContext
 from streamlet.operators.core import SourceOperator
 from streamlet.operators.sources.base import SourceReader
 from streamlet.runtime.channels import Channel, InputGate, Notifier
+from streamlet.runtime.checkpointing import SubtaskCheckpointer
 from streamlet.state.errors import StreamletInternalError
-
-if TYPE_CHECKING:
-    from streamlet.runtime.checkpointing import SubtaskCheckpointer
 
 __all__ = ["ChainedOperator", "OutputWriter", "Subtask", "SubtaskSettings"]
 
@@ -225,8 +224,51 @@ class Subtask:
         self.records_in = 0
         #: Checkpoint duties; None when the job runs without checkpoints.
         self.checkpointer: SubtaskCheckpointer | None = None
-        #: Set when a source subtask has read all its splits.
-        self.sources_finished = anyio.Event()
+        #: Whether checkpoint barriers come from the coordinator, not from channels (decided
+        #: by deploy: sources, and subtasks that no channel reaches).
+        self.triggered_by_coordinator = False
+
+    # --- the chain, as the checkpointer sees it (runtime.checkpointing.CheckpointedChain) ---
+
+    async def snapshot_operators(self, checkpoint_id: int) -> list[OperatorSnapshot]:
+        for chained in self.operators:
+            await chained.call(partial(chained.op.snapshot_state, checkpoint_id))
+        snapshots: list[OperatorSnapshot] = []
+        for chained in self.operators:
+            ctx = chained.ctx
+            keyed = ctx.keyed_backend.snapshot_sync() if ctx.keyed_backend is not None else None
+            operator_state = None
+            if ctx.operator_state.has_state():
+                operator_state = ctx.operator_state.snapshot_sync()
+            if keyed is None and operator_state is None:
+                continue
+            snapshots.append(OperatorSnapshot(ctx.operator_uid, keyed, operator_state))
+        return snapshots
+
+    def source_positions(self) -> list[Any] | None:
+        root = self.root.op
+        if isinstance(root, SourceOperator):
+            return [position for _, position in root.splits]
+        return None
+
+    async def emit_event(self, event: Any) -> None:
+        for writer in self.writers:
+            await writer.emit_event(event)
+
+    async def notify_checkpoint_complete(
+        self, checkpoint_id: int, positions: list[Any] | None
+    ) -> None:
+        for chained in self.operators:
+            await chained.call(partial(chained.op.notify_checkpoint_complete, checkpoint_id))
+        if positions is not None:
+            for reader, position in zip(self.readers, positions, strict=False):
+                await self.root.call(
+                    partial(reader.notify_checkpoint_complete, checkpoint_id, position)
+                )
+
+    async def notify_checkpoint_aborted(self, checkpoint_id: int) -> None:
+        for chained in self.operators:
+            await chained.call(partial(chained.op.notify_checkpoint_aborted, checkpoint_id))
 
     # --- mailbox ---
 
@@ -303,7 +345,7 @@ class Subtask:
     async def _run_inputs(self) -> None:
         gate = self.gate
         assert gate is not None
-        if not gate.channels:
+        if self.triggered_by_coordinator:
             # No producer reaches this subtask: it is finished from the start, and acts like
             # a finished source until the final checkpoint.
             await self.on_sources_finished()
@@ -475,8 +517,8 @@ class Subtask:
         if checkpointer is None or not checkpointer.awaits_final_checkpoint:
             return
         await self.flush()
-        self.sources_finished.set()
-        while not checkpointer.final_checkpoint_done:
+        checkpointer.on_end_of_input()
+        while not checkpointer.released:
             if self.mailbox:
                 await self._run_mailbox()
             else:

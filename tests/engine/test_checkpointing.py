@@ -41,9 +41,10 @@ class _Harness:
         self.channels = [Channel(16, notifier, name=f"in{i}") for i in range(n)]
         self.gate = InputGate(self.channels, notifier)
         self.writer = _Writer()
-        subtask = SimpleNamespace(gate=self.gate, writers=[self.writer])
+        chain = SimpleNamespace(emit_event=self.writer.emit_event)
         self.checkpointer = SubtaskCheckpointer(
-            subtask,  # type: ignore[arg-type]
+            chain,
+            self.gate,
             ("op", 0),
             None,  # type: ignore[arg-type]
             create_barrier_handler(mode, n, clock=lambda: 0.0),
