@@ -26,7 +26,7 @@ from .core import (
     KeyedStep,
     per_record,
 )
-from .functions import FunctionAdapter, KeyedProcessFunction, ProcessFunction
+from .functions import FUNCTION_METHODS, FunctionAdapter, KeyedProcessFunction, ProcessFunction
 
 if TYPE_CHECKING:
     from streamlet.state.heap_backend import HeapKeyedStateBackend
@@ -34,8 +34,10 @@ if TYPE_CHECKING:
 __all__ = [
     "ASYNC_CONCURRENCY",
     "aggregate_operator",
+    "check_copyable",
     "filter_operator",
     "flat_map_operator",
+    "fresh_copy",
     "keyed_filter_operator",
     "keyed_flat_map_operator",
     "keyed_map_operator",
@@ -43,31 +45,33 @@ __all__ = [
     "map_operator",
     "process_operator",
     "reduce_operator",
-    "user_function_copy",
 ]
 
 #: How many calls of an ``async def`` map function may be in flight at once per subtask.
 ASYNC_CONCURRENCY = 16
 
 
-def user_function_copy(fn: Any, api: str) -> Callable[[], Any]:
-    """Return a factory of per-subtask copies of ``fn``, checking now that it can be copied.
+def fresh_copy(fn: Any) -> Any:
+    """The copy of a user function one operator instance gets (Flink ships each subtask its
+    own): plain functions and methods are shared, as they carry no per-subtask state;
+    function objects are deep-copied, so no state leaks between subtasks or attempts."""
+    if inspect.isfunction(fn) or inspect.isbuiltin(fn) or inspect.ismethod(fn):
+        return fn
+    return copy.deepcopy(fn)
 
-    Plain functions and lambdas are shared (they carry no per-subtask state); instances
-    are deep-copied per subtask and attempt, as Flink ships a copy to every subtask.
+
+def check_copyable(fn: Any, api: str) -> None:
+    """Check, at the API call, that :func:`fresh_copy` will work for ``fn``.
 
     :raises TypeError: if ``fn`` is an instance that cannot be deep-copied
     """
-    if inspect.isfunction(fn) or inspect.isbuiltin(fn) or inspect.ismethod(fn):
-        return lambda: fn
     try:
-        copy.deepcopy(fn)
+        fresh_copy(fn)
     except Exception as exc:
         raise TypeError(
             f"{api}() got a function object {fn!r} that cannot be copied to every subtask "
             f"({type(exc).__name__}: {exc}); create resources in open() instead of __init__"
         ) from exc
-    return lambda: copy.deepcopy(fn)
 
 
 def _check_iterable(result: Any, api: str) -> Any:
@@ -113,7 +117,7 @@ async def _collect_async_gen(agen: Any) -> list[Any]:
 
 
 def map_operator(fn: Any) -> BatchTransformOperator:
-    adapter = FunctionAdapter(fn, "map", "map")
+    adapter = FunctionAdapter(fn, FUNCTION_METHODS["map"], "map")
     f = adapter.call
     if adapter.is_async:
         return BatchTransformOperator(adapter, lambda batch: _gather_ordered(f, batch), True)
@@ -121,7 +125,7 @@ def map_operator(fn: Any) -> BatchTransformOperator:
 
 
 def filter_operator(fn: Any) -> BatchTransformOperator:
-    adapter = FunctionAdapter(fn, "filter", "filter")
+    adapter = FunctionAdapter(fn, FUNCTION_METHODS["filter"], "filter")
     f = adapter.call
     if adapter.is_async:
 
@@ -172,13 +176,13 @@ def _flat(
 
 
 def flat_map_operator(fn: Any) -> BatchTransformOperator:
-    adapter = FunctionAdapter(fn, "flat_map", "flat_map")
+    adapter = FunctionAdapter(fn, FUNCTION_METHODS["flat_map"], "flat_map")
     transform, is_async = _flat(adapter.call, adapter, "flat_map")
     return BatchTransformOperator(adapter, transform, is_async)
 
 
 def process_operator(fn: Any) -> BatchTransformOperator:
-    adapter = FunctionAdapter(fn, "process_element", "process")
+    adapter = FunctionAdapter(fn, FUNCTION_METHODS["process"], "process")
     transform, is_async = _flat(adapter.call, adapter, "process", (ProcessFunction.Context(),))
     return BatchTransformOperator(adapter, transform, is_async)
 
@@ -214,7 +218,7 @@ def _keyed_process_step(call: Callable[..., Any]) -> KeyedBatchStepFactory:
 
 
 def keyed_process_operator(fn: Any, key_selector: Callable[[Any], Any]) -> KeyedBatchOperator:
-    adapter = FunctionAdapter(fn, "process_element", "process")
+    adapter = FunctionAdapter(fn, FUNCTION_METHODS["process"], "process")
     call = adapter.call
     if not adapter.is_async:
         return KeyedBatchOperator(adapter, key_selector, _keyed_process_step(call))
@@ -294,15 +298,15 @@ def _keyed_per_record(
 
 
 def keyed_map_operator(fn: Any, key_selector: Callable[[Any], Any]) -> KeyedBatchOperator:
-    return _keyed_per_record(fn, "map", "map", key_selector, "map")
+    return _keyed_per_record(fn, FUNCTION_METHODS["map"], "map", key_selector, "map")
 
 
 def keyed_flat_map_operator(fn: Any, key_selector: Callable[[Any], Any]) -> KeyedBatchOperator:
-    return _keyed_per_record(fn, "flat_map", "flat_map", key_selector, "flat_map")
+    return _keyed_per_record(fn, FUNCTION_METHODS["flat_map"], "flat_map", key_selector, "flat_map")
 
 
 def keyed_filter_operator(fn: Any, key_selector: Callable[[Any], Any]) -> KeyedBatchOperator:
-    return _keyed_per_record(fn, "filter", "filter", key_selector, "filter")
+    return _keyed_per_record(fn, FUNCTION_METHODS["filter"], "filter", key_selector, "filter")
 
 
 _REDUCE_STATE = ValueStateDescriptor("_reduce")
@@ -318,7 +322,7 @@ def reduce_operator(
     folds the whole batch into it with one backend call
     (:meth:`~streamlet.state.heap_backend.HeapKeyedStateBackend.reduce_values`).
     """
-    adapter = FunctionAdapter(fn, "reduce", api)
+    adapter = FunctionAdapter(fn, FUNCTION_METHODS["reduce"], api)
     if adapter.is_async:
         raise TypeError(f"{api}() needs a synchronous reduce function, got an async one")
     reduce = adapter.call

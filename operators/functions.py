@@ -53,6 +53,7 @@ FUNCTION_METHODS = {
     "filter": "filter",
     "process": "process_element",
     "reduce": "reduce",
+    "add_sink": "invoke",
 }
 
 

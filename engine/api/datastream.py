@@ -25,9 +25,9 @@ from streamlet.graph.partitioners import (
 )
 from streamlet.graph.stream_graph import StreamNode
 from streamlet.operators import derived
-from streamlet.operators.functions import FUNCTION_METHODS, FunctionAdapter, key_selector_of
+from streamlet.operators.functions import FunctionAdapter, key_selector_of
+from streamlet.operators.operations import OPERATIONS
 from streamlet.operators.sinks.base import Sink
-from streamlet.operators.sinks.simple import CallbackSinkWriter, PrintSinkWriter, QueueSinkWriter
 
 if TYPE_CHECKING:
     from streamlet.api.environment import StreamExecutionEnvironment
@@ -124,22 +124,18 @@ class DataStream(_NodeHandle):
 
     # --- building blocks ---
 
-    def _add(
-        self,
-        kind: str,
-        name: str,
-        factory: Callable[[], Any],
-        *,
-        keyed: bool = False,
-    ) -> StreamNode:
-        node = self._env._graph.add_node(kind, name, factory, list(self._inputs), keyed=keyed)
+    def _add(self, api: str, name: str, **record: Any) -> StreamNode:
+        operation = OPERATIONS[api]
+        if record.get("function") is not None:
+            assert operation.method is not None
+            FunctionAdapter(record["function"], operation.method, api)  # validate at the call
+            derived.check_copyable(record["function"], api)
+        node = self._env._graph.add_node(operation, name, list(self._inputs), **record)
         self._env._check_forward_edges(node)
         return node
 
-    def _transform(self, name: str, make: Callable[[Any], Any], fn: Any, api: str) -> DataStream:
-        FunctionAdapter(fn, FUNCTION_METHODS[api], api)  # validate now, at the call
-        copies = derived.user_function_copy(fn, api)
-        node = self._add("operator", name, lambda: make(copies()))
+    def _transform(self, name: str, fn: Any, api: str) -> DataStream:
+        node = self._add(api, name, function=fn)
         return DataStream(self._env, [(node, None)], node)
 
     def _partitioned(self, partitioner: Partitioner) -> DataStream:
@@ -149,19 +145,19 @@ class DataStream(_NodeHandle):
 
     def map(self, func: Any, output_type: Any = None) -> DataStream:
         """Apply ``func`` to every record (a callable, ``async def``, or a MapFunction)."""
-        return self._transform("Map", derived.map_operator, func, "map")
+        return self._transform("Map", func, "map")
 
     def flat_map(self, func: Any, output_type: Any = None) -> DataStream:
         """Replace every record by the records ``func`` returns or yields."""
-        return self._transform("Flat Map", derived.flat_map_operator, func, "flat_map")
+        return self._transform("Flat Map", func, "flat_map")
 
     def filter(self, func: Any) -> DataStream:
         """Keep the records for which ``func`` is true."""
-        return self._transform("Filter", derived.filter_operator, func, "filter")
+        return self._transform("Filter", func, "filter")
 
     def process(self, func: Any, output_type: Any = None) -> DataStream:
         """Apply a ProcessFunction (``process_element(value, ctx)`` yields outputs)."""
-        return self._transform("Process", derived.process_operator, func, "process")
+        return self._transform("Process", func, "process")
 
     def key_by(self, key_selector: Any, key_type: Any = None) -> KeyedStream:
         """Partition by key: records with equal keys go to the same subtask, in order.
@@ -242,27 +238,22 @@ class DataStream(_NodeHandle):
 
     # --- sinks ---
 
-    def _sink(self, name: str, factory: Callable[[], Any]) -> DataStreamSink:
-        node = self._add("sink", name, factory)
-        return DataStreamSink(self._env, node)
+    def _sink(self, api: str, name: str, **record: Any) -> DataStreamSink:
+        return DataStreamSink(self._env, self._add(api, name, **record))
 
     def print(self, sink_identifier: str | None = None) -> DataStreamSink:
         """Print every record to stdout, prefixed ``N> `` (subtask N) when parallel."""
-        return self._sink("Print to Std. Out", lambda: PrintSinkWriter(sink_identifier))
+        return self._sink("print", "Print to Std. Out", args=(sink_identifier,))
 
     def add_sink(self, sink_func: Any) -> DataStreamSink:
         """Call ``sink_func`` (sync or async, or a SinkFunction's ``invoke``) per record."""
-        FunctionAdapter(sink_func, "invoke", "add_sink")
-        copies = derived.user_function_copy(sink_func, "add_sink")
-        return self._sink(
-            "Sink", lambda: CallbackSinkWriter(FunctionAdapter(copies(), "invoke", "add_sink"))
-        )
+        return self._sink("add_sink", "Sink", function=sink_func)
 
     def sink_to(self, sink: Sink) -> DataStreamSink:
         """Write to a :class:`Sink` (for example ``FileSink`` or a two-phase-commit sink)."""
         if not isinstance(sink, Sink):
             raise TypeError(f"sink_to() needs a Sink instance, got {sink!r}")
-        return self._sink(getattr(sink, "name", "Sink"), sink.create_writer)
+        return self._sink("sink_to", getattr(sink, "name", "Sink"), args=(sink,))
 
     def execute_and_collect(
         self, job_name: str | None = None, limit: int | None = None
@@ -275,7 +266,7 @@ class DataStream(_NodeHandle):
         if limit is not None and (not isinstance(limit, int) or limit < 0):
             raise ValueError(f"limit must be a non-negative int, got {limit!r}")
         send, receive = anyio.create_memory_object_stream[list[Any]](16)
-        node = self._add("sink", "Collect Sink", lambda: QueueSinkWriter(send))
+        node = self._add("execute_and_collect", "Collect Sink", args=(send,))
         node.parallelism = None
         return CollectResultIterator(self._env, job_name or "Collect Job", send, receive, limit)
 
@@ -292,39 +283,33 @@ class KeyedStream(DataStream):
         super().__init__(env, inputs)
         self._key_selector = key_selector
 
-    def _keyed(self, name: str, make: Callable[[Any, Any], Any], fn: Any, api: str) -> DataStream:
-        FunctionAdapter(fn, FUNCTION_METHODS[api], api)
-        copies = derived.user_function_copy(fn, api)
-        key = self._key_selector
-        node = self._add("operator", name, lambda: make(copies(), key), keyed=True)
+    def _keyed(self, name: str, fn: Any, api: str) -> DataStream:
+        node = self._add(api, name, function=fn, key_selector=self._key_selector)
         return DataStream(self._env, [(node, None)], node)
 
     def map(self, func: Any, output_type: Any = None) -> DataStream:
-        return self._keyed("Map", derived.keyed_map_operator, func, "map")
+        return self._keyed("Map", func, "map")
 
     def flat_map(self, func: Any, output_type: Any = None) -> DataStream:
-        return self._keyed("Flat Map", derived.keyed_flat_map_operator, func, "flat_map")
+        return self._keyed("Flat Map", func, "flat_map")
 
     def filter(self, func: Any) -> DataStream:
-        return self._keyed("Filter", derived.keyed_filter_operator, func, "filter")
+        return self._keyed("Filter", func, "filter")
 
     def process(self, func: Any, output_type: Any = None) -> DataStream:
         """Apply a KeyedProcessFunction (``process_element(value, ctx)``, keyed state)."""
-        return self._keyed("Keyed Process", derived.keyed_process_operator, func, "process")
+        return self._keyed("Keyed Process", func, "process")
 
     def reduce(self, func: Any) -> DataStream:
         """Rolling reduce per key: emit ``func(previous, record)`` for every record."""
-        return self._keyed("Reduce", derived.reduce_operator, func, "reduce")
+        return self._keyed("Reduce", func, "reduce")
 
     def _aggregate(self, kind: str, name: str, position: int | str) -> DataStream:
         if not isinstance(position, int | str) or isinstance(position, bool):
             raise TypeError(
                 f"{kind}() needs a field position (int) or name (str), got {position!r}"
             )
-        key = self._key_selector
-        node = self._add(
-            "operator", name, lambda: derived.aggregate_operator(kind, position, key), keyed=True
-        )
+        node = self._add(kind, name, key_selector=self._key_selector, args=(position,))
         return DataStream(self._env, [(node, None)], node)
 
     def sum(self, position_to_sum: int | str = 0) -> DataStream:

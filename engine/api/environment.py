@@ -21,6 +21,7 @@ from streamlet.job.background import start_background
 from streamlet.job.client import JobClient
 from streamlet.job.restart import RestartStrategy
 from streamlet.job.runner import JobConfig, JobRunner
+from streamlet.operators.operations import OPERATIONS
 from streamlet.operators.sources.base import Source
 from streamlet.operators.sources.collection import CollectionSource, SequenceSource
 from streamlet.state.key_groups import DEFAULT_MAX_PARALLELISM, check_parallelism
@@ -188,10 +189,9 @@ class StreamExecutionEnvironment:
         if not isinstance(source, Source):
             raise TypeError(f"from_source() needs a Source instance, got {source!r}")
         node = self._graph.add_node(
-            "source",
+            OPERATIONS["source"],
             source_name or source.name,
-            None,
-            source=source,
+            args=(source,),
             parallelism_limit=source.max_parallelism,
         )
         return DataStream(self, [(node, None)], node)

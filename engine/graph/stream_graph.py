@@ -1,8 +1,14 @@
 """The logical graph a DataStream program builds: nodes (operators) joined by edges.
 
-A node knows how to make a fresh operator instance (once per subtask and attempt), its
+The graph is declarative, so that more than one runner can consume it (the local runtime
+here; a translator to Apache Flink): a node records its operation (an entry of the one table
+:data:`~streamlet.operators.operations.OPERATIONS`), the user function, the key selector (on
+a keyed stream), the operation's arguments (the field of ``sum("field")``, the ``Sink`` of
+``sink_to``, the ``Source`` of ``from_source``), its
 parallelism (``None`` = the environment's default, resolved when the job starts), its uid
-(the key its state is stored under) and its name. An edge carries the partitioner chosen
+(the key its state is stored under) and its name. The local runtime makes a fresh
+operator instance from that record, once per subtask and attempt
+(:meth:`StreamNode.create_operator`). An edge carries the partitioner chosen
 for it, or ``None`` for the default: forward between equal parallelisms, rebalance otherwise.
 """
 
@@ -15,11 +21,10 @@ from typing import Any
 
 from streamlet.graph.partitioners import ForwardPartitioner, Partitioner, RebalancePartitioner
 from streamlet.operators.base import Operator
+from streamlet.operators.operations import Operation, OperationKind
 from streamlet.operators.sources.base import Source
 
-__all__ = ["NodeKind", "StreamEdge", "StreamGraph", "StreamNode"]
-
-NodeKind = str  # "source" | "operator" | "sink"
+__all__ = ["StreamEdge", "StreamGraph", "StreamNode"]
 
 _UID_CHARS = re.compile(r"[^A-Za-z0-9_.-]+")
 
@@ -45,18 +50,44 @@ class StreamNode:
     """One operator of the logical graph."""
 
     id: int
-    kind: NodeKind
+    operation: Operation
     name: str
-    factory: Callable[[], Operator[Any, Any]] | None
-    source: Source[Any] | None = None
+    #: The user function as the user gave it (each operator instance gets its own copy).
+    function: Any = None
+    #: The key selector of a keyed stream's operation, ``None`` on a non-keyed stream.
+    key_selector: Callable[[Any], Any] | None = None
+    #: The operation's arguments after the function, as its operator factories take them.
+    args: tuple[Any, ...] = ()
     parallelism: int | None = None
+    #: The user's ``.uid()``; :attr:`operator_uid` is the one state is stored under.
     uid: str | None = None
-    keyed: bool = False
     #: The largest parallelism allowed (1 for a non-parallel source).
     parallelism_limit: int | None = None
     chaining: bool = True
     inputs: list[StreamEdge] = field(default_factory=list)
     outputs: list[StreamEdge] = field(default_factory=list)
+
+    @property
+    def kind(self) -> OperationKind:
+        return self.operation.kind
+
+    @property
+    def keyed(self) -> bool:
+        return self.key_selector is not None
+
+    @property
+    def source(self) -> Source[Any] | None:
+        """The source a source node reads (its one argument), ``None`` for other nodes."""
+        return self.args[0] if self.kind == "source" else None
+
+    def create_operator(self) -> Operator[Any, Any]:
+        """A fresh operator instance for one subtask and attempt, built from the record."""
+        return self.operation.create(self.function, self.key_selector, self.args)
+
+    @property
+    def factory(self) -> Callable[[], Operator[Any, Any]] | None:
+        """:meth:`create_operator`, or ``None`` for a source (made from its splits)."""
+        return None if self.kind == "source" else self.create_operator
 
     @property
     def operator_uid(self) -> str:
@@ -86,13 +117,12 @@ class StreamGraph:
 
     def add_node(
         self,
-        kind: NodeKind,
+        operation: Operation,
         name: str,
-        factory: Callable[[], Operator[Any, Any]] | None,
         inputs: list[tuple[StreamNode, Partitioner | None]] = (),  # type: ignore[assignment]
-        **options: Any,
+        **record: Any,
     ) -> StreamNode:
-        node = StreamNode(id=len(self.nodes) + 1, kind=kind, name=name, factory=factory, **options)
+        node = StreamNode(id=len(self.nodes) + 1, operation=operation, name=name, **record)
         for upstream, partitioner in inputs:
             edge = StreamEdge(upstream, node, partitioner)
             upstream.outputs.append(edge)

@@ -297,7 +297,7 @@ class JobRunner:
             node.name
             for chain in self.plan.chains
             for node in chain.nodes
-            if isinstance(getattr(node.factory, "__self__", None), TwoPhaseCommitSink)
+            if node.operation.api == "sink_to" and isinstance(node.args[0], TwoPhaseCommitSink)
         ]
 
     def _reader_for(self, location: str, storage: CheckpointStorage) -> CheckpointStorage:

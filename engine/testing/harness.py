@@ -21,12 +21,12 @@ test can look at its attributes.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar, Self
 
-from streamlet.operators import derived
 from streamlet.operators.base import Operator, OperatorContext
 from streamlet.operators.functions import FUNCTION_METHODS, RuntimeContext, key_selector_of
+from streamlet.operators.operations import OPERATIONS
 from streamlet.state.heap_backend import HeapKeyedStateBackend
 from streamlet.state.key_groups import (
     DEFAULT_MAX_PARALLELISM,
@@ -40,19 +40,18 @@ from streamlet.testing.snapshot import HarnessSnapshot, restore_inputs
 
 __all__ = ["HarnessSnapshot", "KeyedOperatorTestHarness", "OperatorTestHarness"]
 
-_NON_KEYED: dict[str, Callable[[Any], Operator[Any, Any]]] = {
-    "map": derived.map_operator,
-    "flat_map": derived.flat_map_operator,
-    "filter": derived.filter_operator,
-    "process": derived.process_operator,
-}
-_KEYED: dict[str, Callable[[Any, Callable[[Any], Any]], Operator[Any, Any]]] = {
-    "map": derived.keyed_map_operator,
-    "flat_map": derived.keyed_flat_map_operator,
-    "filter": derived.keyed_filter_operator,
-    "process": derived.keyed_process_operator,
-    "reduce": derived.reduce_operator,
-}
+#: The operations a harness drives: those of OPERATIONS that call a user function's method
+#: per record (map, flat_map, filter, process; and reduce, keyed only).
+_NON_KEYED = [
+    api
+    for api, op in OPERATIONS.items()
+    if op.kind == "operator" and op.method is not None and op.operator is not None
+]
+_KEYED = [
+    api
+    for api, op in OPERATIONS.items()
+    if op.kind == "operator" and op.method is not None and op.keyed_operator is not None
+]
 
 
 def _implements(function: Any, kind: str) -> bool:
@@ -181,7 +180,9 @@ class OperatorTestHarness:
         self._context: OperatorContext | None = None
 
     def _build_operator(self) -> Operator[Any, Any]:
-        return _NON_KEYED[self.kind](self.function)
+        make = OPERATIONS[self.kind].operator
+        assert make is not None
+        return make(self.function)
 
     def _keyed_backend(self) -> HeapKeyedStateBackend | None:
         return None
@@ -450,7 +451,9 @@ class KeyedOperatorTestHarness(OperatorTestHarness):
         self.keyed_state_backend = HeapKeyedStateBackend(uid, self.key_group_range, max_parallelism)
 
     def _build_operator(self) -> Operator[Any, Any]:
-        return _KEYED[self.kind](self.function, self.key_selector)
+        make = OPERATIONS[self.kind].keyed_operator
+        assert make is not None
+        return make(self.function, self.key_selector)
 
     def _keyed_backend(self) -> HeapKeyedStateBackend | None:
         return self.keyed_state_backend
