@@ -85,11 +85,6 @@ class StreamNode:
         return self.operation.create(self.function, self.key_selector, self.args)
 
     @property
-    def factory(self) -> Callable[[], Operator[Any, Any]] | None:
-        """:meth:`create_operator`, or ``None`` for a source (made from its splits)."""
-        return None if self.kind == "source" else self.create_operator
-
-    @property
     def operator_uid(self) -> str:
         """The uid state is stored under: the user's ``.uid()``, or one derived from the graph.
 

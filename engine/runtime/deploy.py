@@ -173,8 +173,7 @@ def _build_subtask(
             mine = [s for j, s in enumerate(splits) if j % chain.parallelism == index]
             op: Any = SourceOperator(node.source, mine)
         else:
-            assert node.factory is not None
-            op = node.factory()
+            op = node.create_operator()
             if op.keyed:
                 ctx.keyed_backend = _keyed_backend(plan, node, chain.parallelism, index, restored)
             if operator_wrapper is not None:
