@@ -29,9 +29,9 @@ from streamlet.errors import JobCancelledError as JobCancelledError
 from streamlet.errors import JobExecutionError as JobExecutionError
 from streamlet.errors import JobGraphError as JobGraphError
 from streamlet.job.client import JobClient as JobClient
-from streamlet.job.client import JobExecutionResult as JobExecutionResult
-from streamlet.job.client import JobStatus as JobStatus
 from streamlet.job.restart import RestartStrategies as RestartStrategies
+from streamlet.job.result import JobExecutionResult as JobExecutionResult
+from streamlet.job.result import JobStatus as JobStatus
 from streamlet.operators.functions import FilterFunction as FilterFunction
 from streamlet.operators.functions import FlatMapFunction as FlatMapFunction
 from streamlet.operators.functions import KeyedProcessFunction as KeyedProcessFunction

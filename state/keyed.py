@@ -17,7 +17,7 @@ you keep them beyond the current record.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .table import clone_value
 
@@ -28,8 +28,17 @@ if TYPE_CHECKING:
         StateDescriptor,
         ValueStateDescriptor,
     )
-    from .heap_backend import HeapKeyedStateBackend
     from .table import StateTable
+
+
+class CurrentKey(Protocol):
+    """What a state view reads of its backend on every call: the current key and the index
+    of its key group (``HeapKeyedStateBackend.set_current_key`` keeps both). A Protocol, so
+    the views and the backend that creates them do not import each other."""
+
+    _current_key: Any
+    _kg_index: int
+
 
 __all__ = [
     "AggregatingState",
@@ -53,9 +62,7 @@ class KeyedState:
 
     __slots__ = ("_backend", "_touch", "_writable", "descriptor", "name")
 
-    def __init__(
-        self, backend: HeapKeyedStateBackend, table: StateTable, descriptor: StateDescriptor
-    ) -> None:
+    def __init__(self, backend: CurrentKey, table: StateTable, descriptor: StateDescriptor) -> None:
         self._backend = backend
         self._writable = table.writable
         self._touch = table.touch
@@ -86,7 +93,7 @@ class ValueState(KeyedState):
     __slots__ = ("_default",)
 
     def __init__(
-        self, backend: HeapKeyedStateBackend, table: StateTable, descriptor: ValueStateDescriptor
+        self, backend: CurrentKey, table: StateTable, descriptor: ValueStateDescriptor
     ) -> None:
         super().__init__(backend, table, descriptor)
         self._default = descriptor.default_value
@@ -131,7 +138,7 @@ class _CopyingDefaultValueState(ValueState):
 
 
 def make_value_state(
-    backend: HeapKeyedStateBackend, table: StateTable, descriptor: ValueStateDescriptor
+    backend: CurrentKey, table: StateTable, descriptor: ValueStateDescriptor
 ) -> ValueState:
     """Return the view for ``descriptor``; a mutable default is copied on every miss."""
     default = descriptor.default_value
@@ -320,7 +327,7 @@ class ReducingState(KeyedState):
 
     def __init__(
         self,
-        backend: HeapKeyedStateBackend,
+        backend: CurrentKey,
         table: StateTable,
         descriptor: ReducingStateDescriptor,
     ) -> None:
@@ -367,7 +374,7 @@ class AggregatingState(KeyedState):
 
     def __init__(
         self,
-        backend: HeapKeyedStateBackend,
+        backend: CurrentKey,
         table: StateTable,
         descriptor: AggregatingStateDescriptor,
     ) -> None:

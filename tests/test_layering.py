@@ -176,3 +176,71 @@ def test_layering_check_detects_a_violation(tmp_path: Path) -> None:
         "state/bad.py:3",
         "state/bad.py:4",
     ]
+
+
+def _module_graph() -> dict[str, set[str]]:
+    """Every module of the four folders -> the modules of ours it imports (type-only imports
+    too: a cycle of them still ties two files into one)."""
+    paths = {_module_name(path): path for _, path in _modules()}
+    graph: dict[str, set[str]] = {}
+    for name, path in paths.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        found = set()
+        for _, module, level in _imports(path):
+            if level:
+                base = package.split(".")[: len(package.split(".")) - (level - 1)]
+                module = ".".join([*base, module] if module else base)
+            found.add(module)
+        for node in ast.walk(ast.parse(path.read_text())):  # `from pkg import module`
+            if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                found.update(f"{node.module}.{alias.name}" for alias in node.names)
+        # A module's own parent packages are imported with it: not an edge of a cycle.
+        graph[name] = {
+            m for m in found if m in paths and m != name and not name.startswith(m + ".")
+        }
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_no_import_cycles_between_files() -> None:
+    cycles = _cycles(_module_graph())
+    assert not cycles, "modules that import each other (directly or around a loop):\n" + (
+        "\n".join(" <-> ".join(c) for c in cycles)
+    )
+
+
+def test_cycle_check_detects_a_cycle() -> None:
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert _cycles(graph) == [["a", "b", "c"]]
+    assert "streamlet.job.runner" in _module_graph()["streamlet.job.client"]

@@ -7,8 +7,8 @@ calls (``rebalance()``, ``shuffle()``, ...) and ``union`` add no node: they deci
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 
@@ -23,17 +23,49 @@ from streamlet.graph.partitioners import (
     RescalePartitioner,
     ShufflePartitioner,
 )
-from streamlet.graph.stream_graph import StreamNode
+from streamlet.graph.stream_graph import StreamGraph, StreamNode
 from streamlet.operators import derived
 from streamlet.operators.functions import FunctionAdapter, key_selector_of
 from streamlet.operators.operations import OPERATIONS
 from streamlet.operators.sinks.base import Sink
 
 if TYPE_CHECKING:
-    from streamlet.api.environment import StreamExecutionEnvironment
     from streamlet.job.client import JobClient
 
 __all__ = ["CollectResultIterator", "DataStream", "DataStreamSink", "KeyedStream"]
+
+
+class StreamExecutionEnvironment(Protocol):
+    """What a stream needs of its environment (``api.environment`` implements it): the graph
+    its operations add nodes to, the checks of parallelism settings, and running the job.
+    A Protocol, so the environment (which creates streams) and the streams do not import
+    each other."""
+
+    _graph: StreamGraph
+
+    def get_parallelism(self) -> int: ...
+
+    def _check_parallelism(self, parallelism: int, what: str) -> None: ...
+
+    def _check_forward_edges(self, node: StreamNode) -> None: ...
+
+    def execute(
+        self,
+        job_name: str = ...,
+        *,
+        restore: str | None = ...,
+        allow_non_restored_state: bool = ...,
+    ) -> Any: ...
+
+    def execute_async(
+        self,
+        job_name: str = ...,
+        *,
+        restore: str | None = ...,
+        allow_non_restored_state: bool = ...,
+        task_group: Any = ...,
+    ) -> Awaitable[JobClient]: ...
+
 
 _Input = tuple[StreamNode, Partitioner | None]
 

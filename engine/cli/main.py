@@ -47,7 +47,7 @@ import streamlet.state as _state
 from streamlet.api.environment import StreamExecutionEnvironment
 from streamlet.checkpoints.config import JobManagerCheckpointStorage
 from streamlet.errors import JobExecutionError
-from streamlet.job.client import JobExecutionResult
+from streamlet.job.result import JobExecutionResult
 from streamlet.operators.sinks.simple import OutputClosedError
 from streamlet.state.errors import StreamletError
 

@@ -36,7 +36,6 @@ from streamlet.checkpoints.storage import (
 from streamlet.errors import JobExecutionError
 from streamlet.graph.plan import JobPlan, build_plan
 from streamlet.graph.stream_graph import StreamGraph
-from streamlet.job.client import JobExecutionResult, JobStatus
 from streamlet.job.recovery import (
     clean_incomplete_checkpoints,
     find_restore_point,
@@ -47,6 +46,7 @@ from streamlet.job.restart import (
     NoRestartStrategy,
     RestartStrategy,
 )
+from streamlet.job.result import JobExecutionResult, JobStatus
 from streamlet.operators.sinks.simple import OutputClosedError
 from streamlet.operators.sinks.two_phase import TwoPhaseCommitSink
 from streamlet.operators.sources.base import DeliveryGuarantee, SourceSessionContext

@@ -40,7 +40,7 @@ from typing import Any
 import anyio
 
 from streamlet.api.datastream import DataStream
-from streamlet.job.client import JobExecutionResult
+from streamlet.job.result import JobExecutionResult
 from streamlet.operators.sinks.base import Sink, SinkWriter
 from streamlet.operators.sources.base import Source, SourceReader, SourceSessionContext
 from streamlet.testing.faults import Fault, FaultInjector, InjectedFault, inject_faults
