@@ -75,11 +75,11 @@ def _modules() -> list[tuple[str, Path]]:
     return [(pkg, path) for pkg in ALLOWED for path in sorted((ROOT / pkg).rglob("*.py"))]
 
 
-def _violations(package: str, path: Path) -> list[str]:
-    depth = len(path.relative_to(ROOT / package).parts) - 1  # packages below the layer's top
+def _violations(package: str, path: Path, root: Path = ROOT) -> list[str]:
+    depth = len(path.relative_to(root / package).parts) - 1  # packages below the layer's top
     bad = []
     for line, module, level in _imports(path):
-        where = f"{path.relative_to(ROOT)}:{line}"
+        where = f"{path.relative_to(root)}:{line}"
         if level > depth + 1:
             bad.append(f"{where} imports {'.' * level}{module}, above its layer")
             continue
@@ -91,16 +91,16 @@ def _violations(package: str, path: Path) -> list[str]:
         if layer is not None and layer not in ALLOWED[package]:
             bad.append(f"{where} imports {module} ({layer}, a layer above)")
         elif package == "engine" and layer == "engine":
-            importer = sublayer_of(_module_name(path))
+            importer = sublayer_of(_module_name(path, root))
             imported = sublayer_of(module)
             if not _sublayer_allows(importer, imported):
                 bad.append(f"{where} imports {module} ({imported}, above {importer})")
     return bad
 
 
-def _module_name(path: Path) -> str:
+def _module_name(path: Path, root: Path = ROOT) -> str:
     """``engine/job/runner.py`` -> ``streamlet.job.runner`` (the layer folders likewise)."""
-    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    parts = list(path.relative_to(root).with_suffix("").parts)
     if parts[-1] == "__init__":
         parts.pop()
     parts[0] = "streamlet" if parts[0] == "engine" else f"streamlet.{parts[0]}"
@@ -142,12 +142,7 @@ def test_sublayer_check_detects_a_violation(tmp_path: Path) -> None:
         "from streamlet.job.runner import JobRunner\n"
         "from streamlet import StreamExecutionEnvironment\n"
     )
-    global ROOT
-    saved, ROOT = ROOT, tmp_path
-    try:
-        found = _violations("engine", bad)
-    finally:
-        ROOT = saved
+    found = _violations("engine", bad, tmp_path)
     assert [v.split(" ", 1)[0] for v in found] == [
         "engine/runtime/bad.py:3",
         "engine/runtime/bad.py:4",
@@ -164,12 +159,7 @@ def test_layering_check_detects_a_violation(tmp_path: Path) -> None:
         "from state.serde import Serializer\n"
         "from ..operators import core\n"
     )
-    global ROOT
-    saved, ROOT = ROOT, tmp_path
-    try:
-        found = _violations("state", bad)
-    finally:
-        ROOT = saved
+    found = _violations("state", bad, tmp_path)
     assert [v.split(" ", 1)[0] for v in found] == [
         "state/bad.py:1",
         "state/bad.py:2",
