@@ -1,6 +1,6 @@
 """streamlet.testing.pytest_plugin: the fixtures under anyio's plugin, on asyncio and trio.
 
-(tests/engine/test_testing.py uses the same fixtures under pytest-asyncio.)
+(tests/engine/testing/test_testing.py uses the same fixtures under pytest-asyncio.)
 """
 
 from __future__ import annotations
