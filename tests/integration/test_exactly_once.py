@@ -91,7 +91,9 @@ def test_process_killed_at_random_moments_resumes_exactly_once(tmp_path: Path) -
         str(records),
         str(tmp_path),
     ]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # Inherited entries first (under make mutants: the mutated copy's streamlet), then ROOT.
+    inherited = os.environ.get("PYTHONPATH")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (inherited, str(ROOT)) if p)}
     kills = 0
     log = tmp_path / "job.log"
     for _ in range(6):

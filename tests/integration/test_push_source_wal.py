@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import math
-import os
 import signal
 import subprocess
 import sys
@@ -122,38 +121,27 @@ def test_logged_records_survive_a_crash_before_the_first_checkpoint(tmp_path: Pa
     completed one: here none completed, so all of it (issue 10)."""
     child = tmp_path / "child.py"
     child.write_text(_CRASHING_CHILD)
-    root = str(Path(__file__).resolve().parents[2])
-    env = {**os.environ, "PYTHONPATH": root}
-    first = subprocess.run(
-        [sys.executable, str(child), str(tmp_path), "first"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-        check=False,
-    )
+
+    def run(stage: str) -> subprocess.CompletedProcess[str]:
+        # The environment as inherited: streamlet is the one the suite imports (the
+        # checkout, or a mutant's copy under make mutants).
+        return subprocess.run(
+            [sys.executable, str(child), str(tmp_path), stage],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    first = run("first")
     assert first.returncode == -signal.SIGKILL, first.stderr[-500:]
     assert not (tmp_path / "out").exists() or read_committed(tmp_path / "out") == []
-    second = subprocess.run(
-        [sys.executable, str(child), str(tmp_path), "second"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-        check=False,
-    )
+    second = run("second")
     assert second.returncode == 0, second.stderr[-500:]
     assert second.stdout.split() == ["100"]  # replayed from the log, not pushed again
     assert sorted(read_committed(tmp_path / "out"), key=int) == [str(i) for i in range(100)]
     # Its final checkpoint covered them: a third fresh start replays nothing.
-    third = subprocess.run(
-        [sys.executable, str(child), str(tmp_path), "third"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-        check=False,
-    )
+    third = run("third")
     assert third.returncode == 0, third.stderr[-500:]
     assert third.stdout.split() == ["0"]
     assert len(read_committed(tmp_path / "out")) == 100
