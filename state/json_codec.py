@@ -288,22 +288,28 @@ def _from_b64(data: str) -> bytes:
     return base64.b64decode(data.encode("ascii"), validate=True)
 
 
-def _dataclass_from_json(inner: list[Any]) -> Any:
-    ref, values = inner
+def _loaded_class(ref: str, kind: str, is_kind: Callable[[type], bool]) -> type:
+    """The class ``module:QualName`` names, found in ``sys.modules`` only (never imported)."""
     module, _, qualname = ref.partition(":")
     cls = _find_class(module, qualname)
-    if not (isinstance(cls, type) and is_dataclass(cls)):
+    if not (isinstance(cls, type) and is_kind(cls)):
         raise _RestoreError(
-            f"cannot restore dataclass {ref}: it is not loaded (import the module that "
+            f"cannot restore {kind} {ref}: it is not loaded (import the module that "
             f"defines it before restoring)"
         )
+    return cls
+
+
+def _dataclass_from_json(inner: list[Any]) -> Any:
+    ref, values = inner
+    cls = _loaded_class(ref, "dataclass", is_dataclass)
     names = [f.name for f in fields(cls)]
     if set(values) != set(names):
         raise _RestoreError(
             f"cannot restore dataclass {ref}: it has fields {names} but the state holds "
             f"{sorted(values)}"
         )
-    obj = object.__new__(cls)
+    obj: Any = object.__new__(cls)
     for name in names:
         # object.__setattr__ also works for frozen and slotted dataclasses.
         object.__setattr__(obj, name, from_json(values[name]))
@@ -312,13 +318,7 @@ def _dataclass_from_json(inner: list[Any]) -> Any:
 
 def _namedtuple_from_json(inner: list[Any]) -> Any:
     ref, values = inner
-    module, _, qualname = ref.partition(":")
-    cls = _find_class(module, qualname)
-    if not (isinstance(cls, type) and is_namedtuple_class(cls)):
-        raise _RestoreError(
-            f"cannot restore namedtuple {ref}: it is not loaded (import the module that "
-            f"defines it before restoring)"
-        )
+    cls = _loaded_class(ref, "namedtuple", is_namedtuple_class)
     names = list(cls._fields)  # type: ignore[attr-defined]  # is_namedtuple_class saw _fields
     if not isinstance(values, dict) or list(values) != names:
         raise _RestoreError(
