@@ -18,8 +18,10 @@ and namedtuples of those (a namedtuple whose class can be found by module and na
 refused (it is not equal to itself, so it would never find its state again), and so are enum
 members and other subclasses of the accepted types, which cannot be restored as themselves,
 and strs with lone surrogates, which a checkpoint cannot write.
-The callers (the key_by partitioner, the keyed state backend) memoise key -> key group, so
-these checks run once per distinct key, not per record.
+The callers (the key_by partitioner, the keyed state backend) memoise key -> key group
+(:class:`~streamlet.state.key_group_memo.KeyGroupMemo`), so these checks run about once per
+distinct key, not per record, and compute the key groups a batch misses in one call of
+:func:`assign_to_key_groups`, which does the hash's final mixing for the whole batch at once.
 
 The hash values are part of the checkpoint format (state is stored per key group):
 ``tests/state/test_key_groups_golden.py`` pins them.
@@ -31,6 +33,7 @@ import enum
 import reprlib
 import struct
 import zlib
+from array import array
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +45,7 @@ __all__ = [
     "KeyGroupRange",
     "UnusableKeyError",
     "assign_to_key_group",
+    "assign_to_key_groups",
     "check_parallelism",
     "key_group_range_for_subtask",
     "stable_hash",
@@ -208,6 +212,88 @@ def assign_to_key_group(key: Any, max_parallelism: int) -> int:
     """
     try:
         return _mix(_raw_hash(key)) % max_parallelism
+    except UnusableKeyError as exc:
+        raise _whole(key, exc) from None
+
+
+def assign_to_key_groups(keys: list[Any], max_parallelism: int) -> list[int]:
+    """Return the key group of every key in ``keys``, in order: ``assign_to_key_group`` for a
+    batch, with the same values, at about a third of its cost per key.
+
+    The CRC of each key is taken per key (C calls; a batch of only ints or only strs takes
+    a comprehension, other batches the general per-key path), and the hash's final mixing,
+    ten integer operations per key in Python, runs once over the whole batch: the 32-bit
+    values sit in 64-bit lanes of one big integer, where a product with a 32-bit constant
+    cannot carry into the next lane and a mask after each step drops what a shift moved
+    across lanes.
+
+    :raises UnusableKeyError: for the first key that cannot be a key (see :func:`stable_hash`)
+    """
+    if not keys:
+        return []
+    types = set(map(type, keys))
+    raw: list[int] | None = None
+    if len(types) == 1:
+        only = types.pop()
+        try:
+            if only is int:
+                raw = [_crc32(_pack_q(key), _INT_SEED) for key in keys]
+            elif only is str:
+                raw = [_crc32(key.encode(), _STR_SEED) for key in keys]
+        except (struct.error, UnicodeEncodeError):
+            raw = None  # an int beyond 64 bits or a str that cannot be written: per key
+    if raw is None:
+        raw = [_raw_hash_of_whole(key) for key in keys]
+    return _mix_all(raw, max_parallelism)
+
+
+_crc32 = zlib.crc32
+_INT_SEED = 0x1B873593
+_STR_SEED = 0x5F3759DF
+#: The masks cover this many 64-bit lanes; a longer batch grows them (see _lane_masks).
+_lanes = 0
+_LOW32 = 0
+_LOW8 = 0
+
+
+#: For each power of two p up to 256, the byte table b -> b % p.
+_LOW_BITS = {1 << k: bytes(b & ((1 << k) - 1) for b in range(256)) for k in range(9)}
+
+
+def _lane_masks(n: int) -> tuple[int, int]:
+    """Masks of the low 32 and low 8 bits of each of at least ``n`` 64-bit lanes (``&`` of
+    two non-negative ints is as long as the shorter one, so a longer mask costs nothing)."""
+    global _lanes, _LOW32, _LOW8
+    if n > _lanes:
+        _lanes = max(n, 2 * _lanes, 4096)
+        _LOW32 = int.from_bytes(b"\xff\xff\xff\xff\0\0\0\0" * _lanes, "little")
+        _LOW8 = int.from_bytes(b"\xff\0\0\0\0\0\0\0" * _lanes, "little")
+    return _LOW32, _LOW8
+
+
+def _mix_all(raw: list[int], max_parallelism: int) -> list[int]:
+    """``[_mix(h) % max_parallelism for h in raw]``, computed lane-parallel (see above)."""
+    n = len(raw)
+    low32, low8 = _lane_masks(n)
+    h = int.from_bytes(array("Q", raw).tobytes(), "little")
+    h = (h ^ (h >> 16)) & low32
+    h = (h * 0x85EBCA6B) & low32
+    h = (h ^ (h >> 13)) & low32
+    h = (h * 0xC2B2AE35) & low32
+    h = (h ^ (h >> 16)) & low32
+    if max_parallelism <= 256 and max_parallelism & (max_parallelism - 1) == 0:
+        # A power of two up to 256 (128 is the default): the key group is the low bits of
+        # each lane's low byte.
+        low_bytes = (h & low8).to_bytes(8 * n, "little")[::8]
+        return list(low_bytes.translate(_LOW_BITS[max_parallelism]))
+    lanes = array("Q")
+    lanes.frombytes(h.to_bytes(8 * n, "little"))
+    return [value % max_parallelism for value in lanes.tolist()]
+
+
+def _raw_hash_of_whole(key: Any) -> int:
+    try:
+        return _raw_hash(key)
     except UnusableKeyError as exc:
         raise _whole(key, exc) from None
 
