@@ -114,9 +114,10 @@ class KeyedBatchOperator(BatchTransformOperator):
     step must honour two rules, which is all that scopes keyed state to a key:
 
     - the state of a record is only read or written under that record's key: the step makes
-      ``key_selector(record)`` current (``backend.set_current_key``) before it calls user
-      code for the record, as :func:`per_record` does, or it uses a backend method that
-      takes the key selector itself (``backend.reduce_values``);
+      the record's key current (``backend.each_record``) before it calls user code for the
+      record, as :func:`per_record` does, or it uses a backend method that takes the key
+      selector itself (``backend.reduce_values``); both accept the batch as it came, a
+      list or a ``KeyedBatch`` that brings keys and key groups;
     - records are processed, and their outputs returned, in input order.
 
     :param adapter: the user function (for its lifecycle hooks)
@@ -157,22 +158,23 @@ class KeyedBatchOperator(BatchTransformOperator):
 def per_record(step_of: Callable[[HeapKeyedStateBackend], KeyedStep]) -> KeyedBatchStepFactory:
     """Return a keyed batch step factory that runs a per-record step with its key current.
 
-    For each record in order: ``backend.set_current_key(key_selector(record))``, then
-    ``step(record, out)``. An ``async def`` step is awaited one record at a time, so it
-    never sees another record's key. ``step_of(backend)`` builds the step in ``open``.
+    For each record in order: make its key current, then ``step(record, out)``
+    (``backend.each_record``, which takes each record's key and key group from the
+    batch when the key_by partitioner sent them along). An ``async def`` step is awaited
+    one record at a time, so it never sees another record's key. ``step_of(backend)``
+    builds the step in ``open``.
     """
 
     def make_step(
         backend: HeapKeyedStateBackend, key_selector: Callable[[Any], Any]
     ) -> BatchTransform:
         step = step_of(backend)
-        set_key = backend.set_current_key
+        each_record = backend.each_record
         if inspect.iscoroutinefunction(step):
 
             async def async_batch(batch: list[Any]) -> list[Any]:
                 out: list[Any] = []
-                for record in batch:
-                    set_key(key_selector(record))
+                for record in each_record(batch, key_selector):
                     await step(record, out)
                 return out
 
@@ -180,8 +182,7 @@ def per_record(step_of: Callable[[HeapKeyedStateBackend], KeyedStep]) -> KeyedBa
 
         def sync_batch(batch: list[Any]) -> list[Any]:
             out: list[Any] = []
-            for record in batch:
-                set_key(key_selector(record))
+            for record in each_record(batch, key_selector):
                 step(record, out)
             return out
 

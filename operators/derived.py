@@ -198,13 +198,12 @@ def _keyed_process_step(call: Callable[..., Any]) -> KeyedBatchStepFactory:
         backend: HeapKeyedStateBackend, key_selector: Callable[[Any], Any]
     ) -> BatchTransform:
         ctx = KeyedProcessFunction.Context(backend)
-        set_key = backend.set_current_key
+        each_record = backend.each_record
 
         def process_batch(batch: list[Any]) -> list[Any]:
             out: list[Any] = []
             extend = out.extend
-            for record in batch:
-                set_key(key_selector(record))
+            for record in each_record(batch, key_selector):
                 result = call(record, ctx)
                 if result is not None:
                     if type(result) is str:

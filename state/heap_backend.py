@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import gc
 from collections.abc import Callable, Iterator, Mapping
+from itertools import islice
 from typing import Any
 
 from .descriptors import (
@@ -31,7 +32,8 @@ from .descriptors import (
     ValueStateDescriptor,
 )
 from .errors import StateError, StateSerializationError
-from .key_groups import KeyGroupRange, assign_to_key_group, check_parallelism
+from .key_group_memo import DEFAULT_KEY_MEMO_SIZE, KeyGroupMemo
+from .key_groups import KeyGroupRange, check_parallelism
 from .keyed import (
     AggregatingState,
     KeyedState,
@@ -41,14 +43,15 @@ from .keyed import (
     ValueState,
     make_value_state,
 )
+from .keyed_batch import KeyedBatch
 from .serde import check_codec, decode_table
 from .snapshot import FrozenState, KeyedStateSnapshot, RawTable, read_key_group
 from .table import StateTable
 
 __all__ = ["DEFAULT_KEY_CACHE_SIZE", "HeapKeyedStateBackend"]
 
-#: Entries kept in the key -> key group memo before it is cleared.
-DEFAULT_KEY_CACHE_SIZE = 100_000
+#: Entries the key -> key group memo holds at most (see :mod:`.key_group_memo`).
+DEFAULT_KEY_CACHE_SIZE = DEFAULT_KEY_MEMO_SIZE
 
 _ViewFactory = Callable[[Any, StateTable, Any], KeyedState]
 
@@ -79,22 +82,23 @@ class HeapKeyedStateBackend:
     :param operator_uid: uid of the operator (named in errors and written into snapshots)
     :param key_group_range: the key groups this subtask owns
     :param max_parallelism: the number of key groups of the operator
-    :param key_cache_size: size at which the key -> key group memo is cleared
+    :param key_cache_size: the most entries the key -> key group memo holds
     :raises TypeError: if an argument has the wrong type
     :raises ValueError: if ``operator_uid`` is empty, ``max_parallelism`` is invalid, or
         the range is not within ``[0, max_parallelism)``
     """
 
     __slots__ = (
-        "_cache_limit",
         "_current_key",
-        "_kg_cache",
+        "_end",
         "_kg_index",
+        "_memo",
         "_pending",
         "_size",
         "_start",
         "_tables",
         "_views",
+        "_whole_range",
         "key_group_range",
         "max_parallelism",
         "operator_uid",
@@ -133,8 +137,11 @@ class HeapKeyedStateBackend:
         # key": it selects the trailing None slot of every StateTable.writable.
         self._current_key: Any = None
         self._kg_index = self._size
-        self._kg_cache: dict[Any, int] = {}
-        self._cache_limit = key_cache_size
+        self._end = key_group_range.end
+        self._memo = KeyGroupMemo(max_parallelism, key_cache_size)
+        # Owning every key group (parallelism 1), a key's group is its table index and any
+        # key is in range, so a memo hit needs no check: the per-record loops try that first.
+        self._whole_range = self._start == 0 and self._size == max_parallelism
         self._views: dict[str, KeyedState] = {}
         self._tables: dict[str, StateTable] = {}
         self._pending: dict[str, dict[int, RawTable]] = {}
@@ -145,31 +152,106 @@ class HeapKeyedStateBackend:
         """Make ``key`` the key that state views read and write.
 
         :raises TypeError: if ``key`` has no stable hash (see :func:`streamlet.state.stable_hash`)
-        :raises StateError: if ``key``'s key group is not in this backend's range (a
-            routing bug: the record reached the wrong subtask)
+        :raises StateError: if ``key``'s key group is not in this backend's range (a routing
+            bug: the record reached the wrong subtask)
         """
-        try:
-            index = self._kg_cache.get(key)
-        except TypeError:  # unhashable; _assign raises the stable_hash error naming it
-            index = None
-        if index is None:
-            index = self._assign(key)
+        index = self._memo.key_group(key) - self._start
+        if not 0 <= index < self._size:
+            self._foreign(key)
         self._kg_index = index
         self._current_key = key
 
-    def _assign(self, key: Any) -> int:
-        key_group = assign_to_key_group(key, self.max_parallelism)
-        index = key_group - self._start
-        if not 0 <= index < self._size:
-            raise StateError(
-                f"key {key!r} belongs to key group {key_group}, which is not in the range "
-                f"{self.key_group_range} of operator {self.operator_uid!r}"
-            )
-        cache = self._kg_cache
-        if len(cache) >= self._cache_limit:
-            cache.clear()
-        cache[key] = index
-        return index
+    def _foreign(self, key: Any) -> None:
+        raise StateError(
+            f"key {key!r} belongs to key group {self._memo.key_group(key)}, which is not in "
+            f"the range {self.key_group_range} of operator {self.operator_uid!r}"
+        )
+
+    def resolve(
+        self, batch: list[Any] | KeyedBatch, key_selector: Callable[[Any], Any]
+    ) -> tuple[list[Any], list[Any], list[int]]:
+        """Return ``(records, keys, indexes)`` of a batch: each record's key and the index
+        of its key group in this backend's range, the form :meth:`each_record` and
+        :meth:`reduce_values` work in.
+
+        A :class:`KeyedBatch` (from the key_by partitioner) brings both; only its indexes'
+        bounds are checked. For a plain list, the key selector runs once per record and the
+        key groups come from the memo, the misses computed per batch.
+
+        :raises TypeError: if a key has no stable hash (see :func:`streamlet.state.stable_hash`)
+        :raises StateError: if a key's key group is not in this backend's range (a routing
+            bug); nothing of the batch is processed then
+        """
+        if type(batch) is KeyedBatch:
+            indexes = batch.indexes
+            if indexes and (min(indexes) < 0 or max(indexes) >= self._size):
+                bad = next(i for i, index in enumerate(indexes) if not 0 <= index < self._size)
+                self._foreign(batch.keys[bad])
+            return batch.records, batch.keys, indexes
+        records: list[Any] = batch  # type: ignore[assignment]
+        return self._locate(records, [key_selector(record) for record in records])
+
+    def _rest(
+        self, records: list[Any], first_key: Any, key_selector: Callable[[Any], Any]
+    ) -> tuple[list[Any], list[Any], list[int]]:
+        """:meth:`resolve` for the records from a memo miss on, whose first key is known."""
+        keys = [first_key]
+        keys.extend(map(key_selector, islice(records, 1, None)))
+        return self._locate(records, keys)
+
+    def _locate(
+        self, records: list[Any], keys: list[Any]
+    ) -> tuple[list[Any], list[Any], list[int]]:
+        groups = self._memo.key_groups(keys)
+        if self._whole_range:
+            return records, keys, groups  # every key group is ours, and its own index
+        start = self._start
+        if groups and (min(groups) < start or max(groups) > self._end):
+            bad = next(i for i, group in enumerate(groups) if not start <= group <= self._end)
+            self._foreign(keys[bad])
+        if start:
+            return records, keys, [group - start for group in groups]
+        return records, keys, groups
+
+    def each_record(
+        self, batch: list[Any] | KeyedBatch, key_selector: Callable[[Any], Any]
+    ) -> Iterator[Any]:
+        """Yield the records of ``batch`` in order, each with its key current.
+
+        The loop of a keyed operator that calls user code per record: the key is set before
+        the record is yielded and stays current until the next one is, so state views read
+        and write that record's key (also across an ``await`` in the loop's body).
+
+        :raises TypeError, StateError: as :meth:`resolve`, before the record whose key is
+            refused is yielded
+        """
+        if type(batch) is list and self._whole_range and not self._memo.bypassed:
+            # Memo hits first, record by record; from the first miss on, the rest of the
+            # batch is resolved at once (its misses hashed together).
+            memo = self._memo
+            get = memo.get
+            for done, record in enumerate(batch):
+                key = key_selector(record)
+                try:
+                    index = get(key, -1)
+                except TypeError:  # unhashable: resolve() raises the error naming it
+                    index = -1
+                if index < 0:
+                    memo.note_hits(done)
+                    records, keys, indexes = self._rest(batch[done:], key, key_selector)
+                    break
+                self._kg_index = index
+                self._current_key = key
+                yield record
+            else:
+                memo.note_hits(len(batch))
+                return
+        else:
+            records, keys, indexes = self.resolve(batch, key_selector)
+        for record, key, index in zip(records, keys, indexes, strict=True):
+            self._kg_index = index
+            self._current_key = key
+            yield record
 
     def get_current_key(self) -> Any:
         """Return the current key (``None`` before the first :meth:`set_current_key`)."""
@@ -196,7 +278,7 @@ class HeapKeyedStateBackend:
     def reduce_values(
         self,
         descriptor: ValueStateDescriptor,
-        values: list[Any],
+        values: list[Any] | KeyedBatch,
         key_of: Callable[[Any], Any],
         reduce: Callable[[Any, Any], Any],
     ) -> list[Any]:
@@ -216,15 +298,16 @@ class HeapKeyedStateBackend:
 
         :param descriptor: the value state to fold into, registered as by :meth:`get_state`;
             it has no default value (a fold starts from its first value)
-        :param values: the records, in order
+        :param values: the records, in order (a list, or a :class:`KeyedBatch` that brings
+            their keys and key groups)
         :param key_of: the key of a record (the key selector of the stream)
         :param reduce: ``reduce(old, value) -> new``
         :return: the key's value after each record, one per record
         :raises ValueError: if ``descriptor`` has a default value
         :raises TypeError: if a key has no stable hash (see :func:`streamlet.state.stable_hash`)
         :raises StateError: if a key's key group is not in this backend's range (a routing
-            bug); the values before the failing one stay folded, as they do when ``reduce``
-            raises
+            bug). Values before the failing one may stay folded, as they do when ``reduce``
+            raises (a failed batch fails its job, which restores from a checkpoint).
         """
         if descriptor.default_value is not None:
             raise ValueError(
@@ -233,21 +316,39 @@ class HeapKeyedStateBackend:
             )
         self.get_state(descriptor)
         table = self._tables[descriptor.name]
-        # The loop is written out flat: this is keyed reduce's whole per-record cost.
-        cached_index = self._kg_cache.get
-        assign = self._assign
+        # The loops are written out flat: this is keyed reduce's whole per-record cost.
         writable = table.writable
         touch = table.touch
         out: list[Any] = []
         append = out.append
-        for value in values:
-            key = key_of(value)
-            try:
-                index = cached_index(key)
-            except TypeError:  # unhashable; _assign raises the stable_hash error naming it
-                index = None
-            if index is None:
-                index = assign(key)
+        if type(values) is list and self._whole_range and not self._memo.bypassed:
+            # Memo hits first, as in each_record; from the first miss on, the rest of the
+            # batch is resolved at once. out has one value per record folded so far.
+            memo = self._memo
+            get = memo.get
+            for value in values:
+                key = key_of(value)
+                try:
+                    index = get(key, -1)
+                except TypeError:  # unhashable: resolve() raises the error naming it
+                    index = -1
+                if index < 0:
+                    memo.note_hits(len(out))
+                    records, keys, indexes = self._rest(values[len(out) :], key, key_of)
+                    break
+                t = writable[index]
+                if t is None:
+                    t = touch(index, key)
+                acc = t.get(key)
+                acc = value if acc is None else reduce(acc, value)
+                t[key] = acc
+                append(acc)
+            else:
+                memo.note_hits(len(out))
+                return out
+        else:
+            records, keys, indexes = self.resolve(values, key_of)
+        for value, key, index in zip(records, keys, indexes, strict=True):
             t = writable[index]
             if t is None:
                 t = touch(index, key)

@@ -14,7 +14,9 @@ import reprlib
 from collections.abc import Callable
 from typing import Any
 
-from streamlet.state.key_groups import UnusableKeyError, assign_to_key_group
+from streamlet.state.key_group_memo import KeyGroupMemo
+from streamlet.state.key_groups import UnusableKeyError, key_group_range_for_subtask
+from streamlet.state.keyed_batch import KeyedBatch
 
 __all__ = [
     "BroadcastPartitioner",
@@ -31,8 +33,6 @@ __all__ = [
     "key_error",
 ]
 
-_KEY_CACHE_LIMIT = 100_000
-
 
 class Router:
     """Splits batches for one producer subtask over its ``n`` connected channels."""
@@ -45,6 +45,19 @@ class Router:
     def split(self, records: list[Any]) -> list[list[Any]]:
         """Return one list per connected channel (the same list may appear for several)."""
         raise NotImplementedError
+
+    @property
+    def keyed(self) -> bool:
+        """Whether the writer should call :meth:`split_keyed` instead of :meth:`split`."""
+        return False
+
+    def split_keyed(self, records: list[Any]) -> list[KeyedBatch]:
+        """Return one :class:`KeyedBatch` per connected channel (key_by routers only)."""
+        raise NotImplementedError(f"{type(self).__name__} does not compute key groups")
+
+    def set_consumer(self, name: str, uid: str, keyed: bool) -> None:
+        """Tell the router which operator it feeds (the deployment calls it): key_by
+        routers name it in errors, and send keys and key groups along when it is keyed."""
 
 
 class Partitioner:
@@ -252,55 +265,75 @@ def key_error(key: Any, exc: Exception, consumer: str = "") -> KeySelectorError:
 
 
 class _KeyGroups(Router):
-    __slots__ = ("_cache", "_consumers", "_key", "_max_parallelism", "consumer")
+    """key_by to several consumers: each record's key and key group are computed once,
+    here, and travel with it in a :class:`KeyedBatch` (the keyed operator needs both)."""
 
-    def __init__(self, n: int, key: Callable[[Any], Any], max_parallelism: int) -> None:
+    __slots__ = ("_index_of", "_key", "_keyed", "_memo", "_target_of", "consumer")
+
+    def __init__(self, n: int, key: Callable[[Any], Any], memo: KeyGroupMemo) -> None:
         super().__init__(n)
         self._key = key
-        self._consumers = n
-        self._max_parallelism = max_parallelism
-        # key -> consumer index; bounded so an unbounded key space cannot grow it forever.
-        # Only keys that passed assign_to_key_group's checks get in, so a hit needs none.
-        self._cache: dict[Any, int] = {}
-        #: " in front of operator 'name' (uid 'uid')": the keyed consumer, for error
-        #: messages (the deployment sets it).
+        self._memo = memo
+        max_parallelism = memo.max_parallelism
+        # key group -> (consumer, index of the group in that consumer's range), as lists.
+        self._target_of = [0] * max_parallelism
+        self._index_of = [0] * max_parallelism
+        for consumer in range(n):
+            groups = key_group_range_for_subtask(consumer, n, max_parallelism)
+            for group in groups:
+                self._target_of[group] = consumer
+                self._index_of[group] = group - groups.start
+        #: " in front of operator 'name' (uid 'uid')": the keyed consumer, for error messages.
         self.consumer = ""
+        # A keyed consumer takes KeyedBatches; another (a sink on a keyed stream) lists.
+        self._keyed = True
+
+    @property
+    def keyed(self) -> bool:
+        return self._keyed
+
+    def set_consumer(self, name: str, uid: str, keyed: bool) -> None:
+        self.consumer = f" in front of operator {name!r} (uid {uid!r})"
+        self._keyed = keyed
 
     def split(self, records: list[Any]) -> list[list[Any]]:
-        n = self.n
-        parts: list[list[Any]] = [[] for _ in range(n)]
-        appends = [part.append for part in parts]
-        cache = self._cache
-        get = cache.get
+        return [part.records for part in self.split_keyed(records)]
+
+    def split_keyed(self, records: list[Any]) -> list[KeyedBatch]:
+        key_of = self._key
+        try:
+            keys = [key_of(record) for record in records]
+        except Exception:
+            self._raise_selector_error(records)
+            raise
+        try:
+            groups = self._memo.key_groups(keys)
+        except TypeError as exc:  # an UnusableKeyError, which names the key
+            raise key_error(getattr(exc, "key", None), exc, self.consumer) from None
+        parts = [KeyedBatch([], [], []) for _ in range(self.n)]
+        add_record = [part.records.append for part in parts]
+        add_key = [part.keys.append for part in parts]
+        add_index = [part.indexes.append for part in parts]
+        target_of = self._target_of
+        index_of = self._index_of
+        for record, key, group in zip(records, keys, groups, strict=True):
+            target = target_of[group]
+            add_record[target](record)
+            add_key[target](key)
+            add_index[target](index_of[group])
+        return parts
+
+    def _raise_selector_error(self, records: list[Any]) -> None:
+        """Find the record the key selector fails on and raise the error naming it."""
         key_of = self._key
         for record in records:
             try:
-                key = key_of(record)
+                key_of(record)
             except Exception as exc:
                 raise KeySelectorError(
                     f"key_by{self.consumer}: the key selector raised {type(exc).__name__}: "
                     f"{exc} on record {reprlib.repr(record)}"
                 ) from exc
-            try:
-                target = get(key)
-            except TypeError:  # unhashable: _assign raises the error that says why
-                target = None
-            if target is None:
-                target = self._assign(key)
-            appends[target](record)
-        return parts
-
-    def _assign(self, key: Any) -> int:
-        try:
-            key_group = assign_to_key_group(key, self._max_parallelism)
-        except TypeError as exc:
-            raise key_error(key, exc, self.consumer) from None
-        target = key_group * self._consumers // self._max_parallelism
-        cache = self._cache
-        if len(cache) >= _KEY_CACHE_LIMIT:
-            cache.clear()
-        cache[key] = target
-        return target
 
 
 class KeyGroupPartitioner(Partitioner):
@@ -310,9 +343,15 @@ class KeyGroupPartitioner(Partitioner):
 
     def __init__(self, key_selector: Callable[[Any], Any]) -> None:
         self.key_selector = key_selector
+        # One memo per max parallelism, shared by the routers of every producer subtask of
+        # the edge (key -> key group is a pure function; they run on one event loop).
+        self._memos: dict[int, KeyGroupMemo] = {}
 
     def router(self, producer: int, n_targets: int, consumers: int, max_parallelism: int) -> Router:
         if n_targets == 1:
             # One consumer owns every key group; the keyed operator checks keys itself.
             return _Single(1)
-        return _KeyGroups(n_targets, self.key_selector, max_parallelism)
+        memo = self._memos.get(max_parallelism)
+        if memo is None:
+            memo = self._memos[max_parallelism] = KeyGroupMemo(max_parallelism)
+        return _KeyGroups(n_targets, self.key_selector, memo)

@@ -2,8 +2,9 @@
 
 DESIGN §3: every (producer subtask, consumer subtask) pair the partitioner can reach gets its
 own :class:`Channel`. A channel holds at most ``capacity`` *buffers*; a buffer is a ``list``
-of records or one event (barrier, cancel marker, end of partition). A full channel makes the
-producer wait, which is the backpressure that bounds memory.
+of records, a :class:`~streamlet.state.keyed_batch.KeyedBatch` (records with their keys and
+key groups, on a key_by edge) or one event (barrier, cancel marker, end of partition). A
+full channel makes the producer wait, which is the backpressure that bounds memory.
 
 A subtask reads all its channels through one :class:`InputGate`, which hands out the next
 buffer of any unblocked channel, round-robin, without a task per channel: every channel of a
@@ -21,6 +22,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio
+
+from streamlet.state.keyed_batch import KeyedBatch
 
 __all__ = ["Channel", "ChannelStatistics", "InputGate", "Notifier"]
 
@@ -152,7 +155,8 @@ class Channel:
     def _append(self, buffer: Any) -> None:
         queue = self._queue
         queue.append(buffer)
-        if type(buffer) is list:
+        kind = type(buffer)
+        if kind is list or kind is KeyedBatch:
             n = len(buffer)
             self._records_sent += n
             records = self._records_queued = self._records_queued + n
@@ -173,7 +177,8 @@ class Channel:
             buffer = self._queue.popleft()
         except IndexError:
             raise anyio.WouldBlock from None
-        if type(buffer) is list:
+        kind = type(buffer)
+        if kind is list or kind is KeyedBatch:
             self._records_queued -= len(buffer)
         space = self._space
         if space is not None:

@@ -119,11 +119,8 @@ def deploy(
                 router = partitioner.router(
                     i, len(targets), consumer.parallelism, plan.max_parallelism
                 )
-                if hasattr(router, "consumer"):  # key_by: errors name the keyed operator
-                    head = edge.downstream
-                    router.consumer = (
-                        f" in front of operator {head.name!r} (uid {head.operator_uid!r})"
-                    )
+                head = edge.downstream
+                router.set_consumer(head.name, head.operator_uid, head.keyed)
                 writers[(id(edge), i)] = OutputWriter(channels, router, settings.batch_size)
 
     subtasks: list[Subtask] = []

@@ -33,6 +33,7 @@ from streamlet.operators.sources.base import SourceReader
 from streamlet.runtime.channels import Channel, InputGate, Notifier
 from streamlet.runtime.checkpointing import SubtaskCheckpointer
 from streamlet.state.errors import StreamletInternalError
+from streamlet.state.keyed_batch import KeyedBatch
 
 __all__ = ["ChainedOperator", "OutputWriter", "Subtask", "SubtaskSettings"]
 
@@ -81,19 +82,28 @@ class OutputWriter:
     """Splits a subtask's output over the channels of one outgoing edge and flushes them.
 
     A buffer is sent when it reaches ``batch_size`` records, before any event, and when the
-    subtask has no input ready (the loop calls :meth:`flush`).
+    subtask has no input ready (the loop calls :meth:`flush`). On a key_by edge to several
+    consumers, buffers are :class:`KeyedBatch` es: the router computed every record's key and
+    key group, and they travel with the records.
     """
 
-    __slots__ = ("_batch_size", "_buffers", "_router", "_single", "channels")
+    __slots__ = ("_batch_size", "_buffers", "_keyed", "_router", "_single", "channels")
 
     def __init__(self, channels: list[Channel], router: Router, batch_size: int) -> None:
         self.channels = channels
         self._router = router
         self._batch_size = batch_size
-        self._buffers: list[list[Any]] = [[] for _ in channels]
+        self._keyed = router.keyed and len(channels) > 1
+        self._buffers: list[Any] = [self._new_buffer() for _ in channels]
         self._single = len(channels) == 1
 
+    def _new_buffer(self) -> Any:
+        return KeyedBatch([], [], []) if self._keyed else []
+
     async def emit(self, records: list[Any]) -> None:
+        if self._keyed:
+            await self._emit_keyed(records)
+            return
         batch_size = self._batch_size
         buffers = self._buffers
         if self._single:
@@ -119,6 +129,36 @@ class OutputWriter:
                 await self._send(index, buffer[:batch_size])
                 del buffer[:batch_size]
 
+    async def _emit_keyed(self, records: list[Any]) -> None:
+        """:meth:`emit` for KeyedBatch buffers: the same rules, three lists per buffer."""
+        batch_size = self._batch_size
+        buffers = self._buffers
+        for index, part in enumerate(self._router.split_keyed(records)):
+            size = len(part.records)
+            if not size:
+                continue
+            buffer = buffers[index]
+            if not buffer.records and size == batch_size:
+                await self._send(index, part)
+                continue
+            buffer.records.extend(part.records)
+            buffer.keys.extend(part.keys)
+            buffer.indexes.extend(part.indexes)
+            while len(buffer.records) >= batch_size:
+                if len(buffer.records) == batch_size:
+                    buffers[index] = self._new_buffer()
+                    await self._send(index, buffer)
+                    break
+                head = KeyedBatch(
+                    buffer.records[:batch_size],
+                    buffer.keys[:batch_size],
+                    buffer.indexes[:batch_size],
+                )
+                await self._send(index, head)
+                del buffer.records[:batch_size]
+                del buffer.keys[:batch_size]
+                del buffer.indexes[:batch_size]
+
     async def _send(self, index: int, buffer: Any) -> None:
         channel = self.channels[index]
         if not channel.try_send(buffer):
@@ -128,7 +168,7 @@ class OutputWriter:
         buffers = self._buffers
         for index, buffer in enumerate(buffers):
             if buffer:
-                buffers[index] = []
+                buffers[index] = self._new_buffer()
                 await self._send(index, buffer)
 
     async def emit_event(self, event: Any) -> None:
@@ -392,7 +432,7 @@ class Subtask:
                 continue
             channel_index, buffer = item
             kind = type(buffer)
-            if kind is list or kind is tuple:
+            if kind is list or kind is KeyedBatch or kind is tuple:
                 await on_data(channel_index, buffer)
                 since_yield += 1
                 if since_yield >= _YIELD_EVERY:

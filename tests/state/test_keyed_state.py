@@ -386,7 +386,7 @@ def test_key_group_cache_is_bounded() -> None:
     for key in range(100):
         backend.set_current_key(key)
         state.update(key)
-        assert len(backend._kg_cache) <= 10
+        assert len(backend._memo) <= 10
     for key in range(100):
         backend.set_current_key(key)
         assert state.value() == key

@@ -255,3 +255,55 @@ async def test_a_key_selector_that_raises_upstream_is_not_an_internal_error() ->
         "key_by in front of operator 'Sum' (uid 'totals'): the key selector raised KeyError" in text
     )
     assert isinstance(info.value.__cause__.__cause__, KeyError)  # the user's own exception
+
+
+class CountingKey:
+    """A key selector that counts its calls (a job's subtasks share one instance)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def get_key(self, value: Any) -> Any:
+        self.calls += 1
+        return value % 31
+
+
+@pytest.mark.parametrize("parallelism", PARALLELISMS)
+async def test_key_by_computes_each_records_key_once(parallelism: int) -> None:
+    # At parallelism > 1 the partitioner needs the key to route a record; it sends the key
+    # and key group along, so the keyed operator calls the selector (and hashes) no more.
+    selector = CountingKey()
+    env = env_with(parallelism).set_max_parallelism(128)
+    stream = env.from_sequence(1, 3000).key_by(selector).reduce(lambda a, b: a + b)
+    out = await run_and_collect(env, stream)
+    assert len(out) == 3000
+    totals: dict[int, int] = {}
+    for v in range(1, 3001):
+        totals[v % 31] = totals.get(v % 31, 0) + v
+    assert max(out) == max(totals.values())
+    assert selector.calls == 3000
+
+
+@pytest.mark.parametrize("parallelism", [2, 4])
+async def test_a_sink_on_a_keyed_stream_gets_plain_lists(parallelism: int) -> None:
+    from streamlet import Sink, SinkWriter
+
+    kinds: set[type] = set()
+    received: list[Any] = []
+
+    class Writer(SinkWriter):
+        async def write_batch(self, records: list[Any]) -> None:
+            kinds.add(type(records))
+            received.extend(records)
+
+    class KindSink(Sink):
+        name = "kinds"
+
+        def create_writer(self) -> SinkWriter:
+            return Writer()
+
+    env = env_with(parallelism)
+    env.from_sequence(1, 500).key_by(lambda v: v % 7).sink_to(KindSink())
+    await env.execute("keyed-sink")
+    assert kinds == {list}
+    assert sorted(received) == list(range(1, 501))
