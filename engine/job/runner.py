@@ -36,6 +36,7 @@ from streamlet.checkpoints.storage import (
 from streamlet.errors import JobExecutionError
 from streamlet.graph.plan import JobPlan, build_plan
 from streamlet.graph.stream_graph import StreamGraph
+from streamlet.job import gc_policy
 from streamlet.job.recovery import (
     clean_incomplete_checkpoints,
     find_restore_point,
@@ -150,7 +151,7 @@ class JobRunner:
             self.job_name,
             tasks_to_ack=tasks,
             tasks_to_trigger=sources,
-            gateway=self._gateway,
+            gateway=_FreezingGateway(self._gateway),
             max_parallelism=self.plan.max_parallelism,
             restored=restored,
         )
@@ -168,6 +169,7 @@ class JobRunner:
         try:
             try:
                 async with contextlib.AsyncExitStack() as sessions:
+                    sessions.enter_context(gc_policy.job_running())
                     try:
                         if self.config.checkpoint_config.is_checkpointing_enabled():
                             await self._check_storage_writable(storage)
@@ -415,6 +417,8 @@ class JobRunner:
             enabled=checkpointing,
         )
         self._attach_checkpointers(deployment, coordinator, final)
+        # The state is deployed (restored, if restoring): keep the collector off it.
+        gc_policy.after_restore(restarted=settings.attempt > 0)
         failures: list[Exception] = []
 
         async def guard(subtask: Subtask, scope: anyio.CancelScope) -> None:
@@ -530,3 +534,21 @@ class JobRunner:
             except CheckpointError as exc:
                 final.on_failed(result, exc.reason)
                 logger.warning("final checkpoint %d failed (%s); retrying", result, exc)
+
+
+class _FreezingGateway:
+    """The subtasks' gateway, which also moves the state out of the collector's way when a
+    checkpoint completed (see :mod:`streamlet.job.gc_policy`)."""
+
+    def __init__(self, gateway: MailboxGateway) -> None:
+        self._gateway = gateway
+
+    def trigger_checkpoint(self, task: Any, barrier: Any) -> None:
+        self._gateway.trigger_checkpoint(task, barrier)
+
+    def notify_checkpoint_complete(self, checkpoint_id: int) -> None:
+        gc_policy.after_checkpoint()
+        self._gateway.notify_checkpoint_complete(checkpoint_id)
+
+    def notify_checkpoint_aborted(self, checkpoint_id: int) -> None:
+        self._gateway.notify_checkpoint_aborted(checkpoint_id)
