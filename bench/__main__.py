@@ -1,7 +1,7 @@
 """``make bench``: run every benchmark, print tables, write bench/results/latest.json.
 
 Figures are ratios against baselines measured in the same run (shared machines are noisy).
-Select parts with ``python -m bench engine state checkpoint recovery``.
+Select parts with ``python -m bench engine state checkpoint recovery latency``.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ PARTS = {
     "state": "bench.bench_state",
     "checkpoint": "bench.bench_checkpoint",
     "recovery": "bench.bench_recovery",
+    "latency": "bench.bench_latency",
 }
 
 

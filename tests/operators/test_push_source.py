@@ -131,6 +131,60 @@ async def test_reader_waits_for_a_push() -> None:
             await reader.close()
 
 
+async def test_pushes_in_a_row_reach_a_waiting_reader_as_one_batch() -> None:
+    # push yields only when the buffer is full: a reader that the first push woke runs
+    # after the producer's next wait, and reads everything pushed until then at once.
+    source = PushSource(max_buffered=10)
+    batches: list[list[Any] | None] = []
+    async with source.session(_ctx()), anyio.create_task_group() as tg:
+        reader = await _open_reader(source)
+        try:
+
+            async def read() -> None:
+                batches.append(await reader.read_batch(100))
+
+            tg.start_soon(read)
+            await anyio.wait_all_tasks_blocked()
+            for record in range(5):
+                await source.push(record)
+            with anyio.fail_after(5):
+                await anyio.wait_all_tasks_blocked()
+        finally:
+            await reader.close()
+    assert batches == [[0, 1, 2, 3, 4]]
+
+
+async def test_push_is_a_cancellation_point() -> None:
+    source = PushSource()
+    with anyio.CancelScope() as scope:
+        scope.cancel()
+        await source.push("never")
+    assert scope.cancelled_caught
+    assert source.buffered == 0
+
+
+async def test_push_into_a_full_buffer_lets_the_reader_run() -> None:
+    source = PushSource(max_buffered=2)
+    async with source.session(_ctx()), anyio.create_task_group() as tg:
+        reader = await _open_reader(source)
+        try:
+
+            async def feed() -> None:
+                for record in range(6):
+                    await source.push(record)
+                await source.close()
+
+            tg.start_soon(feed)
+            got: list[int] = []
+            with anyio.fail_after(5):
+                while (batch := await reader.read_batch(10)) is not None:
+                    assert len(batch) <= 2
+                    got.extend(batch)
+            assert got == list(range(6))
+        finally:
+            await reader.close()
+
+
 async def test_failover_keeps_buffered_records() -> None:
     source = PushSource()
     await source.push_many(range(6))
