@@ -21,7 +21,7 @@ import contextlib
 import gc
 from collections.abc import Callable, Iterator, Mapping
 from itertools import islice
-from typing import Any
+from typing import Any, NoReturn
 
 from .descriptors import (
     AggregatingStateDescriptor,
@@ -32,8 +32,8 @@ from .descriptors import (
     ValueStateDescriptor,
 )
 from .errors import StateError, StateSerializationError
-from .key_group_memo import DEFAULT_KEY_MEMO_SIZE, KeyGroupMemo
-from .key_groups import KeyGroupRange, check_parallelism
+from .key_group_memo import DEFAULT_KEY_MEMO_SIZE, KeyGroupMemo, KeyOutOfRangeError
+from .key_groups import KeyGroupRange, assign_to_key_group, check_parallelism
 from .keyed import (
     AggregatingState,
     KeyedState,
@@ -90,7 +90,6 @@ class HeapKeyedStateBackend:
 
     __slots__ = (
         "_current_key",
-        "_end",
         "_kg_index",
         "_memo",
         "_pending",
@@ -98,7 +97,6 @@ class HeapKeyedStateBackend:
         "_start",
         "_tables",
         "_views",
-        "_whole_range",
         "key_group_range",
         "max_parallelism",
         "operator_uid",
@@ -137,11 +135,9 @@ class HeapKeyedStateBackend:
         # key": it selects the trailing None slot of every StateTable.writable.
         self._current_key: Any = None
         self._kg_index = self._size
-        self._end = key_group_range.end
-        self._memo = KeyGroupMemo(max_parallelism, key_cache_size)
-        # Owning every key group (parallelism 1), a key's group is its table index and any
-        # key is in range, so a memo hit needs no check: the per-record loops try that first.
-        self._whole_range = self._start == 0 and self._size == max_parallelism
+        # key -> index of its key group in our range: only keys of our range get in, so
+        # a hit needs no check, and the per-record loops try hits first.
+        self._memo = KeyGroupMemo(max_parallelism, key_cache_size, key_group_range)
         self._views: dict[str, KeyedState] = {}
         self._tables: dict[str, StateTable] = {}
         self._pending: dict[str, dict[int, RawTable]] = {}
@@ -155,16 +151,18 @@ class HeapKeyedStateBackend:
         :raises StateError: if ``key``'s key group is not in this backend's range (a routing
             bug: the record reached the wrong subtask)
         """
-        index = self._memo.key_group(key) - self._start
-        if not 0 <= index < self._size:
+        try:
+            index = self._memo.key_group(key)
+        except KeyOutOfRangeError:
             self._foreign(key)
         self._kg_index = index
         self._current_key = key
 
-    def _foreign(self, key: Any) -> None:
+    def _foreign(self, key: Any) -> NoReturn:
         raise StateError(
-            f"key {key!r} belongs to key group {self._memo.key_group(key)}, which is not in "
-            f"the range {self.key_group_range} of operator {self.operator_uid!r}"
+            f"key {key!r} belongs to key group {assign_to_key_group(key, self.max_parallelism)}"
+            f", which is not in the range {self.key_group_range} of operator "
+            f"{self.operator_uid!r}"
         )
 
     def resolve(
@@ -187,6 +185,8 @@ class HeapKeyedStateBackend:
             if indexes and (min(indexes) < 0 or max(indexes) >= self._size):
                 bad = next(i for i, index in enumerate(indexes) if not 0 <= index < self._size)
                 self._foreign(batch.keys[bad])
+            # Should the router send lists again (its keys repeat), our memo knows them.
+            self._memo.learn(batch.keys, indexes)
             return batch.records, batch.keys, indexes
         records: list[Any] = batch  # type: ignore[assignment]
         return self._locate(records, [key_selector(record) for record in records])
@@ -202,16 +202,10 @@ class HeapKeyedStateBackend:
     def _locate(
         self, records: list[Any], keys: list[Any]
     ) -> tuple[list[Any], list[Any], list[int]]:
-        groups = self._memo.key_groups(keys)
-        if self._whole_range:
-            return records, keys, groups  # every key group is ours, and its own index
-        start = self._start
-        if groups and (min(groups) < start or max(groups) > self._end):
-            bad = next(i for i, group in enumerate(groups) if not start <= group <= self._end)
-            self._foreign(keys[bad])
-        if start:
-            return records, keys, [group - start for group in groups]
-        return records, keys, groups
+        try:
+            return records, keys, self._memo.key_groups(keys)
+        except KeyOutOfRangeError as exc:
+            self._foreign(exc.key)
 
     def each_record(
         self, batch: list[Any] | KeyedBatch, key_selector: Callable[[Any], Any]
@@ -225,7 +219,7 @@ class HeapKeyedStateBackend:
         :raises TypeError, StateError: as :meth:`resolve`, before the record whose key is
             refused is yielded
         """
-        if type(batch) is list and self._whole_range and not self._memo.bypassed:
+        if type(batch) is list and not self._memo.bypassed:
             # Memo hits first, record by record; from the first miss on, the rest of the
             # batch is resolved at once (its misses hashed together).
             memo = self._memo
@@ -321,7 +315,7 @@ class HeapKeyedStateBackend:
         touch = table.touch
         out: list[Any] = []
         append = out.append
-        if type(values) is list and self._whole_range and not self._memo.bypassed:
+        if type(values) is list and not self._memo.bypassed:
             # Memo hits first, as in each_record; from the first miss on, the rest of the
             # batch is resolved at once. out has one value per record folded so far.
             memo = self._memo

@@ -20,8 +20,9 @@ class KeyedBatch:
     """``records`` with, position by position, their ``keys`` and key group ``indexes``.
 
     Immutable by convention, like every buffer in a channel: nobody changes the lists once
-    the batch is sent. As a sequence it is its records (``len``, iteration, indexing); a
-    slice is a KeyedBatch of the records in it, with their keys and indexes.
+    the batch is sent (the output writer fills and cuts its own buffers with
+    :meth:`extend` and ``del``). As a sequence it is its records (``len``, iteration,
+    indexing); a slice is a KeyedBatch of the records in it, with their keys and indexes.
     """
 
     __slots__ = ("indexes", "keys", "records")
@@ -45,6 +46,17 @@ class KeyedBatch:
         if isinstance(item, slice):
             return KeyedBatch(self.records[item], self.keys[item], self.indexes[item])
         return self.records[item]
+
+    def __delitem__(self, item: slice) -> None:
+        del self.records[item]
+        del self.keys[item]
+        del self.indexes[item]
+
+    def extend(self, other: KeyedBatch) -> None:
+        """Append ``other``'s records, keys and indexes (for the writer's buffers only)."""
+        self.records.extend(other.records)
+        self.keys.extend(other.keys)
+        self.indexes.extend(other.indexes)
 
     def __repr__(self) -> str:
         return f"KeyedBatch({len(self.records)} records)"

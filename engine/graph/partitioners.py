@@ -12,11 +12,15 @@ from __future__ import annotations
 import random
 import reprlib
 from collections.abc import Callable
+from itertools import islice
 from typing import Any
 
 from streamlet.state.key_group_memo import KeyGroupMemo
 from streamlet.state.key_groups import UnusableKeyError, key_group_range_for_subtask
 from streamlet.state.keyed_batch import KeyedBatch
+
+#: The router sends KeyedBatches when more than one record in this many missed the memo.
+_CARRY_ABOVE = 32
 
 __all__ = [
     "BroadcastPartitioner",
@@ -42,18 +46,10 @@ class Router:
     def __init__(self, n: int) -> None:
         self.n = n
 
-    def split(self, records: list[Any]) -> list[list[Any]]:
-        """Return one list per connected channel (the same list may appear for several)."""
+    def split(self, records: list[Any]) -> list[Any]:
+        """Return one part per connected channel (the same list may appear for several): a
+        list, or for a key_by router a :class:`KeyedBatch` (all parts of one kind)."""
         raise NotImplementedError
-
-    @property
-    def keyed(self) -> bool:
-        """Whether the writer should call :meth:`split_keyed` instead of :meth:`split`."""
-        return False
-
-    def split_keyed(self, records: list[Any]) -> list[KeyedBatch]:
-        """Return one :class:`KeyedBatch` per connected channel (key_by routers only)."""
-        raise NotImplementedError(f"{type(self).__name__} does not compute key groups")
 
     def set_consumer(self, name: str, uid: str, keyed: bool) -> None:
         """Tell the router which operator it feeds (the deployment calls it): key_by
@@ -265,10 +261,21 @@ def key_error(key: Any, exc: Exception, consumer: str = "") -> KeySelectorError:
 
 
 class _KeyGroups(Router):
-    """key_by to several consumers: each record's key and key group are computed once,
-    here, and travel with it in a :class:`KeyedBatch` (the keyed operator needs both)."""
+    """key_by to several consumers: each record goes to the subtask owning its key group.
 
-    __slots__ = ("_index_of", "_key", "_keyed", "_memo", "_target_of", "consumer")
+    The router must find every record's key group, so it computes it once for the whole
+    way: when keys repeat, from the memo, and the parts are plain lists (the keyed operator
+    finds the key groups in its own memo just as fast); when the memo misses (many keys,
+    new keys), each key group is hashed here once and travels with its record and key in a
+    :class:`KeyedBatch`, so the keyed operator neither calls the key selector again nor
+    hashes a second time. The router switches to KeyedBatches when more than one record in
+    :data:`_CARRY_ABOVE` missed, and back after a batch without misses; it starts with
+    KeyedBatches, as the first keys are all new. (So the key selector runs twice for a
+    record sent in a list, as in Flink, and once for one in a KeyedBatch; a key is hashed
+    twice only for the few misses of a list batch.)
+    """
+
+    __slots__ = ("_carry", "_index_of", "_key", "_keyed", "_memo", "_target_of", "consumer")
 
     def __init__(self, n: int, key: Callable[[Any], Any], memo: KeyGroupMemo) -> None:
         super().__init__(n)
@@ -285,43 +292,107 @@ class _KeyGroups(Router):
                 self._index_of[group] = group - groups.start
         #: " in front of operator 'name' (uid 'uid')": the keyed consumer, for error messages.
         self.consumer = ""
-        # A keyed consumer takes KeyedBatches; another (a sink on a keyed stream) lists.
+        # Whether the consumer is a keyed operator (it takes KeyedBatches; a sink on a keyed
+        # stream takes lists), and whether parts are KeyedBatches now.
         self._keyed = True
-
-    @property
-    def keyed(self) -> bool:
-        return self._keyed
+        self._carry = True  # the first keys are all new
 
     def set_consumer(self, name: str, uid: str, keyed: bool) -> None:
         self.consumer = f" in front of operator {name!r} (uid {uid!r})"
         self._keyed = keyed
 
-    def split(self, records: list[Any]) -> list[list[Any]]:
-        return [part.records for part in self.split_keyed(records)]
+    def split(self, records: list[Any]) -> list[Any]:
+        if self._carry or self._memo.bypassed:
+            parts, misses = self._split_carrying(records)
+            if misses == 0:
+                self._carry = False
+            if not self._keyed:
+                return [part.records for part in parts]
+            return parts
+        return self._split_plain(records)
 
-    def split_keyed(self, records: list[Any]) -> list[KeyedBatch]:
+    def _split_plain(self, records: list[Any]) -> list[Any]:
+        parts: list[list[Any]] = [[] for _ in range(self.n)]
+        appends = [part.append for part in parts]
+        target_of = self._target_of
         key_of = self._key
-        try:
-            keys = [key_of(record) for record in records]
-        except Exception:
-            self._raise_selector_error(records)
-            raise
-        try:
-            groups = self._memo.key_groups(keys)
-        except TypeError as exc:  # an UnusableKeyError, which names the key
-            raise key_error(getattr(exc, "key", None), exc, self.consumer) from None
+        memo = self._memo
+        get = memo.get
+        misses = 0
+        for record in records:
+            try:
+                key = key_of(record)
+            except Exception:
+                self._raise_selector_error(records)
+                raise
+            try:
+                group = get(key, -1)
+            except TypeError:  # unhashable: key_group() raises the error naming it
+                group = -1
+            if group < 0:
+                try:
+                    group = memo.key_group(key)
+                except TypeError as exc:  # an UnusableKeyError, which names the key
+                    raise key_error(key, exc, self.consumer) from None
+                misses += 1
+            appends[target_of[group]](record)
+        memo.note_hits(len(records) - misses)
+        if misses * _CARRY_ABOVE > len(records) and self._keyed:
+            self._carry = True
+        return parts
+
+    def _split_carrying(self, records: list[Any]) -> tuple[list[KeyedBatch], int]:
+        """Split into KeyedBatches; return them and the number of keys hashed."""
         parts = [KeyedBatch([], [], []) for _ in range(self.n)]
         add_record = [part.records.append for part in parts]
         add_key = [part.keys.append for part in parts]
         add_index = [part.indexes.append for part in parts]
         target_of = self._target_of
         index_of = self._index_of
+        key_of = self._key
+        memo = self._memo
+        keys: list[Any] = []
+        if not memo.bypassed:
+            # Memo hits first, record by record; from the first miss on, the rest of the
+            # batch is resolved at once (its misses hashed together).
+            get = memo.get
+            for done, record in enumerate(records):
+                try:
+                    key = key_of(record)
+                except Exception:
+                    self._raise_selector_error(records)
+                    raise
+                try:
+                    group = get(key, -1)
+                except TypeError:  # unhashable: key_groups() raises the error naming it
+                    group = -1
+                if group < 0:
+                    memo.note_hits(done)
+                    records = records[done:]
+                    keys.append(key)  # computed already: the selector runs once a record
+                    break
+                target = target_of[group]
+                add_record[target](record)
+                add_key[target](key)
+                add_index[target](index_of[group])
+            else:
+                memo.note_hits(len(records))
+                return parts, 0
+        try:
+            keys.extend(map(key_of, islice(records, len(keys), None)))
+        except Exception:
+            self._raise_selector_error(records)
+            raise
+        try:
+            groups = memo.key_groups(keys)
+        except TypeError as exc:  # an UnusableKeyError, which names the key
+            raise key_error(getattr(exc, "key", None), exc, self.consumer) from None
         for record, key, group in zip(records, keys, groups, strict=True):
             target = target_of[group]
             add_record[target](record)
             add_key[target](key)
             add_index[target](index_of[group])
-        return parts
+        return parts, memo.last_misses
 
     def _raise_selector_error(self, records: list[Any]) -> None:
         """Find the record the key selector fails on and raise the error naming it."""

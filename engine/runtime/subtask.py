@@ -87,35 +87,35 @@ class OutputWriter:
     key group, and they travel with the records.
     """
 
-    __slots__ = ("_batch_size", "_buffers", "_keyed", "_router", "_single", "channels")
+    __slots__ = ("_batch_size", "_buffers", "_router", "_single", "channels")
 
     def __init__(self, channels: list[Channel], router: Router, batch_size: int) -> None:
         self.channels = channels
         self._router = router
         self._batch_size = batch_size
-        self._keyed = router.keyed and len(channels) > 1
-        self._buffers: list[Any] = [self._new_buffer() for _ in channels]
+        # A buffer is a list or a KeyedBatch, of the kind of the parts it collects.
+        self._buffers: list[Any] = [[] for _ in channels]
         self._single = len(channels) == 1
 
-    def _new_buffer(self) -> Any:
-        return KeyedBatch([], [], []) if self._keyed else []
-
     async def emit(self, records: list[Any]) -> None:
-        if self._keyed:
-            await self._emit_keyed(records)
-            return
         batch_size = self._batch_size
         buffers = self._buffers
         if self._single:
-            parts: list[list[Any]] = [records]
+            parts: list[Any] = [records]
         else:
             parts = self._router.split(records)
         for index, part in enumerate(parts):
             if not part:
                 continue
             buffer = buffers[index]
+            if type(buffer) is not type(part):
+                # The router switched between lists and KeyedBatches (see _KeyGroups):
+                # what is buffered goes first, so the channel stays in order.
+                if buffer:
+                    await self._send(index, buffer)
+                buffer = buffers[index] = part[:0]
             if not buffer and len(part) == batch_size:
-                # Hand the list over as it is (nobody mutates a sent list).
+                # Hand the part over as it is (nobody mutates a sent buffer).
                 await self._send(index, part)
                 continue
             buffer.extend(part)
@@ -123,41 +123,11 @@ class OutputWriter:
                 # Invariant: a sent buffer never holds more than batch_size records, so a
                 # channel holds at most capacity * batch_size records.
                 if len(buffer) == batch_size:
-                    buffers[index] = []
+                    buffers[index] = buffer[:0]
                     await self._send(index, buffer)
                     break
                 await self._send(index, buffer[:batch_size])
                 del buffer[:batch_size]
-
-    async def _emit_keyed(self, records: list[Any]) -> None:
-        """:meth:`emit` for KeyedBatch buffers: the same rules, three lists per buffer."""
-        batch_size = self._batch_size
-        buffers = self._buffers
-        for index, part in enumerate(self._router.split_keyed(records)):
-            size = len(part.records)
-            if not size:
-                continue
-            buffer = buffers[index]
-            if not buffer.records and size == batch_size:
-                await self._send(index, part)
-                continue
-            buffer.records.extend(part.records)
-            buffer.keys.extend(part.keys)
-            buffer.indexes.extend(part.indexes)
-            while len(buffer.records) >= batch_size:
-                if len(buffer.records) == batch_size:
-                    buffers[index] = self._new_buffer()
-                    await self._send(index, buffer)
-                    break
-                head = KeyedBatch(
-                    buffer.records[:batch_size],
-                    buffer.keys[:batch_size],
-                    buffer.indexes[:batch_size],
-                )
-                await self._send(index, head)
-                del buffer.records[:batch_size]
-                del buffer.keys[:batch_size]
-                del buffer.indexes[:batch_size]
 
     async def _send(self, index: int, buffer: Any) -> None:
         channel = self.channels[index]
@@ -168,7 +138,7 @@ class OutputWriter:
         buffers = self._buffers
         for index, buffer in enumerate(buffers):
             if buffer:
-                buffers[index] = self._new_buffer()
+                buffers[index] = []
                 await self._send(index, buffer)
 
     async def emit_event(self, event: Any) -> None:

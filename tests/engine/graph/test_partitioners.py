@@ -260,28 +260,67 @@ async def test_a_key_selector_that_raises_upstream_is_not_an_internal_error() ->
 class CountingKey:
     """A key selector that counts its calls (a job's subtasks share one instance)."""
 
-    def __init__(self) -> None:
+    def __init__(self, modulus: int | None) -> None:
         self.calls = 0
+        self.modulus = modulus
 
     def get_key(self, value: Any) -> Any:
         self.calls += 1
-        return value % 31
+        return value if self.modulus is None else value % self.modulus
+
+
+def _plus(a: int, b: int) -> int:
+    return a + b
 
 
 @pytest.mark.parametrize("parallelism", PARALLELISMS)
-async def test_key_by_computes_each_records_key_once(parallelism: int) -> None:
-    # At parallelism > 1 the partitioner needs the key to route a record; it sends the key
-    # and key group along, so the keyed operator calls the selector (and hashes) no more.
-    selector = CountingKey()
-    env = env_with(parallelism).set_max_parallelism(128)
-    stream = env.from_sequence(1, 3000).key_by(selector).reduce(lambda a, b: a + b)
-    out = await run_and_collect(env, stream)
-    assert len(out) == 3000
-    totals: dict[int, int] = {}
-    for v in range(1, 3001):
-        totals[v % 31] = totals.get(v % 31, 0) + v
-    assert max(out) == max(totals.values())
+async def test_new_keys_are_hashed_and_selected_once_per_record(
+    parallelism: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every key new: at parallelism > 1 the partitioner hashes each key to route it and
+    # sends key and key group along, so the keyed operator neither selects nor hashes again.
+    from streamlet.state import key_group_memo
+
+    hashed: list[int] = []
+    batch_hash, one_hash = key_group_memo.assign_to_key_groups, key_group_memo.assign_to_key_group
+
+    def counting_batch(keys: list[Any], max_parallelism: int) -> list[int]:
+        hashed.append(len(keys))
+        return batch_hash(keys, max_parallelism)
+
+    def counting_one(key: Any, max_parallelism: int) -> int:
+        hashed.append(1)
+        return one_hash(key, max_parallelism)
+
+    monkeypatch.setattr(key_group_memo, "assign_to_key_groups", counting_batch)
+    monkeypatch.setattr(key_group_memo, "assign_to_key_group", counting_one)
+    selector = CountingKey(modulus=None)
+    env = env_with(parallelism)
+    out = await run_and_collect(env, env.from_sequence(1, 3000).key_by(selector).reduce(_plus))
+    assert sorted(out) == list(range(1, 3001))
+    assert sum(hashed) == 3000
     assert selector.calls == 3000
+
+
+@pytest.mark.parametrize("parallelism", PARALLELISMS)
+async def test_repeated_keys_are_hashed_once_per_key(
+    parallelism: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from streamlet.state import key_group_memo
+
+    hashed: list[int] = []
+    batch_hash = key_group_memo.assign_to_key_groups
+
+    def counting_batch(keys: list[Any], max_parallelism: int) -> list[int]:
+        hashed.append(len(keys))
+        return batch_hash(keys, max_parallelism)
+
+    monkeypatch.setattr(key_group_memo, "assign_to_key_groups", counting_batch)
+    env = env_with(parallelism)
+    stream = env.from_sequence(1, 5000).key_by(CountingKey(modulus=31)).reduce(_plus)
+    out = await run_and_collect(env, stream)
+    assert len(out) == 5000
+    assert sum(hashed) == 31  # the first batch carries them all; the memos do the rest
 
 
 @pytest.mark.parametrize("parallelism", [2, 4])
