@@ -311,20 +311,39 @@ class CheckpointStorage:
         location = store.location(directory)
         data = encode_metadata(metadata)
         await self._hook("metadata", checkpoint_id, METADATA_FILE_NAME, location)
-        # The directory is synced before (the state files' renames are durable first) and
-        # after (so is _metadata's).
         key = join_key(directory, METADATA_FILE_NAME)
-        await self._write(store, key, data, checkpoint_id, sync_dir=True)
-        self.operations.append(("metadata", checkpoint_id, METADATA_FILE_NAME))
-        if metadata.kind is CheckpointKind.SAVEPOINT:
-            self._committed_savepoints.add(checkpoint_id)
+        pointer_key = join_key(self.job_key, LATEST_POINTER_NAME)
+        # Before the coordinator notifies anyone (sinks commit on that notification), so
+        # the pointer never lags behind what a sink may have committed.
+        pointer = None
         if checkpoint_id > self._pointer_id:
-            # Before the coordinator notifies anyone (sinks commit on that notification), so
-            # the pointer never lags behind what a sink may have committed.
-            self._pointer_id = checkpoint_id
             pointer = encode_latest_pointer(checkpoint_id, location)
-            pointer_key = join_key(self.job_key, LATEST_POINTER_NAME)
-            await self._write(self.blobs, pointer_key, pointer, checkpoint_id, sync_dir=False)
+        committed = False
+
+        def commit() -> None:
+            nonlocal committed
+            # The directory is synced before (the state files' renames are durable first)
+            # and after (so is _metadata's).
+            store.write_atomically(key, data, sync_dir=True)
+            committed = True
+            if pointer is not None:
+                self.blobs.write_atomically(pointer_key, pointer, sync_dir=False)
+
+        # One worker-thread call for both files: every call costs GIL hand-overs.
+        try:
+            await store.run(commit)
+        except OSError as exc:
+            failed = self.blobs.location(pointer_key) if committed else store.location(key)
+            raise CheckpointStorageError(
+                failed, _describe(exc), checkpoint_id=checkpoint_id
+            ) from exc
+        finally:
+            if committed:
+                self.operations.append(("metadata", checkpoint_id, METADATA_FILE_NAME))
+                if metadata.kind is CheckpointKind.SAVEPOINT:
+                    self._committed_savepoints.add(checkpoint_id)
+                if pointer is not None:
+                    self._pointer_id = checkpoint_id
         return location
 
     # --- removing ---
