@@ -318,7 +318,7 @@ class _LoopSteps:
         def run(handle: asyncio.Handle) -> None:
             steps._run_step(original, handle)
 
-        asyncio.Handle._run = run  # type: ignore[method-assign]
+        asyncio.Handle._run = run  # type: ignore[method-assign,assignment]
         self._patched.append((asyncio.Handle, "_run", original))
         gc.callbacks.append(self._on_gc)
         return self

@@ -32,7 +32,7 @@ import anyio.to_thread
 
 from .errors import CheckpointFailureReason, CheckpointStorageError
 from .metadata import StateHandle
-from .state_file import encode_state_file
+from .state_file import EncodedStateFile
 
 __all__ = [
     "KeyedStateSnapshot",
@@ -74,9 +74,14 @@ class StateFileWriter(Protocol):
     """The part of the storage contract a snapshot needs."""
 
     async def write_state_file(
-        self, checkpoint_id: int, operator_uid: str, subtask_index: int, data: bytes
+        self,
+        checkpoint_id: int,
+        operator_uid: str,
+        subtask_index: int,
+        data: bytes | EncodedStateFile,
     ) -> StateHandle:
-        """Write one state file; return its handle."""
+        """Write one state file (this module passes an :class:`EncodedStateFile`); return
+        its handle."""
         ...
 
     async def delete_state_file(self, checkpoint_id: int, handle: StateHandle) -> None:
@@ -202,7 +207,7 @@ async def _encode(
     parallelism: int,
     max_parallelism: int,
     yielder: _Yielder,
-) -> bytes:
+) -> EncodedStateFile:
     keyed: dict[int, bytes] = {}
     if op.keyed is not None:
         for kg in op.keyed.key_groups():
@@ -210,7 +215,7 @@ async def _encode(
             await yielder.maybe_yield()
     blob = None if op.operator_state is None else op.operator_state.serialize()
     encode = functools.partial(
-        encode_state_file,
+        EncodedStateFile.encode,
         op.operator_uid,
         subtask_index,
         parallelism,
@@ -222,8 +227,9 @@ async def _encode(
     size = sum(map(len, keyed.values())) + (len(blob) if blob else 0)
     if size < _ENCODE_INLINE_BYTES:
         return encode()
-    # Joining and checksumming megabytes of immutable bytes: a worker thread does it, so
-    # the event loop (and record processing) does not wait for it.
+    # Joining and checksumming megabytes of immutable bytes (the file's CRC-32 included,
+    # which the handle needs): a worker thread does it, so the event loop (and record
+    # processing) does not wait for it.
     return await anyio.to_thread.run_sync(encode)
 
 

@@ -76,7 +76,12 @@ from .metadata import (
     encode_latest_pointer,
     encode_metadata,
 )
-from .state_file import StateFileContents, read_checked_state_file, state_handle_for
+from .state_file import (
+    EncodedStateFile,
+    StateFileContents,
+    read_checked_state_file,
+    state_handle_for,
+)
 from .validation import Problem, inspect_checkpoint
 
 __all__ = [
@@ -284,21 +289,29 @@ class CheckpointStorage:
             ) from exc
 
     async def write_state_file(
-        self, checkpoint_id: int, operator_uid: str, subtask_index: int, data: bytes
+        self,
+        checkpoint_id: int,
+        operator_uid: str,
+        subtask_index: int,
+        data: bytes | EncodedStateFile,
     ) -> StateHandle:
         """Write one (operator uid, subtask) state file atomically; return its handle.
 
         :param data: an encoded state file
-            (:func:`~streamlet.checkpoints.state_file.encode_state_file`)
+            (:func:`~streamlet.checkpoints.state_file.encode_state_file`), or one with its
+            checksum (:meth:`~streamlet.checkpoints.state_file.EncodedStateFile.encode`,
+            what snapshots write: nothing is parsed or checksummed again)
         :raises CheckpointStorageError: if writing fails
-        :raises CorruptCheckpointError: if ``data`` is not a state file
+        :raises CorruptCheckpointError: if ``data`` is not a state file of that operator
+            and subtask
         """
         store, directory = self._dir_of(checkpoint_id)
         name = state_file_name(operator_uid, subtask_index)
         key = join_key(directory, name)
         handle = state_handle_for(data, name, operator_uid, subtask_index, store.location(key))
         await self._hook("state", checkpoint_id, name, store.location(directory))
-        await self._write(store, key, data, checkpoint_id, sync_dir=False)
+        blob = data.data if isinstance(data, EncodedStateFile) else data
+        await self._write(store, key, blob, checkpoint_id, sync_dir=False)
         self.operations.append(("state", checkpoint_id, name))
         return handle
 
