@@ -6,15 +6,18 @@ keep flowing). The synchronous part lives in the state layer; this module runs t
 half for one subtask, over duck-typed frozen views so ``checkpoints`` needs nothing from
 ``operators``:
 
-- a keyed view has ``key_groups()`` and ``serialize_key_group(kg) -> bytes``;
+- a keyed view has ``key_groups()`` and ``serialize_key_group(kg) -> bytes``, and may have
+  ``serialize_key_group_steps(kg)``, an iterator doing one bounded piece of that work per
+  step (the heap backend's view has it, so that one large key group is no long stall either);
 - an operator-state view has ``serialize() -> bytes``;
 - ``extra`` is a small JSON-able dict (source positions, ...).
 
-Serialization goes key group by key group and yields to the event loop about every
-millisecond, so a large state never stalls the other subtasks. Failures never escape: they
-come back as a :class:`SnapshotResult` with a decline reason, which the subtask sends to the
-coordinator. Cancelling the snapshot (the checkpoint was aborted, the job is cancelled)
-removes the files it already wrote, then re-raises the cancellation.
+Serialization goes key group by key group (and step by step inside a large one) and yields
+to the event loop about every millisecond, so a large state never stalls the other subtasks.
+Failures never escape: they come back as a :class:`SnapshotResult` with a decline reason,
+which the subtask sends to the coordinator. Cancelling the snapshot (the checkpoint was
+aborted, the job is cancelled) removes the files it already wrote, then re-raises the
+cancellation.
 """
 
 from __future__ import annotations
@@ -58,8 +61,11 @@ class KeyedStateSnapshot(Protocol):
         ...
 
     def serialize_key_group(self, key_group: int) -> bytes:
-        """Serialize one key group's state."""
+        """Serialize one key group's state (after its steps, if any: then at once)."""
         ...
+
+    # Optional: ``serialize_key_group_steps(key_group) -> Iterator[None]``, one bounded
+    # piece of ``serialize_key_group``'s work per step (see the module docstring).
 
 
 class OperatorStateSnapshot(Protocol):
@@ -209,9 +215,14 @@ async def _encode(
     yielder: _Yielder,
 ) -> EncodedStateFile:
     keyed: dict[int, bytes] = {}
-    if op.keyed is not None:
-        for kg in op.keyed.key_groups():
-            keyed[kg] = op.keyed.serialize_key_group(kg)
+    view = op.keyed
+    if view is not None:
+        steps_of = getattr(view, "serialize_key_group_steps", None)
+        for kg in view.key_groups():
+            if steps_of is not None:
+                for _ in steps_of(kg):
+                    await yielder.maybe_yield()
+            keyed[kg] = view.serialize_key_group(kg)
             await yielder.maybe_yield()
     blob = None if op.operator_state is None else op.operator_state.serialize()
     encode = functools.partial(
