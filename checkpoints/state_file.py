@@ -39,6 +39,7 @@ from .metadata import StateHandle
 __all__ = [
     "FORMAT_VERSION",
     "STATE_FILE_MAGIC",
+    "EncodedStateFile",
     "StateFileContents",
     "StateFileHeader",
     "decode_state_file",
@@ -144,6 +145,56 @@ def encode_state_file(
     )
     prefix = _PREFIX.pack(STATE_FILE_MAGIC, FORMAT_VERSION, len(header), zlib.crc32(header))
     return b"".join([prefix, header, *parts])
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedStateFile:
+    """An encoded state file, with what its handle needs, known from encoding it.
+
+    :func:`state_handle_for` takes it without parsing the header back and checksumming the
+    bytes a second time: they were built by :meth:`encode` from these very fields and never
+    left memory, so the check that ``data`` is a state file of that operator and subtask
+    holds by construction. What protects a restore is untouched: reading a state file back
+    (:func:`read_checked_state_file`) checks its size and CRC-32 against the handle, the
+    magic, version, header CRC-32 and index, and each section's CRC-32.
+    """
+
+    data: bytes
+    operator_uid: str
+    subtask_index: int
+    parallelism: int
+    max_parallelism: int
+    #: CRC-32 of ``data``.
+    checksum: int
+
+    @classmethod
+    def encode(
+        cls,
+        operator_uid: str,
+        subtask_index: int,
+        parallelism: int,
+        max_parallelism: int,
+        *,
+        keyed: Mapping[int, bytes] | None = None,
+        operator: bytes | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> EncodedStateFile:
+        """Encode a state file as :func:`encode_state_file` does, and checksum it.
+
+        :raises TypeError: if ``extra`` is not JSON-serializable
+        """
+        data = encode_state_file(
+            operator_uid,
+            subtask_index,
+            parallelism,
+            max_parallelism,
+            keyed=keyed,
+            operator=operator,
+            extra=extra,
+        )
+        return cls(
+            data, operator_uid, subtask_index, parallelism, max_parallelism, zlib.crc32(data)
+        )
 
 
 def _read_exact(f: IO[bytes], n: int, path: str, what: str) -> bytes:
@@ -295,30 +346,43 @@ def decode_state_file(
 
 
 def state_handle_for(
-    data: bytes, file_name: str, operator_uid: str, subtask_index: int, path: str
+    data: bytes | EncodedStateFile,
+    file_name: str,
+    operator_uid: str,
+    subtask_index: int,
+    path: str,
 ) -> StateHandle:
     """Return the handle of an encoded state file about to be written as ``file_name``.
 
-    The parallelism recorded in the handle is read from the file's own header, which also
-    proves ``data`` is a state file of the right operator and subtask.
+    For plain bytes, the parallelism recorded in the handle is read from the file's own
+    header, which also proves ``data`` is a state file of the right operator and subtask.
+    An :class:`EncodedStateFile` carries both (see there why that is as safe).
 
     :raises CorruptCheckpointError: if ``data`` is not a state file of that operator/subtask
     """
-    header = read_state_header_from(io.BytesIO(data), path)
-    if (header.operator_uid, header.subtask_index) != (operator_uid, subtask_index):
+    if isinstance(data, EncodedStateFile):
+        owner = (data.operator_uid, data.subtask_index)
+        parallelism, max_parallelism = data.parallelism, data.max_parallelism
+        size, checksum = len(data.data), data.checksum
+    else:
+        header = read_state_header_from(io.BytesIO(data), path)
+        owner = (header.operator_uid, header.subtask_index)
+        parallelism, max_parallelism = header.parallelism, header.max_parallelism
+        size, checksum = len(data), zlib.crc32(data)
+    if owner != (operator_uid, subtask_index):
         raise CorruptCheckpointError(
             path,
-            f"state file holds operator {header.operator_uid!r} subtask "
-            f"{header.subtask_index}, expected {operator_uid!r} subtask {subtask_index}",
+            f"state file holds operator {owner[0]!r} subtask {owner[1]}, "
+            f"expected {operator_uid!r} subtask {subtask_index}",
         )
     return StateHandle(
         operator_uid=operator_uid,
         subtask_index=subtask_index,
         file_name=file_name,
-        size=len(data),
-        checksum=zlib.crc32(data),
-        parallelism=header.parallelism,
-        max_parallelism=header.max_parallelism,
+        size=size,
+        checksum=checksum,
+        parallelism=parallelism,
+        max_parallelism=max_parallelism,
     )
 
 

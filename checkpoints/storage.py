@@ -76,7 +76,12 @@ from .metadata import (
     encode_latest_pointer,
     encode_metadata,
 )
-from .state_file import StateFileContents, read_checked_state_file, state_handle_for
+from .state_file import (
+    EncodedStateFile,
+    StateFileContents,
+    read_checked_state_file,
+    state_handle_for,
+)
 from .validation import Problem, inspect_checkpoint
 
 __all__ = [
@@ -284,21 +289,29 @@ class CheckpointStorage:
             ) from exc
 
     async def write_state_file(
-        self, checkpoint_id: int, operator_uid: str, subtask_index: int, data: bytes
+        self,
+        checkpoint_id: int,
+        operator_uid: str,
+        subtask_index: int,
+        data: bytes | EncodedStateFile,
     ) -> StateHandle:
         """Write one (operator uid, subtask) state file atomically; return its handle.
 
         :param data: an encoded state file
-            (:func:`~streamlet.checkpoints.state_file.encode_state_file`)
+            (:func:`~streamlet.checkpoints.state_file.encode_state_file`), or one with its
+            checksum (:meth:`~streamlet.checkpoints.state_file.EncodedStateFile.encode`,
+            what snapshots write: nothing is parsed or checksummed again)
         :raises CheckpointStorageError: if writing fails
-        :raises CorruptCheckpointError: if ``data`` is not a state file
+        :raises CorruptCheckpointError: if ``data`` is not a state file of that operator
+            and subtask
         """
         store, directory = self._dir_of(checkpoint_id)
         name = state_file_name(operator_uid, subtask_index)
         key = join_key(directory, name)
         handle = state_handle_for(data, name, operator_uid, subtask_index, store.location(key))
         await self._hook("state", checkpoint_id, name, store.location(directory))
-        await self._write(store, key, data, checkpoint_id, sync_dir=False)
+        blob = data.data if isinstance(data, EncodedStateFile) else data
+        await self._write(store, key, blob, checkpoint_id, sync_dir=False)
         self.operations.append(("state", checkpoint_id, name))
         return handle
 
@@ -311,20 +324,39 @@ class CheckpointStorage:
         location = store.location(directory)
         data = encode_metadata(metadata)
         await self._hook("metadata", checkpoint_id, METADATA_FILE_NAME, location)
-        # The directory is synced before (the state files' renames are durable first) and
-        # after (so is _metadata's).
         key = join_key(directory, METADATA_FILE_NAME)
-        await self._write(store, key, data, checkpoint_id, sync_dir=True)
-        self.operations.append(("metadata", checkpoint_id, METADATA_FILE_NAME))
-        if metadata.kind is CheckpointKind.SAVEPOINT:
-            self._committed_savepoints.add(checkpoint_id)
+        pointer_key = join_key(self.job_key, LATEST_POINTER_NAME)
+        # Before the coordinator notifies anyone (sinks commit on that notification), so
+        # the pointer never lags behind what a sink may have committed.
+        pointer = None
         if checkpoint_id > self._pointer_id:
-            # Before the coordinator notifies anyone (sinks commit on that notification), so
-            # the pointer never lags behind what a sink may have committed.
-            self._pointer_id = checkpoint_id
             pointer = encode_latest_pointer(checkpoint_id, location)
-            pointer_key = join_key(self.job_key, LATEST_POINTER_NAME)
-            await self._write(self.blobs, pointer_key, pointer, checkpoint_id, sync_dir=False)
+        committed = False
+
+        def commit() -> None:
+            nonlocal committed
+            # The directory is synced before (the state files' renames are durable first)
+            # and after (so is _metadata's).
+            store.write_atomically(key, data, sync_dir=True)
+            committed = True
+            if pointer is not None:
+                self.blobs.write_atomically(pointer_key, pointer, sync_dir=False)
+
+        # One worker-thread call for both files: every call costs GIL hand-overs.
+        try:
+            await store.run(commit)
+        except OSError as exc:
+            failed = self.blobs.location(pointer_key) if committed else store.location(key)
+            raise CheckpointStorageError(
+                failed, _describe(exc), checkpoint_id=checkpoint_id
+            ) from exc
+        finally:
+            if committed:
+                self.operations.append(("metadata", checkpoint_id, METADATA_FILE_NAME))
+                if metadata.kind is CheckpointKind.SAVEPOINT:
+                    self._committed_savepoints.add(checkpoint_id)
+                if pointer is not None:
+                    self._pointer_id = checkpoint_id
         return location
 
     # --- removing ---

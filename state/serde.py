@@ -21,6 +21,8 @@ in one key group. :func:`encode_table` picks the cheapest encoding that is still
 
 A table's payload is the orjson document ``[keys, values]``; its mode is the two letters for
 keys and values (``"pp"``, ``"tt"``, ``"pc"``...), stored by the caller next to the payload.
+A large table in the common shapes can also be encoded a chunk at a time
+(:func:`encode_table_chunk`, :func:`join_table_chunks`), to exactly the same bytes.
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ __all__ = [
     "decode_table",
     "encode_element",
     "encode_table",
+    "encode_table_chunk",
+    "join_table_chunks",
 ]
 
 #: Codec name recorded in snapshots for the default serializer.
@@ -280,6 +284,40 @@ def encode_table(
             return key_mode + value_mode, orjson.dumps([key_part, value_part])
     except (UnserializableValueError, orjson.JSONEncodeError) as exc:
         raise _locate(table, serializer, element_wise, exc) from exc
+
+
+def encode_table_chunk(
+    keys: list[Any], values: list[Any], serializer: Any
+) -> tuple[str, bytes, bytes] | None:
+    """Encode one chunk of a table as :func:`encode_table`'s fast path encodes a whole one.
+
+    Return ``(mode, keys document, values document)``, or ``None`` when that path does not
+    take the chunk (a custom serializer, a shape the type scans do not settle, an int beyond
+    64 bits). Chunks that all have the same mode, joined by :func:`join_table_chunks`, give
+    exactly the payload :func:`encode_table` writes for their concatenation (orjson writes
+    arrays without spaces, and the type scans hold for a list when they hold for each of
+    its parts). Otherwise the table must be encoded in one piece by :func:`encode_table`.
+
+    :param keys: a chunk of the table's keys
+    :param values: their values, in the same order
+    :param serializer: the descriptor's serializer (``None`` for the default)
+    """
+    if not _is_default(serializer):
+        return None
+    mode = _fast_mode(keys) + _fast_mode(values)
+    if len(mode) != 2:
+        return None
+    try:
+        return mode, orjson.dumps(keys), orjson.dumps(values)
+    except orjson.JSONEncodeError:
+        return None
+
+
+def join_table_chunks(key_chunks: list[bytes], value_chunks: list[bytes]) -> bytes:
+    """Return the payload ``[keys, values]`` of chunks from :func:`encode_table_chunk`."""
+    keys = b",".join([chunk[1:-1] for chunk in key_chunks if chunk != b"[]"])
+    values = b",".join([chunk[1:-1] for chunk in value_chunks if chunk != b"[]"])
+    return b"[[" + keys + b"],[" + values + b"]]"
 
 
 def _locate(

@@ -4,7 +4,9 @@
 :class:`KeyedStateSnapshot` holding references to frozen per-key-group dicts. Turning it into
 bytes is the CPU half of the asynchronous part: :meth:`KeyedStateSnapshot.serialize_key_group`
 is pure and synchronous, one key group per call, so the engine's snapshotter can yield to the
-event loop between key groups while records keep flowing.
+event loop between key groups while records keep flowing. A large key group is serialized in
+steps (:meth:`KeyedStateSnapshot.serialize_key_group_steps`), so that the loop may run records
+between them too: a million keys make key groups of thousands of entries each.
 
 Byte format of one key group (and, with another magic, of operator state)::
 
@@ -20,7 +22,7 @@ restore hold a state's bytes undecoded until the user registers its descriptor (
 from __future__ import annotations
 
 import struct
-from collections.abc import Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,11 +31,18 @@ import orjson
 
 from .errors import StateError, StateSerializationError
 from .key_groups import KeyGroupRange
-from .serde import UnserializableValueError, codec_name, encode_table
+from .serde import (
+    UnserializableValueError,
+    codec_name,
+    encode_table,
+    encode_table_chunk,
+    join_table_chunks,
+)
 from .table import StateTable
 
 __all__ = [
     "KEYED_MAGIC",
+    "STEP_ENTRIES",
     "FrozenState",
     "KeyedStateSnapshot",
     "RawTable",
@@ -43,6 +52,11 @@ __all__ = [
 ]
 
 KEYED_MAGIC = b"SLK1"
+#: Entries of one state's table that one step of
+#: :meth:`KeyedStateSnapshot.serialize_key_group_steps` encodes: about half a millisecond of
+#: CPU for scalar keys and values, so that a step plus the snapshotter's 2 ms between yields
+#: stays well below the 5 ms a loop step may take (issue 12).
+STEP_ENTRIES = 1024
 _FORMAT = 1
 _LEN = struct.Struct("<I")
 
@@ -169,6 +183,10 @@ class KeyedStateSnapshot:
     pending: dict[str, dict[int, RawTable]] = field(default_factory=dict)
     #: Bytes of the key groups serialized so far (a second call returns the same bytes).
     _serialized: dict[int, bytes] = field(default_factory=dict)
+    #: Key groups whose serialization in steps is under way, and where it stands.
+    _in_progress: dict[int, Generator[None, None, None]] = field(default_factory=dict)
+    #: At most this many entries of a table per step of :meth:`serialize_key_group_steps`.
+    step_entries: int = STEP_ENTRIES
 
     def key_groups(self) -> list[int]:
         """Return, in ascending order, the key groups that hold data (others are empty)."""
@@ -184,57 +202,129 @@ class KeyedStateSnapshot:
     def serialize_key_group(self, key_group: int) -> bytes:
         """Return the bytes of ``key_group`` (every state of the operator); pure CPU.
 
-        A key group without data gives a valid blob with no states.
+        A key group without data gives a valid blob with no states. A key group whose
+        serialization :meth:`serialize_key_group_steps` began is finished first.
 
         :raises StateError: if ``key_group`` is outside the backend's range
         :raises StateSerializationError: if a value cannot be serialized; it names the
             operator uid, the state and the offending type
+        """
+        for _ in self.serialize_key_group_steps(key_group):
+            pass
+        return self._serialized[key_group]
+
+    def serialize_key_group_steps(self, key_group: int) -> Iterator[None]:
+        """Serialize ``key_group`` one bounded step per ``next()``; then
+        :meth:`serialize_key_group` returns its bytes at once.
+
+        A step encodes at most :attr:`step_entries` entries of one state's table when the
+        table has a shape that can be encoded in chunks (see
+        :func:`~streamlet.state.serde.encode_table_chunk`: scalar or tuple keys and values
+        with the default serializer, the common case of keyed state); any other table is
+        encoded in one step. The bytes are exactly those of a serialization in one go.
+
+        Records may change the state between two steps; the snapshot stays what it was.
+        The key group stays captured until its last step, so every access to one of its
+        keys still records the old value in this snapshot's shadow first (see
+        :class:`~streamlet.state.table.StateTable`), and each step reads the values of its
+        keys as of the snapshot: the shadow's where the key was touched since, else the
+        live one, which nothing changed since. The keys themselves are listed at the
+        first step, from the snapshot's view.
+
+        Calling it again for a key group under way returns the same iterator (it goes on
+        where it stopped); for one already serialized, an exhausted one.
+
+        :raises StateError: if ``key_group`` is outside the backend's range
+        :raises StateSerializationError: from ``next()``, as :meth:`serialize_key_group`
         """
         if key_group not in self.key_group_range:
             raise StateError(
                 f"key group {key_group} is outside the range {self.key_group_range} of "
                 f"operator {self.operator_uid!r}"
             )
-        done = self._serialized.get(key_group)
-        if done is not None:
-            return done
-        index = key_group - self.key_group_range.start
-        entries: list[list[str]] = []
-        payloads: list[bytes] = []
-        for state in self.states:
-            shadow = state.shadows[index]
-            if shadow is None:
-                continue
+        if key_group in self._serialized:
+            return iter(())
+        steps = self._in_progress.get(key_group)
+        if steps is None:
+            steps = self._in_progress[key_group] = self._steps(key_group)
+        return steps
+
+    def _steps(self, key_group: int) -> Generator[None, None, None]:
+        try:
+            index = key_group - self.key_group_range.start
+            entries: list[list[str]] = []
+            payloads: list[bytes] = []
+            for state in self.states:
+                shadow = state.shadows[index]
+                if shadow is None:
+                    continue
+                mode, payload = yield from self._encode_state(state, index, shadow)
+                entries.append([state.name, state.kind, codec_name(state.serializer), mode])
+                payloads.append(payload)
+            for name, raws in self.pending.items():
+                raw = raws.get(index)
+                if raw is not None:
+                    entries.append([name, raw.kind, raw.codec, raw.mode])
+                    payloads.append(raw.payload)
+            header = {
+                "format": _FORMAT,
+                "operator_uid": self.operator_uid,
+                "key_group": key_group,
+                "max_parallelism": self.max_parallelism,
+                "states": entries,
+            }
+            self._serialized[key_group] = pack_frames(KEYED_MAGIC, header, payloads)
+            for state in self.states:
+                shadow = state.shadows[index]
+                if shadow is not None:
+                    state.shadows[index] = None
+                    state.table.release(index, shadow)
+        finally:
+            self._in_progress.pop(key_group, None)
+
+    def _encode_state(
+        self, state: FrozenState, index: int, shadow: dict[Any, Any]
+    ) -> Generator[None, None, tuple[str, bytes]]:
+        """Encode one state's table of key group ``index`` as of the snapshot, in steps."""
+        table = state.table
+        view = table.view_of(index, shadow)
+        step = self.step_entries
+        if len(view) <= step or state.kind in ("list", "map"):
             # view_of may return the live dict: encode it before anything else runs.
-            table = state.table.view_of(index, shadow)
-            try:
-                mode, payload = encode_table(
-                    table, state.serializer, element_wise=state.kind == "list"
-                )
-            except UnserializableValueError as exc:
-                raise StateSerializationError(self.operator_uid, state.name, str(exc)) from exc
-            entries.append([state.name, state.kind, codec_name(state.serializer), mode])
-            payloads.append(payload)
-        for name, raws in self.pending.items():
-            raw = raws.get(index)
-            if raw is not None:
-                entries.append([name, raw.kind, raw.codec, raw.mode])
-                payloads.append(raw.payload)
-        header = {
-            "format": _FORMAT,
-            "operator_uid": self.operator_uid,
-            "key_group": key_group,
-            "max_parallelism": self.max_parallelism,
-            "states": entries,
-        }
-        data = pack_frames(KEYED_MAGIC, header, payloads)
-        self._serialized[key_group] = data
-        for state in self.states:
-            shadow = state.shadows[index]
-            if shadow is not None:
-                state.shadows[index] = None
-                state.table.release(index, shadow)
-        return data
+            return self._encode_whole(state, view)
+        keys = list(view)
+        del view
+        live = table.tables[index]
+        yield
+        key_chunks: list[bytes] = []
+        value_chunks: list[bytes] = []
+        mode = None
+        for start in range(0, len(keys), step):
+            chunk = keys[start : start + step]
+            # Invariant: every key listed was in the snapshot, so its shadow entry (if any)
+            # is its old value, never MISSING; an untouched key is unchanged in ``live``.
+            if shadow:
+                values = [shadow[key] if key in shadow else live[key] for key in chunk]
+            else:
+                values = [live[key] for key in chunk]
+            encoded = encode_table_chunk(chunk, values, state.serializer)
+            if encoded is None or (mode is not None and encoded[0] != mode):
+                break
+            mode = encoded[0]
+            key_chunks.append(encoded[1])
+            value_chunks.append(encoded[2])
+            yield
+        else:
+            assert mode is not None
+            return mode, join_table_chunks(key_chunks, value_chunks)
+        # A shape chunks do not settle: the whole table in one step, as of the snapshot.
+        return self._encode_whole(state, table.view_of(index, shadow))
+
+    def _encode_whole(self, state: FrozenState, table: dict[Any, Any]) -> tuple[str, bytes]:
+        try:
+            return encode_table(table, state.serializer, element_wise=state.kind == "list")
+        except UnserializableValueError as exc:
+            raise StateSerializationError(self.operator_uid, state.name, str(exc)) from exc
 
     async def serialize_all(self) -> dict[int, bytes]:
         """Return ``{key group: bytes}`` for every key group with data.
@@ -252,6 +342,9 @@ class KeyedStateSnapshot:
     def release(self) -> None:
         """Give up the snapshot: release every key group not serialized yet, and drop the
         data (it cannot be serialized afterwards). Safe to call more than once."""
+        for steps in list(self._in_progress.values()):
+            steps.close()
+        self._in_progress = {}
         for state in self.states:
             for index, shadow in enumerate(state.shadows):
                 if shadow is not None:

@@ -346,18 +346,26 @@ def _serialize_ahead(snapshots: list[OperatorSnapshot], budget_s: float) -> None
     Until its key group is serialized, every access to a key takes the copy-on-write path,
     and the asynchronous part first runs one loop round later, after every subtask had its
     turn. Small state (a thousand keys) is serialized here at once, so records never see
-    it pending; a failure to serialize is left for the asynchronous part to report.
+    it pending; a failure to serialize is left for the asynchronous part to report. Large
+    key groups go in steps (``serialize_key_group_steps``), so the budget is overrun by one
+    step at most, and a key group left half done is continued by the asynchronous part.
     """
     deadline = time.monotonic() + budget_s
     for snapshot in snapshots:
         keyed = snapshot.keyed
         if keyed is None:
             continue
+        steps_of = getattr(keyed, "serialize_key_group_steps", None)
         try:
             for key_group in keyed.key_groups():
                 if time.monotonic() >= deadline:
                     return
-                keyed.serialize_key_group(key_group)
+                if steps_of is None:
+                    keyed.serialize_key_group(key_group)
+                    continue
+                for _ in steps_of(key_group):
+                    if time.monotonic() >= deadline:
+                        return
         except Exception:
             return
 

@@ -13,7 +13,7 @@ waits in exactly one place.
 from __future__ import annotations
 
 import logging
-import time
+import sys
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -41,9 +41,9 @@ logger = logging.getLogger("streamlet.runtime")
 
 #: Buffers a subtask processes before it lets other tasks run.
 _YIELD_EVERY = 8
-#: How long a busy subtask blocks, at those points, while worker threads are running, so
-#: that they get the GIL (see :func:`_hand_over_gil`).
-_GIL_HANDOFF_S = 50e-6
+#: The switch interval while worker threads are running: a worker thread waiting for the
+#: GIL gets it after at most this much of the event loop's work (see :func:`_hand_over_gil`).
+_GIL_SWITCH_INTERVAL_S = 200e-6
 #: Capacity, in batches, of the hand-off from a source reader's fetcher to its subtask.
 _FETCH_CAPACITY = 4
 #: A source chain that ends in sinks (no output channel) asks its readers for this many
@@ -410,8 +410,7 @@ class Subtask:
                     if now() - last_flush >= timeout:
                         await self.flush()
                         last_flush = now()
-                    if threads.borrowed_tokens:
-                        _hand_over_gil()
+                    _hand_over_gil(threads.borrowed_tokens)
                     await anyio.lowlevel.checkpoint()
             elif await on_event(channel_index, buffer):
                 remaining -= 1
@@ -535,17 +534,37 @@ class Subtask:
                 await self.notifier.wait()
 
 
-def _hand_over_gil() -> None:
-    """Block this thread briefly so that worker threads waiting for the GIL get it.
+#: The switch interval to restore once no worker thread runs; None while not lowered.
+_saved_switch_interval: float | None = None
+
+
+def _hand_over_gil(busy_threads: int) -> None:
+    """Let worker threads that wait for the GIL get it soon, without stopping the loop.
 
     A busy event loop starves worker threads (checkpoint and log writes, a sink's file
     I/O): each of its system calls (the selector's poll, a socket send) drops the GIL and
     wakes a waiting thread, but takes the GIL back before that thread is scheduled, and
-    the wake-up restarts the thread's 5 ms wait before it may demand the GIL. A thread
-    then waits for seconds at every step that needs the GIL (a checkpoint that never
-    completed under a fast source showed it). Sleeping 50 µs outlasts the wake-up.
+    the wake-up restarts the thread's wait of one switch interval (5 ms) before it may
+    demand the GIL. A thread then waits for seconds at every step that needs the GIL (a
+    checkpoint that never completed under a fast source showed it).
+
+    So while worker threads run (``busy_threads``), the switch interval is lowered to
+    ``_GIL_SWITCH_INTERVAL_S``, which a loop step of record processing outlasts: a
+    waiting thread then demands the GIL, and the interpreter hands it over at once (the
+    loop's thread waits until the other one took it). Only a thread that does wait costs
+    anything; one inside a system call (an fsync) costs nothing. The previous remedy,
+    sleeping 50 us here whenever a thread ran, slept ~500 us a time on a busy virtual
+    machine, and mostly while no thread needed the GIL. The interval is restored at the
+    first call that finds no worker thread running.
     """
-    time.sleep(_GIL_HANDOFF_S)
+    global _saved_switch_interval
+    if busy_threads:
+        if _saved_switch_interval is None:
+            _saved_switch_interval = sys.getswitchinterval()
+            sys.setswitchinterval(min(_saved_switch_interval, _GIL_SWITCH_INTERVAL_S))
+    elif _saved_switch_interval is not None:
+        sys.setswitchinterval(_saved_switch_interval)
+        _saved_switch_interval = None
 
 
 async def _position(reader: SourceReader[Any]) -> Any:

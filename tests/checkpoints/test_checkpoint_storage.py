@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 import streamlet.checkpoints.file_blob_store as fileio_module
+import streamlet.checkpoints.state_file as state_file_module
 from streamlet.checkpoints import (
     CheckpointKind,
     CheckpointMetadata,
@@ -21,6 +22,7 @@ from streamlet.checkpoints import (
     create_checkpoint_storage,
 )
 from streamlet.checkpoints.latest import scan_latest
+from streamlet.checkpoints.state_file import EncodedStateFile, state_handle_for
 from streamlet.state.key_groups import KeyGroupRange
 from tests.checkpoints.ckpt_testing import state_bytes
 
@@ -173,6 +175,56 @@ async def test_write_refuses_non_state_data(storage):
         await storage.write_state_file(1, "a", 0, b"garbage-garbage-garbage")
     with pytest.raises(CorruptCheckpointError, match=r"expected 'a' subtask 0$"):
         await storage.write_state_file(1, "a", 0, state_bytes("b", 0))
+
+
+def encoded(uid: str, subtask: int) -> EncodedStateFile:
+    return EncodedStateFile.encode(
+        uid, subtask, 2, 8, keyed={1: b"one", 5: b"five"}, extra={"p": 1}
+    )
+
+
+async def test_an_encoded_state_file_is_written_without_reading_its_header_back(
+    storage, monkeypatch
+):
+    def no_parse(*args, **kwargs):
+        raise AssertionError("the header of a file just encoded was parsed again")
+
+    state = encoded("a", 0)
+    monkeypatch.setattr(state_file_module, "read_state_header_from", no_parse)
+    handle = await storage.write_state_file(1, "a", 0, state)
+    monkeypatch.undo()
+    # The handle is the one the bytes alone give (which parses the header).
+    assert handle == state_handle_for(state.data, handle.file_name, "a", 0, "<memory>")
+    meta = CheckpointMetadata.from_handles(
+        checkpoint_id=1,
+        kind=CheckpointKind.CHECKPOINT,
+        job_name="job",
+        trigger_timestamp_ms=1,
+        completion_timestamp_ms=2,
+        handles=[handle],
+        max_parallelism=8,
+    )
+    location = await storage.write_metadata(1, meta)
+    contents = await storage.read_state_file(location, handle)
+    assert contents.keyed == {1: b"one", 5: b"five"}
+    assert contents.extra == {"p": 1}
+
+
+async def test_an_encoded_state_file_written_then_damaged_is_refused_on_restore(storage):
+    handle = await storage.write_state_file(1, "a", 0, encoded("a", 0))
+    location = storage.location_of(1)
+    damage(storage, location, handle.file_name)
+    with pytest.raises(CorruptCheckpointError, match=r"checksum mismatch"):
+        await storage.read_state_file(location, handle)
+    with pytest.raises(CorruptCheckpointError, match=r"checksum mismatch"):
+        await storage.read_state_file(location, handle, KeyGroupRange(0, 7))
+
+
+async def test_an_encoded_state_file_of_another_subtask_is_refused(storage):
+    with pytest.raises(CorruptCheckpointError, match=r"expected 'a' subtask 0$"):
+        await storage.write_state_file(1, "a", 0, encoded("a", 1))
+    with pytest.raises(CorruptCheckpointError, match=r"expected 'a' subtask 0$"):
+        await storage.write_state_file(1, "a", 0, encoded("b", 0))
 
 
 async def test_corrupt_state_file_detected_on_read(storage):

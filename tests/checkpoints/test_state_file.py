@@ -2,12 +2,17 @@ from __future__ import annotations
 
 import io
 import struct
+import zlib
 from typing import Any
 
 import pytest
 
 from streamlet.checkpoints import CorruptCheckpointError, decode_state_file, encode_state_file
-from streamlet.checkpoints.state_file import read_state_file_from, read_state_header_from
+from streamlet.checkpoints.state_file import (
+    EncodedStateFile,
+    read_state_file_from,
+    read_state_header_from,
+)
 from streamlet.state.key_groups import KeyGroupRange
 
 
@@ -122,3 +127,16 @@ def test_extra_must_be_json():
         TypeError, match=r"^extra state of operator 'my-op' is not JSON-serializable"
     ):
         sample(extra={"x": object()})
+
+
+def test_an_encoded_state_file_is_the_plain_encoding_with_its_checksum() -> None:
+    args: dict[str, Any] = {
+        "keyed": {3: b"three", 1: b"one"},
+        "operator": b"op",
+        "extra": {"pos": 7},
+    }
+    state = EncodedStateFile.encode("my-op", 1, 2, 16, **args)
+    assert state.data == encode_state_file("my-op", 1, 2, 16, **args)
+    assert state.checksum == zlib.crc32(state.data)
+    assert (state.operator_uid, state.subtask_index) == ("my-op", 1)
+    assert (state.parallelism, state.max_parallelism) == (2, 16)

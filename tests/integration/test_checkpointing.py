@@ -42,6 +42,7 @@ from streamlet.checkpoints.errors import (
     TooManyFailedCheckpointsError,
 )
 from streamlet.checkpoints.metadata import CheckpointMetadata, StateHandle
+from streamlet.checkpoints.state_file import EncodedStateFile
 from streamlet.checkpoints.stats import CheckpointStats, CheckpointStatus
 from streamlet.checkpoints.storage import FileCheckpointStorage, MemoryCheckpointStorage
 from streamlet.job.restart import RestartStrategies
@@ -676,7 +677,11 @@ class FlakyFileStorage(FileCheckpointStorage):
         self.metadata_ids: list[int] = []
 
     async def write_state_file(
-        self, checkpoint_id: int, operator_uid: str, subtask_index: int, data: bytes
+        self,
+        checkpoint_id: int,
+        operator_uid: str,
+        subtask_index: int,
+        data: bytes | EncodedStateFile,
     ) -> StateHandle:
         handle = await super().write_state_file(checkpoint_id, operator_uid, subtask_index, data)
         if (checkpoint_id, operator_uid, subtask_index) in self.fail:

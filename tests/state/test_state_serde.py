@@ -26,7 +26,13 @@ from streamlet.state import (
     ValueStateDescriptor,
 )
 from streamlet.state.json_codec import UnserializableValueError, from_json, to_json
-from streamlet.state.serde import codec_name, decode_table, encode_table
+from streamlet.state.serde import (
+    codec_name,
+    decode_table,
+    encode_table,
+    encode_table_chunk,
+    join_table_chunks,
+)
 from tests.state._state_model import assert_same
 
 
@@ -463,3 +469,28 @@ def test_codec_names() -> None:
     assert codec_name(JsonSerializer()) == "json"
     assert codec_name(PickleSerializer()) == "pickle"
     assert codec_name(Texty()) == "Texty"
+
+
+def test_a_table_encoded_in_chunks_is_the_table_encoded_in_one_piece() -> None:
+    cases: list[tuple[list[Any], list[Any]]] = [
+        (list(range(10)), [i * 2 for i in range(10)]),
+        ([(i, str(i)) for i in range(7)], [(i, i) for i in range(7)]),
+        (["a", "b", "c"], [None, True, "x"]),
+    ]
+    for keys, values in cases:
+        table = dict(zip(keys, values, strict=True))
+        mode, payload = encode_table(table, None)
+        chunks = [
+            encode_table_chunk(keys[i : i + 3], values[i : i + 3], None)
+            for i in range(0, len(keys), 3)
+        ]
+        assert all(c is not None and c[0] == mode for c in chunks)
+        assert (
+            join_table_chunks([c[1] for c in chunks if c], [c[2] for c in chunks if c]) == payload
+        )
+
+
+def test_chunks_the_fast_path_does_not_take_are_refused() -> None:
+    assert encode_table_chunk([1], [2**70], None) is None  # beyond 64 bits
+    assert encode_table_chunk([1], [[1, 2]], None) is None  # a list: the full checks decide
+    assert encode_table_chunk([1], [2], PickleSerializer()) is None  # a custom serializer

@@ -25,7 +25,7 @@ from streamlet.state import (
     key_group_range_for_subtask,
     subtask_for_key_group,
 )
-from streamlet.state.snapshot import KEYED_MAGIC, unpack_frames
+from streamlet.state.snapshot import KEYED_MAGIC, KeyedStateSnapshot, unpack_frames
 from tests.state._state_model import KEYS, NAMES, apply, assert_same, dump, random_op, register
 
 MAXP = 128
@@ -501,3 +501,156 @@ def test_keys_state_could_not_restore_are_refused_before_any_state_is_written() 
     with pytest.raises(StateError, match=r"^no current key"):
         state.value()
     assert backend.snapshot_sync().key_groups() == []
+
+
+# --- Serialization in steps (a large key group does not hold the event loop) ---
+
+
+def _serialize_in_steps(snapshot: KeyedStateSnapshot, between: Any) -> tuple[dict[int, bytes], int]:
+    """Serialize every key group step by step, calling ``between()`` after each step."""
+    chunks: dict[int, bytes] = {}
+    steps = 0
+    for kg in snapshot.key_groups():
+        for _ in snapshot.serialize_key_group_steps(kg):
+            steps += 1
+            between()
+        chunks[kg] = snapshot.serialize_key_group(kg)
+    return chunks, steps
+
+
+def test_serialization_in_steps_is_the_snapshot_while_records_change_the_state() -> None:
+    rng = random.Random(11)
+    keys = many_keys(900)
+    backend, views, model = populated(rng, keys, 9000)
+    expected = copy.deepcopy(model)
+    stepped = backend.snapshot_sync()
+    stepped.step_entries = 3
+    new_keys = keys + [f"new-{i}" for i in range(100)]
+
+    def records() -> None:
+        for _ in range(5):
+            apply(backend, views, model, random_op(rng, new_keys))
+
+    chunks, steps = _serialize_in_steps(stepped, records)
+    assert steps > 2 * len(chunks)  # large tables really went in several steps
+    restored, restored_views = restore_fresh(chunks)
+    assert_same(dump(restored, restored_views), expected)
+    assert_same(dump(backend, views), model)
+
+
+def test_serialization_in_steps_gives_the_bytes_of_one_go() -> None:
+    rng = random.Random(12)
+    backend, _, _ = populated(rng, many_keys(900), 9000)
+    stepped, whole = backend.snapshot_sync(), backend.snapshot_sync()
+    stepped.step_entries = 3
+    chunks, steps = _serialize_in_steps(stepped, lambda: None)
+    assert steps > 2 * len(chunks)
+    assert chunks == {kg: whole.serialize_key_group(kg) for kg in whole.key_groups()}
+
+
+def test_scalar_tables_go_in_chunks_of_step_entries_and_give_the_same_bytes() -> None:
+    backend = make_backend()
+    counts = backend.get_state(ValueStateDescriptor("count"))
+    pairs = backend.get_state(ValueStateDescriptor("pair"))
+    for key in range(5000):
+        backend.set_current_key(key)
+        counts.update(key)
+        pairs.update((key, str(key)))
+    stepped, whole = backend.snapshot_sync(), backend.snapshot_sync()
+    stepped.step_entries = 10
+    chunks, steps = _serialize_in_steps(stepped, lambda: None)
+    # About 40 keys per key group and two states: 4 chunks plus listing the keys, each.
+    assert steps >= len(chunks) * 2 * 5
+    assert chunks == {kg: whole.serialize_key_group(kg) for kg in whole.key_groups()}
+
+
+def test_scalar_tables_in_chunks_are_the_snapshot_while_keys_change() -> None:
+    backend = make_backend()
+    counts = backend.get_state(ValueStateDescriptor("count"))
+    pairs = backend.get_state(ValueStateDescriptor("pair"))
+    for key in range(5000):
+        backend.set_current_key(key)
+        counts.update(key)
+        pairs.update((key, str(key)))
+    stepped = backend.snapshot_sync()
+    stepped.step_entries = 10
+    seen: dict[Any, int] = {}
+    rng = random.Random(5)
+
+    def records() -> None:
+        # Overwrite, delete and insert keys between steps.
+        key = rng.randrange(6000)
+        seen[key] = seen.get(key, 0) + 1
+        backend.set_current_key(key)
+        if key % 3 == 0:
+            counts.clear()
+        else:
+            counts.update(-key)
+        pairs.update((0, "changed"))
+
+    chunks, _ = _serialize_in_steps(stepped, records)
+    assert len(seen) > 100
+    restored = make_backend()
+    restored.restore(chunks)
+    restored_counts = restored.get_state(ValueStateDescriptor("count"))
+    restored_pairs = restored.get_state(ValueStateDescriptor("pair"))
+    for key in range(5000):
+        restored.set_current_key(key)
+        assert restored_counts.value() == key
+        assert restored_pairs.value() == (key, str(key))
+
+
+def test_tables_whose_chunks_differ_in_shape_are_written_in_one_piece() -> None:
+    backend = make_backend()
+    state = backend.get_state(ValueStateDescriptor("v"))
+    # Ints, then tuples, then ints beyond 64 bits: no single fast mode for the whole table.
+    for key in [*range(300), *((i, "t") for i in range(300)), *(2**70 + i for i in range(300))]:
+        backend.set_current_key(key)
+        state.update(1)
+    stepped, whole = backend.snapshot_sync(), backend.snapshot_sync()
+    stepped.step_entries = 2
+    chunks, _ = _serialize_in_steps(stepped, lambda: None)
+    assert chunks == {kg: whole.serialize_key_group(kg) for kg in whole.key_groups()}
+
+
+def test_a_key_group_under_way_continues_where_it_stopped() -> None:
+    backend = make_backend()
+    state = backend.get_state(ValueStateDescriptor("v"))
+    for key in range(2000):
+        backend.set_current_key(key)
+        state.update(key)
+    stepped, whole = backend.snapshot_sync(), backend.snapshot_sync()
+    stepped.step_entries = 4
+    kg = stepped.key_groups()[0]
+    steps = stepped.serialize_key_group_steps(kg)
+    next(steps)
+    next(steps)
+    assert stepped.serialize_key_group_steps(kg) is steps
+    # serialize_key_group finishes what the steps began.
+    data = stepped.serialize_key_group(kg)
+    assert data == whole.serialize_key_group(kg)
+    assert list(stepped.serialize_key_group_steps(kg)) == []
+    assert stepped.serialize_key_group(kg) is data
+
+
+def test_release_of_a_key_group_under_way_stops_recording_for_it() -> None:
+    backend = make_backend()
+    state = backend.get_state(ValueStateDescriptor("v"))
+    for key in range(2000):
+        backend.set_current_key(key)
+        state.update(key)
+    snapshot = backend.snapshot_sync()
+    snapshot.step_entries = 4
+    kg = snapshot.key_groups()[0]
+    next(snapshot.serialize_key_group_steps(kg))
+    snapshot.release()
+    table = backend._tables["v"]
+    index = kg - backend.key_group_range.start
+    assert table.writable[index] is table.tables[index]  # the fast path again
+    assert snapshot._in_progress == {}
+
+
+def test_steps_refuse_a_key_group_outside_the_range_at_once() -> None:
+    backend = make_backend(0, 2)
+    with pytest.raises(StateError, match=r"^key group 100 is outside the range"):
+        backend.snapshot_sync().serialize_key_group_steps(100)
