@@ -54,7 +54,12 @@ from streamlet.operators.sources.base import DeliveryGuarantee, SourceSessionCon
 from streamlet.runtime.checkpointing import MailboxGateway, SubtaskCheckpointer
 from streamlet.runtime.deploy import Deployment, RestoredState, coordinator_triggered, deploy
 from streamlet.runtime.final_checkpoint import FinalCheckpoint
-from streamlet.runtime.subtask import Subtask, SubtaskSettings, first_error
+from streamlet.runtime.subtask import (
+    Subtask,
+    SubtaskSettings,
+    first_error,
+    restore_switch_interval,
+)
 
 __all__ = ["JobConfig", "JobRunner"]
 
@@ -170,6 +175,7 @@ class JobRunner:
             try:
                 async with contextlib.AsyncExitStack() as sessions:
                     sessions.enter_context(gc_policy.job_running())
+                    sessions.callback(restore_switch_interval)
                     try:
                         if self.config.checkpoint_config.is_checkpointing_enabled():
                             await self._check_storage_writable(storage)

@@ -35,7 +35,13 @@ from streamlet.runtime.checkpointing import SubtaskCheckpointer
 from streamlet.state.errors import StreamletInternalError
 from streamlet.state.keyed_batch import KeyedBatch
 
-__all__ = ["ChainedOperator", "OutputWriter", "Subtask", "SubtaskSettings"]
+__all__ = [
+    "ChainedOperator",
+    "OutputWriter",
+    "Subtask",
+    "SubtaskSettings",
+    "restore_switch_interval",
+]
 
 logger = logging.getLogger("streamlet.runtime")
 
@@ -563,6 +569,14 @@ def _hand_over_gil(busy_threads: int) -> None:
             _saved_switch_interval = sys.getswitchinterval()
             sys.setswitchinterval(min(_saved_switch_interval, _GIL_SWITCH_INTERVAL_S))
     elif _saved_switch_interval is not None:
+        restore_switch_interval()
+
+
+def restore_switch_interval() -> None:
+    """Put back the switch interval :func:`_hand_over_gil` lowered, if it did (a job's end
+    calls it, so the lowered interval never outlasts the job that set it)."""
+    global _saved_switch_interval
+    if _saved_switch_interval is not None:
         sys.setswitchinterval(_saved_switch_interval)
         _saved_switch_interval = None
 

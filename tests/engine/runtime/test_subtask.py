@@ -79,3 +79,22 @@ async def test_a_record_pushed_into_an_idle_job_reaches_the_sink_without_the_tim
     assert sorted(sink.records) == sorted(
         (k, n) for k in range(7) for n in range(1, len(range(k, 12, 7)) + 1)
     )
+
+
+def test_the_lowered_switch_interval_never_outlasts_its_job() -> None:
+    import sys
+
+    from streamlet import StreamExecutionEnvironment
+    from streamlet.runtime.subtask import _hand_over_gil
+
+    before = sys.getswitchinterval()
+    _hand_over_gil(1)  # worker threads busy: lowered
+    assert sys.getswitchinterval() < before
+    _hand_over_gil(0)  # none busy: restored
+    assert sys.getswitchinterval() == before
+
+    _hand_over_gil(1)  # lowered while a job ran, and the job ended before any thread did
+    env = StreamExecutionEnvironment.get_execution_environment()
+    env.from_collection([1, 2, 3]).print()
+    env.execute("switch-interval")  # no running loop here: execute() runs the job itself
+    assert sys.getswitchinterval() == before
