@@ -53,6 +53,18 @@ MUTANTS = (
         original="        return self._emit(set(self._arrived), **extra)\n",
         replacement="        return self._emit(set(), **extra)\n",
     ),
+    Mutant(
+        # The key-group memo as it was: cleared whenever full, so keys past its bound
+        # evicted each other and every record was hashed again (issue 12's cliff).
+        name="M3: the key-group memo starts over when full",
+        path="state/key_group_memo.py",
+        original="        room = self._limit - len(table)\n",
+        replacement=(
+            "        if len(table) + len(missing) > 16:\n"
+            "            table.clear()\n"
+            "        room = self._limit - len(table)\n"
+        ),
+    ),
 )
 
 

@@ -185,8 +185,6 @@ class HeapKeyedStateBackend:
             if indexes and (min(indexes) < 0 or max(indexes) >= self._size):
                 bad = next(i for i, index in enumerate(indexes) if not 0 <= index < self._size)
                 self._foreign(batch.keys[bad])
-            # Should the router send lists again (its keys repeat), our memo knows them.
-            self._memo.learn(batch.keys, indexes)
             return batch.records, batch.keys, indexes
         records: list[Any] = batch  # type: ignore[assignment]
         return self._locate(records, [key_selector(record) for record in records])

@@ -142,17 +142,6 @@ class KeyGroupMemo:
             self._count(len(keys), 0)
         return groups
 
-    def learn(self, keys: list[Any], indexes: list[int]) -> None:
-        """Take in keys whose key group indexes someone else computed (and checked): the
-        key_by partitioner's, which arrive with a KeyedBatch. Only while there is room."""
-        room = self._limit - len(self._groups)
-        if room <= 0 or self._bypass_left > 0:
-            return
-        if room >= len(keys):
-            self._groups.update(zip(keys, indexes, strict=True))
-        else:
-            self._groups.update(zip(keys[:room], indexes[:room], strict=True))
-
     def note_hits(self, hits: int) -> None:
         """Count ``hits`` lookups that a caller made itself through :attr:`get` and that hit
         (they weigh in when the memo judges whether it pays)."""
@@ -189,31 +178,27 @@ class KeyGroupMemo:
         return [group - start for group in groups] if start else groups
 
     def _fill(self, keys: list[Any], groups: list[int]) -> None:
+        # Repeated keys of a batch are hashed as often as they come: removing them first
+        # cost more at millions of keys (each new) than hashing them saves while warming up.
         if max(groups) < 0:  # all missed (many keys, each new): no positions to track
             missing = keys
+            groups[:] = computed = self._indexes(
+                keys, assign_to_key_groups(keys, self.max_parallelism)
+            )
         else:
             positions = [i for i, group in enumerate(groups) if group < 0]
             missing = [keys[i] for i in positions]
-        # Each distinct key is hashed once (a batch repeats its new keys while warming up).
-        try:
-            distinct = list(dict.fromkeys(missing))
-        except TypeError:  # an unhashable key: assign_to_key_groups names it
-            distinct = missing
-        computed = self._indexes(distinct, assign_to_key_groups(distinct, self.max_parallelism))
-        found = dict(zip(distinct, computed, strict=True))
-        if missing is keys:
-            groups[:] = map(found.__getitem__, keys)
-        else:
-            for i, index in zip(positions, map(found.__getitem__, missing), strict=True):
+            computed = self._indexes(missing, assign_to_key_groups(missing, self.max_parallelism))
+            for i, index in zip(positions, computed, strict=True):
                 groups[i] = index
-        self.last_misses = len(distinct)
+        self.last_misses = len(missing)
         table = self._groups
         room = self._limit - len(table)
         if room > 0:
-            if room >= len(distinct):
-                table.update(found)
+            if room >= len(missing):
+                table.update(zip(missing, computed, strict=True))
             else:
-                table.update(zip(distinct[:room], computed[:room], strict=True))
+                table.update(zip(missing[:room], computed[:room], strict=True))
             return
         self._count(len(keys), len(missing))
 
