@@ -91,17 +91,22 @@ def plain_stateless(n: int) -> int:
     return count
 
 
-def plain_keyed(n: int) -> int:
+def _plain_running_count(numbers: range, pair: Any) -> int:
+    """The keyed running count as a plain loop: ``pair(i)`` for each i, summed per key."""
     state: dict[int, tuple[int, int]] = {}
     count = 0
-    for i in range(1, n + 1):
-        t = to_pair(i)
+    for i in numbers:
+        t = pair(i)
         k = key_of(t)
         acc = state.get(k)
         acc = t if acc is None else add(acc, t)
         state[k] = acc
         count += 1
     return count
+
+
+def plain_keyed(n: int) -> int:
+    return _plain_running_count(range(1, n + 1), to_pair)
 
 
 async def engine_stateless(n: int, parallelism: int) -> int:
@@ -205,16 +210,7 @@ def _scaled_pair(i: int) -> tuple[int, int]:
 
 
 def plain_scaled(n: int) -> int:
-    state: dict[int, tuple[int, int]] = {}
-    count = 0
-    for i in range(n):
-        t = _scaled_pair(i)
-        k = key_of(t)
-        acc = state.get(k)
-        acc = t if acc is None else add(acc, t)
-        state[k] = acc
-        count += 1
-    return count
+    return _plain_running_count(range(n), _scaled_pair)
 
 
 async def engine_scaled(n: int, parallelism: int) -> int:

@@ -152,9 +152,14 @@ class HeapKeyedStateBackend:
             bug: the record reached the wrong subtask)
         """
         try:
-            index = self._memo.key_group(key)
-        except KeyOutOfRangeError:
-            self._foreign(key)
+            index = self._memo.get(key, -1)
+        except TypeError:  # unhashable: key_group() raises the error naming it
+            index = -1
+        if index < 0:
+            try:
+                index = self._memo.key_group(key)
+            except KeyOutOfRangeError:
+                self._foreign(key)
         self._kg_index = index
         self._current_key = key
 
