@@ -321,11 +321,11 @@ async def test_repeated_keys_stop_being_hashed_once_the_memos_know_them(
     stream = env.from_sequence(1, 40_000).key_by(selector).reduce(_plus)
     out = await run_and_collect(env, stream)
     assert len(out) == 40_000
-    # Each memo (the partitioner's, at parallelism > 1 each keyed subtask's) hashes its
-    # keys while it fills, in a batch or two, then never again; a memo that thrashed would
-    # hash in most of the job's 80+ batches.
+    # Each memo (the partitioner's, at parallelism > 1 each keyed subtask's) misses each of
+    # the 31 keys once at most (usually all in its first batch), then never again; one that
+    # thrashed would hash in most of the job's 80+ batches per memo.
     memos = 1 if parallelism == 1 else 1 + parallelism
-    assert 1 <= len(hashed_at) <= 2 * memos
+    assert 1 <= len(hashed_at) <= memos * 31
 
 
 @pytest.mark.parametrize("parallelism", [2, 4])
