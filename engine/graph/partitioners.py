@@ -19,9 +19,6 @@ from streamlet.state.key_group_memo import KeyGroupMemo
 from streamlet.state.key_groups import UnusableKeyError, key_group_range_for_subtask
 from streamlet.state.keyed_batch import KeyedBatch
 
-#: The router sends KeyedBatches when more than one record in this many missed the memo.
-_CARRY_ABOVE = 32
-
 __all__ = [
     "BroadcastPartitioner",
     "CustomPartitioner",
@@ -36,6 +33,9 @@ __all__ = [
     "ShufflePartitioner",
     "key_error",
 ]
+
+#: The router sends KeyedBatches when more than one record in this many missed the memo.
+_CARRY_ABOVE = 32
 
 
 class Router:
