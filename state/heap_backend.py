@@ -48,10 +48,8 @@ from .serde import check_codec, decode_table
 from .snapshot import FrozenState, KeyedStateSnapshot, RawTable, read_key_group
 from .table import StateTable
 
-__all__ = ["DEFAULT_KEY_CACHE_SIZE", "HeapKeyedStateBackend"]
+__all__ = ["HeapKeyedStateBackend"]
 
-#: Entries the key -> key group memo holds at most (see :mod:`.key_group_memo`).
-DEFAULT_KEY_CACHE_SIZE = DEFAULT_KEY_MEMO_SIZE
 
 _ViewFactory = Callable[[Any, StateTable, Any], KeyedState]
 
@@ -109,7 +107,7 @@ class HeapKeyedStateBackend:
         key_group_range: KeyGroupRange,
         max_parallelism: int,
         *,
-        key_cache_size: int = DEFAULT_KEY_CACHE_SIZE,
+        key_cache_size: int = DEFAULT_KEY_MEMO_SIZE,
     ) -> None:
         if not isinstance(operator_uid, str) or not operator_uid:
             raise ValueError(f"operator_uid must be a non-empty str, got {operator_uid!r}")

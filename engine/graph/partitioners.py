@@ -12,7 +12,6 @@ from __future__ import annotations
 import random
 import reprlib
 from collections.abc import Callable
-from itertools import islice
 from typing import Any
 
 from streamlet.state.key_group_memo import KeyGroupMemo
@@ -342,51 +341,27 @@ class _KeyGroups(Router):
         return parts
 
     def _split_carrying(self, records: list[Any]) -> tuple[list[KeyedBatch], int]:
-        """Split into KeyedBatches; return them and the number of keys hashed."""
+        """Split into KeyedBatches; return them and the number of keys hashed.
+
+        Carrying is for batches with misses, so the keys are looked up all at once (no
+        per-record hit loop as in :meth:`_split_plain`), the misses hashed together."""
+        key_of = self._key
+        try:
+            keys = [key_of(record) for record in records]
+        except Exception:
+            self._raise_selector_error(records)
+            raise
+        memo = self._memo
+        try:
+            groups = memo.key_groups(keys)
+        except TypeError as exc:  # an UnusableKeyError, which names the key
+            raise key_error(getattr(exc, "key", None), exc, self.consumer) from None
         parts = [KeyedBatch([], [], []) for _ in range(self.n)]
         add_record = [part.records.append for part in parts]
         add_key = [part.keys.append for part in parts]
         add_index = [part.indexes.append for part in parts]
         target_of = self._target_of
         index_of = self._index_of
-        key_of = self._key
-        memo = self._memo
-        keys: list[Any] = []
-        if not memo.bypassed:
-            # Memo hits first, record by record; from the first miss on, the rest of the
-            # batch is resolved at once (its misses hashed together).
-            get = memo.get
-            for done, record in enumerate(records):
-                try:
-                    key = key_of(record)
-                except Exception:
-                    self._raise_selector_error(records)
-                    raise
-                try:
-                    group = get(key, -1)
-                except TypeError:  # unhashable: key_groups() raises the error naming it
-                    group = -1
-                if group < 0:
-                    memo.note_hits(done)
-                    records = records[done:]
-                    keys.append(key)  # computed already: the selector runs once a record
-                    break
-                target = target_of[group]
-                add_record[target](record)
-                add_key[target](key)
-                add_index[target](index_of[group])
-            else:
-                memo.note_hits(len(records))
-                return parts, 0
-        try:
-            keys.extend(map(key_of, islice(records, len(keys), None)))
-        except Exception:
-            self._raise_selector_error(records)
-            raise
-        try:
-            groups = memo.key_groups(keys)
-        except TypeError as exc:  # an UnusableKeyError, which names the key
-            raise key_error(getattr(exc, "key", None), exc, self.consumer) from None
         for record, key, group in zip(records, keys, groups, strict=True):
             target = target_of[group]
             add_record[target](record)
