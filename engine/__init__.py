@@ -12,7 +12,8 @@ The package in layers (each may import only those below it; tests/test_layering.
     operators/, checkpoints/, state/ (``streamlet.operators`` ...): the lower layers
 
 Everything a job needs is importable from here: the environment and streams, function
-types, sources and sinks (``PushSource``, ``FileSink``, ``TwoPhaseCommitSink``), checkpoint
+types, time (``Duration``, ``Time``, ``WatermarkStrategy``, timers, ``OutputTag``), sources
+and sinks (``PushSource``, ``FileSink``, ``TwoPhaseCommitSink``), checkpoint
 and restart settings, state descriptors (also in :mod:`streamlet.state`) and the errors.
 """
 
@@ -20,6 +21,7 @@ from streamlet.api.datastream import DataStream as DataStream
 from streamlet.api.datastream import DataStreamSink as DataStreamSink
 from streamlet.api.datastream import KeyedStream as KeyedStream
 from streamlet.api.environment import StreamExecutionEnvironment as StreamExecutionEnvironment
+from streamlet.api.execution_config import ExecutionConfig as ExecutionConfig
 from streamlet.checkpoints.config import CheckpointConfig as CheckpointConfig
 from streamlet.checkpoints.config import CheckpointingMode as CheckpointingMode
 from streamlet.checkpoints.config import FsStateBackend as FsStateBackend
@@ -41,6 +43,13 @@ from streamlet.operators.functions import ProcessFunction as ProcessFunction
 from streamlet.operators.functions import ReduceFunction as ReduceFunction
 from streamlet.operators.functions import RuntimeContext as RuntimeContext
 from streamlet.operators.functions import SinkFunction as SinkFunction
+from streamlet.operators.functions import TimerService as TimerService
+from streamlet.operators.processing_time import ManualClock as ManualClock
+from streamlet.operators.processing_time import ProcessingTimeClock as ProcessingTimeClock
+from streamlet.operators.processing_time import SystemClock as SystemClock
+from streamlet.operators.records import OutputTag as OutputTag
+from streamlet.operators.records import StreamRecord as StreamRecord
+from streamlet.operators.records import TimestampedBatch as TimestampedBatch
 from streamlet.operators.sinks.base import Sink as Sink
 from streamlet.operators.sinks.base import SinkWriter as SinkWriter
 from streamlet.operators.sinks.file import FileSink as FileSink
@@ -50,6 +59,14 @@ from streamlet.operators.sources.base import DeliveryGuarantee as DeliveryGuaran
 from streamlet.operators.sources.base import Source as Source
 from streamlet.operators.sources.base import SourceReader as SourceReader
 from streamlet.operators.sources.push import PushSource as PushSource
+from streamlet.operators.time import Duration as Duration
+from streamlet.operators.time import Time as Time
+from streamlet.operators.time import TimeDomain as TimeDomain
+from streamlet.operators.watermarks import TimestampAssigner as TimestampAssigner
+from streamlet.operators.watermarks import Watermark as Watermark
+from streamlet.operators.watermarks import WatermarkGenerator as WatermarkGenerator
+from streamlet.operators.watermarks import WatermarkOutput as WatermarkOutput
+from streamlet.operators.watermarks import WatermarkStrategy as WatermarkStrategy
 from streamlet.state.descriptors import AggregateFunction as AggregateFunction
 from streamlet.state.descriptors import AggregatingStateDescriptor as AggregatingStateDescriptor
 from streamlet.state.descriptors import ListStateDescriptor as ListStateDescriptor
@@ -67,6 +84,8 @@ __all__ = [
     "DataStream",
     "DataStreamSink",
     "DeliveryGuarantee",
+    "Duration",
+    "ExecutionConfig",
     "FileSink",
     "FilterFunction",
     "FlatMapFunction",
@@ -82,9 +101,12 @@ __all__ = [
     "KeyedProcessFunction",
     "KeyedStream",
     "ListStateDescriptor",
+    "ManualClock",
     "MapFunction",
     "MapStateDescriptor",
+    "OutputTag",
     "ProcessFunction",
+    "ProcessingTimeClock",
     "PushSource",
     "ReduceFunction",
     "ReducingStateDescriptor",
@@ -96,8 +118,19 @@ __all__ = [
     "Source",
     "SourceReader",
     "StreamExecutionEnvironment",
+    "StreamRecord",
     "StreamletError",
+    "SystemClock",
+    "Time",
+    "TimeDomain",
+    "TimerService",
+    "TimestampAssigner",
+    "TimestampedBatch",
     "TwoPhaseCommitSink",
     "ValueStateDescriptor",
+    "Watermark",
+    "WatermarkGenerator",
+    "WatermarkOutput",
+    "WatermarkStrategy",
     "read_committed",
 ]

@@ -14,6 +14,16 @@ of the job (a restart builds new instances and restores their state). The engine
    pending id below n; notifications are best effort and may be skipped);
 5. ``end_input()`` once when every input ended (bounded input), returning any last records;
 6. ``close()`` always, also after a failure or cancellation (it must not raise for that).
+
+Time (see :mod:`.records`, :mod:`.watermarks`, :mod:`.processing_time`): a batch is a ``list``
+or, when its records carry timestamps, a :class:`~.records.TimestampedBatch`; an operator that
+says :attr:`Operator.accepts_timestamps` gets both, any other (a sink) only the records. Between
+batches the engine calls ``process_watermark(ts)`` when the operator's input watermark advances
+(it fires event-time timers; the engine forwards the watermark after what they emitted) and,
+for a :attr:`Operator.timed` operator, ``on_processing_time(now)`` once the processing time it
+requested from ``ctx.processing_time`` is reached. An operator that makes its own watermarks
+(:attr:`Operator.generates_watermarks`) hands them out with ``take_events()`` after each call;
+one that emits side outputs leaves them in :attr:`Operator.side_outputs` after each call.
 """
 
 from __future__ import annotations
@@ -21,6 +31,9 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from .processing_time import ProcessingTimeService
+from .time import MIN_TIMESTAMP
 
 if TYPE_CHECKING:
     from streamlet.state.heap_backend import HeapKeyedStateBackend
@@ -49,6 +62,8 @@ class OperatorContext:
     :param operator_state: per-subtask operator state (list, union, broadcast)
     :param keyed_backend: keyed state for a keyed operator, else ``None``
     :param restored: whether state was restored from a checkpoint or savepoint
+    :param processing_time: the subtask's processing time (clock and wake-ups)
+    :param auto_watermark_interval_ms: how often generated watermarks are emitted (0: never)
     """
 
     operator_name: str
@@ -61,6 +76,8 @@ class OperatorContext:
     operator_state: OperatorStateBackend
     keyed_backend: HeapKeyedStateBackend | None = None
     restored: bool = False
+    processing_time: ProcessingTimeService | None = None
+    auto_watermark_interval_ms: int = 200
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -81,6 +98,17 @@ class Operator(ABC, Generic[IN, OUT]):
 
     #: True when the operator needs a keyed state backend (it follows a ``key_by``).
     keyed: bool = False
+    #: True when :meth:`process_batch` takes TimestampedBatches (else it gets their records).
+    accepts_timestamps: bool = False
+    #: True when the engine must call :meth:`on_processing_time` once a requested time came.
+    timed: bool = False
+    #: True when the operator makes its own watermarks (:meth:`take_events`); it drops the
+    #: watermarks it receives, except the final one.
+    generates_watermarks: bool = False
+    #: The side outputs of the last call (tag id -> records), or None; the engine takes them.
+    side_outputs: dict[str, Any] | None = None
+    #: The operator's input watermark (Flink's ``currentWatermark``).
+    current_watermark: int = MIN_TIMESTAMP
 
     ctx: OperatorContext
 
@@ -89,8 +117,23 @@ class Operator(ABC, Generic[IN, OUT]):
         self.ctx = ctx
 
     @abstractmethod
-    async def process_batch(self, batch: list[IN]) -> list[OUT]:
-        """Process one batch of records and return the records to emit, in order."""
+    async def process_batch(self, batch: Any) -> Any:
+        """Process one batch (a list; a TimestampedBatch too if ``accepts_timestamps``) and
+        return the records to emit, in order, as the same kind of batch."""
+
+    async def process_watermark(self, watermark: int) -> Any:
+        """The input watermark advanced to ``watermark``: fire what it makes due and return
+        the records emitted (default: remember it, emit nothing)."""
+        self.current_watermark = watermark
+        return []
+
+    async def on_processing_time(self, now_ms: int) -> Any:
+        """A processing time this operator requested is reached (``timed`` operators)."""
+        return []
+
+    def take_events(self) -> list[Any]:
+        """Watermarks and statuses made since the last call (``generates_watermarks``)."""
+        return []
 
     async def end_input(self) -> list[OUT]:
         """All input ended: return any records still held back (default: none)."""

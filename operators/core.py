@@ -30,6 +30,7 @@ from streamlet.state.errors import StreamletInternalError
 
 from .base import Operator, OperatorContext
 from .functions import FunctionAdapter, FunctionInitializationContext, RuntimeContext
+from .records import TimestampedBatch
 from .sources.base import Source
 
 if TYPE_CHECKING:
@@ -42,6 +43,7 @@ __all__ = [
     "KeyedBatchStepFactory",
     "KeyedStep",
     "SourceOperator",
+    "TimedTransform",
     "UserFunctionOperator",
     "per_record",
 ]
@@ -49,8 +51,16 @@ __all__ = [
 BatchTransform = Callable[[list[Any]], list[Any]] | Callable[[list[Any]], Awaitable[list[Any]]]
 """A function from an input batch to an output batch (sync or async)."""
 
-KeyedBatchStepFactory = Callable[["HeapKeyedStateBackend", Callable[[Any], Any]], BatchTransform]
-"""Builds a keyed batch step from the keyed state backend and the key selector (in ``open``)."""
+TimedTransform = Callable[[TimestampedBatch], Any]
+"""A batch transform for a TimestampedBatch: returns the output with each output record's
+timestamp (the timestamp of the record that emitted it); sync or async like its plain one."""
+
+KeyedBatchStepFactory = Callable[
+    ["HeapKeyedStateBackend", Callable[[Any], Any]],
+    BatchTransform | tuple[BatchTransform, TimedTransform | None],
+]
+"""Builds a keyed batch step from the keyed state backend and the key selector (in ``open``):
+the step, or the step and its form for TimestampedBatches."""
 
 KeyedStep = Callable[[Any, list[Any]], Any]
 """Called per record with the current key already set: ``step(record, out)`` appends to out
@@ -87,19 +97,50 @@ class UserFunctionOperator(Operator[Any, Any]):
 class BatchTransformOperator(UserFunctionOperator):
     """Applies ``transform`` to every batch: the stateless primitive.
 
+    A TimestampedBatch goes to ``timed_transform``; without one, record by record through
+    ``transform`` (correct for every per-record function: each output takes the timestamp
+    of the record that emitted it), which the common operations avoid by giving theirs.
+
     :param adapter: the user function (for its lifecycle hooks)
     :param transform: batch in, batch out; sync, or async when the user function is async
+    :param timed_transform: the same for a TimestampedBatch (sync or async alike)
     """
 
-    def __init__(self, adapter: FunctionAdapter, transform: BatchTransform, is_async: bool):
+    accepts_timestamps = True
+
+    def __init__(
+        self,
+        adapter: FunctionAdapter,
+        transform: BatchTransform,
+        is_async: bool,
+        timed_transform: TimedTransform | None = None,
+    ):
         super().__init__(adapter)
         self._transform = transform
         self._is_async = is_async
+        self._timed_transform = timed_transform
 
-    async def process_batch(self, batch: list[Any]) -> list[Any]:
+    async def process_batch(self, batch: Any) -> Any:
+        if type(batch) is TimestampedBatch:
+            return await self._process_timed(batch)
         if self._is_async:
             return await self._transform(batch)  # type: ignore[misc]
-        return self._transform(batch)  # type: ignore[return-value]
+        return self._transform(batch)
+
+    async def _process_timed(self, batch: TimestampedBatch) -> Any:
+        timed = self._timed_transform
+        if timed is not None:
+            out = timed(batch)
+            return await out if self._is_async else out
+        records: list[Any] = []
+        timestamps: list[int | None] = []
+        for record, timestamp in zip(batch.records, batch.timestamps, strict=True):
+            result = self._transform([record])
+            if self._is_async:
+                result = await result  # type: ignore[misc]
+            records.extend(result)  # type: ignore[arg-type]
+            timestamps.extend([timestamp] * len(result))  # type: ignore[arg-type]
+        return TimestampedBatch(records, timestamps)
 
 
 def _not_open(batch: list[Any]) -> list[Any]:
@@ -150,8 +191,10 @@ class KeyedBatchOperator(BatchTransformOperator):
                 f"keyed operator {ctx.operator_name!r} was opened without a keyed state backend"
             )
         await super().open(ctx)
-        step = self._make_step(backend, self._key_selector)
+        made = self._make_step(backend, self._key_selector)
+        step, timed = made if isinstance(made, tuple) else (made, None)
         self._transform = step
+        self._timed_transform = timed
         self._is_async = inspect.iscoroutinefunction(step)
 
 
@@ -167,7 +210,7 @@ def per_record(step_of: Callable[[HeapKeyedStateBackend], KeyedStep]) -> KeyedBa
 
     def make_step(
         backend: HeapKeyedStateBackend, key_selector: Callable[[Any], Any]
-    ) -> BatchTransform:
+    ) -> tuple[BatchTransform, TimedTransform]:
         step = step_of(backend)
         each_record = backend.each_record
         if inspect.iscoroutinefunction(step):
@@ -178,7 +221,17 @@ def per_record(step_of: Callable[[HeapKeyedStateBackend], KeyedStep]) -> KeyedBa
                     await step(record, out)
                 return out
 
-            return async_batch
+            async def async_timed(batch: TimestampedBatch) -> TimestampedBatch:
+                out: list[Any] = []
+                stamps: list[int | None] = []
+                records = each_record(batch.records, key_selector)
+                for record, timestamp in zip(records, batch.timestamps, strict=True):
+                    before = len(out)
+                    await step(record, out)
+                    stamps.extend([timestamp] * (len(out) - before))
+                return TimestampedBatch(out, stamps)
+
+            return async_batch, async_timed
 
         def sync_batch(batch: list[Any]) -> list[Any]:
             out: list[Any] = []
@@ -186,7 +239,21 @@ def per_record(step_of: Callable[[HeapKeyedStateBackend], KeyedStep]) -> KeyedBa
                 step(record, out)
             return out
 
-        return sync_batch
+        def sync_timed(batch: TimestampedBatch) -> TimestampedBatch:
+            out: list[Any] = []
+            stamps: list[int | None] = []
+            records = each_record(batch.records, key_selector)
+            for record, timestamp in zip(records, batch.timestamps, strict=True):
+                before = len(out)
+                step(record, out)
+                emitted = len(out) - before
+                if emitted == 1:
+                    stamps.append(timestamp)
+                elif emitted:
+                    stamps.extend([timestamp] * emitted)
+            return TimestampedBatch(out, stamps)
+
+        return sync_batch, sync_timed
 
     return make_step
 
@@ -217,7 +284,9 @@ class SourceOperator(Operator[Any, Any]):
     def advance(self, split_index: int, position: Any) -> None:
         self.splits[split_index][1] = position
 
-    async def process_batch(self, batch: list[Any]) -> list[Any]:
+    accepts_timestamps = True
+
+    async def process_batch(self, batch: Any) -> Any:
         return batch
 
     async def snapshot_state(self, checkpoint_id: int) -> None:

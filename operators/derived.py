@@ -10,29 +10,44 @@ from __future__ import annotations
 import copy
 import dataclasses
 import inspect
+import time
 from collections.abc import Callable
+from itertools import compress
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from streamlet.state.descriptors import ValueStateDescriptor
+from streamlet.state.errors import StreamletInternalError
 from streamlet.state.json_codec import is_namedtuple_class
+from streamlet.state.timers import KeyedTimerQueue, timer_state_name
 
 from .core import (
     BatchTransform,
     BatchTransformOperator,
     KeyedBatchOperator,
-    KeyedBatchStepFactory,
     KeyedStep,
+    TimedTransform,
+    UserFunctionOperator,
     per_record,
 )
-from .functions import FUNCTION_METHODS, FunctionAdapter, KeyedProcessFunction, ProcessFunction
+from .functions import (
+    FUNCTION_METHODS,
+    FunctionAdapter,
+    KeyedProcessFunction,
+    ProcessFunction,
+    TimerService,
+)
+from .records import OutputTag, SideOutputs, TimestampedBatch
+from .time import TimeDomain
 
 if TYPE_CHECKING:
     from streamlet.state.heap_backend import HeapKeyedStateBackend
 
 __all__ = [
     "ASYNC_CONCURRENCY",
+    "KeyedProcessOperator",
+    "ProcessOperator",
     "aggregate_operator",
     "check_copyable",
     "filter_operator",
@@ -116,12 +131,31 @@ async def _collect_async_gen(agen: Any) -> list[Any]:
 # --- stateless (non-keyed) operations ---
 
 
+def _one_to_one(transform: Callable[[list[Any]], Any], is_async: bool) -> TimedTransform:
+    """The timed form of a transform with one output per input record, in order."""
+    if is_async:
+
+        async def async_timed(batch: TimestampedBatch) -> TimestampedBatch:
+            return TimestampedBatch(await transform(batch.records), batch.timestamps)
+
+        return async_timed
+    return lambda batch: TimestampedBatch(transform(batch.records), batch.timestamps)
+
+
 def map_operator(fn: Any) -> BatchTransformOperator:
     adapter = FunctionAdapter(fn, FUNCTION_METHODS["map"], "map")
     f = adapter.call
     if adapter.is_async:
-        return BatchTransformOperator(adapter, lambda batch: _gather_ordered(f, batch), True)
-    return BatchTransformOperator(adapter, lambda batch: [f(x) for x in batch], False)
+
+        def gather(batch: list[Any]) -> Any:
+            return _gather_ordered(f, batch)
+
+        return BatchTransformOperator(adapter, gather, True, _one_to_one(gather, True))
+
+    def map_batch(batch: list[Any]) -> list[Any]:
+        return [f(x) for x in batch]
+
+    return BatchTransformOperator(adapter, map_batch, False, _one_to_one(map_batch, False))
 
 
 def filter_operator(fn: Any) -> BatchTransformOperator:
@@ -133,8 +167,23 @@ def filter_operator(fn: Any) -> BatchTransformOperator:
             keep = await _gather_ordered(f, batch)
             return [x for x, k in zip(batch, keep, strict=True) if k]
 
-        return BatchTransformOperator(adapter, afilter, True)
-    return BatchTransformOperator(adapter, lambda batch: [x for x in batch if f(x)], False)
+        async def afilter_timed(batch: TimestampedBatch) -> TimestampedBatch:
+            keep = await _gather_ordered(f, batch.records)
+            return TimestampedBatch(
+                list(compress(batch.records, keep)), list(compress(batch.timestamps, keep))
+            )
+
+        return BatchTransformOperator(adapter, afilter, True, afilter_timed)
+
+    def filter_timed(batch: TimestampedBatch) -> TimestampedBatch:
+        keep = [bool(f(x)) for x in batch.records]
+        return TimestampedBatch(
+            list(compress(batch.records, keep)), list(compress(batch.timestamps, keep))
+        )
+
+    return BatchTransformOperator(
+        adapter, lambda batch: [x for x in batch if f(x)], False, filter_timed
+    )
 
 
 def _flat(
@@ -181,64 +230,325 @@ def flat_map_operator(fn: Any) -> BatchTransformOperator:
     return BatchTransformOperator(adapter, transform, is_async)
 
 
-def process_operator(fn: Any) -> BatchTransformOperator:
+def process_operator(fn: Any) -> ProcessOperator:
     adapter = FunctionAdapter(fn, FUNCTION_METHODS["process"], "process")
-    transform, is_async = _flat(adapter.call, adapter, "process", (ProcessFunction.Context(),))
-    return BatchTransformOperator(adapter, transform, is_async)
+    return ProcessOperator(adapter)
 
 
-# --- keyed operations: keyed batch steps over the keyed primitive ---
-
-
-def _keyed_process_step(call: Callable[..., Any]) -> KeyedBatchStepFactory:
-    """The step of a synchronous KeyedProcessFunction: :func:`.core.per_record` with the
-    call written into the loop (no step call per record)."""
-
-    def make_step(
-        backend: HeapKeyedStateBackend, key_selector: Callable[[Any], Any]
-    ) -> BatchTransform:
-        ctx = KeyedProcessFunction.Context(backend)
-        each_record = backend.each_record
-
-        def process_batch(batch: list[Any]) -> list[Any]:
-            out: list[Any] = []
-            extend = out.extend
-            for record in each_record(batch, key_selector):
-                result = call(record, ctx)
-                if result is not None:
-                    if type(result) is str:
-                        _check_iterable(result, "process")
-                    extend(result)
-            return out
-
-        return process_batch
-
-    return make_step
-
-
-def keyed_process_operator(fn: Any, key_selector: Callable[[Any], Any]) -> KeyedBatchOperator:
+def keyed_process_operator(fn: Any, key_selector: Callable[[Any], Any]) -> KeyedProcessOperator:
     adapter = FunctionAdapter(fn, FUNCTION_METHODS["process"], "process")
-    call = adapter.call
-    if not adapter.is_async:
-        return KeyedBatchOperator(adapter, key_selector, _keyed_process_step(call))
+    return KeyedProcessOperator(adapter, key_selector)
 
-    def step_of(backend: HeapKeyedStateBackend) -> KeyedStep:
-        ctx = KeyedProcessFunction.Context(backend)
-        if adapter.is_async_gen:
 
-            async def agen_step(record: Any, out: list[Any]) -> None:
-                out.extend(await _collect_async_gen(call(record, ctx)))
+# --- process functions: timestamps, side outputs and (keyed) timers ---
 
-            return agen_step
 
-        async def async_step(record: Any, out: list[Any]) -> None:
-            result = await call(record, ctx)
+class _ProcessCalls:
+    """Runs a process function's ``process_element`` (or ``on_timer``) over records and
+    collects what it emits, with timestamps.
+
+    :param call: ``call(record, ctx)`` (or ``on_timer(timestamp, ctx)``)
+    :param api: the API name for error messages
+    """
+
+    __slots__ = ("_api", "_call", "_is_async", "_is_async_gen")
+
+    def __init__(self, call: Callable[..., Any], api: str) -> None:
+        self._call = call
+        self._api = api
+        self._is_async_gen = inspect.isasyncgenfunction(call)
+        self._is_async = self._is_async_gen or inspect.iscoroutinefunction(call)
+
+    @property
+    def is_async(self) -> bool:
+        return self._is_async
+
+    def run(self, records: Any, ctx: Any) -> list[Any]:
+        """Call the function for each of ``records`` (sync functions); return the outputs."""
+        call = self._call
+        out: list[Any] = []
+        extend = out.extend
+        for record in records:
+            result = call(record, ctx)
             if result is not None:
-                out.extend(_check_iterable(result, "process"))
+                if type(result) is str:
+                    _check_iterable(result, self._api)
+                extend(result)
+        return out
 
-        return async_step
+    def run_timed(self, records: Any, timestamps: list[int | None], ctx: Any) -> TimestampedBatch:
+        """:meth:`run` for records with timestamps: ``ctx.timestamp()`` is each record's, and
+        so is the timestamp of what it emits."""
+        call = self._call
+        out: list[Any] = []
+        stamps: list[int | None] = []
+        extend = out.extend
+        for record, timestamp in zip(records, timestamps, strict=True):
+            ctx._timestamp = timestamp
+            result = call(record, ctx)
+            if result is not None:
+                if type(result) is str:
+                    _check_iterable(result, self._api)
+                before = len(out)
+                extend(result)
+                emitted = len(out) - before
+                if emitted == 1:
+                    stamps.append(timestamp)
+                elif emitted:
+                    stamps.extend([timestamp] * emitted)
+        ctx._timestamp = None
+        return TimestampedBatch(out, stamps)
 
-    return KeyedBatchOperator(adapter, key_selector, per_record(step_of))
+    async def run_async(self, records: Any, timestamps: list[int | None] | None, ctx: Any) -> Any:
+        """:meth:`run` / :meth:`run_timed` for ``async def`` functions and async generators,
+        one record at a time (so none sees another record's key)."""
+        call = self._call
+        out: list[Any] = []
+        stamps: list[int | None] = []
+        stamp_iter = iter(timestamps) if timestamps is not None else None
+        for record in records:
+            timestamp = next(stamp_iter) if stamp_iter is not None else None
+            ctx._timestamp = timestamp
+            if self._is_async_gen:
+                emitted = await _collect_async_gen(call(record, ctx))
+            else:
+                result = await call(record, ctx)
+                emitted = [] if result is None else list(_check_iterable(result, self._api))
+            out.extend(emitted)
+            stamps.extend([timestamp] * len(emitted))
+        ctx._timestamp = None
+        return out if timestamps is None else TimestampedBatch(out, stamps)
+
+    async def call_once(self, first: Any, ctx: Any) -> list[Any]:
+        """Call the function once (``on_timer(timestamp, ctx)``); return what it emitted."""
+        call = self._call
+        if self._is_async_gen:
+            return await _collect_async_gen(call(first, ctx))
+        result = call(first, ctx)
+        if self._is_async:
+            result = await result
+        if result is None:
+            return []
+        return list(_check_iterable(result, self._api))
+
+
+def _is_side(item: Any) -> bool:
+    return type(item) is tuple and len(item) == 2 and type(item[0]) is OutputTag
+
+
+def _take_side_outputs(out: Any) -> tuple[Any, SideOutputs | None]:
+    """Split the ``(OutputTag, value)`` items out of ``out`` (a list or TimestampedBatch);
+    return the main output and the side outputs (None when there are none)."""
+    if not OutputTag.any_created:
+        return out, None
+    timed = type(out) is TimestampedBatch
+    records = out.records if timed else out
+    for item in records:
+        if type(item) is tuple and len(item) == 2 and type(item[0]) is OutputTag:
+            break
+    else:
+        return out, None
+    side: SideOutputs = {}
+    if not timed:
+        main: list[Any] = []
+        for item in records:
+            if _is_side(item):
+                side.setdefault(item[0].tag_id, []).append(item[1])
+            else:
+                main.append(item)
+        return main, side
+    main_batch = TimestampedBatch([], [])
+    for item, timestamp in zip(records, out.timestamps, strict=True):
+        if _is_side(item):
+            part = side.get(item[0].tag_id)
+            if part is None:
+                part = side[item[0].tag_id] = TimestampedBatch([], [])
+            part.records.append(item[1])
+            part.timestamps.append(timestamp)
+        else:
+            main_batch.records.append(item)
+            main_batch.timestamps.append(timestamp)
+    return main_batch, side
+
+
+def _not_open_batch(batch: list[Any]) -> list[Any]:
+    raise StreamletInternalError("process operators run their own loop")
+
+
+def _now(ctx: Any) -> int:
+    service = ctx.processing_time
+    if service is None:
+        return time.time_ns() // 1_000_000
+    return service.now_ms()
+
+
+def _no_timers(name: str) -> TypeError:
+    return TypeError(
+        f"operator {name!r}: timers are only available on a keyed stream; call key_by(...) "
+        f"before process() to register timers"
+    )
+
+
+class ProcessOperator(BatchTransformOperator):
+    """A ProcessFunction on a non-keyed stream: ``process_element(value, ctx)`` with the
+    record's timestamp and time in ``ctx``, side outputs, and no timers (a non-keyed stream
+    has none, as in Flink)."""
+
+    def __init__(self, adapter: FunctionAdapter) -> None:
+        super().__init__(adapter, _not_open_batch, False)
+        self._calls = _ProcessCalls(adapter.call, "process")
+
+    async def open(self, ctx: Any) -> None:
+        await super().open(ctx)
+        self._ctx = ProcessFunction.Context(TimerService(self))
+
+    def processing_time_now(self) -> int:
+        return _now(self.ctx)
+
+    def register_timer(self, domain: str, timestamp: int) -> None:
+        raise _no_timers(self.ctx.operator_name)
+
+    def delete_timer(self, domain: str, timestamp: int) -> None:
+        raise _no_timers(self.ctx.operator_name)
+
+    async def process_batch(self, batch: Any) -> Any:
+        calls = self._calls
+        timed = type(batch) is TimestampedBatch
+        if calls.is_async:
+            out = await calls.run_async(
+                batch.records if timed else batch, batch.timestamps if timed else None, self._ctx
+            )
+        elif timed:
+            out = calls.run_timed(batch.records, batch.timestamps, self._ctx)
+        else:
+            out = calls.run(batch, self._ctx)
+        out, self.side_outputs = _take_side_outputs(out)
+        return out
+
+
+class KeyedProcessOperator(UserFunctionOperator):
+    """A KeyedProcessFunction: ``process_element`` with keyed state scoped to each record's
+    key, side outputs, and event- and processing-time timers (keyed state too, see
+    :class:`~streamlet.state.timers.KeyedTimerQueue`) that call ``on_timer`` with their key
+    current.
+
+    The timer queues are created at the first registration, or at ``open`` when the restored
+    state holds timers, so an operator that never uses timers stores none.
+    """
+
+    keyed = True
+    accepts_timestamps = True
+    timed = True
+
+    def __init__(self, adapter: FunctionAdapter, key_selector: Callable[[Any], Any]) -> None:
+        super().__init__(adapter)
+        self._key_selector = key_selector
+        self._calls = _ProcessCalls(adapter.call, "process")
+        obj = adapter.obj
+        on_timer = None if obj is adapter.call else getattr(obj, "on_timer", None)
+        self._timer_calls = _ProcessCalls(on_timer, "on_timer") if callable(on_timer) else None
+        self._queues: dict[str, KeyedTimerQueue] = {}
+
+    async def open(self, ctx: Any) -> None:
+        backend = ctx.keyed_backend
+        if backend is None:
+            raise StreamletInternalError(
+                f"keyed operator {ctx.operator_name!r} was opened without a keyed state backend"
+            )
+        self._backend = backend
+        await super().open(ctx)
+        service = TimerService(self)
+        self._ctx = KeyedProcessFunction.Context(backend, service)
+        self._timer_ctx = KeyedProcessFunction.OnTimerContext(backend, service)
+        for domain in ("event", "processing"):
+            if backend.has_state_named(timer_state_name(domain)):
+                self._queue(domain)
+        self._request_processing_time()
+
+    def _queue(self, domain: str) -> KeyedTimerQueue:
+        queue = self._queues.get(domain)
+        if queue is None:
+            queue = self._queues[domain] = KeyedTimerQueue(self._backend, domain)
+        return queue
+
+    def _request_processing_time(self) -> None:
+        queue = self._queues.get("processing")
+        service = self.ctx.processing_time
+        if queue is not None and service is not None:
+            next_timer = queue.peek()
+            if next_timer is not None:
+                service.request(next_timer)
+
+    # --- the TimerService's owner ---
+
+    def processing_time_now(self) -> int:
+        return _now(self.ctx)
+
+    def register_timer(self, domain: str, timestamp: int) -> None:
+        self._queue(domain).register(timestamp)
+        if domain == "processing" and self.ctx.processing_time is not None:
+            self.ctx.processing_time.request(timestamp)
+
+    def delete_timer(self, domain: str, timestamp: int) -> None:
+        queue = self._queues.get(domain)
+        if queue is not None:
+            queue.delete(timestamp)
+
+    # --- records, watermarks, processing time ---
+
+    async def process_batch(self, batch: Any) -> Any:
+        calls = self._calls
+        each_record = self._backend.each_record
+        key_selector = self._key_selector
+        if type(batch) is TimestampedBatch:
+            records = each_record(batch.records, key_selector)
+            if calls.is_async:
+                out = await calls.run_async(records, batch.timestamps, self._ctx)
+            else:
+                out = calls.run_timed(records, batch.timestamps, self._ctx)
+        elif calls.is_async:
+            out = await calls.run_async(each_record(batch, key_selector), None, self._ctx)
+        else:
+            out = calls.run(each_record(batch, key_selector), self._ctx)
+        out, self.side_outputs = _take_side_outputs(out)
+        return out
+
+    async def process_watermark(self, watermark: int) -> Any:
+        self.current_watermark = watermark
+        queue = self._queues.get("event")
+        if queue is None:
+            return []
+        return await self._fire(queue, watermark, TimeDomain.EVENT_TIME)
+
+    async def on_processing_time(self, now_ms: int) -> Any:
+        queue = self._queues.get("processing")
+        if queue is None:
+            return []
+        out = await self._fire(queue, now_ms, TimeDomain.PROCESSING_TIME)
+        self._request_processing_time()
+        return out
+
+    async def _fire(self, queue: KeyedTimerQueue, limit: int, domain: TimeDomain) -> Any:
+        """Fire every timer of ``queue`` due at ``limit``, in timestamp order, each with its
+        key current; what event-time timers emit carries the timer's timestamp."""
+        ctx = self._timer_ctx
+        ctx._time_domain = domain
+        calls = self._timer_calls
+        event_time = domain is TimeDomain.EVENT_TIME
+        out: list[Any] = []
+        stamps: list[int | None] = []
+        pop_due = queue.pop_due
+        while (timestamp := pop_due(limit)) is not None:
+            if calls is None:
+                continue  # the function has no on_timer: the timer fires into nothing
+            ctx._timestamp = timestamp
+            emitted = await calls.call_once(timestamp, ctx)
+            out.extend(emitted)
+            stamps.extend([timestamp if event_time else None] * len(emitted))
+        ctx._timestamp = None
+        result: Any = TimestampedBatch(out, stamps) if event_time else out
+        result, self.side_outputs = _take_side_outputs(result)
+        return result
 
 
 def _keyed_per_record(
@@ -328,10 +638,19 @@ def reduce_operator(
 
     def make_step(
         backend: HeapKeyedStateBackend, key_selector: Callable[[Any], Any]
-    ) -> BatchTransform:
+    ) -> tuple[BatchTransform, TimedTransform]:
         reduce_values = backend.reduce_values
         backend.get_state(_REDUCE_STATE)  # registered at open, as a user's state would be
-        return lambda batch: reduce_values(_REDUCE_STATE, batch, key_selector, reduce)
+
+        def reduce_batch(batch: list[Any]) -> list[Any]:
+            return reduce_values(_REDUCE_STATE, batch, key_selector, reduce)
+
+        def reduce_timed(batch: TimestampedBatch) -> TimestampedBatch:
+            # The running value carries the timestamp of the record that updated it.
+            out = reduce_values(_REDUCE_STATE, batch.records, key_selector, reduce)
+            return TimestampedBatch(out, batch.timestamps)
+
+        return reduce_batch, reduce_timed
 
     return KeyedBatchOperator(adapter, key_selector, make_step)
 

@@ -37,6 +37,7 @@ __all__ = [
     "ReduceFunction",
     "RuntimeContext",
     "SinkFunction",
+    "TimerService",
 ]
 
 IN = TypeVar("IN")
@@ -176,11 +177,71 @@ class KeySelector(Generic[IN, KEY]):
     def get_key(self, value: IN) -> KEY: ...
 
 
+class TimerService:
+    """Timers and time as a process function sees them (PyFlink's ``TimerService``).
+
+    Times are epoch milliseconds. On a keyed stream timers belong to the current key:
+    registering the same (key, timestamp) twice makes one timer, and ``delete_*`` affects the
+    current key only. A non-keyed stream has no timers: the register and delete methods
+    raise there.
+    """
+
+    __slots__ = ("_owner",)
+
+    def __init__(self, owner: Any) -> None:
+        # The operator: it knows its watermark, its processing time and its timer queues.
+        self._owner = owner
+
+    def current_processing_time(self) -> int:
+        """The job's processing time now (ms)."""
+        return self._owner.processing_time_now()
+
+    def current_watermark(self) -> int:
+        """The operator's input watermark (``-2**63`` before the first watermark)."""
+        return self._owner.current_watermark
+
+    def register_event_time_timer(self, timestamp: int) -> None:
+        """Call ``on_timer`` for the current key once the watermark reaches ``timestamp``."""
+        self._owner.register_timer("event", timestamp)
+
+    def register_processing_time_timer(self, timestamp: int) -> None:
+        """Call ``on_timer`` for the current key once processing time reaches ``timestamp``."""
+        self._owner.register_timer("processing", timestamp)
+
+    def delete_event_time_timer(self, timestamp: int) -> None:
+        """Delete the current key's event-time timer at ``timestamp`` (if there is one)."""
+        self._owner.delete_timer("event", timestamp)
+
+    def delete_processing_time_timer(self, timestamp: int) -> None:
+        """Delete the current key's processing-time timer at ``timestamp`` (if any)."""
+        self._owner.delete_timer("processing", timestamp)
+
+
 class ProcessFunction(_RichFunction, Generic[IN, OUT]):
-    """A per-record function on a non-keyed stream that may emit any number of records."""
+    """A per-record function on a non-keyed stream that may emit any number of records.
+
+    ``process_element`` returns or yields records; ``yield tag, value`` with an
+    :class:`~streamlet.operators.records.OutputTag` emits to a side output.
+    """
 
     class Context:
-        __slots__ = ()
+        """What ``process_element`` knows of the record and of time."""
+
+        __slots__ = ("_timer_service", "_timestamp")
+
+        def __init__(self, timer_service: TimerService | None = None) -> None:
+            self._timer_service = timer_service
+            self._timestamp: int | None = None
+
+        def timestamp(self) -> int | None:
+            """The current record's timestamp, or None if it has none."""
+            return self._timestamp
+
+        def timer_service(self) -> TimerService:
+            """Time (and, on a keyed stream, timers)."""
+            if self._timer_service is None:
+                raise StateError("timer_service() is only available while a job runs")
+            return self._timer_service
 
     @abstractmethod
     def process_element(self, value: IN, ctx: ProcessFunction.Context) -> Iterable[OUT] | None:
@@ -188,20 +249,49 @@ class ProcessFunction(_RichFunction, Generic[IN, OUT]):
 
 
 class KeyedProcessFunction(_RichFunction, Generic[KEY, IN, OUT]):
-    """A per-record function on a keyed stream with keyed state scoped to the current key."""
+    """A per-record function on a keyed stream with keyed state scoped to the current key,
+    and timers: ``ctx.timer_service().register_event_time_timer(ts)`` calls
+    :meth:`on_timer` for that key once the watermark reaches ``ts``."""
 
-    class Context:
+    class Context(ProcessFunction.Context):
+        """What ``process_element`` knows: the record's timestamp and key, time, timers."""
+
         __slots__ = ("_backend",)
 
-        def __init__(self, backend: Any) -> None:
+        def __init__(self, backend: Any, timer_service: TimerService | None = None) -> None:
+            super().__init__(timer_service)
             self._backend = backend
 
         def get_current_key(self) -> Any:
+            """The key of the record (or timer) being processed."""
             return self._backend.get_current_key()
+
+    class OnTimerContext(Context):
+        """What ``on_timer`` knows: also which kind of timer fired."""
+
+        __slots__ = ("_time_domain",)
+
+        def __init__(self, backend: Any, timer_service: TimerService | None = None) -> None:
+            super().__init__(backend, timer_service)
+            self._time_domain: Any = None
+
+        def time_domain(self) -> Any:
+            """``TimeDomain.EVENT_TIME`` or ``TimeDomain.PROCESSING_TIME``."""
+            return self._time_domain
 
     @abstractmethod
     def process_element(self, value: IN, ctx: KeyedProcessFunction.Context) -> Iterable[OUT] | None:
         """Return (or yield) zero or more records."""
+
+    def on_timer(
+        self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext
+    ) -> Iterable[OUT] | None:
+        """A timer registered for ``ctx.get_current_key()`` fired; return (or yield) records.
+
+        Records emitted from an event-time timer carry ``timestamp``; from a processing-time
+        timer, no timestamp (as in Flink).
+        """
+        return None
 
 
 class SinkFunction(_RichFunction, Generic[IN]):

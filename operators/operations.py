@@ -21,6 +21,7 @@ from .derived import fresh_copy
 from .functions import FUNCTION_METHODS, FunctionAdapter
 from .sinks.base import Sink
 from .sinks.simple import CallbackSinkWriter, PrintSinkWriter, QueueSinkWriter
+from .timestamps import TimestampsAndWatermarksOperator
 
 __all__ = ["OPERATIONS", "Operation", "OperationKind"]
 
@@ -83,6 +84,10 @@ def _sink_to(_fn: None, sink: Sink) -> Any:
     return sink.create_writer()
 
 
+def _timestamps(_fn: None, strategy: Any) -> TimestampsAndWatermarksOperator:
+    return TimestampsAndWatermarksOperator(strategy)
+
+
 def _collect_sink(_fn: None, send: Any) -> QueueSinkWriter:
     return QueueSinkWriter(send)
 
@@ -119,6 +124,7 @@ OPERATIONS: dict[str, Operation] = _table(
         derived.keyed_process_operator,
     ),
     Operation("reduce", "operator", FUNCTION_METHODS["reduce"], None, derived.reduce_operator),
+    Operation("assign_timestamps_and_watermarks", "operator", None, _timestamps),
     *(
         Operation(kind, "operator", None, None, _aggregate(kind))
         for kind in ("sum", "min", "max", "min_by", "max_by")

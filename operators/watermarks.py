@@ -451,6 +451,15 @@ class WatermarkStrategy:
     def get_idle_timeout_ms(self) -> int | None:
         return self._idle_timeout_ms
 
+    def is_no_op(self) -> bool:
+        """Whether the strategy does nothing: no watermarks, no assigner, no idleness
+        (``no_watermarks()`` as it is; ``from_source`` then adds no operator)."""
+        return (
+            self._factory is NoWatermarksGenerator
+            and self._timestamp_assigner is None
+            and self._idle_timeout_ms is None
+        )
+
     def __repr__(self) -> str:
         parts = [f"factory={self._factory!r}"]
         if self._timestamp_assigner is not None:

@@ -25,9 +25,11 @@ from streamlet.graph.partitioners import (
 )
 from streamlet.graph.stream_graph import StreamGraph, StreamNode
 from streamlet.operators import derived
-from streamlet.operators.functions import FunctionAdapter, key_selector_of
+from streamlet.operators.functions import FunctionAdapter, KeyedProcessFunction, key_selector_of
 from streamlet.operators.operations import OPERATIONS
+from streamlet.operators.records import OutputTag
 from streamlet.operators.sinks.base import Sink
+from streamlet.operators.watermarks import WatermarkStrategy
 
 if TYPE_CHECKING:
     from streamlet.job.client import JobClient
@@ -67,7 +69,8 @@ class StreamExecutionEnvironment(Protocol):
     ) -> Awaitable[JobClient]: ...
 
 
-_Input = tuple[StreamNode, Partitioner | None]
+#: (upstream node, partitioner or None, side output tag id or None)
+_Input = tuple[StreamNode, Partitioner | None, str | None]
 
 
 class _NodeHandle:
@@ -168,10 +171,10 @@ class DataStream(_NodeHandle):
 
     def _transform(self, name: str, fn: Any, api: str) -> DataStream:
         node = self._add(api, name, function=fn)
-        return DataStream(self._env, [(node, None)], node)
+        return DataStream(self._env, [(node, None, None)], node)
 
     def _partitioned(self, partitioner: Partitioner) -> DataStream:
-        return DataStream(self._env, [(node, partitioner) for node, _ in self._inputs])
+        return DataStream(self._env, [(node, partitioner, tag) for node, _, tag in self._inputs])
 
     # --- operations ---
 
@@ -188,8 +191,47 @@ class DataStream(_NodeHandle):
         return self._transform("Filter", func, "filter")
 
     def process(self, func: Any, output_type: Any = None) -> DataStream:
-        """Apply a ProcessFunction (``process_element(value, ctx)`` yields outputs)."""
+        """Apply a ProcessFunction (``process_element(value, ctx)`` yields outputs;
+        ``yield tag, value`` with an :class:`OutputTag` emits to a side output).
+
+        :raises TypeError: for a KeyedProcessFunction or a function with ``on_timer``:
+            timers need a keyed stream (call ``key_by`` first)
+        """
+        if isinstance(func, KeyedProcessFunction) or callable(getattr(func, "on_timer", None)):
+            raise TypeError(
+                f"process() on a non-keyed stream got {func!r}, which uses timers "
+                f"(a KeyedProcessFunction or an on_timer method); timers are only available "
+                f"on a keyed stream: call key_by(...) first, then process()"
+            )
         return self._transform("Process", func, "process")
+
+    def assign_timestamps_and_watermarks(self, watermark_strategy: WatermarkStrategy) -> DataStream:
+        """Give every record the timestamp ``watermark_strategy``'s assigner extracts, and
+        emit the watermarks its generator makes (every auto-watermark interval).
+
+        :raises TypeError: if ``watermark_strategy`` is not a WatermarkStrategy
+        """
+        if not isinstance(watermark_strategy, WatermarkStrategy):
+            raise TypeError(
+                f"assign_timestamps_and_watermarks() needs a WatermarkStrategy, got "
+                f"{watermark_strategy!r}"
+            )
+        node = self._add(
+            "assign_timestamps_and_watermarks", "Timestamps/Watermarks", args=(watermark_strategy,)
+        )
+        return DataStream(self._env, [(node, None, None)], node)
+
+    def get_side_output(self, output_tag: OutputTag) -> DataStream:
+        """The records this operator emitted to ``output_tag`` (``yield output_tag, value``),
+        with their timestamps.
+
+        :raises TypeError: if ``output_tag`` is not an OutputTag, or this stream is not an
+            operator's output
+        """
+        if not isinstance(output_tag, OutputTag):
+            raise TypeError(f"get_side_output() needs an OutputTag, got {output_tag!r}")
+        node = self._own_node("get_side_output")
+        return DataStream(self._env, [(node, None, output_tag.tag_id)])
 
     def key_by(self, key_selector: Any, key_type: Any = None) -> KeyedStream:
         """Partition by key: records with equal keys go to the same subtask, in order.
@@ -223,7 +265,7 @@ class DataStream(_NodeHandle):
         selector = key_selector_of(key_selector)
         return KeyedStream(
             self._env,
-            [(node, KeyGroupPartitioner(selector)) for node, _ in self._inputs],
+            [(node, KeyGroupPartitioner(selector), tag) for node, _, tag in self._inputs],
             selector,
         )
 
@@ -317,7 +359,7 @@ class KeyedStream(DataStream):
 
     def _keyed(self, name: str, fn: Any, api: str) -> DataStream:
         node = self._add(api, name, function=fn, key_selector=self._key_selector)
-        return DataStream(self._env, [(node, None)], node)
+        return DataStream(self._env, [(node, None, None)], node)
 
     def map(self, func: Any, output_type: Any = None) -> DataStream:
         return self._keyed("Map", func, "map")
@@ -342,7 +384,7 @@ class KeyedStream(DataStream):
                 f"{kind}() needs a field position (int) or name (str), got {position!r}"
             )
         node = self._add(kind, name, key_selector=self._key_selector, args=(position,))
-        return DataStream(self._env, [(node, None)], node)
+        return DataStream(self._env, [(node, None, None)], node)
 
     def sum(self, position_to_sum: int | str = 0) -> DataStream:
         """Rolling sum per key of field ``position_to_sum`` (or of the record, if a number)."""

@@ -13,6 +13,7 @@ from typing import Any
 import anyio
 
 from streamlet.api.datastream import DataStream
+from streamlet.api.execution_config import ExecutionConfig
 from streamlet.checkpoints.config import CheckpointConfig, CheckpointingMode, FsStateBackend
 from streamlet.graph.partitioners import ForwardPartitioner
 from streamlet.graph.plan import build_plan
@@ -22,8 +23,10 @@ from streamlet.job.client import JobClient
 from streamlet.job.restart import RestartStrategy
 from streamlet.job.runner import JobConfig, JobRunner
 from streamlet.operators.operations import OPERATIONS
+from streamlet.operators.processing_time import ProcessingTimeClock
 from streamlet.operators.sources.base import Source
 from streamlet.operators.sources.collection import CollectionSource, SequenceSource
+from streamlet.operators.watermarks import WatermarkStrategy
 from streamlet.state.key_groups import DEFAULT_MAX_PARALLELISM, check_parallelism
 
 __all__ = ["StreamExecutionEnvironment"]
@@ -50,6 +53,8 @@ class StreamExecutionEnvironment:
         self._channel_capacity = _DEFAULT_CHANNEL_CAPACITY
         self._checkpoint_config = CheckpointConfig()
         self._restart_strategy: RestartStrategy | None = None
+        self._config = ExecutionConfig()
+        self._clock: ProcessingTimeClock | None = None
         #: Test hook (engine.testing.inject_faults): wraps chosen operators at deploy time.
         self._operator_wrapper: Any = None
 
@@ -131,6 +136,28 @@ class StreamExecutionEnvironment:
         self._channel_capacity = buffers
         return self
 
+    def get_config(self) -> ExecutionConfig:
+        """The execution settings of jobs started from this environment (mutable), e.g.
+        ``env.get_config().set_auto_watermark_interval(100)``."""
+        return self._config
+
+    def set_processing_time_clock(
+        self, clock: ProcessingTimeClock | None
+    ) -> StreamExecutionEnvironment:
+        """Read processing time from ``clock`` (None: the system clock). Beyond PyFlink: a
+        :class:`~streamlet.testing.ManualClock` makes processing-time timers and periodic
+        watermarks move only when a test moves the clock.
+
+        :raises TypeError: if ``clock`` is not a ProcessingTimeClock
+        """
+        if clock is not None and not isinstance(clock, ProcessingTimeClock):
+            raise TypeError(
+                f"set_processing_time_clock() needs a ProcessingTimeClock (e.g. ManualClock()) "
+                f"or None, got {clock!r}"
+            )
+        self._clock = clock
+        return self
+
     # --- checkpointing ---
 
     def enable_checkpointing(
@@ -183,18 +210,54 @@ class StreamExecutionEnvironment:
 
     # --- sources ---
 
-    def from_source(self, source: Source[Any], source_name: str | None = None) -> DataStream:
-        """Read from a :class:`~streamlet.operators.sources.base.Source` (user-written or built
-        in)."""
+    def from_source(
+        self,
+        source: Source[Any],
+        watermark_strategy: WatermarkStrategy | None = None,
+        source_name: str | None = None,
+        type_info: Any = None,
+    ) -> DataStream:
+        """Read from a :class:`~streamlet.operators.sources.base.Source` (user-written or
+        built in), PyFlink's signature.
+
+        ``watermark_strategy`` assigns timestamps and makes watermarks right at the source
+        (as ``assign_timestamps_and_watermarks`` right after it would); ``None`` or
+        ``WatermarkStrategy.no_watermarks()`` without an assigner adds nothing, and records
+        keep the timestamps their reader attached (a reader may return a
+        :class:`~streamlet.operators.records.TimestampedBatch`).
+
+        :raises TypeError: if ``source`` is not a Source or ``watermark_strategy`` not a
+            WatermarkStrategy
+        """
         if not isinstance(source, Source):
             raise TypeError(f"from_source() needs a Source instance, got {source!r}")
+        if isinstance(watermark_strategy, str):
+            raise TypeError(
+                f"from_source(source, watermark_strategy, source_name): the second argument "
+                f"is a WatermarkStrategy, got the str {watermark_strategy!r}; pass the name as "
+                f"source_name={watermark_strategy!r}"
+            )
+        if watermark_strategy is not None and not isinstance(watermark_strategy, WatermarkStrategy):
+            raise TypeError(
+                f"from_source() needs a WatermarkStrategy or None as watermark_strategy, got "
+                f"{watermark_strategy!r}"
+            )
         node = self._graph.add_node(
             OPERATIONS["source"],
             source_name or source.name,
             args=(source,),
             parallelism_limit=source.max_parallelism,
         )
-        return DataStream(self, [(node, None)], node)
+        stream = DataStream(self, [(node, None, None)], node)
+        if watermark_strategy is None or watermark_strategy.is_no_op():
+            return stream
+        assigner = stream.assign_timestamps_and_watermarks(watermark_strategy)
+        watermarks = assigner._own_node("from_source")
+        watermarks.name = f"{node.name}: Timestamps/Watermarks"
+        # The watermark operator is part of the source: it runs at the source's parallelism
+        # (fused with it), and the stream's settings (parallelism, uid, name) are the source's.
+        watermarks.parallelism_of = node
+        return DataStream(self, [(watermarks, None, None)], node)
 
     def from_collection(self, collection: Any, type_info: Any = None) -> DataStream:
         """Emit the elements of ``collection`` in order (non-parallel, replayable)."""
@@ -233,6 +296,8 @@ class StreamExecutionEnvironment:
             checkpoint_config=copy.copy(self._checkpoint_config),
             restart_strategy=self._restart_strategy,
             operator_wrapper=self._operator_wrapper,
+            clock=self._clock,
+            auto_watermark_interval_ms=self._config.get_auto_watermark_interval(),
         )
 
     def _take_runner(

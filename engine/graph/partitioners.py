@@ -14,6 +14,7 @@ import reprlib
 from collections.abc import Callable
 from typing import Any
 
+from streamlet.operators.records import TimestampedBatch
 from streamlet.state.key_group_memo import KeyGroupMemo
 from streamlet.state.key_groups import UnusableKeyError, key_group_range_for_subtask
 from streamlet.state.keyed_batch import KeyedBatch
@@ -54,6 +55,24 @@ class Router:
         """Tell the router which operator it feeds (the deployment calls it): key_by
         routers name it in errors, and send keys and key groups along when it is keyed."""
 
+    def split_timestamped(self, batch: TimestampedBatch) -> list[TimestampedBatch]:
+        """:meth:`split` for records with timestamps: each part a TimestampedBatch."""
+        return _distribute(self.n, self.targets_of(batch.records), batch)
+
+    def targets_of(self, records: list[Any]) -> list[int]:
+        """The channel of each record (routers whose choice depends on the record)."""
+        raise NotImplementedError
+
+
+def _distribute(n: int, targets: list[int], batch: TimestampedBatch) -> list[TimestampedBatch]:
+    parts = [TimestampedBatch([], []) for _ in range(n)]
+    add_record = [part.records.append for part in parts]
+    add_stamp = [part.timestamps.append for part in parts]
+    for record, timestamp, target in zip(batch.records, batch.timestamps, targets, strict=True):
+        add_record[target](record)
+        add_stamp[target](timestamp)
+    return parts
+
 
 class Partitioner:
     """Decides the consumer subtask(s) of every record on one edge."""
@@ -79,6 +98,9 @@ class _Single(Router):
     def split(self, records: list[Any]) -> list[list[Any]]:
         return [records]
 
+    def split_timestamped(self, batch: TimestampedBatch) -> list[TimestampedBatch]:
+        return [batch]
+
 
 class _RoundRobin(Router):
     __slots__ = ("_start",)
@@ -93,6 +115,17 @@ class _RoundRobin(Router):
         # Record r goes to channel (start + r) % n, so channel j takes r = (j - start) % n,
         # then every n-th record: one C-level slice per channel.
         parts = [records[(j - start) % n :: n] for j in range(n)]
+        self._start = (start + len(records)) % n
+        return parts
+
+    def split_timestamped(self, batch: TimestampedBatch) -> list[TimestampedBatch]:
+        n = self.n
+        start = self._start
+        records, stamps = batch.records, batch.timestamps
+        parts = [
+            TimestampedBatch(records[(j - start) % n :: n], stamps[(j - start) % n :: n])
+            for j in range(n)
+        ]
         self._start = (start + len(records)) % n
         return parts
 
@@ -155,6 +188,9 @@ class _Shuffle(Router):
             appends[target](record)
         return parts
 
+    def targets_of(self, records: list[Any]) -> list[int]:
+        return self._rng.choices(range(self.n), k=len(records))
+
 
 class ShufflePartitioner(Partitioner):
     """Uniformly random consumer per record, from a seeded generator (reproducible runs)."""
@@ -173,6 +209,9 @@ class _Broadcast(Router):
 
     def split(self, records: list[Any]) -> list[list[Any]]:
         return [records] * self.n
+
+    def split_timestamped(self, batch: TimestampedBatch) -> list[TimestampedBatch]:
+        return [batch] * self.n
 
 
 class BroadcastPartitioner(Partitioner):
@@ -209,8 +248,15 @@ class _Custom(Router):
         n = self.n
         parts: list[list[Any]] = [[] for _ in range(n)]
         appends = [part.append for part in parts]
+        for record, target in zip(records, self.targets_of(records), strict=True):
+            appends[target](record)
+        return parts
+
+    def targets_of(self, records: list[Any]) -> list[int]:
+        n = self.n
         partition = self._partition
         key = self._key
+        targets = []
         for record in records:
             target = partition(key(record), n)
             if type(target) is not int or not 0 <= target < n:
@@ -218,8 +264,8 @@ class _Custom(Router):
                     f"custom partitioner returned {target!r} for record {record!r}; "
                     f"it must be an int in [0, {n})"
                 )
-            appends[target](record)
-        return parts
+            targets.append(target)
+        return targets
 
 
 class CustomPartitioner(Partitioner):
@@ -368,6 +414,22 @@ class _KeyGroups(Router):
             add_key[target](key)
             add_index[target](index_of[group])
         return parts, memo.last_misses
+
+    def targets_of(self, records: list[Any]) -> list[int]:
+        """The consumer of each record: records with timestamps go as TimestampedBatches,
+        whose keyed operator finds the key groups in its own memo."""
+        key_of = self._key
+        try:
+            keys = [key_of(record) for record in records]
+        except Exception:
+            self._raise_selector_error(records)
+            raise
+        try:
+            groups = self._memo.key_groups(keys)
+        except TypeError as exc:  # an UnusableKeyError, which names the key
+            raise key_error(getattr(exc, "key", None), exc, self.consumer) from None
+        target_of = self._target_of
+        return [target_of[group] for group in groups]
 
     def _raise_selector_error(self, records: list[Any]) -> None:
         """Find the record the key selector fails on and raise the error naming it."""

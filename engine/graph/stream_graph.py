@@ -36,6 +36,8 @@ class StreamEdge:
     upstream: StreamNode
     downstream: StreamNode
     partitioner: Partitioner | None = None
+    #: The side output this edge carries (an OutputTag's id), None for the main output.
+    output_tag: str | None = None
 
     def resolved_partitioner(self, default_parallelism: int) -> Partitioner:
         if self.partitioner is not None:
@@ -63,6 +65,9 @@ class StreamNode:
     uid: str | None = None
     #: The largest parallelism allowed (1 for a non-parallel source).
     parallelism_limit: int | None = None
+    #: A node that always runs at this other node's parallelism (the watermark operator
+    #: ``from_source`` puts right behind its source), or None.
+    parallelism_of: StreamNode | None = None
     chaining: bool = True
     inputs: list[StreamEdge] = field(default_factory=list)
     outputs: list[StreamEdge] = field(default_factory=list)
@@ -97,6 +102,8 @@ class StreamNode:
         return f"{base}-{self.id}"
 
     def resolved_parallelism(self, default_parallelism: int) -> int:
+        if self.parallelism_of is not None:
+            return self.parallelism_of.resolved_parallelism(default_parallelism)
         if self.parallelism is not None:
             return self.parallelism
         if self.parallelism_limit is not None:
@@ -114,12 +121,14 @@ class StreamGraph:
         self,
         operation: Operation,
         name: str,
-        inputs: list[tuple[StreamNode, Partitioner | None]] = (),  # type: ignore[assignment]
+        inputs: list[tuple[StreamNode, Partitioner | None, str | None]] = (),  # type: ignore[assignment]
         **record: Any,
     ) -> StreamNode:
+        """Add a node fed by ``inputs``: (upstream node, partitioner or None, side output
+        tag id or None) each."""
         node = StreamNode(id=len(self.nodes) + 1, operation=operation, name=name, **record)
-        for upstream, partitioner in inputs:
-            edge = StreamEdge(upstream, node, partitioner)
+        for upstream, partitioner, tag in inputs:
+            edge = StreamEdge(upstream, node, partitioner, tag)
             upstream.outputs.append(edge)
             node.inputs.append(edge)
         self.nodes.append(node)

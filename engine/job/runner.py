@@ -48,6 +48,7 @@ from streamlet.job.restart import (
     RestartStrategy,
 )
 from streamlet.job.result import JobExecutionResult, JobStatus
+from streamlet.operators.processing_time import ProcessingTimeClock, SystemClock
 from streamlet.operators.sinks.simple import OutputClosedError
 from streamlet.operators.sinks.two_phase import TwoPhaseCommitSink
 from streamlet.operators.sources.base import DeliveryGuarantee, SourceSessionContext
@@ -78,6 +79,9 @@ class JobConfig:
     checkpoint_config: CheckpointConfig
     restart_strategy: RestartStrategy | None = None
     operator_wrapper: Any = None
+    #: The processing-time clock (None: the system clock).
+    clock: ProcessingTimeClock | None = None
+    auto_watermark_interval_ms: int = 200
 
 
 class JobRunner:
@@ -244,6 +248,8 @@ class JobRunner:
                 attempt=attempt,
                 batch_size=self.config.batch_size,
                 buffer_timeout_s=self.config.buffer_timeout_ms / 1000,
+                clock=self.config.clock or SystemClock(),
+                auto_watermark_interval_ms=self.config.auto_watermark_interval_ms,
             )
             failure = await self._run_attempt(settings, splits, restored)
             if failure is None or self._stopped_with_savepoint:

@@ -3,7 +3,9 @@
 DESIGN §3: every (producer subtask, consumer subtask) pair the partitioner can reach gets its
 own :class:`Channel`. A channel holds at most ``capacity`` *buffers*; a buffer is a ``list``
 of records, a :class:`~streamlet.state.keyed_batch.KeyedBatch` (records with their keys and
-key groups, on a key_by edge) or one event (barrier, cancel marker, end of partition). A
+key groups, on a key_by edge), a :class:`~streamlet.operators.records.TimestampedBatch`
+(records with their timestamps) or one event (barrier, cancel marker, watermark, watermark
+status, end of partition). A
 full channel makes the producer wait, which is the backpressure that bounds memory.
 
 A subtask reads all its channels through one :class:`InputGate`, which hands out the next
@@ -23,6 +25,7 @@ from typing import Any
 
 import anyio
 
+from streamlet.operators.records import TimestampedBatch
 from streamlet.state.keyed_batch import KeyedBatch
 
 __all__ = ["Channel", "ChannelStatistics", "InputGate", "Notifier"]
@@ -156,7 +159,7 @@ class Channel:
         queue = self._queue
         queue.append(buffer)
         kind = type(buffer)
-        if kind is list or kind is KeyedBatch:
+        if kind is list or kind is KeyedBatch or kind is TimestampedBatch:
             n = len(buffer)
             self._records_sent += n
             records = self._records_queued = self._records_queued + n
@@ -178,7 +181,7 @@ class Channel:
         except IndexError:
             raise anyio.WouldBlock from None
         kind = type(buffer)
-        if kind is list or kind is KeyedBatch:
+        if kind is list or kind is KeyedBatch or kind is TimestampedBatch:
             self._records_queued -= len(buffer)
         space = self._space
         if space is not None:

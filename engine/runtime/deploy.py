@@ -15,6 +15,7 @@ from streamlet.graph.plan import ChainPlan, JobPlan
 from streamlet.graph.stream_graph import StreamNode
 from streamlet.operators.base import OperatorContext
 from streamlet.operators.core import SourceOperator
+from streamlet.operators.processing_time import ProcessingTimeService
 from streamlet.runtime.channels import Channel, InputGate, Notifier
 from streamlet.runtime.subtask import ChainedOperator, OutputWriter, Subtask, SubtaskSettings
 from streamlet.state.heap_backend import HeapKeyedStateBackend
@@ -162,8 +163,12 @@ def _build_subtask(
 ) -> Subtask:
     chained: dict[int, ChainedOperator] = {}
     ordered: list[ChainedOperator] = []
+    # One processing time per subtask: its operators share the clock and the wake-ups.
+    processing_time = ProcessingTimeService(settings.clock)
     for node in chain.nodes:
         ctx = _context(plan, node, chain.parallelism, index, settings, restored)
+        ctx.processing_time = processing_time
+        ctx.auto_watermark_interval_ms = settings.auto_watermark_interval_ms
         if node.kind == "source":
             assert node.source is not None
             splits = source_splits[node.id]
@@ -180,12 +185,24 @@ def _build_subtask(
         ordered.append(c)
     for node in chain.nodes:
         c = chained[node.id]
-        c.children = [chained[child.id] for child in chain.chained[node.id]]
-        c.writers = [writers[(id(edge), index)] for edge in chain.network_outputs[node.id]]
+        # A fused child is reached through exactly one edge (it has one input).
+        tag_of = {edge.downstream.id: edge.output_tag for edge in node.outputs}
+        for child in chain.chained[node.id]:
+            tag = tag_of[child.id]
+            if tag is None:
+                c.children.append(chained[child.id])
+            else:
+                c.side_children.setdefault(tag, []).append(chained[child.id])
+        for edge in chain.network_outputs[node.id]:
+            writer = writers[(id(edge), index)]
+            if edge.output_tag is None:
+                c.writers.append(writer)
+            else:
+                c.side_writers.setdefault(edge.output_tag, []).append(writer)
     gate = None if chain.is_source else InputGate(channels, notifier)
     # A source subtask creates its readers itself, once its source operator knows its
     # (possibly restored) splits; see Subtask._run_source.
-    return Subtask(chain.name, index, ordered, gate, notifier, settings)
+    return Subtask(chain.name, index, ordered, gate, notifier, settings, processing_time)
 
 
 def _context(

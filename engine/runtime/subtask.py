@@ -16,7 +16,7 @@ import logging
 import sys
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -29,7 +29,17 @@ from streamlet.errors import JobExecutionError
 from streamlet.graph.partitioners import KeySelectorError, Router
 from streamlet.operators.base import Operator, OperatorContext
 from streamlet.operators.core import SourceOperator
+from streamlet.operators.processing_time import (
+    NEVER,
+    ProcessingTimeClock,
+    ProcessingTimeService,
+    SystemClock,
+)
+from streamlet.operators.records import TimestampedBatch
 from streamlet.operators.sources.base import SourceReader
+from streamlet.operators.time import MAX_WATERMARK_TIMESTAMP
+from streamlet.operators.watermark_valve import StatusWatermarkValve
+from streamlet.operators.watermarks import MAX_WATERMARK, Watermark, WatermarkStatus
 from streamlet.runtime.channels import Channel, InputGate, Notifier
 from streamlet.runtime.checkpointing import SubtaskCheckpointer
 from streamlet.state.errors import StreamletInternalError
@@ -82,6 +92,10 @@ class SubtaskSettings:
     attempt: int
     batch_size: int
     buffer_timeout_s: float
+    #: The job's processing-time clock.
+    clock: ProcessingTimeClock = field(default_factory=SystemClock)
+    #: How often watermark generators are asked for a watermark (ms; 0 = never).
+    auto_watermark_interval_ms: int = 200
 
 
 class OutputWriter:
@@ -103,11 +117,13 @@ class OutputWriter:
         self._buffers: list[Any] = [[] for _ in channels]
         self._single = len(channels) == 1
 
-    async def emit(self, records: list[Any]) -> None:
+    async def emit(self, records: Any) -> None:
         batch_size = self._batch_size
         buffers = self._buffers
         if self._single:
             parts: list[Any] = [records]
+        elif type(records) is TimestampedBatch:
+            parts = self._router.split_timestamped(records)
         else:
             parts = self._router.split(records)
         for index, part in enumerate(parts):
@@ -155,16 +171,33 @@ class OutputWriter:
 
 
 class ChainedOperator:
-    """An operator in a chain, with the operators fused after it and its output writers."""
+    """An operator in a chain, with the operators fused after it and its output writers.
 
-    __slots__ = ("children", "ctx", "node_name", "op", "writers")
+    Downstream of an operator are its main output (``children``, ``writers``) and its side
+    outputs, by tag id (``side_children``, ``side_writers``). Watermarks and watermark
+    statuses go down the same paths as records, after the records emitted before them.
+    """
+
+    __slots__ = (
+        "accepts_timestamps",
+        "children",
+        "ctx",
+        "node_name",
+        "op",
+        "side_children",
+        "side_writers",
+        "writers",
+    )
 
     def __init__(self, op: Operator[Any, Any], ctx: OperatorContext) -> None:
         self.op = op
         self.ctx = ctx
         self.node_name = ctx.operator_name
+        self.accepts_timestamps = op.accepts_timestamps
         self.children: list[ChainedOperator] = []
         self.writers: list[OutputWriter] = []
+        self.side_children: dict[str, list[ChainedOperator]] = {}
+        self.side_writers: dict[str, list[OutputWriter]] = {}
 
     def failure(self, exc: BaseException, detail: str | None = None) -> JobExecutionError:
         ctx = self.ctx
@@ -180,15 +213,32 @@ class ChainedOperator:
         error.__cause__ = exc
         return error
 
-    async def push(self, batch: list[Any]) -> None:
+    async def push(self, batch: Any) -> None:
+        if type(batch) is TimestampedBatch and not self.accepts_timestamps:
+            batch = batch.records
+        op = self.op
         try:
-            out = await self.op.process_batch(batch)
+            out = await op.process_batch(batch)
         except Exception as exc:
             raise self.failure(exc) from exc
+        await self._emitted(out)
+
+    async def _emitted(self, out: Any) -> None:
+        """Send what the operator emitted: records, then side outputs, then the watermarks
+        it made (a watermark never overtakes the records before it)."""
+        op = self.op
         if out:
             await self.forward(out)
+        side = op.side_outputs
+        if side is not None:
+            op.side_outputs = None
+            for tag, records in side.items():
+                await self._forward_side(tag, records)
+        if op.generates_watermarks:
+            for event in op.take_events():
+                await self._event_downstream(event)
 
-    async def forward(self, out: list[Any]) -> None:
+    async def forward(self, out: Any) -> None:
         for writer in self.writers:
             try:
                 await writer.emit(out)
@@ -198,6 +248,53 @@ class ChainedOperator:
                 raise self.failure(exc, detail=str(exc)) from exc
         for child in self.children:
             await child.push(out)
+
+    async def _forward_side(self, tag: str, records: Any) -> None:
+        for writer in self.side_writers.get(tag, ()):
+            try:
+                await writer.emit(records)
+            except KeySelectorError as exc:
+                raise self.failure(exc, detail=str(exc)) from exc
+        for child in self.side_children.get(tag, ()):
+            await child.push(records)
+
+    async def _event_downstream(self, event: Watermark | WatermarkStatus) -> None:
+        """Send a watermark or status to everything downstream, main and side outputs."""
+        for writer in self.writers:
+            await writer.emit_event(event)
+        for writers in self.side_writers.values():
+            for writer in writers:
+                await writer.emit_event(event)
+        children = [*self.children, *(c for cs in self.side_children.values() for c in cs)]
+        for child in children:
+            if isinstance(event, Watermark):
+                await child.on_watermark(event)
+            else:
+                await child.on_status(event)
+
+    async def on_watermark(self, watermark: Watermark) -> None:
+        """The operator's input watermark advanced: fire what is due, then forward it."""
+        op = self.op
+        if op.generates_watermarks and watermark.timestamp != MAX_WATERMARK_TIMESTAMP:
+            return  # the operator's own watermarks replace those it receives
+        try:
+            out = await op.process_watermark(watermark.timestamp)
+        except Exception as exc:
+            raise self.failure(exc) from exc
+        await self._emitted(out)
+        await self._event_downstream(watermark)
+
+    async def on_status(self, status: WatermarkStatus) -> None:
+        if self.op.generates_watermarks:
+            return  # the operator decides its own status
+        await self._event_downstream(status)
+
+    async def on_processing_time(self, now_ms: int) -> None:
+        try:
+            out = await self.op.on_processing_time(now_ms)
+        except Exception as exc:
+            raise self.failure(exc) from exc
+        await self._emitted(out)
 
     async def call(self, hook: Callable[[], Awaitable[Any]]) -> Any:
         """Run one lifecycle hook of this operator, wrapping a failure with its identity."""
@@ -225,6 +322,7 @@ class Subtask:
         gate: InputGate | None,
         notifier: Notifier,
         settings: SubtaskSettings,
+        processing_time: ProcessingTimeService | None = None,
     ) -> None:
         self.chain_name = chain_name
         self.index = index
@@ -236,8 +334,18 @@ class Subtask:
         self.settings = settings
         self.readers: list[SourceReader[Any]] = []
         self.mailbox: deque[Callable[[], Awaitable[None]]] = deque()
-        self.writers = [w for chained in operators for w in chained.writers]
+        self.writers = [
+            w
+            for chained in operators
+            for w in [*chained.writers, *(w for ws in chained.side_writers.values() for w in ws)]
+        ]
         self.records_in = 0
+        #: The subtask's processing time: clock and the earliest wake-up its operators want.
+        self.processing_time = processing_time or ProcessingTimeService(settings.clock)
+        #: The operators to call when a requested processing time is reached (after open).
+        self._timed: list[ChainedOperator] = []
+        #: Combines the watermarks and statuses of the input channels (None for sources).
+        self.valve = StatusWatermarkValve(len(gate.channels)) if gate and gate.channels else None
         #: Checkpoint duties; None when the job runs without checkpoints.
         self.checkpointer: SubtaskCheckpointer | None = None
         #: Whether checkpoint barriers come from the coordinator, not from channels (decided
@@ -301,9 +409,13 @@ class Subtask:
     # --- lifecycle ---
 
     async def run(self) -> None:
+        clock = self.processing_time.clock
+        clock.subscribe(self.notifier)
         try:
             for chained in reversed(self.operators):
                 await chained.call(partial(chained.op.open, chained.ctx))
+            # Known once the operators are open (an assigner is timed only with an interval).
+            self._timed = [chained for chained in self.operators if chained.op.timed]
             if self.checkpointer is None:
                 await self._run_loop()
             else:
@@ -318,8 +430,10 @@ class Subtask:
                         raise
                     raise error from error.__cause__
         except BaseException:
+            clock.unsubscribe(self.notifier)
             await self._close_all(raise_errors=False)
             raise
+        clock.unsubscribe(self.notifier)
         await self._close_all(raise_errors=True)
 
     async def _run_loop(self) -> None:
@@ -334,10 +448,12 @@ class Subtask:
 
     async def _finish(self, chained: ChainedOperator) -> None:
         out = await chained.call(chained.op.end_input)
-        if out:
-            await chained.forward(out)
+        await chained._emitted(out)
         for child in chained.children:
             await self._finish(child)
+        for children in chained.side_children.values():
+            for child in children:
+                await self._finish(child)
 
     async def _close_all(self, raise_errors: bool) -> None:
         first: JobExecutionError | None = None
@@ -364,6 +480,7 @@ class Subtask:
         if self.triggered_by_coordinator:
             # No producer reaches this subtask: it is finished from the start, and acts like
             # a finished source until the final checkpoint.
+            await self.root.on_watermark(MAX_WATERMARK)
             await self.on_sources_finished()
             return
         push = self.root.push
@@ -396,19 +513,29 @@ class Subtask:
         last_flush = now()
         remaining = len(gate.channels)
         since_yield = 0
+        timed = bool(self._timed)
+        service = self.processing_time
+        clock = service.clock
+        now_ms = service.now_ms
         while remaining:
             if self.mailbox:
                 await self._run_mailbox()
+            if timed and service.deadline <= now_ms():
+                await self._fire_processing_time()
             item = poll()
             if item is None:
                 await self.flush()
                 last_flush = now()
                 if not self.mailbox:
-                    await notifier.wait()
+                    if service.deadline == NEVER:
+                        await notifier.wait()
+                    else:
+                        with anyio.move_on_after(clock.seconds_until(service.deadline)):
+                            await notifier.wait()
                 continue
             channel_index, buffer = item
             kind = type(buffer)
-            if kind is list or kind is KeyedBatch or kind is tuple:
+            if kind is list or kind is KeyedBatch or kind is tuple or kind is TimestampedBatch:
                 await on_data(channel_index, buffer)
                 since_yield += 1
                 if since_yield >= _YIELD_EVERY:
@@ -421,13 +548,40 @@ class Subtask:
             elif await on_event(channel_index, buffer):
                 remaining -= 1
 
+    async def _fire_processing_time(self) -> None:
+        """Call every timed operator once its requested processing time is reached (they
+        request their next wake-up themselves)."""
+        service = self.processing_time
+        now_ms = service.now_ms()
+        if service.take_due(now_ms):
+            for chained in self._timed:
+                await chained.on_processing_time(now_ms)
+
+    async def _on_input_events(self, events: list[Watermark | WatermarkStatus]) -> None:
+        """Pass what the watermark valve emitted to the head of the chain."""
+        root = self.root
+        for event in events:
+            if type(event) is Watermark:
+                await root.on_watermark(event)
+            else:
+                await root.on_status(event)  # type: ignore[arg-type]
+
     async def on_event(self, channel_index: int, event: Any) -> bool:
         """Handle an event from input channel ``channel_index``; True if the channel ended."""
         checkpointer = self.checkpointer
         kind = type(event)
+        valve = self.valve
+        if kind is Watermark and valve is not None:
+            await self._on_input_events(valve.on_watermark(channel_index, event.timestamp))
+            return False
+        if kind is WatermarkStatus and valve is not None:
+            await self._on_input_events(valve.on_status(channel_index, event))
+            return False
         if kind is EndOfPartition:
             assert self.gate is not None
             self.gate.channels[channel_index].ended = True
+            if valve is not None:
+                await self._on_input_events(valve.on_end_of_partition(channel_index))
             if checkpointer is not None:
                 await checkpointer.on_end_of_partition(channel_index)
             return True
@@ -519,6 +673,9 @@ class Subtask:
             return True  # otherwise EndOfPartition, once the split is exhausted
 
         await self._drain(gate, on_batch, on_end)
+        # The end of a bounded input is the end of time: everything downstream fires
+        # its event-time timers before the input ends (Flink's final MAX watermark).
+        await self.root.on_watermark(MAX_WATERMARK)
         await self.on_sources_finished()
 
     async def on_sources_finished(self) -> None:

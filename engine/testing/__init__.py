@@ -41,6 +41,8 @@ import anyio
 
 from streamlet.api.datastream import DataStream
 from streamlet.job.result import JobExecutionResult
+from streamlet.operators.processing_time import ManualClock
+from streamlet.operators.records import StreamRecord
 from streamlet.operators.sinks.base import Sink, SinkWriter
 from streamlet.operators.sources.base import Source, SourceReader, SourceSessionContext
 from streamlet.testing.faults import Fault, FaultInjector, InjectedFault, inject_faults
@@ -53,7 +55,9 @@ __all__ = [
     "HarnessSnapshot",
     "InjectedFault",
     "KeyedOperatorTestHarness",
+    "ManualClock",
     "OperatorTestHarness",
+    "StreamRecord",
     "TestingSink",
     "TestingSource",
     "inject_faults",

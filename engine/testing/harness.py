@@ -27,6 +27,9 @@ from typing import Any, ClassVar, Self
 from streamlet.operators.base import Operator, OperatorContext
 from streamlet.operators.functions import FUNCTION_METHODS, RuntimeContext, key_selector_of
 from streamlet.operators.operations import OPERATIONS
+from streamlet.operators.processing_time import ManualClock, ProcessingTimeService
+from streamlet.operators.records import OutputTag, StreamRecord, TimestampedBatch
+from streamlet.operators.watermarks import Watermark
 from streamlet.state.heap_backend import HeapKeyedStateBackend
 from streamlet.state.key_groups import (
     DEFAULT_MAX_PARALLELISM,
@@ -174,6 +177,10 @@ class OperatorTestHarness:
         self.operator: Operator[Any, Any] = self._build_operator()
         self.operator_state_backend = OperatorStateBackend(uid)
         self._output: list[Any] = []
+        self._side: dict[str, list[StreamRecord]] = {}
+        #: The harness's processing time: it moves only with :meth:`set_processing_time`.
+        self.clock = ManualClock()
+        self._processing_time = ProcessingTimeService(self.clock)
         self._opened = False
         self._closed = False
         self._last_checkpoint_id = 0
@@ -222,6 +229,7 @@ class OperatorTestHarness:
             operator_state=self.operator_state_backend,
             keyed_backend=keyed_backend,
             restored=self._restore is not None,
+            processing_time=self._processing_time,
         )
         self._opened = True
         try:
@@ -266,17 +274,46 @@ class OperatorTestHarness:
         """What the function sees as its ``RuntimeContext`` (after ``open``)."""
         return RuntimeContext(self.context)
 
-    # --- records ---
+    # --- records, watermarks, processing time ---
 
-    async def process_element(self, record: Any) -> list[Any]:
-        """Process one record; return what it emitted (also appended to the output).
+    def _collect(self, out: Any) -> list[Any]:
+        """Record what the operator emitted (and its side outputs); return the values."""
+        if type(out) is TimestampedBatch:
+            values = list(out.records)
+            self._output.extend(map(StreamRecord, out.records, out.timestamps))
+        else:
+            values = list(out or [])
+            self._output.extend(StreamRecord(value) for value in values)
+        side = self.operator.side_outputs
+        if side is not None:
+            self.operator.side_outputs = None
+            for tag, records in side.items():
+                collected = self._side.setdefault(tag, [])
+                if type(records) is TimestampedBatch:
+                    collected.extend(map(StreamRecord, records.records, records.timestamps))
+                else:
+                    collected.extend(StreamRecord(value) for value in records)
+        return values
+
+    async def process_element(self, value: Any, timestamp: int | None = None) -> list[Any]:
+        """Process one record (with ``timestamp``, if given); return the values it emitted
+        (the output also collects them, with their timestamps).
 
         :raises RuntimeError: if the harness is not open
+        :raises TypeError: if ``timestamp`` is not an int or None
         """
-        return await self.process_elements([record])
+        if timestamp is None:
+            return await self.process_elements([value])
+        if not isinstance(timestamp, int) or isinstance(timestamp, bool):
+            raise TypeError(f"timestamp must be an int of ms or None, got {timestamp!r}")
+        self._require_open("process_element")
+        return self._collect(
+            await self.operator.process_batch(TimestampedBatch([value], [timestamp]))
+        )
 
     async def process_elements(self, records: Iterable[Any]) -> list[Any]:
-        """Process ``records`` as one batch; return what they emitted (also appended).
+        """Process ``records`` (without timestamps) as one batch; return the values they
+        emitted (also collected).
 
         :raises RuntimeError: if the harness is not open
         """
@@ -284,32 +321,69 @@ class OperatorTestHarness:
         batch = list(records)
         if not batch:
             return []
-        out = await self.operator.process_batch(batch)
-        self._output.extend(out)
-        return list(out)
+        return self._collect(await self.operator.process_batch(batch))
+
+    async def process_watermark(self, timestamp: int) -> list[Any]:
+        """Advance the operator's input watermark to ``timestamp``: event-time timers due
+        fire, then the watermark is forwarded (both appear in :meth:`get_output`, in that
+        order). A watermark not above the current one is ignored, as in Flink. Returns the
+        values the timers emitted.
+
+        :raises RuntimeError: if the harness is not open
+        :raises TypeError: if ``timestamp`` is not an int
+        """
+        self._require_open("process_watermark")
+        if not isinstance(timestamp, int) or isinstance(timestamp, bool):
+            raise TypeError(f"a watermark must be an int of ms, got {timestamp!r}")
+        if timestamp <= self.operator.current_watermark:
+            return []
+        values = self._collect(await self.operator.process_watermark(timestamp))
+        self._output.append(Watermark(timestamp))
+        return values
+
+    async def set_processing_time(self, ms: int) -> list[Any]:
+        """Move the harness's processing time to ``ms`` (it never goes back): processing-time
+        timers due fire. Returns the values they emitted.
+
+        :raises RuntimeError: if the harness is not open
+        :raises ValueError: if ``ms`` is before the current processing time
+        """
+        self._require_open("set_processing_time")
+        self.clock.set_time(ms)
+        service = self._processing_time
+        if self.operator.timed and service.take_due(ms):
+            return self._collect(await self.operator.on_processing_time(ms))
+        return []
 
     async def end_input(self) -> list[Any]:
-        """Signal the end of the input; return what the operator emitted (also appended).
+        """Signal the end of the input; return what the operator emitted (also collected).
 
         :raises RuntimeError: if the harness is not open
         """
         self._require_open("end_input")
-        out = await self.operator.end_input()
-        self._output.extend(out)
-        return list(out)
+        return self._collect(await self.operator.end_input())
 
     def get_output(self) -> list[Any]:
-        """Return (a copy of) every record emitted since the start or :meth:`clear_output`."""
+        """Everything emitted since the start or :meth:`clear_output`, in order: a
+        :class:`~streamlet.operators.records.StreamRecord` (value and timestamp) per record
+        and a :class:`~streamlet.operators.watermarks.Watermark` per forwarded watermark
+        (Flink's harness ``getOutput``)."""
         return list(self._output)
+
+    def get_side_output(self, tag: OutputTag) -> list[StreamRecord]:
+        """The records emitted to side output ``tag``, as StreamRecords."""
+        if not isinstance(tag, OutputTag):
+            raise TypeError(f"get_side_output() needs an OutputTag, got {tag!r}")
+        return list(self._side.get(tag.tag_id, []))
 
     def extract_output_values(self) -> list[Any]:
-        """Return the emitted records (Flink's name; the same as :meth:`get_output`, as
-        streamlet records carry no timestamps or watermarks yet)."""
-        return list(self._output)
+        """The values of the emitted records, without timestamps and watermarks."""
+        return [item.value for item in self._output if type(item) is StreamRecord]
 
     def clear_output(self) -> None:
-        """Forget the output collected so far."""
+        """Forget the output (and side outputs) collected so far."""
         self._output.clear()
+        self._side.clear()
 
     # --- checkpoints ---
 

@@ -977,7 +977,7 @@ async def test_a_checkpoint_failing_after_the_sources_finished_fails_the_job_not
     source = _EndsWhenCheckpointStarted(10, storage)
     env = StreamExecutionEnvironment.get_execution_environment()
     configure(env, storage, interval_ms=10)
-    env.from_source(source, "ends").map(lambda x: x).add_sink(lambda x: None)
+    env.from_source(source, source_name="ends").map(lambda x: x).add_sink(lambda x: None)
     with anyio.fail_after(20), pytest.raises(Exception) as failed:
         await env.execute("late-failure")
     error: BaseException | None = failed.value

@@ -89,7 +89,7 @@ async def test_keyed_process_output_and_state() -> None:
         assert await harness.process_element(("a", 1)) == [("a", 1)]
         assert await harness.process_elements([("b", 1), ("a", 2)]) == [("b", 1), ("a", 2)]
         assert harness.extract_output_values() == [("a", 1), ("b", 1), ("a", 2)]
-        assert harness.get_output() == harness.extract_output_values()
+        assert [r.value for r in harness.get_output()] == harness.extract_output_values()
         assert sorted(harness.keyed_state_backend.keys("count")) == ["a", "b"]
         harness.clear_output()
         assert harness.get_output() == []
