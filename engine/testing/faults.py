@@ -126,6 +126,43 @@ class _FaultyOperator(Operator[Any, Any]):
         self._records = 0
         self._snapshots = 0
         self.keyed = op.keyed
+        self.accepts_timestamps = op.accepts_timestamps
+        self.generates_watermarks = op.generates_watermarks
+
+    # What the engine reads of an operator between calls: the real operator's (it may
+    # change them in open or in any call).
+    @property
+    def timed(self) -> bool:
+        return self._op.timed
+
+    @timed.setter
+    def timed(self, value: bool) -> None:
+        self._op.timed = value
+
+    @property
+    def side_outputs(self) -> dict[str, Any] | None:
+        return self._op.side_outputs
+
+    @side_outputs.setter
+    def side_outputs(self, value: dict[str, Any] | None) -> None:
+        self._op.side_outputs = value
+
+    @property
+    def current_watermark(self) -> int:
+        return self._op.current_watermark
+
+    @current_watermark.setter
+    def current_watermark(self, value: int) -> None:
+        self._op.current_watermark = value
+
+    async def process_watermark(self, watermark: int) -> Any:
+        return await self._op.process_watermark(watermark)
+
+    async def on_processing_time(self, now_ms: int) -> Any:
+        return await self._op.on_processing_time(now_ms)
+
+    def take_events(self) -> list[Any]:
+        return self._op.take_events()
 
     def _pending(self, phase: str) -> list[Fault]:
         return [f for f in self._faults if f.phase == phase and not f.fired]
