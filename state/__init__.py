@@ -15,6 +15,7 @@ The bottom layer of streamlet: it imports nothing else of ours.
 # keyed.py           ValueState, ListState, MapState, ReducingState, AggregatingState views
 # snapshot.py        KeyedStateSnapshot and the byte format of one key group
 # heap_backend.py    HeapKeyedStateBackend: current key, registration, snapshot, restore
+# timers.py          KeyedTimerQueue: keyed timers kept as a map state of the heap backend
 # operator_state.py  per-subtask list, union list and broadcast state with redistribution
 
 from .descriptors import AggregateFunction as AggregateFunction

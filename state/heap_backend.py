@@ -48,7 +48,12 @@ from .serde import check_codec, decode_table
 from .snapshot import FrozenState, KeyedStateSnapshot, RawTable, read_key_group
 from .table import StateTable
 
-__all__ = ["HeapKeyedStateBackend"]
+__all__ = ["TIMER_STATE_PREFIX", "HeapKeyedStateBackend"]
+
+#: Names of keyed state that streamlet keeps for itself: the timers of
+#: :mod:`streamlet.state.timers` (Flink's names, ``_timer_state/event_user-timers``). A user
+#: descriptor with such a name is refused, so it can never read, overwrite or collide with them.
+TIMER_STATE_PREFIX = "_timer_state/"
 
 
 _ViewFactory = Callable[[Any, StateTable, Any], KeyedState]
@@ -158,6 +163,18 @@ class HeapKeyedStateBackend:
                 index = self._memo.key_group(key)
             except KeyOutOfRangeError:
                 self._foreign(key)
+        self._kg_index = index
+        self._current_key = key
+
+    def _set_current_key_at(self, key: Any, index: int) -> None:
+        """Make ``key`` the current key, its key group index ``index`` known already.
+
+        For :class:`~streamlet.state.timers.KeyedTimerQueue`, which remembers the index of
+        each timer's key: firing a timer then sets its key without hashing it again.
+
+        Invariant (the caller's): ``index`` is ``key``'s key group minus the range's start,
+        as :meth:`set_current_key` computes it.
+        """
         self._kg_index = index
         self._current_key = key
 
@@ -373,12 +390,37 @@ class HeapKeyedStateBackend:
             descriptor, AggregatingStateDescriptor, AggregatingState, "get_aggregating_state"
         )
 
+    def _internal_map_table(self, descriptor: MapStateDescriptor) -> StateTable:
+        """Register map state ``descriptor`` for streamlet itself; return its table.
+
+        The way in for state under the reserved :data:`TIMER_STATE_PREFIX`, which
+        :meth:`get_map_state` refuses. It is otherwise a map state like any other:
+        snapshots, restore (restored data waits undecoded until this call, as for user
+        states), rescaling and copy-on-write treat it alike.
+
+        :raises StateError: as :meth:`get_state`
+        :raises StateSerializationError: if restored data of this name cannot be decoded
+        """
+        self._register(descriptor, MapStateDescriptor, MapState, "get_map_state", internal=True)
+        return self._tables[descriptor.name]
+
     def _register(
-        self, descriptor: Any, expected: type[StateDescriptor], factory: _ViewFactory, method: str
+        self,
+        descriptor: Any,
+        expected: type[StateDescriptor],
+        factory: _ViewFactory,
+        method: str,
+        *,
+        internal: bool = False,
     ) -> KeyedState:
         if not isinstance(descriptor, expected):
             raise TypeError(f"{method}() needs a {expected.__name__}, got {descriptor!r}")
         name = descriptor.name
+        if not internal and name.startswith(TIMER_STATE_PREFIX):
+            raise StateError(
+                f"state name {name!r} of operator {self.operator_uid!r} is reserved: names "
+                f"starting with {TIMER_STATE_PREFIX!r} hold streamlet's timers; pick another name"
+            )
         view = self._views.get(name)
         if view is not None:
             if view.descriptor.kind != descriptor.kind:
