@@ -1,7 +1,7 @@
 """``make bench``: run every benchmark, print tables, write bench/results/latest.json.
 
 Figures are ratios against baselines measured in the same run (shared machines are noisy).
-Select parts with ``python -m bench engine state checkpoint recovery latency``.
+Select parts with ``python -m bench engine state checkpoint recovery latency time``.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ PARTS = {
     "checkpoint": "bench.bench_checkpoint",
     "recovery": "bench.bench_recovery",
     "latency": "bench.bench_latency",
+    "time": "bench.bench_time",
 }
 
 

@@ -11,11 +11,12 @@ downstream fires at the end of the input.
 
 from __future__ import annotations
 
+from itertools import repeat
 from typing import Any
 
 from .base import Operator, OperatorContext
 from .records import TimestampedBatch
-from .watermarks import WatermarkCollector, WatermarkStrategy
+from .watermarks import WatermarkCollector, WatermarkStrategy, timestamp_extractor
 
 __all__ = ["TimestampsAndWatermarksOperator"]
 
@@ -44,31 +45,38 @@ class TimestampsAndWatermarksOperator(Operator[Any, Any]):
         assert service is not None, "the engine gives every operator a processing time service"
         self._time = service
         self._generator = self._strategy.create_watermark_generator(service.now_ms)
-        self._assigner = self._strategy.create_timestamp_assigner()
+        assigner = self._strategy.create_timestamp_assigner()
+        self._extract = None if assigner is None else timestamp_extractor(assigner)
         self._interval = ctx.auto_watermark_interval_ms
         self.timed = self._interval > 0
         if self.timed:
             service.request(service.now_ms() + self._interval)
 
     async def process_batch(self, batch: Any) -> Any:
+        extract = self._extract
         if type(batch) is TimestampedBatch:
-            records, old = batch.records, batch.timestamps
+            records = batch.records
+            if extract is None:
+                timestamps = batch.timestamps
+            else:
+                timestamps = list(map(extract, records, batch.timestamps))
         else:
-            records, old = batch, [None] * len(batch)
-        assigner = self._assigner
-        if assigner is None:
-            timestamps = old
-        else:
-            extract = assigner.extract_timestamp
-            timestamps = [extract(value, ts) for value, ts in zip(records, old, strict=True)]
+            records = batch
+            if extract is None:
+                timestamps = [None] * len(records)
+            else:
+                timestamps = list(map(extract, records, repeat(None, len(records))))
+        if extract is not None:
             _check_timestamps(timestamps, records)
-        events = [ts for ts in timestamps if ts is not None]
-        if len(events) == len(records):
-            self._generator.on_events(records, events, self._collector)
-        elif events:
+        if extract is not None or None not in timestamps:
+            self._generator.on_events(records, timestamps, self._collector)
+        else:
             # Only records with a timestamp are events for the generator.
-            with_ts = [r for r, ts in zip(records, timestamps, strict=True) if ts is not None]
-            self._generator.on_events(with_ts, events, self._collector)
+            pairs = [(r, ts) for r, ts in zip(records, timestamps, strict=True) if ts is not None]
+            if pairs:
+                self._generator.on_events(
+                    [r for r, _ in pairs], [ts for _, ts in pairs], self._collector
+                )
         return TimestampedBatch(records, timestamps)
 
     async def on_processing_time(self, now_ms: int) -> Any:
@@ -85,7 +93,13 @@ class TimestampsAndWatermarksOperator(Operator[Any, Any]):
 
 
 def _check_timestamps(timestamps: list[Any], records: list[Any]) -> None:
-    if not timestamps or set(map(type, timestamps)) == {int}:
+    """Raise if a timestamp is not an int. One C-level pass: a sum of ints is an int, and
+    a float, None, str or Decimal among them makes it something else or raises."""
+    try:
+        total = sum(timestamps)
+    except TypeError:
+        total = None
+    if type(total) is int:
         return
     for value, ts in zip(records, timestamps, strict=True):
         if type(ts) is not int:

@@ -309,6 +309,15 @@ class _CallableTimestampAssigner(TimestampAssigner):
         return f"TimestampAssigner({self.fn!r})"
 
 
+def timestamp_extractor(assigner: TimestampAssigner) -> Callable[[Any, int | None], int]:
+    """The function the engine calls per record for ``assigner``: the user's own callable
+    when it was given as one (a call per record instead of two), else the bound
+    ``extract_timestamp``."""
+    if type(assigner) is _CallableTimestampAssigner:
+        return assigner.fn
+    return assigner.extract_timestamp
+
+
 def _as_timestamp_assigner(assigner: Any) -> TimestampAssigner:
     if isinstance(assigner, TimestampAssigner):
         return assigner
