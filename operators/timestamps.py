@@ -69,7 +69,7 @@ class TimestampsAndWatermarksOperator(Operator[Any, Any]):
         if extract is not None:
             _check_timestamps(timestamps, records)
         if extract is not None or None not in timestamps:
-            self._generator.on_events(records, timestamps, self._collector)
+            self._generator.on_events(records, timestamps, self._collector)  # type: ignore[arg-type]
         else:
             # Only records with a timestamp are events for the generator.
             pairs = [(r, ts) for r, ts in zip(records, timestamps, strict=True) if ts is not None]
