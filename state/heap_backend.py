@@ -390,18 +390,20 @@ class HeapKeyedStateBackend:
             descriptor, AggregatingStateDescriptor, AggregatingState, "get_aggregating_state"
         )
 
-    def _internal_map_table(self, descriptor: MapStateDescriptor) -> StateTable:
-        """Register map state ``descriptor`` for streamlet itself; return its table.
+    def _internal_value_table(self, descriptor: ValueStateDescriptor) -> StateTable:
+        """Register value state ``descriptor`` for streamlet itself; return its table.
 
         The way in for state under the reserved :data:`TIMER_STATE_PREFIX`, which
-        :meth:`get_map_state` refuses. It is otherwise a map state like any other:
+        :meth:`get_state` refuses. It is otherwise a value state like any other:
         snapshots, restore (restored data waits undecoded until this call, as for user
         states), rescaling and copy-on-write treat it alike.
 
         :raises StateError: as :meth:`get_state`
         :raises StateSerializationError: if restored data of this name cannot be decoded
         """
-        self._register(descriptor, MapStateDescriptor, MapState, "get_map_state", internal=True)
+        self._register(
+            descriptor, ValueStateDescriptor, make_value_state, "get_state", internal=True
+        )
         return self._tables[descriptor.name]
 
     def _register(
