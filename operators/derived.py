@@ -575,15 +575,15 @@ class KeyedProcessOperator(UserFunctionOperator):
             extend = out.extend
             for timestamp in queue.due(limit):
                 ctx._timestamp = timestamp
-                result = call(timestamp, ctx)
-                if result is not None:
-                    if type(result) is str:
-                        _check_iterable(result, "on_timer")
+                produced = call(timestamp, ctx)
+                if produced is not None:
+                    if type(produced) is str:
+                        _check_iterable(produced, "on_timer")
                     before = len(out)
-                    extend(result)
-                    emitted = len(out) - before
-                    if emitted:
-                        stamps.extend([timestamp if event_time else None] * emitted)
+                    extend(produced)
+                    count = len(out) - before
+                    if count:
+                        stamps.extend([timestamp if event_time else None] * count)
         else:
             for timestamp in queue.due(limit):
                 ctx._timestamp = timestamp
