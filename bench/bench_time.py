@@ -23,6 +23,7 @@ from __future__ import annotations
 import bisect
 import gc
 import heapq
+import logging
 import os
 import statistics
 import time
@@ -271,6 +272,8 @@ async def _produce(source: PushSource, rate: int, seconds: float) -> None:
 
 
 def _latency() -> dict[str, Any]:
+    # The push source warns that it is at-most-once (no write-ahead log): expected here.
+    logging.getLogger("streamlet.job").setLevel(logging.ERROR)
     emitted: list[tuple[int, float]] = []
     fired: list[tuple[int, float]] = []
 
