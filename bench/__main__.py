@@ -1,7 +1,7 @@
 """``make bench``: run every benchmark, print tables, write bench/results/latest.json.
 
 Figures are ratios against baselines measured in the same run (shared machines are noisy).
-Select parts with ``python -m bench engine state checkpoint recovery latency time``.
+Select parts with ``python -m bench engine state checkpoint recovery latency time windows``.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ PARTS = {
     "recovery": "bench.bench_recovery",
     "latency": "bench.bench_latency",
     "time": "bench.bench_time",
+    "windows": "bench.bench_windows",
 }
 
 

@@ -12,7 +12,8 @@ The package in layers (each may import only those below it; tests/test_layering.
     operators/, checkpoints/, state/ (``streamlet.operators`` ...): the lower layers
 
 Everything a job needs is importable from here: the environment and streams, function
-types, time (``Duration``, ``Time``, ``WatermarkStrategy``, timers, ``OutputTag``), sources
+types, time (``Duration``, ``Time``, ``WatermarkStrategy``, timers, ``OutputTag``), windows
+(assigners, triggers, evictors, window functions), sources
 and sinks (``PushSource``, ``FileSink``, ``TwoPhaseCommitSink``), checkpoint
 and restart settings, state descriptors (also in :mod:`streamlet.state`) and the errors.
 """
@@ -22,6 +23,8 @@ from streamlet.api.datastream import DataStreamSink as DataStreamSink
 from streamlet.api.datastream import KeyedStream as KeyedStream
 from streamlet.api.environment import StreamExecutionEnvironment as StreamExecutionEnvironment
 from streamlet.api.execution_config import ExecutionConfig as ExecutionConfig
+from streamlet.api.windowed import AllWindowedStream as AllWindowedStream
+from streamlet.api.windowed import WindowedStream as WindowedStream
 from streamlet.checkpoints.config import CheckpointConfig as CheckpointConfig
 from streamlet.checkpoints.config import CheckpointingMode as CheckpointingMode
 from streamlet.checkpoints.config import FsStateBackend as FsStateBackend
@@ -67,6 +70,43 @@ from streamlet.operators.watermarks import Watermark as Watermark
 from streamlet.operators.watermarks import WatermarkGenerator as WatermarkGenerator
 from streamlet.operators.watermarks import WatermarkOutput as WatermarkOutput
 from streamlet.operators.watermarks import WatermarkStrategy as WatermarkStrategy
+from streamlet.operators.windowing import AllWindowFunction as AllWindowFunction
+from streamlet.operators.windowing import ContinuousEventTimeTrigger as ContinuousEventTimeTrigger
+from streamlet.operators.windowing import (
+    ContinuousProcessingTimeTrigger as ContinuousProcessingTimeTrigger,
+)
+from streamlet.operators.windowing import CountEvictor as CountEvictor
+from streamlet.operators.windowing import CountSlidingWindowAssigner as CountSlidingWindowAssigner
+from streamlet.operators.windowing import CountTrigger as CountTrigger
+from streamlet.operators.windowing import CountTumblingWindowAssigner as CountTumblingWindowAssigner
+from streamlet.operators.windowing import CountWindow as CountWindow
+from streamlet.operators.windowing import EventTimeSessionWindows as EventTimeSessionWindows
+from streamlet.operators.windowing import EventTimeTrigger as EventTimeTrigger
+from streamlet.operators.windowing import Evictor as Evictor
+from streamlet.operators.windowing import GlobalWindow as GlobalWindow
+from streamlet.operators.windowing import GlobalWindows as GlobalWindows
+from streamlet.operators.windowing import ProcessAllWindowFunction as ProcessAllWindowFunction
+from streamlet.operators.windowing import (
+    ProcessingTimeSessionWindows as ProcessingTimeSessionWindows,
+)
+from streamlet.operators.windowing import ProcessingTimeTrigger as ProcessingTimeTrigger
+from streamlet.operators.windowing import ProcessWindowFunction as ProcessWindowFunction
+from streamlet.operators.windowing import PurgingTrigger as PurgingTrigger
+from streamlet.operators.windowing import SlidingEventTimeWindows as SlidingEventTimeWindows
+from streamlet.operators.windowing import (
+    SlidingProcessingTimeWindows as SlidingProcessingTimeWindows,
+)
+from streamlet.operators.windowing import TimeEvictor as TimeEvictor
+from streamlet.operators.windowing import TimestampedValue as TimestampedValue
+from streamlet.operators.windowing import TimeWindow as TimeWindow
+from streamlet.operators.windowing import Trigger as Trigger
+from streamlet.operators.windowing import TriggerResult as TriggerResult
+from streamlet.operators.windowing import TumblingEventTimeWindows as TumblingEventTimeWindows
+from streamlet.operators.windowing import (
+    TumblingProcessingTimeWindows as TumblingProcessingTimeWindows,
+)
+from streamlet.operators.windowing import WindowAssigner as WindowAssigner
+from streamlet.operators.windowing import WindowFunction as WindowFunction
 from streamlet.state.descriptors import AggregateFunction as AggregateFunction
 from streamlet.state.descriptors import AggregatingStateDescriptor as AggregatingStateDescriptor
 from streamlet.state.descriptors import ListStateDescriptor as ListStateDescriptor
@@ -78,18 +118,32 @@ from streamlet.state.errors import StreamletError as StreamletError
 __all__ = [
     "AggregateFunction",
     "AggregatingStateDescriptor",
+    "AllWindowFunction",
+    "AllWindowedStream",
     "CheckpointConfig",
     "CheckpointError",
     "CheckpointingMode",
+    "ContinuousEventTimeTrigger",
+    "ContinuousProcessingTimeTrigger",
+    "CountEvictor",
+    "CountSlidingWindowAssigner",
+    "CountTrigger",
+    "CountTumblingWindowAssigner",
+    "CountWindow",
     "DataStream",
     "DataStreamSink",
     "DeliveryGuarantee",
     "Duration",
+    "EventTimeSessionWindows",
+    "EventTimeTrigger",
+    "Evictor",
     "ExecutionConfig",
     "FileSink",
     "FilterFunction",
     "FlatMapFunction",
     "FsStateBackend",
+    "GlobalWindow",
+    "GlobalWindows",
     "JobCancelledError",
     "JobClient",
     "JobExecutionError",
@@ -105,8 +159,13 @@ __all__ = [
     "MapFunction",
     "MapStateDescriptor",
     "OutputTag",
+    "ProcessAllWindowFunction",
     "ProcessFunction",
+    "ProcessWindowFunction",
     "ProcessingTimeClock",
+    "ProcessingTimeSessionWindows",
+    "ProcessingTimeTrigger",
+    "PurgingTrigger",
     "PushSource",
     "ReduceFunction",
     "ReducingStateDescriptor",
@@ -115,6 +174,8 @@ __all__ = [
     "Sink",
     "SinkFunction",
     "SinkWriter",
+    "SlidingEventTimeWindows",
+    "SlidingProcessingTimeWindows",
     "Source",
     "SourceReader",
     "StreamExecutionEnvironment",
@@ -123,14 +184,24 @@ __all__ = [
     "SystemClock",
     "Time",
     "TimeDomain",
+    "TimeEvictor",
+    "TimeWindow",
     "TimerService",
     "TimestampAssigner",
     "TimestampedBatch",
+    "TimestampedValue",
+    "Trigger",
+    "TriggerResult",
+    "TumblingEventTimeWindows",
+    "TumblingProcessingTimeWindows",
     "TwoPhaseCommitSink",
     "ValueStateDescriptor",
     "Watermark",
     "WatermarkGenerator",
     "WatermarkOutput",
     "WatermarkStrategy",
+    "WindowAssigner",
+    "WindowFunction",
+    "WindowedStream",
     "read_committed",
 ]

@@ -12,7 +12,7 @@ with :meth:`Operation.create`, and a translator to another engine reads the same
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from . import derived
@@ -22,6 +22,7 @@ from .functions import FUNCTION_METHODS, FunctionAdapter
 from .sinks.base import Sink
 from .sinks.simple import CallbackSinkWriter, PrintSinkWriter, QueueSinkWriter
 from .timestamps import TimestampsAndWatermarksOperator
+from .windowing.operator import WindowOperator, WindowSpec
 
 __all__ = ["OPERATIONS", "Operation", "OperationKind"]
 
@@ -88,6 +89,19 @@ def _timestamps(_fn: None, strategy: Any) -> TimestampsAndWatermarksOperator:
     return TimestampsAndWatermarksOperator(strategy)
 
 
+def _window(_fn: None, key_selector: Callable[[Any], Any], spec: WindowSpec) -> WindowOperator:
+    # Each subtask gets its own copies of the user's objects (as for every function).
+    fresh = replace(
+        spec,
+        assigner=fresh_copy(spec.assigner),
+        trigger=None if spec.trigger is None else fresh_copy(spec.trigger),
+        evictor=None if spec.evictor is None else fresh_copy(spec.evictor),
+        function=None if spec.function is None else fresh_copy(spec.function),
+        window_function=None if spec.window_function is None else fresh_copy(spec.window_function),
+    )
+    return WindowOperator(fresh, key_selector)
+
+
 def _collect_sink(_fn: None, send: Any) -> QueueSinkWriter:
     return QueueSinkWriter(send)
 
@@ -125,6 +139,7 @@ OPERATIONS: dict[str, Operation] = _table(
     ),
     Operation("reduce", "operator", FUNCTION_METHODS["reduce"], None, derived.reduce_operator),
     Operation("assign_timestamps_and_watermarks", "operator", None, _timestamps),
+    Operation("window", "operator", None, None, _window),
     *(
         Operation(kind, "operator", None, None, _aggregate(kind))
         for kind in ("sum", "min", "max", "min_by", "max_by")

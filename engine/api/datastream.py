@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 
+from streamlet.api.windowed import AllWindowedStream, WindowedStream
 from streamlet.graph.partitioners import (
     BroadcastPartitioner,
     CustomPartitioner,
@@ -30,6 +31,12 @@ from streamlet.operators.operations import OPERATIONS
 from streamlet.operators.records import OutputTag
 from streamlet.operators.sinks.base import Sink
 from streamlet.operators.watermarks import WatermarkStrategy
+from streamlet.operators.windowing.assigners import (
+    CountSlidingWindowAssigner,
+    CountTumblingWindowAssigner,
+    WindowAssigner,
+)
+from streamlet.operators.windowing.operator import WindowSpec
 
 if TYPE_CHECKING:
     from streamlet.job.client import JobClient
@@ -269,6 +276,16 @@ class DataStream(_NodeHandle):
             selector,
         )
 
+    def window_all(self, window_assigner: WindowAssigner) -> AllWindowedStream:
+        """Window the whole stream (not per key): one subtask computes every window, as in
+        Flink's ``windowAll``."""
+        return AllWindowedStream(self.key_by(_one_key), window_assigner)
+
+    def count_window_all(self, size: int, slide: int = 0) -> AllWindowedStream:
+        """Count windows over the whole stream: every ``size`` elements (sliding by
+        ``slide`` if given), in one subtask."""
+        return self.window_all(_count_assigner(size, slide))
+
     def union(self, *streams: DataStream) -> DataStream:
         """Merge this stream with ``streams`` (same record type) into one stream."""
         inputs = list(self._inputs)
@@ -402,11 +419,38 @@ class KeyedStream(DataStream):
     def max_by(self, position_to_max_by: int | str = 0) -> DataStream:
         return self._aggregate("max_by", "Max By", position_to_max_by)
 
+    def window(self, window_assigner: WindowAssigner) -> WindowedStream:
+        """Cut each key's records into windows (``TumblingEventTimeWindows.of(...)`` and
+        the other assigners); finish with ``reduce``, ``aggregate``, ``process`` or
+        ``apply``."""
+        return WindowedStream(self, window_assigner)
+
+    def count_window(self, size: int, slide: int = 0) -> WindowedStream:
+        """Windows of ``size`` elements per key (sliding by ``slide`` if given)."""
+        return self.window(_count_assigner(size, slide))
+
+    def _window_node(self, spec: WindowSpec, name: str) -> DataStream:
+        node = self._add("window", name, key_selector=self._key_selector, args=(spec,))
+        return DataStream(self._env, [(node, None, None)], node)
+
     def _partitioned(self, partitioner: Partitioner) -> DataStream:
         raise TypeError(
             "a KeyedStream is already partitioned by key; apply an operation first "
             "(e.g. .map(...)) and partition its result"
         )
+
+
+def _one_key(record: Any) -> int:
+    """The key of every record of a ``window_all`` stream."""
+    return 0
+
+
+def _count_assigner(size: int, slide: int) -> WindowAssigner:
+    if not isinstance(slide, int) or isinstance(slide, bool) or slide < 0:
+        raise ValueError(f"slide must be an int >= 0 (0: tumbling), got {slide!r}")
+    if slide == 0:
+        return CountTumblingWindowAssigner.of(size)
+    return CountSlidingWindowAssigner.of(size, slide)
 
 
 class DataStreamSink(_NodeHandle):
