@@ -50,12 +50,23 @@ class Ranges(Source[int]):
     """0..n-1 over ``SPLITS`` splits of consecutive ranges, in batches of 16; with
     ``pause_after``, each split waits at that many records (from its start) until ``gate``
     is set; ``delay_s`` sleeps after each batch. Replayable: the position is the next number.
-    ``starts`` records the position every reader was built with (the restored cut)."""
+    ``starts`` records the position every reader was built with (the restored cut). With
+    ``pace_batches``, a reader waits after that many batches until one more checkpoint
+    completed, so a run has checkpoints all along, however slow the machine."""
 
     name = "Ranges"
 
-    def __init__(self, n: int, pause_after: int | None = None, delay_s: float = 0.0) -> None:
+    def __init__(
+        self,
+        n: int,
+        pause_after: int | None = None,
+        delay_s: float = 0.0,
+        pace_batches: int | None = None,
+    ) -> None:
         self.n = n
+        self.pace_batches = pace_batches
+        #: Checkpoint completions seen by the readers (each reader counts each).
+        self.completed = 0
         self.pause_after = pause_after
         self.delay_s = delay_s
         self.gate = anyio.Event()
@@ -74,10 +85,16 @@ class Ranges(Source[int]):
 
         class Reader(SourceReader[int]):
             next = source.starts[lo]
+            batches = 0
 
             async def read_batch(self, max_records: int) -> list[int] | None:
                 if self.next >= hi:
                     return None
+                self.batches += 1
+                if source.pace_batches and self.batches % source.pace_batches == 0:
+                    seen = source.completed
+                    while source.completed == seen:
+                        await anyio.sleep(0.001)
                 if (
                     source.pause_after is not None
                     and self.next - lo >= source.pause_after
@@ -96,6 +113,9 @@ class Ranges(Source[int]):
 
             def position(self) -> int:
                 return self.next
+
+            async def notify_checkpoint_complete(self, checkpoint_id: int, position: Any) -> None:
+                source.completed += 1
 
         return Reader()
 
@@ -226,7 +246,7 @@ async def test_a_checkpoint_holds_exactly_the_timers_of_the_records_before_its_b
     env.get_checkpoint_config().set_max_retained_checkpoints(1000)
     # No watermarks but the final one: no timer fires before the end of the input.
     (
-        env.from_source(Ranges(n, delay_s=0.001))
+        env.from_source(Ranges(n, pace_batches=5))
         .uid("source")
         .rebalance()
         .map(lambda i: i)
