@@ -163,9 +163,10 @@ def _offset(offset: Any, limit: int, limit_name: str, what: str) -> int:
 class _TumblingWindows(WindowAssigner):
     """Shared part of the tumbling assigners: fixed-size windows that do not overlap."""
 
-    __slots__ = ("_offset", "_size")
+    __slots__ = ("_last", "_offset", "_size")
 
     def __init__(self, size: int, offset: int) -> None:
+        self._last: list[Any] | None = None
         self._size = size
         self._offset = offset
 
@@ -184,8 +185,14 @@ class _TumblingWindows(WindowAssigner):
         return self._offset
 
     def _window_at(self, timestamp: int) -> list[Any]:
+        # Consecutive records mostly fall into one window: the last answer is reused (the
+        # caller must not change the list), which saves making and hashing a new window.
         start = timestamp - (timestamp - self._offset) % self._size
-        return [TimeWindow(start, start + self._size)]
+        last = self._last
+        if last is not None and last[0][0] == start:
+            return last
+        windows = self._last = [TimeWindow(start, start + self._size)]
+        return windows
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(size={self._size}, offset={self._offset})"
@@ -242,9 +249,10 @@ class TumblingProcessingTimeWindows(_TumblingWindows):
 class _SlidingWindows(WindowAssigner):
     """Shared part of the sliding assigners: windows of ``size`` starting every ``slide``."""
 
-    __slots__ = ("_offset", "_size", "_slide")
+    __slots__ = ("_last", "_offset", "_size", "_slide")
 
     def __init__(self, size: int, slide: int, offset: int) -> None:
+        self._last: list[Any] | None = None
         self._size = size
         self._slide = slide
         self._offset = offset
@@ -271,8 +279,16 @@ class _SlidingWindows(WindowAssigner):
     def _windows_at(self, timestamp: int) -> list[Any]:
         size, slide = self._size, self._slide
         start = timestamp - (timestamp - self._offset) % slide
+        last = self._last
+        if last is not None and last[0][0] == start:
+            # When size is a multiple of slide, the windows depend on the latest start only:
+            # the last answer is reused (the caller must not change the list).
+            return last
         # Latest start first, as Flink lists them; every start with start + size > timestamp.
-        return [TimeWindow(s, s + size) for s in range(start, timestamp - size, -slide)]
+        windows = [TimeWindow(s, s + size) for s in range(start, timestamp - size, -slide)]
+        if size % slide == 0:
+            self._last = windows
+        return windows
 
     def __repr__(self) -> str:
         return (

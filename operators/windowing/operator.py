@@ -204,6 +204,14 @@ class WindowOperator(Operator[Any, Any]):
         self._event_time = spec.assigner.is_event_time()
         self._merging = isinstance(spec.assigner, MergingWindowAssigner)
         self._queues: dict[str, KeyedTimerQueue] = {}
+        # The common case gets a loop of its own (see _process_fast): event time, Flink's
+        # EventTimeTrigger, no merging, no evictor.
+        self._fast = (
+            type(self._trigger) is EventTimeTrigger
+            and self._event_time
+            and not self._merging
+            and self._evictor is None
+        )
         #: Late records dropped (no late-data side output): Flink's numLateRecordsDropped.
         self.num_late_records_dropped = 0
 
@@ -326,16 +334,87 @@ class WindowOperator(Operator[Any, Any]):
         late: list[Any] = []
         late_stamps: list[int | None] = []
         each_record = self._backend.each_record(records, self._key_selector)
-        for record, timestamp in zip(each_record, stamps, strict=True):
-            if not self._process_element(record, timestamp, out, out_stamps):
-                if self._spec.late_tag is not None:
+        if self._fast:
+            self._process_fast(each_record, stamps, out, out_stamps, late, late_stamps)
+        else:
+            for record, timestamp in zip(each_record, stamps, strict=True):
+                if not self._process_element(record, timestamp, out, out_stamps):
+                    if self._spec.late_tag is not None:
+                        late.append(record)
+                        late_stamps.append(timestamp)
+                    else:
+                        self.num_late_records_dropped += 1
+        if late:
+            self.side_outputs = {self._spec.late_tag: TimestampedBatch(late, late_stamps)}  # type: ignore[dict-item]
+        return TimestampedBatch(out, out_stamps)
+
+    def _process_fast(
+        self,
+        records: Any,
+        stamps: list[int | None],
+        out: list[Any],
+        out_stamps: list[int | None],
+        late: list[Any],
+        late_stamps: list[int | None],
+    ) -> None:
+        """:meth:`_process_element` for event-time windows with the EventTimeTrigger (no
+        merging, no evictor), written out: what that trigger would do per element is
+        known (FIRE once the watermark passed the window's end, else register a timer at
+        it, which only a new window needs: the others have theirs)."""
+        assign = self._assigner.assign_windows
+        ctx = self._context
+        contents_state = self._contents
+        watermark = self.current_watermark
+        lateness = self._lateness
+        kind = self._spec.kind
+        function = self._spec.function
+        if kind == "reduce":
+            reduce = _reduce_fn(function)
+        elif kind == "aggregate":
+            create = function.create_accumulator
+            add = function.add
+        tag = self._spec.late_tag
+        for record, timestamp in zip(records, stamps, strict=True):
+            windows = assign(record, timestamp, ctx)
+            contents = contents_state.value()
+            if contents is None:
+                contents = {}
+            skipped = True
+            fire = None
+            for window in windows:
+                end = window[1] - 1  # max_timestamp() of a TimeWindow (event-time windows)
+                if end + lateness <= watermark:
+                    continue  # past its cleanup time: late for this window
+                skipped = False
+                old = contents.get(window)
+                if kind == "reduce":
+                    contents[window] = record if old is None else reduce(old, record)
+                elif kind == "aggregate":
+                    contents[window] = add(record, create() if old is None else old)
+                elif old is None:
+                    contents[window] = [record]
+                else:
+                    old.append(record)
+                if end <= watermark:
+                    # A late firing, within the allowed lateness (a new window needs its
+                    # cleanup timer too).
+                    (fire := fire or []).append((window, old is None))
+                elif old is None:
+                    self._register_timer("event", end, window)
+                    self._register_cleanup(window)
+            contents_state.update(contents)
+            if fire:
+                for window, new in fire:
+                    ctx.window = window
+                    self._emit(window, window, out, out_stamps)
+                    if new:
+                        self._register_cleanup(window)
+            if skipped and timestamp is not None and timestamp + lateness <= watermark:
+                if tag is not None:
                     late.append(record)
                     late_stamps.append(timestamp)
                 else:
                     self.num_late_records_dropped += 1
-        if late:
-            self.side_outputs = {self._spec.late_tag: TimestampedBatch(late, late_stamps)}  # type: ignore[dict-item]
-        return TimestampedBatch(out, out_stamps)
 
     def _process_element(
         self, record: Any, timestamp: int | None, out: list[Any], stamps: list[int | None]

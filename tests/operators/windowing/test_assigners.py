@@ -3,6 +3,7 @@ examples, offsets, negative timestamps), session merging, defaults and validatio
 
 from __future__ import annotations
 
+import random
 from datetime import timedelta
 from typing import Any
 
@@ -363,3 +364,20 @@ def test_reprs_show_the_configuration() -> None:
         "SlidingEventTimeWindows(size=5, slide=1, offset=0)"
     )
     assert repr(EventTimeSessionWindows.with_gap(3)) == "EventTimeSessionWindows(gap=3)"
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: TumblingEventTimeWindows.of(1000, 100),
+        lambda: SlidingEventTimeWindows.of(5000, 1000, 300),
+        lambda: SlidingEventTimeWindows.of(3500, 1000),  # size not a multiple: no reuse
+    ],
+)
+def test_reusing_the_last_answer_never_changes_the_windows(make: Any) -> None:
+    rng = random.Random(7)
+    cached = make()
+    timestamps = sorted(rng.randrange(-20_000, 20_000) for _ in range(2000))
+    timestamps += [rng.randrange(-20_000, 20_000) for _ in range(2000)]  # and out of order
+    for ts in timestamps:
+        assert list(cached.assign_windows(None, ts, None)) == make().assign_windows(None, ts, None)
