@@ -380,7 +380,7 @@ class WindowOperator(Operator[Any, Any]):
             if contents is None:
                 contents = {}
             skipped = True
-            fire = None
+            fire: list[tuple[Any, bool]] | None = None
             for window in windows:
                 end = window[1] - 1  # max_timestamp() of a TimeWindow (event-time windows)
                 if end + lateness <= watermark:

@@ -33,14 +33,25 @@ KEYS = 40
 
 class GatedSequence(Source[int]):
     """0..n-1 in small batches over 4 splits; pauses after ``pause_after`` records per split
-    until ``gate`` is set (so a test can take a savepoint mid-stream)."""
+    until ``gate`` is set (so a test can take a savepoint mid-stream). With
+    ``pace_batches``, a reader waits after that many batches until one more checkpoint
+    completed, so a run has checkpoints all along, however slow the machine."""
 
     name = "Gated Sequence"
 
-    def __init__(self, n: int, pause_after: int | None = None, delay_s: float = 0.0) -> None:
+    def __init__(
+        self,
+        n: int,
+        pause_after: int | None = None,
+        delay_s: float = 0.0,
+        pace_batches: int | None = None,
+    ) -> None:
         self.n = n
         self.pause_after = pause_after
         self.delay_s = delay_s
+        self.pace_batches = pace_batches
+        #: Checkpoint completions seen by the readers (each reader counts each).
+        self.completed = 0
         self.gate = anyio.Event()
         self.paused = 0
 
@@ -54,10 +65,16 @@ class GatedSequence(Source[int]):
 
         class Reader(SourceReader[int]):
             next = start
+            batches = 0
 
             async def read_batch(self, max_records: int) -> list[int] | None:
                 if self.next >= hi:
                     return None
+                self.batches += 1
+                if source.pace_batches and self.batches % source.pace_batches == 0:
+                    seen = source.completed
+                    while source.completed == seen:
+                        await anyio.sleep(0.001)
                 if (
                     source.pause_after is not None
                     and self.next - lo >= source.pause_after
@@ -76,6 +93,9 @@ class GatedSequence(Source[int]):
 
             def position(self) -> int:
                 return self.next
+
+            async def notify_checkpoint_complete(self, checkpoint_id: int, position: Any) -> None:
+                source.completed += 1
 
         return Reader()
 
@@ -214,7 +234,7 @@ async def _checkpointed_run(tmp_path: Path, name: str, retained: int = 3) -> Pat
     env.enable_checkpointing(10)
     env.get_checkpoint_config().set_max_retained_checkpoints(retained)
     out: list[Any] = []
-    build(env, GatedSequence(2000, delay_s=0.002), out)
+    build(env, GatedSequence(2000, pace_batches=8), out)
     result = await env.execute(name)
     assert result.checkpoints_completed >= 3
     return tmp_path / "checkpoints" / name
@@ -417,7 +437,7 @@ async def _committed_run(tmp_path: Path, name: str, retained: int) -> Path:
     env = env_for(tmp_path, 2)
     env.enable_checkpointing(10)
     env.get_checkpoint_config().set_max_retained_checkpoints(retained)
-    build_exactly_once(env, GatedSequence(2000, delay_s=0.002), tmp_path / "out")
+    build_exactly_once(env, GatedSequence(2000, pace_batches=8), tmp_path / "out")
     result = await env.execute(name)
     assert result.checkpoints_completed >= 2
     return tmp_path / "checkpoints" / name
