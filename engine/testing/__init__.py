@@ -46,7 +46,11 @@ from streamlet.operators.records import StreamRecord
 from streamlet.operators.sinks.base import Sink, SinkWriter
 from streamlet.operators.sources.base import Source, SourceReader, SourceSessionContext
 from streamlet.testing.faults import Fault, FaultInjector, InjectedFault, inject_faults
-from streamlet.testing.harness import KeyedOperatorTestHarness, OperatorTestHarness
+from streamlet.testing.harness import (
+    KeyedOperatorTestHarness,
+    OperatorTestHarness,
+    WindowOperatorTestHarness,
+)
 from streamlet.testing.snapshot import HarnessSnapshot
 
 __all__ = [
@@ -60,6 +64,7 @@ __all__ = [
     "StreamRecord",
     "TestingSink",
     "TestingSource",
+    "WindowOperatorTestHarness",
     "inject_faults",
     "run_and_collect",
     "run_and_collect_result",

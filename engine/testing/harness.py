@@ -41,7 +41,12 @@ from streamlet.state.key_groups import (
 from streamlet.state.operator_state import OperatorStateBackend
 from streamlet.testing.snapshot import HarnessSnapshot, restore_inputs
 
-__all__ = ["HarnessSnapshot", "KeyedOperatorTestHarness", "OperatorTestHarness"]
+__all__ = [
+    "HarnessSnapshot",
+    "KeyedOperatorTestHarness",
+    "OperatorTestHarness",
+    "WindowOperatorTestHarness",
+]
 
 #: The operations a harness drives: those of OPERATIONS that call a user function's method
 #: per record (map, flat_map, filter, process; and reduce, keyed only).
@@ -538,3 +543,105 @@ class KeyedOperatorTestHarness(OperatorTestHarness):
         :raises TypeError: if ``key`` has no stable hash
         """
         return assign_to_key_group(key, self.max_parallelism) in self.key_group_range
+
+
+class WindowOperatorTestHarness(KeyedOperatorTestHarness):
+    """Drive a window operator by hand: ``key_by(key_selector).window(assigner)`` with a
+    window function, as a job would build it.
+
+    The verbs are those of :class:`KeyedOperatorTestHarness`: records in with
+    ``process_element(value, timestamp)``, windows fire on ``process_watermark(ts)`` (event
+    time) or ``set_processing_time(ms)``, ``get_output()`` lists what fired (each result
+    with its window's ``max_timestamp()``), ``get_side_output(tag)`` the late data, and
+    ``snapshot()`` / ``restore=`` carry open windows, their trigger state and timers, at any
+    parallelism.
+
+    Example::
+
+        import anyio
+        from streamlet import TumblingEventTimeWindows
+        from streamlet.testing import WindowOperatorTestHarness
+
+        async def main() -> None:
+            harness = WindowOperatorTestHarness(
+                TumblingEventTimeWindows.of(10), lambda a, b: a + b, key_selector=lambda v: "k",
+                kind="reduce",
+            )
+            async with harness:
+                await harness.process_element(1, timestamp=3)
+                await harness.process_element(2, timestamp=7)
+                assert await harness.process_watermark(9) == [3]
+
+        anyio.run(main)
+
+    :param assigner: the WindowAssigner
+    :param function: the reduce function, AggregateFunction, ProcessWindowFunction or
+        WindowFunction
+    :param key_selector: record -> key
+    :param kind: ``"reduce"``, ``"aggregate"``, ``"process"`` or ``"apply"`` (default: told
+        from ``function``'s methods)
+    :param trigger, evictor, allowed_lateness, late_data, window_function: as the
+        WindowedStream methods of those names (``late_data`` is an OutputTag)
+
+    The other parameters are those of :class:`OperatorTestHarness`.
+    """
+
+    _kinds = ["reduce", "aggregate", "process", "apply"]
+
+    def __init__(
+        self,
+        assigner: Any,
+        function: Any,
+        key_selector: Any,
+        *,
+        kind: str | None = None,
+        trigger: Any = None,
+        evictor: Any = None,
+        allowed_lateness: Any = 0,
+        late_data: OutputTag | None = None,
+        window_function: Any = None,
+        parallelism: int = 1,
+        subtask_index: int = 0,
+        max_parallelism: int = DEFAULT_MAX_PARALLELISM,
+        restore: HarnessSnapshot | Sequence[HarnessSnapshot] | None = None,
+        uid: str = "harness",
+        name: str | None = None,
+    ) -> None:
+        from streamlet.operators.time import to_millis
+        from streamlet.operators.windowing.operator import WindowSpec
+
+        if kind is None:
+            if callable(getattr(function, "create_accumulator", None)):
+                kind = "aggregate"
+            elif callable(getattr(function, "process", None)):
+                kind = "process"
+            elif callable(getattr(function, "apply", None)):
+                kind = "apply"
+            else:
+                kind = "reduce"
+        self._spec = WindowSpec(
+            assigner=assigner,
+            trigger=trigger,
+            evictor=evictor,
+            allowed_lateness=to_millis(allowed_lateness, "allowed_lateness"),
+            late_tag=None if late_data is None else late_data.tag_id,
+            kind=kind,
+            function=function,
+            window_function=window_function,
+        )
+        super().__init__(
+            function,
+            key_selector,
+            kind=kind,
+            parallelism=parallelism,
+            subtask_index=subtask_index,
+            max_parallelism=max_parallelism,
+            restore=restore,
+            uid=uid,
+            name=name or type(assigner).__name__,
+        )
+
+    def _build_operator(self) -> Operator[Any, Any]:
+        from streamlet.operators.windowing.operator import WindowOperator
+
+        return WindowOperator(self._spec, self.key_selector)
