@@ -680,12 +680,14 @@ class WindowOperator(Operator[Any, Any]):
         self._purge(state_window)
         self._trigger.clear(window, ctx)
         self._trigger_states.clear_window(window)
-        self._user_states.clear_window(window)
         fn = self._spec.function if self._spec.kind in ("process", "apply") else None
         fn = fn or self._spec.window_function
         clear = getattr(fn, "clear", None)
         if callable(clear):
+            # Before the window's state goes: clear(context) is where a function reads and
+            # cleans up its window_state() (Flink's ProcessWindowFunction.clear).
             clear(self._function_context)
+        self._user_states.clear_window(window)
         if merging is not None:
             merging.retire_window(window)
 
