@@ -31,6 +31,7 @@ mutants: $(STAMP)
 	$(PY) .ci/mutants.py $(ARGS)
 
 bench: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[bench]'
 	$(PY) -m bench $(ARGS)
 
 soak: $(STAMP)

@@ -402,7 +402,7 @@ class WindowOperator(Operator[Any, Any]):
                 elif old is None:
                     self._register_timer("event", end, window)
                     self._register_cleanup(window)
-            contents_state.update(contents)
+            contents_state.update(contents or None)  # no empty dict left for a late record
             if fire:
                 for window, new in fire:
                     ctx.window = window
