@@ -292,3 +292,21 @@ async def test_processing_time_windows_fire_with_the_injected_clock(anyio_backen
         await source.close()
         await client.wait()
     assert sorted(out) == [("a", 1000, 1100, [1, 2]), ("b", 1000, 1100, [3])]
+
+
+async def test_event_time_windows_without_timestamps_fail_with_flinks_hint(
+    anyio_backend: str,
+) -> None:
+    from streamlet import JobExecutionError
+
+    env = _env(1)
+    (
+        env.from_collection([("a", 1)])
+        .key_by(lambda r: r[0])
+        .window(TumblingEventTimeWindows.of(10))
+        .reduce(lambda a, b: a)
+        .add_sink(lambda _: None)
+    )
+    with pytest.raises(JobExecutionError, match="assign_timestamps_and_watermarks") as info:
+        await env.execute("no timestamps")
+    assert "Window(Reduce)" in str(info.value)
