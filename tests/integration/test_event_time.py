@@ -226,3 +226,35 @@ async def test_processing_time_timers_fire_when_the_injected_clock_passes_them(
         await source.close()
         await client.wait()
     assert sorted(r for r in out if r[0] == "fired") == [("fired", "a", 1100), ("fired", "b", 1100)]
+
+
+class SeenWatermark(ProcessFunction):
+    """Tags each record with the watermark this operator had when the record came."""
+
+    def process_element(self, value: Any, ctx: ProcessFunction.Context) -> Any:
+        yield (value, ctx.timestamp(), ctx.timer_service().current_watermark())
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+async def test_what_timers_emit_arrives_before_the_watermark_that_fired_them(
+    anyio_backend: str, shuffle: bool
+) -> None:
+    records = [(f"k{i % 5}", i * 7) for i in range(200)]
+    env = _env(2)
+    out: list[Any] = []
+    fired = (
+        env.from_source(
+            TestingSource(records, batch_size=3),
+            _by_ts(WatermarkStrategy.for_generator(Punctuated)),
+        )
+        .set_parallelism(1)
+        .key_by(lambda r: r[0])
+        .process(FireAt())
+    )
+    (fired.rebalance() if shuffle else fired).process(SeenWatermark()).add_sink(out.append)
+    await env.execute("order")
+    assert len(out) == len(records)
+    for _value, timestamp, watermark in out:
+        # The timer fired when the watermark passed its timestamp; downstream, its output
+        # must come before that watermark does (Flink forwards a watermark after its timers).
+        assert watermark < timestamp
