@@ -31,13 +31,10 @@ import tracemalloc
 from datetime import UTC
 from typing import Any
 
-import anyio
-
+from bench.bench_time import CountingSink, timed_job
 from streamlet import (
     AggregateFunction,
     Duration,
-    Sink,
-    SinkWriter,
     SlidingEventTimeWindows,
     StreamExecutionEnvironment,
     Time,
@@ -57,22 +54,6 @@ BOUND_MS = 100
 BATCH = 512
 #: Records for the Bytewax comparison (Bytewax needs about 10 us a record here).
 BYTEWAX_N = int(os.environ.get("STREAMLET_BENCH_BYTEWAX_N", str(N // 4)))
-
-
-class _Counting(Sink):
-    name = "Counting Sink"
-
-    def __init__(self) -> None:
-        self.count = 0
-
-    def create_writer(self) -> SinkWriter:
-        sink = self
-
-        class _Writer(SinkWriter):
-            async def write_batch(self, records: list[Any]) -> None:
-                sink.count += len(records)
-
-        return _Writer()
 
 
 class Count(AggregateFunction):
@@ -103,7 +84,7 @@ def _timestamp(i: int, _record_timestamp: Any) -> int:
 
 async def engine_tumbling(n: int) -> int:
     env = StreamExecutionEnvironment.get_execution_environment()
-    sink = _Counting()
+    sink = CountingSink()
     strategy = WatermarkStrategy.for_bounded_out_of_orderness(
         Duration.of_millis(BOUND_MS)
     ).with_timestamp_assigner(_timestamp)
@@ -120,7 +101,7 @@ async def engine_tumbling(n: int) -> int:
 
 async def engine_sliding(n: int) -> int:
     env = StreamExecutionEnvironment.get_execution_environment()
-    sink = _Counting()
+    sink = CountingSink()
     strategy = WatermarkStrategy.for_bounded_out_of_orderness(
         Duration.of_millis(BOUND_MS)
     ).with_timestamp_assigner(_timestamp)
@@ -166,16 +147,6 @@ def plain_sliding(n: int) -> int:
     return plain_windows(n, 5000, 1000, _add, lambda i: i)
 
 
-def _timed(job: Any, *args: Any) -> tuple[float, int]:
-    async def main() -> tuple[float, int]:
-        cpu = time.process_time()
-        count = await job(*args)
-        return time.process_time() - cpu, count
-
-    gc.collect()
-    return anyio.run(main)
-
-
 def _compare(label: str, plain: Any, job: Any, target: float) -> dict[str, Any]:
     ratios = []
     for _ in range(REPEAT):
@@ -183,7 +154,7 @@ def _compare(label: str, plain: Any, job: Any, target: float) -> dict[str, Any]:
         cpu = time.process_time()
         base_count = plain(N)
         base = time.process_time() - cpu
-        engine, count = _timed(job, N)
+        engine, count = timed_job(job, N)
         assert count == base_count, (label, count, base_count)
         ratios.append(base / engine)
     ratio = statistics.median(ratios)
@@ -239,7 +210,7 @@ def _versus_bytewax() -> dict[str, Any]:
         cpu = time.process_time()
         theirs = bytewax_tumbling(BYTEWAX_N)
         bytewax_cpu = time.process_time() - cpu
-        ours_cpu, ours = _timed(engine_tumbling, BYTEWAX_N)
+        ours_cpu, ours = timed_job(engine_tumbling, BYTEWAX_N)
         assert ours == theirs, ("windows emitted", ours, theirs)
         ratios.append(bytewax_cpu / ours_cpu)
     ratio = statistics.median(ratios)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import inspect
-import time
 from collections.abc import Callable
 from itertools import compress
 from typing import TYPE_CHECKING, Any
@@ -38,6 +37,7 @@ from .functions import (
     ProcessFunction,
     TimerService,
 )
+from .processing_time import current_processing_time
 from .records import OutputTag, SideOutputs, TimestampedBatch
 from .time import TimeDomain
 
@@ -379,13 +379,6 @@ def _not_open_batch(batch: list[Any]) -> list[Any]:
     raise StreamletInternalError("process operators run their own loop")
 
 
-def _now(ctx: Any) -> int:
-    service = ctx.processing_time
-    if service is None:
-        return time.time_ns() // 1_000_000
-    return service.now_ms()
-
-
 def _no_timers(name: str) -> TypeError:
     return TypeError(
         f"operator {name!r}: timers are only available on a keyed stream; call key_by(...) "
@@ -407,7 +400,7 @@ class ProcessOperator(BatchTransformOperator):
         self._ctx = ProcessFunction.Context(TimerService(self))
 
     def processing_time_now(self) -> int:
-        return _now(self.ctx)
+        return current_processing_time(self.ctx.processing_time)
 
     def register_timer(self, domain: str, timestamp: int) -> None:
         raise _no_timers(self.ctx.operator_name)
@@ -501,17 +494,14 @@ class KeyedProcessOperator(UserFunctionOperator):
         return queue
 
     def _request_processing_time(self) -> None:
-        queue = self._queues.get("processing")
         service = self.ctx.processing_time
-        if queue is not None and service is not None:
-            next_timer = queue.peek()
-            if next_timer is not None:
-                service.request(next_timer)
+        if service is not None:
+            service.request_earliest(self._queues.get("processing"))
 
     # --- the TimerService's owner ---
 
     def processing_time_now(self) -> int:
-        return _now(self.ctx)
+        return current_processing_time(self.ctx.processing_time)
 
     def register_timer(self, domain: str, timestamp: int) -> None:
         self._queue(domain).register(timestamp)

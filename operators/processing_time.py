@@ -18,7 +18,13 @@ import math
 import time
 from typing import Any, Protocol
 
-__all__ = ["ManualClock", "ProcessingTimeClock", "ProcessingTimeService", "SystemClock"]
+__all__ = [
+    "ManualClock",
+    "ProcessingTimeClock",
+    "ProcessingTimeService",
+    "SystemClock",
+    "current_processing_time",
+]
 
 #: "No wake-up requested": compares above every timestamp.
 NEVER = math.inf
@@ -136,6 +142,14 @@ class ProcessingTimeService:
         if at_ms < self.deadline:
             self.deadline = at_ms
 
+    def request_earliest(self, timers: Any) -> None:
+        """Wake the subtask for the earliest of ``timers`` (a timer queue's ``peek()``;
+        nothing if there are none or no queue yet)."""
+        if timers is not None:
+            earliest = timers.peek()
+            if earliest is not None:
+                self.request(earliest)
+
     def take_due(self, now_ms: int) -> bool:
         """If the deadline is reached at ``now_ms``, forget it (the woken operators request
         their next ones) and return True."""
@@ -143,3 +157,11 @@ class ProcessingTimeService:
             self.deadline = NEVER
             return True
         return False
+
+
+def current_processing_time(service: ProcessingTimeService | None) -> int:
+    """The processing time an operator reads: its subtask's clock, or the wall clock for an
+    operator opened without one (by hand, outside the engine and the harnesses)."""
+    if service is None:
+        return time.time_ns() // 1_000_000
+    return service.now_ms()

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, overload
 
-__all__ = ["OutputTag", "SideOutputs", "StreamRecord", "TimestampedBatch", "split_side_outputs"]
+__all__ = ["OutputTag", "SideOutputs", "StreamRecord", "TimestampedBatch"]
 
 
 class TimestampedBatch:
@@ -116,25 +116,3 @@ class OutputTag:
 
 #: tag id -> the side output records of one batch (a list, or a TimestampedBatch).
 SideOutputs = dict[str, Any]
-
-
-def split_side_outputs(items: list[Any], side: SideOutputs) -> list[Any]:
-    """Move the ``(OutputTag, value)`` items of ``items`` into ``side``; return the rest.
-
-    For outputs without timestamps. Items that are not side outputs keep their order.
-    """
-    main: list[Any] = []
-    for item in items:
-        if type(item) is tuple and len(item) == 2 and type(item[0]) is OutputTag:
-            side.setdefault(item[0].tag_id, []).append(item[1])
-        else:
-            main.append(item)
-    return main
-
-
-def has_side_output(items: list[Any]) -> bool:
-    """Whether any of ``items`` is an ``(OutputTag, value)`` pair."""
-    for item in items:
-        if type(item) is tuple and len(item) == 2 and type(item[0]) is OutputTag:
-            return True
-    return False

@@ -166,18 +166,6 @@ class HeapKeyedStateBackend:
         self._kg_index = index
         self._current_key = key
 
-    def _set_current_key_at(self, key: Any, index: int) -> None:
-        """Make ``key`` the current key, its key group index ``index`` known already.
-
-        For :class:`~streamlet.state.timers.KeyedTimerQueue`, which remembers the index of
-        each timer's key: firing a timer then sets its key without hashing it again.
-
-        Invariant (the caller's): ``index`` is ``key``'s key group minus the range's start,
-        as :meth:`set_current_key` computes it.
-        """
-        self._kg_index = index
-        self._current_key = key
-
     def _foreign(self, key: Any) -> NoReturn:
         raise StateError(
             f"key {key!r} belongs to key group {assign_to_key_group(key, self.max_parallelism)}"

@@ -356,7 +356,8 @@ class KeyedTimerQueue:
                 else:
                     heapreplace(heap, following)
             self._count -= 1
-            # backend._set_current_key_at(key, i), written out (once per timer).
+            # The timer's key becomes current without hashing it again: its key group index
+            # came with the entry (what set_current_key would compute).
             backend._kg_index = i
             backend._current_key = key
             yield timestamp

@@ -391,17 +391,7 @@ class _KeyGroups(Router):
 
         Carrying is for batches with misses, so the keys are looked up all at once (no
         per-record hit loop as in :meth:`_split_plain`), the misses hashed together."""
-        key_of = self._key
-        try:
-            keys = [key_of(record) for record in records]
-        except Exception:
-            self._raise_selector_error(records)
-            raise
-        memo = self._memo
-        try:
-            groups = memo.key_groups(keys)
-        except TypeError as exc:  # an UnusableKeyError, which names the key
-            raise key_error(getattr(exc, "key", None), exc, self.consumer) from None
+        keys, groups = self._keys_and_groups(records)
         parts = [KeyedBatch([], [], []) for _ in range(self.n)]
         add_record = [part.records.append for part in parts]
         add_key = [part.keys.append for part in parts]
@@ -413,11 +403,17 @@ class _KeyGroups(Router):
             add_record[target](record)
             add_key[target](key)
             add_index[target](index_of[group])
-        return parts, memo.last_misses
+        return parts, self._memo.last_misses
 
     def targets_of(self, records: list[Any]) -> list[int]:
         """The consumer of each record: records with timestamps go as TimestampedBatches,
         whose keyed operator finds the key groups in its own memo."""
+        target_of = self._target_of
+        return [target_of[group] for group in self._keys_and_groups(records)[1]]
+
+    def _keys_and_groups(self, records: list[Any]) -> tuple[list[Any], list[int]]:
+        """Every record's key and key group, the misses hashed at once; a failing key
+        selector or an unusable key raises the error naming the keyed operator."""
         key_of = self._key
         try:
             keys = [key_of(record) for record in records]
@@ -425,11 +421,9 @@ class _KeyGroups(Router):
             self._raise_selector_error(records)
             raise
         try:
-            groups = self._memo.key_groups(keys)
+            return keys, self._memo.key_groups(keys)
         except TypeError as exc:  # an UnusableKeyError, which names the key
             raise key_error(getattr(exc, "key", None), exc, self.consumer) from None
-        target_of = self._target_of
-        return [target_of[group] for group in groups]
 
     def _raise_selector_error(self, records: list[Any]) -> None:
         """Find the record the key selector fails on and raise the error naming it."""

@@ -520,7 +520,9 @@ class Subtask:
         while remaining:
             if self.mailbox:
                 await self._run_mailbox()
-            if timed and service.deadline <= now_ms():
+            # The clock is read only while a wake-up is wanted (a keyed process operator
+            # is timed, but most have no processing-time timer).
+            if timed and service.deadline != NEVER and service.deadline <= now_ms():
                 await self._fire_processing_time()
             item = poll()
             if item is None:

@@ -28,7 +28,6 @@ event time, ``max_timestamp()`` in processing time), by a timer registered with 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +38,7 @@ from streamlet.state.heap_backend import HeapKeyedStateBackend
 from streamlet.state.timers import KeyedTimerQueue, timer_state_name
 
 from ..base import Operator, OperatorContext
+from ..processing_time import current_processing_time
 from ..records import TimestampedBatch
 from ..time import MAX_WATERMARK_TIMESTAMP
 from .assigners import MergingWindowAssigner, WindowAssigner
@@ -264,8 +264,7 @@ class WindowOperator(Operator[Any, Any]):
         return getter(descriptor)
 
     def processing_time_now(self) -> int:
-        service = self.ctx.processing_time
-        return time.time_ns() // 1_000_000 if service is None else service.now_ms()
+        return current_processing_time(self.ctx.processing_time)
 
     # --- timers, namespaced by window ---
 
@@ -306,12 +305,9 @@ class WindowOperator(Operator[Any, Any]):
         state.update(timers or None)
 
     def _request_processing_time(self) -> None:
-        queue = self._queues.get("processing")
         service = self.ctx.processing_time
-        if queue is not None and service is not None:
-            next_timer = queue.peek()
-            if next_timer is not None:
-                service.request(next_timer)
+        if service is not None:
+            service.request_earliest(self._queues.get("processing"))
 
     def _cleanup_time(self, window: Any) -> int:
         if not self._event_time:
