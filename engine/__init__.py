@@ -18,6 +18,7 @@ and sinks (``PushSource``, ``FileSink``, ``TwoPhaseCommitSink``), checkpoint
 and restart settings, state descriptors (also in :mod:`streamlet.state`) and the errors.
 """
 
+from streamlet.api.connected import ConnectedStreams as ConnectedStreams
 from streamlet.api.datastream import DataStream as DataStream
 from streamlet.api.datastream import DataStreamSink as DataStreamSink
 from streamlet.api.datastream import KeyedStream as KeyedStream
@@ -37,8 +38,12 @@ from streamlet.job.client import JobClient as JobClient
 from streamlet.job.restart import RestartStrategies as RestartStrategies
 from streamlet.job.result import JobExecutionResult as JobExecutionResult
 from streamlet.job.result import JobStatus as JobStatus
+from streamlet.operators.functions import CoFlatMapFunction as CoFlatMapFunction
+from streamlet.operators.functions import CoMapFunction as CoMapFunction
+from streamlet.operators.functions import CoProcessFunction as CoProcessFunction
 from streamlet.operators.functions import FilterFunction as FilterFunction
 from streamlet.operators.functions import FlatMapFunction as FlatMapFunction
+from streamlet.operators.functions import KeyedCoProcessFunction as KeyedCoProcessFunction
 from streamlet.operators.functions import KeyedProcessFunction as KeyedProcessFunction
 from streamlet.operators.functions import KeySelector as KeySelector
 from streamlet.operators.functions import MapFunction as MapFunction
@@ -123,6 +128,10 @@ __all__ = [
     "CheckpointConfig",
     "CheckpointError",
     "CheckpointingMode",
+    "CoFlatMapFunction",
+    "CoMapFunction",
+    "CoProcessFunction",
+    "ConnectedStreams",
     "ContinuousEventTimeTrigger",
     "ContinuousProcessingTimeTrigger",
     "CountEvictor",
@@ -152,6 +161,7 @@ __all__ = [
     "JobManagerCheckpointStorage",
     "JobStatus",
     "KeySelector",
+    "KeyedCoProcessFunction",
     "KeyedProcessFunction",
     "KeyedStream",
     "ListStateDescriptor",

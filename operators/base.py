@@ -109,6 +109,10 @@ class Operator(ABC, Generic[IN, OUT]):
     side_outputs: dict[str, Any] | None = None
     #: The operator's input watermark (Flink's ``currentWatermark``).
     current_watermark: int = MIN_TIMESTAMP
+    #: True for a two-input operator (``connect``): :meth:`process_batch` gets the first
+    #: input's batches, :meth:`process_batch2` the second's. Its input watermark is the
+    #: minimum of both inputs' (idle inputs aside), and barriers align across both.
+    two_inputs: bool = False
 
     ctx: OperatorContext
 
@@ -120,6 +124,10 @@ class Operator(ABC, Generic[IN, OUT]):
     async def process_batch(self, batch: Any) -> Any:
         """Process one batch (a list; a TimestampedBatch too if ``accepts_timestamps``) and
         return the records to emit, in order, as the same kind of batch."""
+
+    async def process_batch2(self, batch: Any) -> Any:
+        """Process one batch of the second input (only called if :attr:`two_inputs`)."""
+        raise NotImplementedError(f"{type(self).__name__} has one input")
 
     async def process_watermark(self, watermark: int) -> Any:
         """The input watermark advanced to ``watermark``: fire what it makes due and return

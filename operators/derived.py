@@ -409,7 +409,9 @@ class ProcessOperator(BatchTransformOperator):
         raise _no_timers(self.ctx.operator_name)
 
     async def process_batch(self, batch: Any) -> Any:
-        calls = self._calls
+        return await self._process(batch, self._calls)
+
+    async def _process(self, batch: Any, calls: _ProcessCalls) -> Any:
         timed = type(batch) is TimestampedBatch
         if calls.is_async:
             out = await calls.run_async(
@@ -516,9 +518,13 @@ class KeyedProcessOperator(UserFunctionOperator):
     # --- records, watermarks, processing time ---
 
     async def process_batch(self, batch: Any) -> Any:
-        calls = self._calls
+        return await self._process(batch, self._calls, self._key_selector)
+
+    async def _process(
+        self, batch: Any, calls: _ProcessCalls, key_selector: Callable[[Any], Any]
+    ) -> Any:
+        """Run ``calls`` over ``batch`` with each record's key (by ``key_selector``) current."""
         each_record = self._backend.each_record
-        key_selector = self._key_selector
         if type(batch) is TimestampedBatch:
             records = each_record(batch.records, key_selector)
             if calls.is_async:

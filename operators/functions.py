@@ -14,7 +14,7 @@ import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar
 
 from streamlet.state.errors import StateError
 
@@ -25,12 +25,16 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FUNCTION_METHODS",
+    "CoFlatMapFunction",
+    "CoMapFunction",
+    "CoProcessFunction",
     "FilterFunction",
     "FlatMapFunction",
     "FunctionAdapter",
     "FunctionInitializationContext",
     "FunctionSnapshotContext",
     "KeySelector",
+    "KeyedCoProcessFunction",
     "KeyedProcessFunction",
     "MapFunction",
     "ProcessFunction",
@@ -55,6 +59,10 @@ FUNCTION_METHODS = {
     "process": "process_element",
     "reduce": "reduce",
     "add_sink": "invoke",
+    # Two inputs: the first input's method (the second's is in connected.CO_METHODS).
+    "co_map": "map1",
+    "co_flat_map": "flat_map1",
+    "co_process": "process_element1",
 }
 
 
@@ -291,6 +299,81 @@ class KeyedProcessFunction(_RichFunction, Generic[KEY, IN, OUT]):
         Records emitted from an event-time timer carry ``timestamp``; from a processing-time
         timer, no timestamp (as in Flink).
         """
+        return None
+
+
+# --- functions of two inputs (``a.connect(b)``) ---
+
+IN1 = TypeVar("IN1")
+"""Type of the records of a connected pair's first input."""
+IN2 = TypeVar("IN2")
+"""Type of the records of a connected pair's second input."""
+
+
+class CoMapFunction(_RichFunction, Generic[IN1, IN2, OUT]):
+    """``connect(...).map``: ``map1`` for each record of the first input, ``map2`` for the
+    second's; on connected keyed streams both see keyed state of the record's key."""
+
+    @abstractmethod
+    def map1(self, value: IN1) -> OUT: ...
+
+    @abstractmethod
+    def map2(self, value: IN2) -> OUT: ...
+
+
+class CoFlatMapFunction(_RichFunction, Generic[IN1, IN2, OUT]):
+    """``connect(...).flat_map``: zero or more records per record of either input."""
+
+    @abstractmethod
+    def flat_map1(self, value: IN1) -> Iterable[OUT] | None: ...
+
+    @abstractmethod
+    def flat_map2(self, value: IN2) -> Iterable[OUT] | None: ...
+
+
+class CoProcessFunction(_RichFunction, Generic[IN1, IN2, OUT]):
+    """``connect(...).process`` on non-keyed streams: ``process_element1`` /
+    ``process_element2`` with the record's timestamp and time in ``ctx``, and side outputs
+    (``yield tag, value``). No timers: they need connected keyed streams
+    (:class:`KeyedCoProcessFunction`)."""
+
+    #: What ``process_element1/2`` see: ProcessFunction's context.
+    Context: TypeAlias = ProcessFunction.Context
+
+    @abstractmethod
+    def process_element1(self, value: IN1, ctx: ProcessFunction.Context) -> Iterable[OUT] | None:
+        """A record of the first input: return (or yield) zero or more records."""
+
+    @abstractmethod
+    def process_element2(self, value: IN2, ctx: ProcessFunction.Context) -> Iterable[OUT] | None:
+        """A record of the second input: return (or yield) zero or more records."""
+
+
+class KeyedCoProcessFunction(_RichFunction, Generic[KEY, IN1, IN2, OUT]):
+    """``connect(...).process`` on connected keyed streams: both inputs share the keyed state
+    of the current key, and timers call :meth:`on_timer` with their key current, as in a
+    :class:`KeyedProcessFunction`."""
+
+    #: KeyedProcessFunction's contexts: the key, time and timers.
+    Context: TypeAlias = KeyedProcessFunction.Context
+    OnTimerContext: TypeAlias = KeyedProcessFunction.OnTimerContext
+
+    @abstractmethod
+    def process_element1(
+        self, value: IN1, ctx: KeyedProcessFunction.Context
+    ) -> Iterable[OUT] | None:
+        """A record of the first input, its key current."""
+
+    @abstractmethod
+    def process_element2(
+        self, value: IN2, ctx: KeyedProcessFunction.Context
+    ) -> Iterable[OUT] | None:
+        """A record of the second input, its key current."""
+
+    def on_timer(
+        self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext
+    ) -> Iterable[OUT] | None:
+        """A timer of ``ctx.get_current_key()`` fired (as in KeyedProcessFunction.on_timer)."""
         return None
 
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from . import derived
+from . import connected, derived
 from .base import Operator
 from .derived import fresh_copy
 from .functions import FUNCTION_METHODS, FunctionAdapter
@@ -44,9 +44,14 @@ class Operation:
     method: str | None
     operator: OperatorFactory | None = None
     keyed_operator: KeyedOperatorFactory | None = None
+    #: How many inputs its operator has: 2 for the operations of ``connect``.
+    inputs: int = 1
 
     def create(
-        self, function: Any, key_selector: Callable[[Any], Any] | None, args: tuple[Any, ...]
+        self,
+        function: Any,
+        key_selector: Callable[[Any], Any] | connected.KeySelectors | None,
+        args: tuple[Any, ...],
     ) -> Operator[Any, Any]:
         """A fresh operator instance (one per subtask and attempt) with its own function copy.
 
@@ -143,6 +148,31 @@ OPERATIONS: dict[str, Operation] = _table(
     *(
         Operation(kind, "operator", None, None, _aggregate(kind))
         for kind in ("sum", "min", "max", "min_by", "max_by")
+    ),
+    # Two inputs (``connect``): the function object has a method per input (CO_METHODS).
+    Operation(
+        "co_map",
+        "operator",
+        FUNCTION_METHODS["co_map"],
+        connected.co_map_operator,
+        connected.keyed_co_map_operator,
+        inputs=2,
+    ),
+    Operation(
+        "co_flat_map",
+        "operator",
+        FUNCTION_METHODS["co_flat_map"],
+        connected.co_flat_map_operator,
+        connected.keyed_co_flat_map_operator,
+        inputs=2,
+    ),
+    Operation(
+        "co_process",
+        "operator",
+        FUNCTION_METHODS["co_process"],
+        connected.co_process_operator,
+        connected.keyed_co_process_operator,
+        inputs=2,
     ),
     Operation("add_sink", "sink", FUNCTION_METHODS["add_sink"], _callback_sink),
     Operation("print", "sink", None, _print_sink),

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 
+from streamlet.api.connected import ConnectedStreams
 from streamlet.api.windowed import AllWindowedStream, WindowedStream
 from streamlet.graph.partitioners import (
     BroadcastPartitioner,
@@ -26,6 +27,7 @@ from streamlet.graph.partitioners import (
 )
 from streamlet.graph.stream_graph import StreamGraph, StreamNode
 from streamlet.operators import derived
+from streamlet.operators.connected import KeySelectors
 from streamlet.operators.functions import FunctionAdapter, KeyedProcessFunction, key_selector_of
 from streamlet.operators.operations import OPERATIONS
 from streamlet.operators.records import OutputTag
@@ -153,6 +155,9 @@ class _NodeHandle:
 
 class DataStream(_NodeHandle):
     """A stream of records produced by one operator, or a union / partitioning of streams."""
+
+    #: The key selector of a KeyedStream; None for a stream that is not keyed.
+    _key_selector: Callable[[Any], Any] | None = None
 
     def __init__(
         self,
@@ -285,6 +290,42 @@ class DataStream(_NodeHandle):
         """Count windows over the whole stream: every ``size`` elements (sliding by
         ``slide`` if given), in one subtask."""
         return self.window_all(_count_assigner(size, slide))
+
+    def connect(self, stream: DataStream) -> ConnectedStreams:
+        """Pair this stream with ``stream`` (of any record type) for an operator of two
+        inputs: ``.map`` (CoMapFunction), ``.flat_map`` (CoFlatMapFunction) or ``.process``
+        (CoProcessFunction, KeyedCoProcessFunction); keyed when both streams are keyed.
+
+        :raises TypeError: if ``stream`` is not a DataStream
+        :raises ValueError: if ``stream`` belongs to another execution environment
+        """
+        if not isinstance(stream, DataStream):
+            raise TypeError(f"connect() needs a DataStream, got {stream!r}")
+        if stream._env is not self._env:
+            raise ValueError("connect() needs two streams of the same execution environment")
+        return ConnectedStreams(self, stream)
+
+    def _two_input_node(
+        self,
+        api: str,
+        name: str,
+        func: Any,
+        second: DataStream,
+        key_selector: KeySelectors | None,
+    ) -> DataStream:
+        """Add the operator of connected streams: this stream its first input, ``second``
+        its second (see :class:`~streamlet.api.connected.ConnectedStreams`)."""
+        derived.check_copyable(func, f"connect(...).{api.removeprefix('co_')}")
+        node = self._env._graph.add_node(
+            OPERATIONS[api],
+            name,
+            list(self._inputs),
+            second_inputs=list(second._inputs),
+            function=func,
+            key_selector=key_selector,
+        )
+        self._env._check_forward_edges(node)
+        return DataStream(self._env, [(node, None, None)], node)
 
     def union(self, *streams: DataStream) -> DataStream:
         """Merge this stream with ``streams`` (same record type) into one stream."""

@@ -21,6 +21,7 @@ from typing import Any
 
 from streamlet.graph.partitioners import ForwardPartitioner, Partitioner, RebalancePartitioner
 from streamlet.operators.base import Operator
+from streamlet.operators.connected import KeySelectors
 from streamlet.operators.operations import Operation, OperationKind
 from streamlet.operators.sources.base import Source
 
@@ -38,6 +39,9 @@ class StreamEdge:
     partitioner: Partitioner | None = None
     #: The side output this edge carries (an OutputTag's id), None for the main output.
     output_tag: str | None = None
+    #: Which input of a two-input operator this edge feeds: 0 (the first, and the only
+    #: input of every other operator) or 1 (the second: ``connect``'s argument).
+    input_index: int = 0
 
     def resolved_partitioner(self, default_parallelism: int) -> Partitioner:
         if self.partitioner is not None:
@@ -56,8 +60,9 @@ class StreamNode:
     name: str
     #: The user function as the user gave it (each operator instance gets its own copy).
     function: Any = None
-    #: The key selector of a keyed stream's operation, ``None`` on a non-keyed stream.
-    key_selector: Callable[[Any], Any] | None = None
+    #: The key selector of a keyed stream's operation, ``None`` on a non-keyed stream; for
+    #: an operation on connected keyed streams, one per input (:class:`KeySelectors`).
+    key_selector: Callable[[Any], Any] | KeySelectors | None = None
     #: The operation's arguments after the function, as its operator factories take them.
     args: tuple[Any, ...] = ()
     parallelism: int | None = None
@@ -122,14 +127,16 @@ class StreamGraph:
         operation: Operation,
         name: str,
         inputs: list[tuple[StreamNode, Partitioner | None, str | None]] = (),  # type: ignore[assignment]
+        second_inputs: list[tuple[StreamNode, Partitioner | None, str | None]] = (),  # type: ignore[assignment]
         **record: Any,
     ) -> StreamNode:
         """Add a node fed by ``inputs``: (upstream node, partitioner or None, side output
-        tag id or None) each."""
+        tag id or None) each; a two-input operator's second input is ``second_inputs``."""
         node = StreamNode(id=len(self.nodes) + 1, operation=operation, name=name, **record)
-        for upstream, partitioner, tag in inputs:
-            edge = StreamEdge(upstream, node, partitioner, tag)
-            upstream.outputs.append(edge)
-            node.inputs.append(edge)
+        for input_index, edges in enumerate((inputs, second_inputs)):
+            for upstream, partitioner, tag in edges:
+                edge = StreamEdge(upstream, node, partitioner, tag, input_index)
+                upstream.outputs.append(edge)
+                node.inputs.append(edge)
         self.nodes.append(node)
         return node

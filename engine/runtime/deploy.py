@@ -98,6 +98,10 @@ def deploy(
     gate_channels: dict[int, list[list[Channel]]] = {
         chain.index: [[] for _ in range(chain.parallelism)] for chain in plan.chains
     }
+    # The input (0 or 1) of the chain's head each gate channel feeds, in gate order.
+    channel_inputs: dict[int, list[list[int]]] = {
+        chain.index: [[] for _ in range(chain.parallelism)] for chain in plan.chains
+    }
     # (edge id, producer index) -> writer
     writers: dict[tuple[int, int], OutputWriter] = {}
     all_channels: list[Channel] = []
@@ -116,6 +120,7 @@ def deploy(
                     )
                     channels.append(channel)
                     gate_channels[consumer.index][j].append(channel)
+                    channel_inputs[consumer.index][j].append(edge.input_index)
                     all_channels.append(channel)
                 router = partitioner.router(
                     i, len(targets), consumer.parallelism, plan.max_parallelism
@@ -139,6 +144,7 @@ def deploy(
                 restored,
                 notifiers[chain.index][index],
                 gate_channels[chain.index][index],
+                channel_inputs[chain.index][index],
                 operator_wrapper,
             )
             subtasks.append(subtask)
@@ -159,6 +165,7 @@ def _build_subtask(
     restored: RestoredState | None,
     notifier: Notifier,
     channels: list[Channel],
+    channel_inputs: list[int],
     operator_wrapper: Callable[[Any, OperatorContext], Any] | None,
 ) -> Subtask:
     chained: dict[int, ChainedOperator] = {}
@@ -202,7 +209,9 @@ def _build_subtask(
     gate = None if chain.is_source else InputGate(channels, notifier)
     # A source subtask creates its readers itself, once its source operator knows its
     # (possibly restored) splits; see Subtask._run_source.
-    return Subtask(chain.name, index, ordered, gate, notifier, settings, processing_time)
+    return Subtask(
+        chain.name, index, ordered, gate, notifier, settings, processing_time, channel_inputs
+    )
 
 
 def _context(

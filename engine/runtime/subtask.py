@@ -214,11 +214,17 @@ class ChainedOperator:
         return error
 
     async def push(self, batch: Any) -> None:
+        await self._push(batch, self.op.process_batch)
+
+    async def push2(self, batch: Any) -> None:
+        """:meth:`push` for the second input of a two-input operator."""
+        await self._push(batch, self.op.process_batch2)
+
+    async def _push(self, batch: Any, process: Callable[[Any], Awaitable[Any]]) -> None:
         if type(batch) is TimestampedBatch and not self.accepts_timestamps:
             batch = batch.records
-        op = self.op
         try:
-            out = await op.process_batch(batch)
+            out = await process(batch)
         except Exception as exc:
             raise self.failure(exc) from exc
         await self._emitted(out)
@@ -323,6 +329,7 @@ class Subtask:
         notifier: Notifier,
         settings: SubtaskSettings,
         processing_time: ProcessingTimeService | None = None,
+        channel_inputs: list[int] | None = None,
     ) -> None:
         self.chain_name = chain_name
         self.index = index
@@ -330,6 +337,9 @@ class Subtask:
         self.operators = operators
         self.root = operators[0]
         self.gate = gate
+        #: For each gate channel, the input of the head it feeds (0, or 1: the second
+        #: input of a two-input operator).
+        self.channel_inputs = channel_inputs or [0] * (len(gate.channels) if gate else 0)
         self.notifier = notifier
         self.settings = settings
         self.readers: list[SourceReader[Any]] = []
@@ -484,6 +494,19 @@ class Subtask:
             await self.on_sources_finished()
             return
         push = self.root.push
+        if self.root.op.two_inputs:
+            push2 = self.root.push2
+            second = [index == 1 for index in self.channel_inputs]
+
+            async def on_two_inputs(channel_index: int, records: list[Any]) -> None:
+                self.records_in += len(records)
+                if second[channel_index]:
+                    await push2(records)
+                else:
+                    await push(records)
+
+            await self._drain(gate, on_two_inputs, self.on_event)
+            return
 
         async def on_records(channel_index: int, records: list[Any]) -> None:
             self.records_in += len(records)

@@ -8,7 +8,8 @@
   records (and the job's result).
 - :class:`KeyedOperatorTestHarness` / :class:`OperatorTestHarness` (from
   :mod:`streamlet.testing.harness`): drive one function by hand, snapshot it and restore it,
-  without a job.
+  without a job; :class:`TwoInputOperatorTestHarness` /
+  :class:`KeyedTwoInputOperatorTestHarness` for the co-functions of ``connect``.
 - Seeded fault injection (:mod:`streamlet.testing.faults`): :class:`FaultInjector`,
   :func:`inject_faults`.
 
@@ -48,7 +49,9 @@ from streamlet.operators.sources.base import Source, SourceReader, SourceSession
 from streamlet.testing.faults import Fault, FaultInjector, InjectedFault, inject_faults
 from streamlet.testing.harness import (
     KeyedOperatorTestHarness,
+    KeyedTwoInputOperatorTestHarness,
     OperatorTestHarness,
+    TwoInputOperatorTestHarness,
     WindowOperatorTestHarness,
 )
 from streamlet.testing.snapshot import HarnessSnapshot
@@ -59,11 +62,13 @@ __all__ = [
     "HarnessSnapshot",
     "InjectedFault",
     "KeyedOperatorTestHarness",
+    "KeyedTwoInputOperatorTestHarness",
     "ManualClock",
     "OperatorTestHarness",
     "StreamRecord",
     "TestingSink",
     "TestingSource",
+    "TwoInputOperatorTestHarness",
     "WindowOperatorTestHarness",
     "inject_faults",
     "run_and_collect",

@@ -128,6 +128,7 @@ class _FaultyOperator(Operator[Any, Any]):
         self.keyed = op.keyed
         self.accepts_timestamps = op.accepts_timestamps
         self.generates_watermarks = op.generates_watermarks
+        self.two_inputs = op.two_inputs
 
     # What the engine reads of an operator between calls: the real operator's (it may
     # change them in open or in any call).
@@ -174,17 +175,24 @@ class _FaultyOperator(Operator[Any, Any]):
                 self._injector._fire(fault, f"restore of {ctx.task_name_with_subtask}")
         await self._op.open(ctx)
 
-    async def process_batch(self, batch: list[Any]) -> list[Any]:
+    async def process_batch(self, batch: Any) -> Any:
+        return await self._process(batch, self._op.process_batch)
+
+    async def process_batch2(self, batch: Any) -> Any:
+        return await self._process(batch, self._op.process_batch2)
+
+    async def _process(self, batch: Any, process: Any) -> Any:
+        # Records of both inputs of a two-input operator count towards a fault's position.
         start = self._records
         self._records += len(batch)
         for fault in self._pending("process"):
             if start < fault.at <= self._records:
                 # Process the records before the faulty one, then fail (as per record).
-                await self._op.process_batch(batch[: fault.at - start - 1])
+                await process(batch[: fault.at - start - 1])
                 self._injector._fire(
                     fault, f"record {fault.at} of {self.ctx.task_name_with_subtask}"
                 )
-        return await self._op.process_batch(batch)
+        return await process(batch)
 
     async def end_input(self) -> list[Any]:
         return await self._op.end_input()

@@ -25,10 +25,12 @@ from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar, Self
 
 from streamlet.operators.base import Operator, OperatorContext
-from streamlet.operators.functions import FUNCTION_METHODS, RuntimeContext, key_selector_of
+from streamlet.operators.connected import KeySelectors
+from streamlet.operators.functions import RuntimeContext, key_selector_of
 from streamlet.operators.operations import OPERATIONS
 from streamlet.operators.processing_time import ManualClock, ProcessingTimeService
 from streamlet.operators.records import OutputTag, StreamRecord, TimestampedBatch
+from streamlet.operators.time import MIN_TIMESTAMP
 from streamlet.operators.watermarks import Watermark
 from streamlet.state.heap_backend import HeapKeyedStateBackend
 from streamlet.state.key_groups import (
@@ -44,26 +46,41 @@ from streamlet.testing.snapshot import HarnessSnapshot, restore_inputs
 __all__ = [
     "HarnessSnapshot",
     "KeyedOperatorTestHarness",
+    "KeyedTwoInputOperatorTestHarness",
     "OperatorTestHarness",
+    "TwoInputOperatorTestHarness",
     "WindowOperatorTestHarness",
 ]
 
+
 #: The operations a harness drives: those of OPERATIONS that call a user function's method
 #: per record (map, flat_map, filter, process; and reduce, keyed only).
-_NON_KEYED = [
-    api
-    for api, op in OPERATIONS.items()
-    if op.kind == "operator" and op.method is not None and op.operator is not None
-]
-_KEYED = [
-    api
-    for api, op in OPERATIONS.items()
-    if op.kind == "operator" and op.method is not None and op.keyed_operator is not None
-]
+def _kinds_of(keyed: bool, inputs: int) -> list[str]:
+    return [
+        api
+        for api, op in OPERATIONS.items()
+        if op.kind == "operator"
+        and op.method is not None
+        and op.inputs == inputs
+        and (op.keyed_operator if keyed else op.operator) is not None
+    ]
+
+
+_NON_KEYED = _kinds_of(keyed=False, inputs=1)
+_KEYED = _kinds_of(keyed=True, inputs=1)
+#: The operations of ``connect`` (co_map, co_flat_map, co_process).
+_TWO_INPUT = _kinds_of(keyed=False, inputs=2)
+_KEYED_TWO_INPUT = _kinds_of(keyed=True, inputs=2)
+
+
+def _method(kind: str) -> str:
+    method = OPERATIONS[kind].method
+    assert method is not None
+    return method
 
 
 def _implements(function: Any, kind: str) -> bool:
-    return callable(getattr(function, FUNCTION_METHODS[kind], None))
+    return callable(getattr(function, _method(kind), None))
 
 
 def _choose_kind(function: Any, kind: str | None, kinds: Iterable[str], harness: str) -> str:
@@ -76,11 +93,11 @@ def _choose_kind(function: Any, kind: str | None, kinds: Iterable[str], harness:
     found = [] if plain else [k for k in kinds if _implements(function, k)]
     if len(found) == 1:
         return found[0]
-    methods = ", ".join(f"{FUNCTION_METHODS[k]}()" for k in kinds)
+    methods = ", ".join(f"{_method(k)}()" for k in kinds)
     if found:
         raise TypeError(
             f"{harness}() cannot tell which operation {function!r} is: it has "
-            f"{', '.join(FUNCTION_METHODS[k] + '()' for k in found)}; pass kind= (one of {found})"
+            f"{', '.join(_method(k) + '()' for k in found)}; pass kind= (one of {found})"
         )
     raise TypeError(
         f"{harness}() cannot tell which operation {function!r} is (it has none of {methods}); "
@@ -307,14 +324,7 @@ class OperatorTestHarness:
         :raises RuntimeError: if the harness is not open
         :raises TypeError: if ``timestamp`` is not an int or None
         """
-        if timestamp is None:
-            return await self.process_elements([value])
-        if not isinstance(timestamp, int) or isinstance(timestamp, bool):
-            raise TypeError(f"timestamp must be an int of ms or None, got {timestamp!r}")
-        self._require_open("process_element")
-        return self._collect(
-            await self.operator.process_batch(TimestampedBatch([value], [timestamp]))
-        )
+        return await self._process_one(value, timestamp, "process_element", 0)
 
     async def process_elements(self, records: Iterable[Any]) -> list[Any]:
         """Process ``records`` (without timestamps) as one batch; return the values they
@@ -322,11 +332,26 @@ class OperatorTestHarness:
 
         :raises RuntimeError: if the harness is not open
         """
-        self._require_open("process_elements")
+        return await self._process_many(records, "process_elements", 0)
+
+    async def _process_one(
+        self, value: Any, timestamp: int | None, what: str, input_index: int
+    ) -> list[Any]:
+        if timestamp is None:
+            return await self._process_many([value], what, input_index)
+        if not isinstance(timestamp, int) or isinstance(timestamp, bool):
+            raise TypeError(f"timestamp must be an int of ms or None, got {timestamp!r}")
+        self._require_open(what)
+        process = self.operator.process_batch2 if input_index else self.operator.process_batch
+        return self._collect(await process(TimestampedBatch([value], [timestamp])))
+
+    async def _process_many(self, records: Iterable[Any], what: str, input_index: int) -> list[Any]:
+        self._require_open(what)
         batch = list(records)
         if not batch:
             return []
-        return self._collect(await self.operator.process_batch(batch))
+        process = self.operator.process_batch2 if input_index else self.operator.process_batch
+        return self._collect(await process(batch))
 
     async def process_watermark(self, timestamp: int) -> list[Any]:
         """Advance the operator's input watermark to ``timestamp``: event-time timers due
@@ -645,3 +670,95 @@ class WindowOperatorTestHarness(KeyedOperatorTestHarness):
         from streamlet.operators.windowing.operator import WindowOperator
 
         return WindowOperator(self._spec, self.key_selector)
+
+
+class _TwoInputVerbs:
+    """The verbs of a two-input harness (Flink's ``TwoInputStreamOperatorTestHarness``):
+    records and watermarks per input. The operator's watermark is the minimum of the two
+    inputs' (each starts at ``-2**63``), as in a job."""
+
+    _watermarks: list[int]
+    _process_one: Any
+    _process_many: Any
+    process_watermark: Any
+
+    def _init_inputs(self) -> None:
+        self._watermarks = [MIN_TIMESTAMP, MIN_TIMESTAMP]
+
+    async def process_element1(self, value: Any, timestamp: int | None = None) -> list[Any]:
+        """Process one record of the first input (see :meth:`process_element`)."""
+        return await self._process_one(value, timestamp, "process_element1", 0)
+
+    async def process_element2(self, value: Any, timestamp: int | None = None) -> list[Any]:
+        """Process one record of the second input (see :meth:`process_element`)."""
+        return await self._process_one(value, timestamp, "process_element2", 1)
+
+    async def process_elements1(self, records: Iterable[Any]) -> list[Any]:
+        """Process ``records`` of the first input as one batch."""
+        return await self._process_many(records, "process_elements1", 0)
+
+    async def process_elements2(self, records: Iterable[Any]) -> list[Any]:
+        """Process ``records`` of the second input as one batch."""
+        return await self._process_many(records, "process_elements2", 1)
+
+    async def process_watermark1(self, timestamp: int) -> list[Any]:
+        """The first input's watermark is ``timestamp``; the operator's advances to the
+        minimum of both inputs' (timers due fire). Returns what they emitted."""
+        return await self._input_watermark(0, timestamp)
+
+    async def process_watermark2(self, timestamp: int) -> list[Any]:
+        """The second input's watermark is ``timestamp`` (see :meth:`process_watermark1`)."""
+        return await self._input_watermark(1, timestamp)
+
+    async def _input_watermark(self, input_index: int, timestamp: int) -> list[Any]:
+        if not isinstance(timestamp, int) or isinstance(timestamp, bool):
+            raise TypeError(f"a watermark must be an int of ms, got {timestamp!r}")
+        watermarks = self._watermarks
+        watermarks[input_index] = max(watermarks[input_index], timestamp)
+        result: list[Any] = await self.process_watermark(min(watermarks))
+        return result
+
+
+class TwoInputOperatorTestHarness(_TwoInputVerbs, OperatorTestHarness):
+    """Drives the operator of ``a.connect(b).map / flat_map / process`` on non-keyed
+    streams: ``process_element1`` / ``process_element2`` feed each input.
+
+    Example::
+
+        harness = TwoInputOperatorTestHarness(MyCoMap())
+        async with harness:
+            await harness.process_element1("left")
+            await harness.process_element2(42)
+            assert harness.extract_output_values() == [...]
+
+    ``process_element`` / ``process_watermark`` are the first input's and the operator's
+    (both inputs at once). The parameters are :class:`OperatorTestHarness`'s.
+    """
+
+    _kinds = _TWO_INPUT
+
+    def __init__(self, function: Any, **settings: Any) -> None:
+        super().__init__(function, **settings)
+        self._init_inputs()
+
+
+class KeyedTwoInputOperatorTestHarness(_TwoInputVerbs, KeyedOperatorTestHarness):
+    """Drives the operator of ``a.key_by(k1).connect(b.key_by(k2))``'s ``map`` /
+    ``flat_map`` / ``process`` (a KeyedCoProcessFunction: keyed state shared by both
+    inputs, timers), keying the first input's records by ``key_selector1`` and the
+    second's by ``key_selector2``. Other parameters are :class:`KeyedOperatorTestHarness`'s.
+    """
+
+    _kinds = _KEYED_TWO_INPUT
+
+    def __init__(
+        self, function: Any, key_selector1: Any, key_selector2: Any, **settings: Any
+    ) -> None:
+        self.key_selector2 = key_selector_of(key_selector2)
+        super().__init__(function, key_selector1, **settings)
+        self._init_inputs()
+
+    def _build_operator(self) -> Operator[Any, Any]:
+        make = OPERATIONS[self.kind].keyed_operator
+        assert make is not None
+        return make(self.function, KeySelectors(self.key_selector, self.key_selector2))

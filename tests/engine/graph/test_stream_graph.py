@@ -23,7 +23,12 @@ from streamlet.operators.functions import FUNCTION_METHODS
 from streamlet.operators.operations import OPERATIONS
 from streamlet.operators.sinks.simple import PrintSinkWriter
 from streamlet.operators.sinks.two_phase import TwoPhaseCommitSinkWriter
-from streamlet.testing.harness import KeyedOperatorTestHarness, OperatorTestHarness
+from streamlet.testing.harness import (
+    KeyedOperatorTestHarness,
+    KeyedTwoInputOperatorTestHarness,
+    OperatorTestHarness,
+    TwoInputOperatorTestHarness,
+)
 
 
 class Double(MapFunction):
@@ -117,5 +122,10 @@ def test_one_table_says_which_method_each_operation_calls() -> None:
     # The harnesses drive the table's operations, not a list of their own.
     assert OperatorTestHarness._kinds == ["map", "flat_map", "filter", "process"]
     assert KeyedOperatorTestHarness._kinds == ["map", "flat_map", "filter", "process", "reduce"]
+    two_inputs = ["co_map", "co_flat_map", "co_process"]
+    assert (
+        TwoInputOperatorTestHarness._kinds == KeyedTwoInputOperatorTestHarness._kinds == two_inputs
+    )
+    assert [api for api, op in OPERATIONS.items() if op.inputs == 2] == two_inputs
     with pytest.raises(TypeError, match="'reduce' has no operator for a non-keyed stream"):
         OPERATIONS["reduce"].create(longer, None, ())

@@ -242,8 +242,10 @@ async def test_calls_before_open_and_after_close_are_refused() -> None:
     harness = counting()
     with pytest.raises(RuntimeError, match=r"^snapshot\(\) needs an open harness; use 'async"):
         await harness.snapshot()
-    with pytest.raises(RuntimeError, match=r"^process_elements\(\) needs an open harness"):
+    with pytest.raises(RuntimeError, match=r"^process_element\(\) needs an open harness"):
         await harness.process_element(("a", 1))
+    with pytest.raises(RuntimeError, match=r"^process_elements\(\) needs an open harness"):
+        await harness.process_elements([("a", 1)])
     async with harness:
         with pytest.raises(RuntimeError, match=r"was opened before; build a new harness"):
             await harness.open()
