@@ -65,6 +65,18 @@ MUTANTS = (
             "        room = self._limit - len(table)\n"
         ),
     ),
+    Mutant(
+        # connect(): every channel treated as the first input's, so the second input's
+        # records reach the first input's method (and a keyed one, the wrong key selector).
+        name="M4: a two-input operator's channels all feed its first input",
+        path="engine/runtime/deploy.py",
+        original="                    channel_inputs[consumer.index][j].append(edge.input_index)\n",
+        replacement="                    channel_inputs[consumer.index][j].append(0)\n",
+        tests=(
+            "tests/engine/api/test_connected.py",
+            "tests/integration/test_connected_recovery.py",
+        ),
+    ),
 )
 
 
