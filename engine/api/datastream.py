@@ -26,6 +26,8 @@ from streamlet.graph.partitioners import (
     ShufflePartitioner,
 )
 from streamlet.graph.stream_graph import StreamGraph, StreamNode
+from streamlet.job.background import event_loop_running
+from streamlet.job.threaded import BlockingIterator
 from streamlet.operators import derived
 from streamlet.operators.connected import KeySelectors
 from streamlet.operators.functions import FunctionAdapter, KeyedProcessFunction, key_selector_of
@@ -387,20 +389,32 @@ class DataStream(_NodeHandle):
             raise TypeError(f"sink_to() needs a Sink instance, got {sink!r}")
         return self._sink("sink_to", getattr(sink, "name", "Sink"), args=(sink,))
 
-    def execute_and_collect(
-        self, job_name: str | None = None, limit: int | None = None
-    ) -> CollectResultIterator:
-        """Run the job and return an async iterator over this stream's records.
+    def execute_and_collect(self, job_name: str | None = None, limit: int | None = None) -> Any:
+        """Run the job and return this stream's records.
 
-        Use ``async for x in ds.execute_and_collect(): ...``, or ``async with`` it to be
-        sure the job stops when you stop reading. ``limit`` stops after that many records.
+        Which form runs where:
+
+        * inside a running event loop, an async iterator and async context manager:
+          ``async for x in ds.execute_and_collect(): ...`` (``async with`` it to be sure the
+          job stops when you stop reading); ``limit`` stops after that many records;
+        * where no event loop runs (PyFlink's form), ``with ds.execute_and_collect() as
+          results: for x in results: ...``: a closeable iterator whose job runs in a
+          background thread; with ``limit``, the list of the first ``limit`` records (the
+          job is stopped then).
+
+        Breaking out of the iteration and closing the iterator stop the job.
         """
         if limit is not None and (not isinstance(limit, int) or limit < 0):
             raise ValueError(f"limit must be a non-negative int, got {limit!r}")
         send, receive = anyio.create_memory_object_stream[list[Any]](16)
         node = self._add("execute_and_collect", "Collect Sink", args=(send,))
         node.parallelism = None
-        return CollectResultIterator(self._env, job_name or "Collect Job", send, receive, limit)
+        name = job_name or "Collect Job"
+        collected = CollectResultIterator(self._env, name, send, receive, limit)
+        if limit is not None and not event_loop_running():
+            with collected as records:
+                return list(records)
+        return collected
 
 
 class KeyedStream(DataStream):
@@ -523,6 +537,8 @@ class CollectResultIterator:
         self._returned = 0
         self._client: JobClient | None = None
         self._closed = False
+        #: The iterator of the ``with`` form (where no event loop runs).
+        self._blocking_iterator: BlockingIterator | None = None
 
     async def _start(self) -> None:
         if self._client is None:
@@ -544,20 +560,42 @@ class CollectResultIterator:
         return self
 
     def __iter__(self) -> Any:
-        raise TypeError(
-            "execute_and_collect() returns an async iterator: use 'async for x in "
-            "ds.execute_and_collect()' inside an async program (a plain for loop would "
-            "run nothing)"
-        )
+        """Iterate where no event loop runs (PyFlink's form; see execute_and_collect)."""
+        return self._blocking("a plain for loop")
 
     def __enter__(self) -> Any:
-        raise TypeError(
-            "execute_and_collect() returns an async context manager: use 'async with "
-            "ds.execute_and_collect() as records' inside an async program"
-        )
+        self._blocking_iterator = self._blocking("a plain with block")
+        return self._blocking_iterator
 
-    def __exit__(self, *exc: object) -> None:  # pragma: no cover - __enter__ always raises
-        return None
+    def __exit__(self, *exc: object) -> None:
+        if self._blocking_iterator is not None:
+            self._blocking_iterator.close()
+
+    def _blocking(self, what: str) -> BlockingIterator:
+        if event_loop_running():
+            raise TypeError(
+                f"execute_and_collect() inside a running event loop is an async iterator: "
+                f"use 'async for x in ds.execute_and_collect()' (or 'async with'); {what} "
+                f"would block the loop the job runs on"
+            )
+        if self._client is not None:
+            raise RuntimeError("this execute_and_collect() iterator was already started")
+        return BlockingIterator(self, self._job_name)
+
+    async def _take(self) -> list[Any]:
+        """The next records the sink received (up to the limit); [] at the end. Raises the
+        job's failure after the records before it."""
+        try:
+            records = [await self.__anext__()]
+        except StopAsyncIteration:
+            return []
+        pending = self._pending[self._position :]
+        if self._limit is not None:
+            pending = pending[: self._limit - self._returned]
+        self._position += len(pending)
+        self._returned += len(pending)
+        records.extend(pending)
+        return records
 
     async def __anext__(self) -> Any:
         if self._closed or (self._limit is not None and self._returned >= self._limit):

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import json
 import os
-import sys
-from collections.abc import Awaitable
 from typing import Any
 
 import anyio
@@ -18,10 +15,11 @@ from streamlet.checkpoints.config import CheckpointConfig, CheckpointingMode, Fs
 from streamlet.graph.partitioners import ForwardPartitioner
 from streamlet.graph.plan import build_plan
 from streamlet.graph.stream_graph import StreamGraph, StreamNode
-from streamlet.job.background import start_background
+from streamlet.job.background import event_loop_running, start_background
 from streamlet.job.client import JobClient
 from streamlet.job.restart import RestartStrategy
 from streamlet.job.runner import JobConfig, JobRunner
+from streamlet.job.threaded import ThreadedJobClient
 from streamlet.operators.operations import OPERATIONS
 from streamlet.operators.processing_time import ProcessingTimeClock
 from streamlet.operators.sources.base import Source
@@ -347,7 +345,7 @@ class StreamExecutionEnvironment:
             ``__cause__`` is the user's error
         """
         runner = self._take_runner(job_name, restore, allow_non_restored_state)
-        if _event_loop_running():
+        if event_loop_running():
             return runner.run()
         return anyio.run(runner.run)
 
@@ -358,24 +356,30 @@ class StreamExecutionEnvironment:
         restore: str | None = None,
         allow_non_restored_state: bool = False,
         task_group: Any = None,
-    ) -> Awaitable[JobClient]:
-        """Start the job in the background; ``await`` it for the job's :class:`JobClient`.
+    ) -> Any:
+        """Start the job in the background and return its client.
 
-        The job runs on the calling event loop, so this needs one: called where no event
-        loop runs it raises at once (rather than returning a coroutine that is never
-        awaited, so nothing would run) and says what to call instead.
+        Which form runs where:
 
-        :param task_group: run the job in this anyio task group (else on the event loop)
-        :raises RuntimeError: if no asyncio or trio event loop runs in this thread
+        * inside a running event loop (asyncio or trio) it returns an awaitable:
+          ``client = await env.execute_async("job")`` gives a :class:`JobClient` whose job
+          runs on that loop (in ``task_group`` if given);
+        * where no event loop runs (a plain script, PyFlink's form) it returns at once a
+          :class:`~streamlet.job.threaded.ThreadedJobClient`: the job runs on an event loop
+          of its own in a background (daemon) thread, and the client's methods block and
+          may be called from any thread (``wait()``, ``cancel()``, ``get_job_status()``).
+
+        :param task_group: run the job in this anyio task group (async form only)
         """
-        if not _event_loop_running():
-            raise RuntimeError(
-                "execute_async() needs a running event loop (the job runs on it in the "
-                "background): await it inside an async program, or call "
-                "env.execute(...) from a plain script to run the job to completion"
-            )
-        client = JobClient(self._take_runner(job_name, restore, allow_non_restored_state))
-        return _started(client, task_group)
+        runner = self._take_runner(job_name, restore, allow_non_restored_state)
+        if not event_loop_running():
+            if task_group is not None:
+                raise ValueError(
+                    "execute_async(task_group=...) needs a running event loop (the group's); "
+                    "await it inside an async program"
+                )
+            return ThreadedJobClient(runner)
+        return _started(JobClient(runner), task_group)
 
     def get_execution_plan(self) -> str:
         """Describe the chains, parallelisms and edges the job would run with, as JSON."""
@@ -403,13 +407,3 @@ class StreamExecutionEnvironment:
 async def _started(client: JobClient, task_group: Any) -> JobClient:
     start_background(client._main, task_group)
     return client
-
-
-def _event_loop_running() -> bool:
-    """Whether the calling thread runs an asyncio or trio event loop."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        trio = sys.modules.get("trio")
-        return trio is not None and bool(trio.lowlevel.in_trio_run())
-    return True

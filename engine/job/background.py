@@ -8,10 +8,11 @@ its subtasks in task groups, and the returned handle cancels it through a cancel
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-__all__ = ["start_background"]
+__all__ = ["event_loop_running", "start_background"]
 
 
 def start_background(fn: Callable[[], Coroutine[Any, Any, None]], task_group: Any = None) -> None:
@@ -63,3 +64,16 @@ def _current_library() -> str:
 
 # asyncio keeps only weak references to tasks; hold them until they finish.
 _keep_alive: set[Any] = set()
+
+
+def event_loop_running() -> bool:
+    """Whether the calling thread runs an asyncio or trio event loop (so the API's
+    awaitable forms apply; otherwise its blocking, PyFlink forms do)."""
+    import asyncio
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        trio = sys.modules.get("trio")  # never imported here: an asyncio job needs no trio
+        return trio is not None and bool(trio.lowlevel.in_trio_run())
+    return True
