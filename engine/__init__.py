@@ -114,6 +114,7 @@ from streamlet.state.descriptors import MapStateDescriptor as MapStateDescriptor
 from streamlet.state.descriptors import ReducingStateDescriptor as ReducingStateDescriptor
 from streamlet.state.descriptors import ValueStateDescriptor as ValueStateDescriptor
 from streamlet.state.errors import StreamletError as StreamletError
+from streamlet.state.ttl_config import StateTtlConfig as StateTtlConfig
 
 __all__ = [
     "AggregateFunction",
@@ -178,6 +179,7 @@ __all__ = [
     "SlidingProcessingTimeWindows",
     "Source",
     "SourceReader",
+    "StateTtlConfig",
     "StreamExecutionEnvironment",
     "StreamRecord",
     "StreamletError",
