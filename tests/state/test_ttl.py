@@ -25,6 +25,7 @@ from streamlet.state import (
     ListStateDescriptor,
     MapState,
     MapStateDescriptor,
+    OperatorStateBackend,
     PickleSerializer,
     ReducingState,
     ReducingStateDescriptor,
@@ -488,6 +489,17 @@ def test_reduce_values_refuses_a_ttl_state() -> None:
     d = with_ttl(ValueStateDescriptor("v"), config())
     with pytest.raises(ValueError, match="time-to-live"):
         backend.reduce_values(d, [1, 2], lambda x: x, max)
+
+
+def test_operator_state_refuses_ttl() -> None:
+    backend = OperatorStateBackend("op")
+    for register, descriptor in (
+        (backend.get_list_state, ListStateDescriptor("l")),
+        (backend.get_union_list_state, ListStateDescriptor("u")),
+        (backend.get_broadcast_state, MapStateDescriptor("b")),
+    ):
+        with pytest.raises(StateError, match=r"time-to-live.*keyed state only"):
+            register(with_ttl(descriptor, config()))
 
 
 def test_time_provider_defaults_to_wall_clock_and_can_be_set_later() -> None:
