@@ -126,31 +126,33 @@ class TtlCleanup:
         self._keys: list[Any] = []
         self._pos = 0
 
-    def step(self, entries: int | None = None) -> int:
-        """Check up to ``entries`` keys (default: the cleanup size); return how many
-        expired keys were removed entirely."""
+    def step(self, entries: int | None = None, skips: int | None = None) -> int:
+        """Check up to ``entries`` keys (default: the cleanup size), passing over at most
+        ``skips`` empty key groups (default: as many as ``entries``, so that a step on a
+        sparse state stays as cheap as on a dense one); return how many keys were removed
+        entirely."""
         budget = self._size if entries is None else entries
+        skips = budget if skips is None else skips
         table = self._table
         tables = table.tables
         groups = len(tables)
-        if not groups:
+        if not groups:  # a subtask that owns no key group
             return 0
         limit = self._clock() - self._ttl
         kind = self._kind
         removed = 0
-        empty_groups = 0
         while budget > 0:
             if self._pos >= len(self._keys):
-                # Next key group; stop after a whole lap of empty ones.
-                self._group = (self._group + 1) % groups
-                self._keys = list(tables[self._group])
+                # The next key group; its keys are listed once, on entering it.
+                self._group = group = (self._group + 1) % groups
                 self._pos = 0
-                if not self._keys:
-                    empty_groups += 1
-                    if empty_groups >= groups:
+                if not tables[group]:
+                    self._keys = []
+                    skips -= 1
+                    if skips <= 0:
                         break
                     continue
-                empty_groups = 0
+                self._keys = list(tables[group])
             group = self._group
             key = self._keys[self._pos]
             self._pos += 1
@@ -173,9 +175,11 @@ class TtlCleanup:
 
     def step_for_records(self, records: int) -> None:
         """The per-record cleanup of ``records`` records: a step of ``cleanup_size`` entries
-        each, at most one lap over the state's entries."""
+        each, at most one lap over the state's entries and key groups."""
         if records > 0:
-            self.step(min(self._size * records, self._table.size()))
+            work = self._size * records
+            table = self._table
+            self.step(min(work, table.size()), min(work, len(table.tables)))
 
 
 # --- Serialization with a custom serializer ---

@@ -794,7 +794,8 @@ def test_incremental_cleanup_is_the_default_and_can_be_disabled() -> None:
 def test_per_record_cleanup_runs_without_any_access() -> None:
     for every_record in (True, False):
         clock = Clock(0)
-        backend = make_backend(clock)
+        # One key group, so that every step checks as many entries as it may.
+        backend = HeapKeyedStateBackend("op", KeyGroupRange(0, 0), 1, ttl_time_provider=clock)
         cfg = config(incremental=(5, every_record))
         state = backend.get_state(with_ttl(ValueStateDescriptor("v"), cfg))
         for key in range(100):
@@ -808,6 +809,22 @@ def test_per_record_cleanup_runs_without_any_access() -> None:
         assert backend.state_size() == (90 if every_record else 100)  # 2 records: 10 entries
         backend.ttl_cleanup_step(10**9)  # at most one lap over the state, not 5e9 checks
         assert backend.state_size() == (0 if every_record else 100)
+
+
+def test_incremental_cleanup_on_a_sparse_state_and_without_key_groups() -> None:
+    clock = Clock(0)
+    backend = make_backend(clock)
+    state = backend.get_state(with_ttl(ValueStateDescriptor("v"), config(incremental=(1, True))))
+    backend.set_current_key("gone")
+    state.update(1)
+    clock.now = TTL
+    backend.set_current_key("other")
+    for _ in range(MAXP):  # a step passes over at most as many empty groups as it checks keys
+        state.value()
+    assert backend.keys("v") == []
+    empty = HeapKeyedStateBackend("op", KeyGroupRange(0, -1), MAXP, ttl_time_provider=clock)
+    empty.get_state(with_ttl(ValueStateDescriptor("v"), config(incremental=(5, True))))
+    empty.ttl_cleanup_step(3)
 
 
 def test_cleanup_keeps_what_a_pending_snapshot_holds() -> None:
