@@ -276,3 +276,13 @@ class StateTtlConfig:
                 self._ttl_ms,
                 CleanupStrategies(self._background, self._full_snapshot, self._incremental),
             )
+
+
+# Their PyFlink names, in reprs and for pickle (which finds them as StateTtlConfig.UpdateType).
+for _enum, _name in (
+    (_UpdateType, "UpdateType"),
+    (_StateVisibility, "StateVisibility"),
+    (_TtlTimeCharacteristic, "TtlTimeCharacteristic"),
+):
+    _enum.__name__ = _name
+    _enum.__qualname__ = f"StateTtlConfig.{_name}"
