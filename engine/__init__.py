@@ -119,6 +119,7 @@ from streamlet.state.descriptors import MapStateDescriptor as MapStateDescriptor
 from streamlet.state.descriptors import ReducingStateDescriptor as ReducingStateDescriptor
 from streamlet.state.descriptors import ValueStateDescriptor as ValueStateDescriptor
 from streamlet.state.errors import StreamletError as StreamletError
+from streamlet.state.ttl_config import StateTtlConfig as StateTtlConfig
 
 __all__ = [
     "AggregateFunction",
@@ -188,6 +189,7 @@ __all__ = [
     "SlidingProcessingTimeWindows",
     "Source",
     "SourceReader",
+    "StateTtlConfig",
     "StreamExecutionEnvironment",
     "StreamRecord",
     "StreamletError",

@@ -15,6 +15,8 @@ The bottom layer of streamlet: it imports nothing else of ours.
 # keyed.py           ValueState, ListState, MapState, ReducingState, AggregatingState views
 # snapshot.py        KeyedStateSnapshot and the byte format of one key group
 # heap_backend.py    HeapKeyedStateBackend: current key, registration, snapshot, restore
+# ttl_config.py     StateTtlConfig: how long keyed state lives and how it is cleaned up
+# ttl.py            the views of keyed state with a time-to-live, their cleanup, serialization
 # timers.py          KeyedTimerQueue: keyed timers kept as a map state of the heap backend
 # operator_state.py  per-subtask list, union list and broadcast state with redistribution
 
@@ -51,6 +53,7 @@ from .serde import JsonSerializer as JsonSerializer
 from .serde import PickleSerializer as PickleSerializer
 from .serde import Serializer as Serializer
 from .snapshot import KeyedStateSnapshot as KeyedStateSnapshot
+from .ttl_config import StateTtlConfig as StateTtlConfig
 
 __all__ = [
     "DEFAULT_MAX_PARALLELISM",
@@ -77,6 +80,7 @@ __all__ = [
     "StateDescriptor",
     "StateError",
     "StateSerializationError",
+    "StateTtlConfig",
     "StreamletError",
     "StreamletInternalError",
     "ValueState",

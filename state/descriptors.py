@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
 
+from .ttl_config import StateTtlConfig
+
 __all__ = [
     "ACC",
     "IN",
@@ -95,10 +97,44 @@ class StateDescriptor:
     kind: ClassVar[str] = ""
 
     name: str
+    #: The :class:`~streamlet.state.ttl_config.StateTtlConfig` set by :meth:`enable_time_to_live`
+    #: (``None``: the state never expires). Not an argument, not compared: like PyFlink, TTL
+    #: is switched on by a call on the descriptor, before the state is registered.
+    ttl_config: StateTtlConfig | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         _check_name(self.name)
         _check_serializer(getattr(self, "serializer", None))
+
+    def enable_time_to_live(self, ttl_config: StateTtlConfig) -> None:
+        """Give the state a time-to-live (Flink's ``StateDescriptor.enableTimeToLive``).
+
+        Call it before the state is registered (``get_state`` and friends, in ``open()``);
+        the registered state keeps the TTL it was registered with.
+
+        :param ttl_config: a :class:`~streamlet.state.ttl_config.StateTtlConfig` from
+            ``StateTtlConfig.new_builder(ttl)...build()``
+        :raises TypeError: if ``ttl_config`` is not a ``StateTtlConfig``
+        :raises ValueError: if its update type is ``Disabled`` (TTL would be off)
+        """
+        if not isinstance(ttl_config, StateTtlConfig):
+            raise TypeError(
+                f"enable_time_to_live() of state {self.name!r} needs a StateTtlConfig (from "
+                f"StateTtlConfig.new_builder(ttl).build()), got {ttl_config!r}"
+            )
+        if not ttl_config.is_enabled():
+            raise ValueError(
+                f"enable_time_to_live() of state {self.name!r} got a StateTtlConfig with update "
+                f"type Disabled, which turns TTL off; use UpdateType.OnCreateAndWrite or "
+                f"OnReadAndWrite, or do not call enable_time_to_live()"
+            )
+        # The descriptor is frozen for what identifies the state; TTL is set by this call.
+        object.__setattr__(self, "ttl_config", ttl_config)
+
+    def get_ttl_config(self) -> StateTtlConfig | None:
+        """Return the :class:`~streamlet.state.ttl_config.StateTtlConfig` set by
+        :meth:`enable_time_to_live`, or ``None`` when the state has no TTL."""
+        return self.ttl_config
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import time
 from collections.abc import Callable, Iterator, Mapping
 from itertools import islice
 from typing import Any, NoReturn
@@ -44,9 +45,17 @@ from .keyed import (
     make_value_state,
 )
 from .keyed_batch import KeyedBatch
-from .serde import check_codec, decode_table
+from .serde import JsonSerializer, check_codec, codec_name, decode_table
 from .snapshot import FrozenState, KeyedStateSnapshot, RawTable, read_key_group
 from .table import StateTable
+from .ttl import (
+    TTL_CODEC_PREFIX,
+    TTL_VIEWS,
+    TtlCleanup,
+    TtlSerializer,
+    expired_filter,
+)
+from .ttl_config import StateTtlConfig
 
 __all__ = ["TIMER_STATE_PREFIX", "HeapKeyedStateBackend"]
 
@@ -57,6 +66,11 @@ TIMER_STATE_PREFIX = "_timer_state/"
 
 
 _ViewFactory = Callable[[Any, StateTable, Any], KeyedState]
+
+
+def wall_clock_ms() -> int:
+    """The wall clock in epoch milliseconds: the default TTL time provider."""
+    return time.time_ns() // 1_000_000
 
 
 @contextlib.contextmanager
@@ -86,6 +100,9 @@ class HeapKeyedStateBackend:
     :param key_group_range: the key groups this subtask owns
     :param max_parallelism: the number of key groups of the operator
     :param key_cache_size: the most entries the key -> key group memo holds
+    :param ttl_time_provider: what states with a time-to-live (see :mod:`streamlet.state.ttl`)
+        read as the current processing time: a callable returning epoch milliseconds;
+        ``None`` means the wall clock. Also settable later as :attr:`ttl_time_provider`.
     :raises TypeError: if an argument has the wrong type
     :raises ValueError: if ``operator_uid`` is empty, ``max_parallelism`` is invalid, or
         the range is not within ``[0, max_parallelism)``
@@ -99,11 +116,15 @@ class HeapKeyedStateBackend:
         "_size",
         "_start",
         "_tables",
+        "_ttl_cleanups",
+        "_ttl_configs",
+        "_ttl_record_cleanups",
         "_views",
         "key_group_range",
         "max_parallelism",
         "operator_uid",
         "restored",
+        "ttl_time_provider",
     )
 
     def __init__(
@@ -113,6 +134,7 @@ class HeapKeyedStateBackend:
         max_parallelism: int,
         *,
         key_cache_size: int = DEFAULT_KEY_MEMO_SIZE,
+        ttl_time_provider: Callable[[], int] | None = None,
     ) -> None:
         if not isinstance(operator_uid, str) or not operator_uid:
             raise ValueError(f"operator_uid must be a non-empty str, got {operator_uid!r}")
@@ -127,6 +149,11 @@ class HeapKeyedStateBackend:
             )
         if not isinstance(key_cache_size, int) or key_cache_size < 1:
             raise ValueError(f"key_cache_size must be an int >= 1, got {key_cache_size!r}")
+        if ttl_time_provider is not None and not callable(ttl_time_provider):
+            raise TypeError(
+                f"ttl_time_provider must be a callable returning epoch milliseconds (such as "
+                f"a clock's now_ms), got {ttl_time_provider!r}"
+            )
         self.operator_uid = operator_uid
         self.key_group_range = key_group_range
         self.max_parallelism = max_parallelism
@@ -144,6 +171,15 @@ class HeapKeyedStateBackend:
         self._views: dict[str, KeyedState] = {}
         self._tables: dict[str, StateTable] = {}
         self._pending: dict[str, dict[int, RawTable]] = {}
+        #: The processing time (epoch ms) that states with a time-to-live read: the wall
+        #: clock unless the engine sets its job's clock (``clock.now_ms``) here; tests set
+        #: a manual one. States registered already read the new one from their next access.
+        self.ttl_time_provider: Callable[[], int] = ttl_time_provider or wall_clock_ms
+        # TTL states: the config each was registered with, their incremental cleanups, and
+        # those of them that also clean up once per record (ttl_cleanup_step).
+        self._ttl_configs: dict[str, StateTtlConfig] = {}
+        self._ttl_cleanups: dict[str, TtlCleanup] = {}
+        self._ttl_record_cleanups: list[TtlCleanup] = []
 
     # --- The current key ---
 
@@ -303,7 +339,7 @@ class HeapKeyedStateBackend:
         :param key_of: the key of a record (the key selector of the stream)
         :param reduce: ``reduce(old, value) -> new``
         :return: the key's value after each record, one per record
-        :raises ValueError: if ``descriptor`` has a default value
+        :raises ValueError: if ``descriptor`` has a default value or a time-to-live
         :raises TypeError: if a key has no stable hash (see :func:`streamlet.state.stable_hash`)
         :raises StateError: if a key's key group is not in this backend's range (a routing
             bug). Values before the failing one may stay folded, as they do when ``reduce``
@@ -313,6 +349,12 @@ class HeapKeyedStateBackend:
             raise ValueError(
                 f"reduce_values() needs a ValueStateDescriptor without a default value, got "
                 f"{descriptor!r}; a fold starts from the first value of each key"
+            )
+        if descriptor.ttl_config is not None:
+            raise ValueError(
+                f"reduce_values() needs a ValueStateDescriptor without a time-to-live, got "
+                f"{descriptor!r} with {descriptor.ttl_config!r}; use the state's view "
+                f"(get_state) to fold into a state with TTL"
             )
         self.get_state(descriptor)
         table = self._tables[descriptor.name]
@@ -411,12 +453,20 @@ class HeapKeyedStateBackend:
                 f"state name {name!r} of operator {self.operator_uid!r} is reserved: names "
                 f"starting with {TIMER_STATE_PREFIX!r} hold streamlet's timers; pick another name"
             )
+        ttl = descriptor.ttl_config
         view = self._views.get(name)
         if view is not None:
             if view.descriptor.kind != descriptor.kind:
                 raise StateError(
                     f"state {name!r} of operator {self.operator_uid!r} is registered as "
                     f"{view.descriptor.kind} state; it cannot also be {descriptor.kind} state"
+                )
+            if self._ttl_configs.get(name) != ttl:
+                raise StateError(
+                    f"state {name!r} of operator {self.operator_uid!r} is registered with "
+                    f"time-to-live {self._ttl_configs.get(name)!r}; it cannot be registered "
+                    f"again with {ttl!r}: call enable_time_to_live() before the first "
+                    f"registration, with the same config every time"
                 )
             return view
         table = StateTable(name, self._size)
@@ -427,10 +477,45 @@ class HeapKeyedStateBackend:
         for index, data in decoded.items():
             table.load(index, data)
         self._pending.pop(name, None)
-        view = factory(self, table, descriptor)
+        if ttl is None:
+            view = factory(self, table, descriptor)
+        else:
+            view = self._ttl_view(table, descriptor, ttl)
         self._views[name] = view
         self._tables[name] = table
         return view
+
+    def _ttl_view(
+        self, table: StateTable, descriptor: StateDescriptor, ttl: StateTtlConfig
+    ) -> KeyedState:
+        """The view of a state with a time-to-live, and its incremental cleanup."""
+        strategy = ttl.get_cleanup_strategies().get_incremental_cleanup_strategy()
+        cleanup = None
+        if strategy is not None:
+            cleanup = TtlCleanup(
+                table, descriptor.kind, ttl.ttl_ms, strategy.get_cleanup_size(), self._ttl_now
+            )
+            self._ttl_cleanups[descriptor.name] = cleanup
+            if strategy.run_cleanup_for_every_record():
+                self._ttl_record_cleanups.append(cleanup)
+        self._ttl_configs[descriptor.name] = ttl
+        view: KeyedState = TTL_VIEWS[descriptor.kind](self, table, descriptor, cleanup)
+        return view
+
+    def _ttl_now(self) -> int:
+        return self.ttl_time_provider()
+
+    def _codec_serializer(self, descriptor: StateDescriptor) -> Any:
+        """What encodes and decodes ``descriptor``'s tables: its serializer, or for a state
+        with TTL and a serializer of its own, that one wrapped to carry the timestamps."""
+        serializer = descriptor.serializer  # type: ignore[attr-defined]
+        if (
+            descriptor.ttl_config is None
+            or serializer is None
+            or type(serializer) is JsonSerializer
+        ):
+            return serializer
+        return TtlSerializer(serializer, descriptor.kind)
 
     def _decode(self, descriptor: StateDescriptor, index: int, raw: RawTable) -> dict[Any, Any]:
         name = descriptor.name
@@ -440,7 +525,19 @@ class HeapKeyedStateBackend:
                 f"state but is registered with a {type(descriptor).__name__}"
             )
         serializer = descriptor.serializer  # type: ignore[attr-defined]
-        check_codec(self.operator_uid, name, raw.codec, serializer)
+        ttl = descriptor.ttl_config is not None
+        if raw.codec.startswith(TTL_CODEC_PREFIX) != ttl:
+            had, has = ("with", "without") if not ttl else ("without", "with")
+            raise StateError(
+                f"state {name!r} of operator {self.operator_uid!r} was checkpointed {had} a "
+                f"time-to-live but is registered {has} one; as in Flink, TTL cannot be switched "
+                f"on or off for restored state: register it as it was checkpointed "
+                f"({'call' if not ttl else 'do not call'} enable_time_to_live()), or give the "
+                f"state a new name (its old data is then dropped)"
+            )
+        codec = raw.codec.removeprefix(TTL_CODEC_PREFIX) if ttl else raw.codec
+        check_codec(self.operator_uid, name, codec, serializer)
+        serializer = self._codec_serializer(descriptor)
         try:
             return decode_table(raw.mode, raw.payload, serializer, element_wise=raw.kind == "list")
         except Exception as exc:  # a custom serializer may raise anything
@@ -460,20 +557,48 @@ class HeapKeyedStateBackend:
         captured key group records its old value for the snapshot (per-entry copy-on-write),
         so later changes never reach the snapshot and no access copies a whole key group.
         """
-        states = [
-            FrozenState(
-                name,
-                view.descriptor.kind,
-                view.descriptor.serializer,  # type: ignore[attr-defined]
-                self._tables[name],
-                self._tables[name].freeze(),
-            )
-            for name, view in self._views.items()
-        ]
+        states = [self._frozen(name, view.descriptor) for name, view in self._views.items()]
         pending = {name: dict(raws) for name, raws in self._pending.items()}
         return KeyedStateSnapshot(
             self.operator_uid, self.key_group_range, self.max_parallelism, states, pending
         )
+
+    def _frozen(self, name: str, descriptor: StateDescriptor) -> FrozenState:
+        table = self._tables[name]
+        ttl = descriptor.ttl_config
+        if ttl is None:
+            return FrozenState(
+                name,
+                descriptor.kind,
+                descriptor.serializer,  # type: ignore[attr-defined]
+                table,
+                table.freeze(),
+            )
+        keep = None
+        if ttl.get_cleanup_strategies().in_full_snapshot():
+            # Expired as of the cut: the time is read once, here.
+            keep = expired_filter(descriptor.kind, ttl.ttl_ms, self.ttl_time_provider())
+        return FrozenState(
+            name,
+            descriptor.kind,
+            self._codec_serializer(descriptor),
+            table,
+            table.freeze(),
+            codec=TTL_CODEC_PREFIX + codec_name(descriptor.serializer),  # type: ignore[attr-defined]
+            keep_unexpired=keep,
+        )
+
+    def ttl_cleanup_step(self, records: int = 1) -> None:
+        """Run the per-record incremental cleanup of the TTL states that asked for it
+        (``cleanup_incrementally(size, run_cleanup_for_every_record=True)``), for
+        ``records`` records at once: each such state checks ``size`` entries per record (at
+        most all of its entries once). Does nothing when no state asked for it.
+
+        The engine calls it once per batch a keyed operator processes, with the batch's
+        length (Flink runs it on every key selection).
+        """
+        for cleanup in self._ttl_record_cleanups:
+            cleanup.step_for_records(records)
 
     def restore_key_group(self, key_group: int, data: bytes) -> None:
         """Load every state of ``key_group`` from ``data`` (as written by a snapshot).

@@ -243,7 +243,8 @@ class OperatorStateBackend:
         """Return the list state for ``descriptor``, redistributed by even split on restore.
 
         :raises TypeError: if ``descriptor`` is not a :class:`ListStateDescriptor`
-        :raises StateError: if the name is registered (or was restored) as another kind
+        :raises StateError: if the name is registered (or was restored) as another kind, or
+            the descriptor has a time-to-live (keyed state only)
         :raises StateSerializationError: if restored data cannot be decoded
         """
         return self._register(descriptor, ListStateDescriptor, _SPLIT)  # type: ignore[return-value]
@@ -268,6 +269,13 @@ class OperatorStateBackend:
                 f"got {descriptor!r}"
             )
         name = descriptor.name
+        if descriptor.ttl_config is not None:
+            raise StateError(
+                f"operator {_MODE_NAMES[mode]} state {name!r} of operator "
+                f"{self.operator_uid!r} cannot have a time-to-live: as in Flink, TTL is for "
+                f"keyed state only; do not call enable_time_to_live() on this descriptor, or "
+                f"use keyed state"
+            )
         state = self._states.get(name)
         if state is not None:
             current = state.mode if isinstance(state, OperatorListState) else _BROADCAST

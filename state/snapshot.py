@@ -22,7 +22,7 @@ restore hold a state's bytes undecoded until the user registers its descriptor (
 from __future__ import annotations
 
 import struct
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -149,6 +149,10 @@ class FrozenState:
     :param shadows: per key group index, this snapshot's shadow (see
         :class:`~streamlet.state.table.StateTable`), or ``None`` where the group was empty or is
         already serialized and released
+    :param codec: the codec name to record, when not the serializer's own (a state with a
+        time-to-live records ``"ttl:" + codec``)
+    :param keep_unexpired: for a TTL state cleaned up in full snapshots, a function that
+        copies a table without its expired entries (applied as it is serialized)
     """
 
     name: str
@@ -156,6 +160,8 @@ class FrozenState:
     serializer: Any
     table: StateTable
     shadows: list[dict[Any, Any] | None]
+    codec: str | None = None
+    keep_unexpired: Callable[[dict[Any, Any]], dict[Any, Any]] | None = None
 
 
 @dataclass(slots=True)
@@ -259,7 +265,8 @@ class KeyedStateSnapshot:
                 if shadow is None:
                     continue
                 mode, payload = yield from self._encode_state(state, index, shadow)
-                entries.append([state.name, state.kind, codec_name(state.serializer), mode])
+                codec = state.codec or codec_name(state.serializer)
+                entries.append([state.name, state.kind, codec, mode])
                 payloads.append(payload)
             for name, raws in self.pending.items():
                 raw = raws.get(index)
@@ -288,10 +295,11 @@ class KeyedStateSnapshot:
         """Encode one state's table of key group ``index`` as of the snapshot, in steps."""
         table = state.table
         view = table.view_of(index, shadow)
+        keep = state.keep_unexpired
         step = self.step_entries
         if len(view) <= step or state.kind in ("list", "map"):
             # view_of may return the live dict: encode it before anything else runs.
-            return self._encode_whole(state, view)
+            return self._encode_whole(state, view if keep is None else keep(view))
         keys = list(view)
         del view
         live = table.tables[index]
@@ -307,6 +315,12 @@ class KeyedStateSnapshot:
                 values = [shadow[key] if key in shadow else live[key] for key in chunk]
             else:
                 values = [live[key] for key in chunk]
+            if keep is not None:
+                kept = keep(dict(zip(chunk, values, strict=True)))
+                if not kept:
+                    yield
+                    continue
+                chunk, values = list(kept), list(kept.values())
             encoded = encode_table_chunk(chunk, values, state.serializer)
             if encoded is None or (mode is not None and encoded[0] != mode):
                 break
@@ -315,10 +329,12 @@ class KeyedStateSnapshot:
             value_chunks.append(encoded[2])
             yield
         else:
-            assert mode is not None
+            if mode is None:  # every entry expired
+                return self._encode_whole(state, {})
             return mode, join_table_chunks(key_chunks, value_chunks)
         # A shape chunks do not settle: the whole table in one step, as of the snapshot.
-        return self._encode_whole(state, table.view_of(index, shadow))
+        view = table.view_of(index, shadow)
+        return self._encode_whole(state, view if keep is None else keep(view))
 
     def _encode_whole(self, state: FrozenState, table: dict[Any, Any]) -> tuple[str, bytes]:
         try:
