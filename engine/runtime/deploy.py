@@ -185,6 +185,9 @@ def _build_subtask(
             op = node.create_operator()
             if op.keyed:
                 ctx.keyed_backend = _keyed_backend(plan, node, chain.parallelism, index, restored)
+                # State time-to-live runs on the job's processing-time clock (a test's
+                # ManualClock too), as Flink's TTL runs on processing time.
+                ctx.keyed_backend.ttl_time_provider = processing_time.now_ms
             if operator_wrapper is not None:
                 op = operator_wrapper(op, ctx)
         c = ChainedOperator(op, ctx)

@@ -223,6 +223,11 @@ class ChainedOperator:
     async def _push(self, batch: Any, process: Callable[[Any], Awaitable[Any]]) -> None:
         if type(batch) is TimestampedBatch and not self.accepts_timestamps:
             batch = batch.records
+        backend = self.ctx.keyed_backend
+        if backend is not None:
+            # TTL states with cleanup_incrementally(n, run_cleanup_for_every_record=True)
+            # check n entries per record: once per batch, for all of its records.
+            backend.ttl_cleanup_step(len(batch))
         try:
             out = await process(batch)
         except Exception as exc:

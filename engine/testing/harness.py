@@ -552,7 +552,10 @@ class KeyedOperatorTestHarness(OperatorTestHarness):
         self.key_group_range: KeyGroupRange = key_group_range_for_subtask(
             subtask_index, parallelism, max_parallelism
         )
-        self.keyed_state_backend = HeapKeyedStateBackend(uid, self.key_group_range, max_parallelism)
+        # State time-to-live runs on the harness's processing time (set_processing_time).
+        self.keyed_state_backend = HeapKeyedStateBackend(
+            uid, self.key_group_range, max_parallelism, ttl_time_provider=self.clock.now_ms
+        )
 
     def _build_operator(self) -> Operator[Any, Any]:
         make = OPERATIONS[self.kind].keyed_operator
