@@ -18,12 +18,14 @@ and sinks (``PushSource``, ``FileSink``, ``TwoPhaseCommitSink``), checkpoint
 and restart settings, state descriptors (also in :mod:`streamlet.state`) and the errors.
 """
 
+from streamlet.api.configuration import Configuration as Configuration
 from streamlet.api.connected import ConnectedStreams as ConnectedStreams
 from streamlet.api.datastream import DataStream as DataStream
 from streamlet.api.datastream import DataStreamSink as DataStreamSink
 from streamlet.api.datastream import KeyedStream as KeyedStream
 from streamlet.api.environment import StreamExecutionEnvironment as StreamExecutionEnvironment
 from streamlet.api.execution_config import ExecutionConfig as ExecutionConfig
+from streamlet.api.execution_config import RuntimeExecutionMode as RuntimeExecutionMode
 from streamlet.api.windowed import AllWindowedStream as AllWindowedStream
 from streamlet.api.windowed import WindowedStream as WindowedStream
 from streamlet.checkpoints.config import CheckpointConfig as CheckpointConfig
@@ -132,6 +134,7 @@ __all__ = [
     "CoFlatMapFunction",
     "CoMapFunction",
     "CoProcessFunction",
+    "Configuration",
     "ConnectedStreams",
     "ContinuousEventTimeTrigger",
     "ContinuousProcessingTimeTrigger",
@@ -182,6 +185,7 @@ __all__ = [
     "ReducingStateDescriptor",
     "RestartStrategies",
     "RuntimeContext",
+    "RuntimeExecutionMode",
     "Sink",
     "SinkFunction",
     "SinkWriter",

@@ -64,6 +64,8 @@ class OperatorContext:
     :param restored: whether state was restored from a checkpoint or savepoint
     :param processing_time: the subtask's processing time (clock and wake-ups)
     :param auto_watermark_interval_ms: how often generated watermarks are emitted (0: never)
+    :param batch_execution: whether the job runs in Flink's BATCH mode
+    :param job_parameters: the job's global parameters
     """
 
     operator_name: str
@@ -78,6 +80,10 @@ class OperatorContext:
     restored: bool = False
     processing_time: ProcessingTimeService | None = None
     auto_watermark_interval_ms: int = 200
+    #: Flink's BATCH execution mode: rolling aggregations emit only final values.
+    batch_execution: bool = False
+    #: The job's global parameters (``ExecutionConfig.set_global_job_parameters``).
+    job_parameters: dict[str, str] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

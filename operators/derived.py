@@ -21,6 +21,7 @@ from streamlet.state.errors import StreamletInternalError
 from streamlet.state.json_codec import is_namedtuple_class
 from streamlet.state.timers import KeyedTimerQueue, timer_state_name
 
+from .base import OperatorContext
 from .core import (
     BatchTransform,
     BatchTransformOperator,
@@ -693,7 +694,33 @@ def reduce_operator(
 
         return reduce_batch, reduce_timed
 
-    return KeyedBatchOperator(adapter, key_selector, make_step)
+    return RollingReduceOperator(adapter, key_selector, make_step)
+
+
+class RollingReduceOperator(KeyedBatchOperator):
+    """A rolling reduce (``reduce``, ``sum``, ``min``, ...): in STREAMING an updated value
+    per record; in BATCH execution only each key's final value, at the end of the input
+    (Flink's batch reduce), in key-group order, without a timestamp."""
+
+    async def open(self, ctx: OperatorContext) -> None:
+        await super().open(ctx)
+        self._final_only = ctx.batch_execution
+
+    async def process_batch(self, batch: Any) -> Any:
+        out = await super().process_batch(batch)
+        return [] if self._final_only else out
+
+    async def end_input(self) -> list[Any]:
+        if not self._final_only:
+            return []
+        backend = self.ctx.keyed_backend
+        assert backend is not None
+        state = backend.get_state(_REDUCE_STATE)
+        finals = []
+        for key in backend.keys(_REDUCE_STATE.name):
+            backend.set_current_key(key)
+            finals.append(state.value())
+        return finals
 
 
 def _field_getter(

@@ -99,6 +99,10 @@ class RuntimeContext:
     def get_attempt_number(self) -> int:
         return self._ctx.attempt
 
+    def get_job_parameter(self, key: str, default_value: str) -> str:
+        """A global job parameter (``env.get_config().set_global_job_parameters``)."""
+        return self._ctx.job_parameters.get(key, default_value)
+
     def _keyed(self, what: str) -> Any:
         backend = self._ctx.keyed_backend
         if backend is None:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import os
 from typing import Any
 
 import anyio
 
+from streamlet.api.configuration import Configuration, apply_configuration
 from streamlet.api.datastream import DataStream
-from streamlet.api.execution_config import ExecutionConfig
+from streamlet.api.execution_config import ExecutionConfig, RuntimeExecutionMode
 from streamlet.checkpoints.config import CheckpointConfig, CheckpointingMode, FsStateBackend
 from streamlet.graph.partitioners import ForwardPartitioner
 from streamlet.graph.plan import build_plan
@@ -30,6 +32,8 @@ from streamlet.state.key_groups import DEFAULT_MAX_PARALLELISM, check_parallelis
 __all__ = ["StreamExecutionEnvironment"]
 
 _DEFAULT_BATCH_SIZE = 512
+logger = logging.getLogger("streamlet.api")
+
 _DEFAULT_BUFFER_TIMEOUT_MS = 100.0
 _DEFAULT_CHANNEL_CAPACITY = 4
 
@@ -53,13 +57,60 @@ class StreamExecutionEnvironment:
         self._restart_strategy: RestartStrategy | None = None
         self._config = ExecutionConfig()
         self._clock: ProcessingTimeClock | None = None
+        self._runtime_mode = RuntimeExecutionMode.STREAMING
+        self._chaining = True
         #: Test hook (engine.testing.inject_faults): wraps chosen operators at deploy time.
         self._operator_wrapper: Any = None
 
     @staticmethod
-    def get_execution_environment() -> StreamExecutionEnvironment:
-        """Return a new environment with default settings (parallelism 1)."""
-        return StreamExecutionEnvironment()
+    def get_execution_environment(
+        configuration: Configuration | None = None,
+    ) -> StreamExecutionEnvironment:
+        """Return a new environment with default settings (parallelism 1), then
+        ``configuration`` applied (Flink's keys, see :meth:`configure`)."""
+        env = StreamExecutionEnvironment()
+        if configuration is not None:
+            env.configure(configuration)
+        return env
+
+    def configure(self, configuration: Configuration) -> StreamExecutionEnvironment:
+        """Apply Flink configuration keys (``parallelism.default``,
+        ``execution.checkpointing.interval``, ``restart-strategy.type``, ...: the README's
+        configuration reference lists them). Keys streamlet does not read are ignored with a
+        warning, as Flink ignores keys nothing reads.
+
+        :raises ValueError: naming the key, for a value it cannot take
+        """
+        apply_configuration(self, configuration)
+        return self
+
+    def set_runtime_mode(self, execution_mode: RuntimeExecutionMode) -> StreamExecutionEnvironment:
+        """Run jobs in ``RuntimeExecutionMode.STREAMING`` (the default), ``BATCH`` (bounded
+        inputs; final values only for rolling aggregations; no checkpoints) or
+        ``AUTOMATIC`` (BATCH when every source is bounded), as Flink does.
+
+        :raises TypeError: if ``execution_mode`` is not a RuntimeExecutionMode (or its name)
+        """
+        if isinstance(execution_mode, str):
+            try:
+                execution_mode = RuntimeExecutionMode[execution_mode.strip().upper()]
+            except KeyError:
+                pass
+        if not isinstance(execution_mode, RuntimeExecutionMode):
+            raise TypeError(
+                f"set_runtime_mode() needs RuntimeExecutionMode.STREAMING, BATCH or AUTOMATIC, "
+                f"got {execution_mode!r}"
+            )
+        self._runtime_mode = execution_mode
+        return self
+
+    def disable_operator_chaining(self) -> StreamExecutionEnvironment:
+        """Run every operator in a subtask of its own (for debugging; slower)."""
+        self._chaining = False
+        return self
+
+    def is_chaining_enabled(self) -> bool:
+        return self._chaining
 
     # --- configuration ---
 
@@ -257,6 +308,24 @@ class StreamExecutionEnvironment:
         watermarks.parallelism_of = node
         return DataStream(self, [(watermarks, None, None)], node)
 
+    def add_source(
+        self, source_func: Source[Any], source_name: str = "Custom Source", type_info: Any = None
+    ) -> DataStream:
+        """Read from ``source_func`` (PyFlink's legacy entry point; here it takes the same
+        :class:`~streamlet.operators.sources.base.Source` as :meth:`from_source`).
+
+        :raises TypeError: if ``source_func`` is not a Source (PyFlink's ``SourceFunction``
+            wraps Java sources, which do not exist here)
+        """
+        if not isinstance(source_func, Source):
+            raise TypeError(
+                f"add_source() needs a streamlet Source, got {source_func!r}; PyFlink's "
+                f"SourceFunction wraps a Java source, which streamlet cannot run: write a "
+                f"Source (see the README) or use from_collection / read_text_file / "
+                f"socket_text_stream"
+            )
+        return self.from_source(source_func, None, source_name, type_info)
+
     def from_collection(self, collection: Any, type_info: Any = None) -> DataStream:
         """Emit the elements of ``collection`` in order (non-parallel, replayable)."""
         return self.from_source(CollectionSource(collection))
@@ -284,18 +353,54 @@ class StreamExecutionEnvironment:
 
     # --- execution ---
 
+    def _batch_execution(self) -> bool:
+        """Whether the job about to start runs in BATCH mode (see set_runtime_mode).
+
+        :raises ValueError: for BATCH with an unbounded source, as Flink refuses it
+        """
+        mode = self._runtime_mode
+        if mode is RuntimeExecutionMode.STREAMING:
+            return False
+        unbounded = [
+            node.name
+            for node in self._graph.nodes
+            if node.source is not None and not node.source.bounded
+        ]
+        if mode is RuntimeExecutionMode.AUTOMATIC:
+            return not unbounded
+        if unbounded:
+            raise ValueError(
+                f"the job has unbounded sources ({', '.join(map(repr, unbounded))}) and the "
+                f"runtime mode is BATCH, which needs bounded inputs: set the runtime mode to "
+                f"STREAMING or AUTOMATIC"
+            )
+        return True
+
     def _job_config(self) -> JobConfig:
+        batch = self._batch_execution()
+        checkpoint_config = copy.copy(self._checkpoint_config)
+        if batch and checkpoint_config.is_checkpointing_enabled():
+            logger.warning(
+                "BATCH execution takes no checkpoints (a failure restarts the job from its "
+                "start): checkpointing is off for this job"
+            )
+            checkpoint_config.set_checkpoint_interval(None)
+        if not self._chaining:
+            for node in self._graph.nodes:
+                node.chaining = False
         return JobConfig(
             parallelism=self._parallelism,
             max_parallelism=self._max_parallelism,
             batch_size=self._batch_size,
             buffer_timeout_ms=self._buffer_timeout_ms,
             channel_capacity=self._channel_capacity,
-            checkpoint_config=copy.copy(self._checkpoint_config),
+            checkpoint_config=checkpoint_config,
             restart_strategy=self._restart_strategy,
             operator_wrapper=self._operator_wrapper,
             clock=self._clock,
             auto_watermark_interval_ms=self._config.get_auto_watermark_interval(),
+            batch_execution=batch,
+            job_parameters=self._config.get_global_job_parameters(),
         )
 
     def _take_runner(

@@ -2,11 +2,30 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from typing import Any
 
 from streamlet.operators.time import to_millis
 
-__all__ = ["ExecutionConfig"]
+__all__ = ["ExecutionConfig", "RuntimeExecutionMode"]
+
+
+class RuntimeExecutionMode(Enum):
+    """How a job runs (Flink's ``execution.runtime-mode``).
+
+    - ``STREAMING`` (the default): records flow as they come, rolling aggregations emit an
+      update per record, checkpoints as configured;
+    - ``BATCH``: for bounded inputs only (an unbounded source is refused when the job
+      starts): no checkpoints (a failure restarts the job from its start), and rolling
+      ``reduce`` / ``sum`` / ``min`` / ``max`` / ``min_by`` / ``max_by`` emit only each key's
+      final value, at the end of the input, as Flink's batch execution does;
+    - ``AUTOMATIC``: BATCH if every source is bounded, else STREAMING.
+    """
+
+    STREAMING = "STREAMING"
+    BATCH = "BATCH"
+    AUTOMATIC = "AUTOMATIC"
+
 
 #: Flink's default ``pipeline.auto-watermark-interval``.
 DEFAULT_AUTO_WATERMARK_INTERVAL_MS = 200
@@ -17,6 +36,28 @@ class ExecutionConfig:
 
     def __init__(self) -> None:
         self._auto_watermark_interval_ms = DEFAULT_AUTO_WATERMARK_INTERVAL_MS
+        self._global_job_parameters: dict[str, str] = {}
+
+    def set_global_job_parameters(
+        self, global_job_parameters_dict: dict[str, Any]
+    ) -> ExecutionConfig:
+        """Parameters every function reads with ``RuntimeContext.get_job_parameter(key,
+        default)`` (PyFlink's: keys and values as strs).
+
+        :raises TypeError: if not a dict
+        """
+        if not isinstance(global_job_parameters_dict, dict):
+            raise TypeError(
+                f"set_global_job_parameters() needs a dict of str to str, got "
+                f"{global_job_parameters_dict!r}"
+            )
+        self._global_job_parameters = {
+            str(key): str(value) for key, value in global_job_parameters_dict.items()
+        }
+        return self
+
+    def get_global_job_parameters(self) -> dict[str, str]:
+        return dict(self._global_job_parameters)
 
     def set_auto_watermark_interval(self, interval: Any) -> ExecutionConfig:
         """Ask watermark generators for a watermark this often (ms, a Duration or a

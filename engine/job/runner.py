@@ -11,7 +11,7 @@ import contextlib
 import logging
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +82,11 @@ class JobConfig:
     #: The processing-time clock (None: the system clock).
     clock: ProcessingTimeClock | None = None
     auto_watermark_interval_ms: int = 200
+    #: Flink's BATCH execution (see RuntimeExecutionMode): final values of rolling
+    #: aggregations only; checkpointing is off.
+    batch_execution: bool = False
+    #: ``ExecutionConfig.set_global_job_parameters``.
+    job_parameters: dict[str, str] = field(default_factory=dict)
 
 
 class JobRunner:
@@ -250,6 +255,8 @@ class JobRunner:
                 buffer_timeout_s=self.config.buffer_timeout_ms / 1000,
                 clock=self.config.clock or SystemClock(),
                 auto_watermark_interval_ms=self.config.auto_watermark_interval_ms,
+                batch_execution=self.config.batch_execution,
+                job_parameters=self.config.job_parameters,
             )
             failure = await self._run_attempt(settings, splits, restored)
             if failure is None or self._stopped_with_savepoint:

@@ -176,6 +176,8 @@ def _build_subtask(
         ctx = _context(plan, node, chain.parallelism, index, settings, restored)
         ctx.processing_time = processing_time
         ctx.auto_watermark_interval_ms = settings.auto_watermark_interval_ms
+        ctx.batch_execution = settings.batch_execution
+        ctx.job_parameters = settings.job_parameters
         if node.kind == "source":
             assert node.source is not None
             splits = source_splits[node.id]

@@ -96,6 +96,10 @@ class SubtaskSettings:
     clock: ProcessingTimeClock = field(default_factory=SystemClock)
     #: How often watermark generators are asked for a watermark (ms; 0 = never).
     auto_watermark_interval_ms: int = 200
+    #: Flink's BATCH execution mode (see RuntimeExecutionMode).
+    batch_execution: bool = False
+    #: The job's global parameters (``RuntimeContext.get_job_parameter``).
+    job_parameters: dict[str, str] = field(default_factory=dict)
 
 
 class OutputWriter:
