@@ -376,6 +376,11 @@ class StreamExecutionEnvironment:
             )
         return True
 
+    def _apply_chaining(self) -> None:
+        if not self._chaining:
+            for node in self._graph.nodes:
+                node.chaining = False
+
     def _job_config(self) -> JobConfig:
         batch = self._batch_execution()
         checkpoint_config = copy.copy(self._checkpoint_config)
@@ -385,9 +390,7 @@ class StreamExecutionEnvironment:
                 "start): checkpointing is off for this job"
             )
             checkpoint_config.set_checkpoint_interval(None)
-        if not self._chaining:
-            for node in self._graph.nodes:
-                node.chaining = False
+        self._apply_chaining()
         return JobConfig(
             parallelism=self._parallelism,
             max_parallelism=self._max_parallelism,
@@ -488,6 +491,7 @@ class StreamExecutionEnvironment:
 
     def get_execution_plan(self) -> str:
         """Describe the chains, parallelisms and edges the job would run with, as JSON."""
+        self._apply_chaining()
         plan = build_plan(self._graph, self._parallelism, self._max_parallelism)
         chains = []
         for chain in plan.chains:

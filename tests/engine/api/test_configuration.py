@@ -210,6 +210,7 @@ def test_disable_operator_chaining_runs_every_operator_in_its_own_subtask() -> N
     assert not env.is_chaining_enabled()
     out: list[int] = []
     env.from_collection([1, 2]).map(lambda x: x * 3).filter(bool).sink_to(TestingSink(out))
+    assert len(json.loads(env.get_execution_plan())["chains"]) == 4
     env.execute("unchained")
     assert sorted(out) == [3, 6]
 
