@@ -197,7 +197,7 @@ class OperatorTestHarness:
             else restore_inputs(restore, uid, max_parallelism, self._is_keyed)
         )
         self.operator: Operator[Any, Any] = self._build_operator()
-        self.operator_state_backend = OperatorStateBackend(uid)
+        self.operator_state_backend = OperatorStateBackend(uid, subtask_index)
         self._output: list[Any] = []
         self._side: dict[str, list[StreamRecord]] = {}
         #: The harness's processing time: it moves only with :meth:`set_processing_time`.
