@@ -87,13 +87,18 @@ class _BaseContext:
     """What both sides of a broadcast function see: the element's timestamp, time, and the
     broadcast states (read-only or writable, by the subclass)."""
 
-    __slots__ = ("_owner", "_states", "_timestamp")
+    __slots__ = ("_last_descriptor", "_last_state", "_owner", "_states", "_timestamp")
 
     def __init__(self, owner: Any, states: dict[str, Any]) -> None:
         # The operator: it knows its watermark and its processing time.
         self._owner = owner
         self._states = states
         self._timestamp: int | None = None
+        # The last descriptor asked for and its state: a function calls
+        # get_broadcast_state(RULES) per record with one descriptor object, so the hot
+        # path is one identity test.
+        self._last_descriptor: Any = None
+        self._last_state: Any = None
 
     def timestamp(self) -> int | None:
         """The current element's timestamp, or None if it has none."""
@@ -109,7 +114,7 @@ class _BaseContext:
         result: int = self._owner.current_watermark
         return result
 
-    def _state(self, descriptor: Any) -> Any:
+    def _lookup(self, descriptor: Any) -> Any:
         state = self._states.get(getattr(descriptor, "name", ""))
         if state is None or not isinstance(descriptor, MapStateDescriptor):
             declared = sorted(self._states)
@@ -118,6 +123,8 @@ class _BaseContext:
                 f"this operator (declared: {declared}); pass the MapStateDescriptor given to "
                 f"broadcast(...), or add it there: stream.broadcast(descriptor, ...)"
             )
+        self._last_descriptor = descriptor
+        self._last_state = state
         return state
 
 
@@ -131,8 +138,10 @@ class BroadcastReadOnlyContext(_BaseContext):
 
         :raises StateError: if ``descriptor`` was not given to ``broadcast(...)``
         """
-        state: ReadOnlyBroadcastState = self._state(descriptor)
-        return state
+        if descriptor is self._last_descriptor:
+            state: ReadOnlyBroadcastState = self._last_state
+            return state
+        return self._lookup(descriptor)
 
 
 class BroadcastContext(_BaseContext):
@@ -146,8 +155,10 @@ class BroadcastContext(_BaseContext):
 
         :raises StateError: if ``descriptor`` was not given to ``broadcast(...)``
         """
-        state: BroadcastState = self._state(descriptor)
-        return state
+        if descriptor is self._last_descriptor:
+            state: BroadcastState = self._last_state
+            return state
+        return self._lookup(descriptor)
 
 
 class KeyedBroadcastReadOnlyContext(BroadcastReadOnlyContext):

@@ -27,7 +27,7 @@ it without decoding; a broadcast state's payload is its whole map encoded as one
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -187,22 +187,25 @@ class ReadOnlyBroadcastState:
     receives whole and in the same order, may write, so the map stays identical on every
     subtask. Values are live: do not mutate them either.
 
+    ``get(key)`` returns the value of ``key``, ``None`` if absent (it is the map's own
+    ``get``: the read of the per-record path costs one call).
+
     :param state: the broadcast state viewed
     :param writer: where writes belong, named in the error a write raises
     """
 
-    __slots__ = ("_map", "_writer", "name")
+    __slots__ = ("_map", "_writer", "get", "name")
+
+    #: Return the value of ``key``, ``None`` if absent.
+    get: Callable[[Any], Any]
 
     def __init__(self, state: BroadcastState, writer: str = "process_broadcast_element()") -> None:
-        # The view holds the map itself (one call less per read); BroadcastState changes
-        # its map in place, and restore replaces it only before the operator opens.
+        # The view holds the map itself; BroadcastState changes its map in place, and
+        # restore replaces it only before the operator opens (before views are made).
         self._map = state._map
+        self.get = state._map.get
         self._writer = writer
         self.name = state.name
-
-    def get(self, key: Any) -> Any:
-        """Return the value of ``key``, ``None`` if absent."""
-        return self._map.get(key)
 
     def contains(self, key: Any) -> bool:
         """Return whether ``key`` is present."""

@@ -128,6 +128,34 @@ async def test_a_broadcast_state_not_given_to_broadcast_is_refused_naming_the_de
             await harness.process_element2(1)
 
 
+LIMITS = MapStateDescriptor("limits")
+
+
+class TwoStates(BroadcastProcessFunction):
+    """Rules and limits in two broadcast states, read alternately per event."""
+
+    def process_element(self, value: Any, ctx: Any) -> Any:
+        rule = ctx.get_broadcast_state(RULES).get(value)
+        limit = ctx.get_broadcast_state(LIMITS).get(value)
+        again = ctx.get_broadcast_state(MapStateDescriptor("rules")).get(value)  # equal, not same
+        yield (value, rule, limit, again)
+
+    def process_broadcast_element(self, value: Any, ctx: Any) -> Any:
+        kind, key, setting = value
+        ctx.get_broadcast_state(RULES if kind == "rule" else LIMITS).put(key, setting)
+        return []
+
+
+async def test_several_broadcast_states_each_read_their_own_map() -> None:
+    harness = TwoInputOperatorTestHarness(TwoStates(), broadcast_state_descriptors=[RULES, LIMITS])
+    async with harness:
+        await harness.process_elements2([("rule", "a", 1), ("limit", "a", 9), ("limit", "b", 8)])
+        assert await harness.process_elements1(["a", "b"]) == [
+            ("a", 1, 9, 1),
+            ("b", None, 8, None),
+        ]
+
+
 async def test_a_broadcast_harness_needs_the_descriptors() -> None:
     with pytest.raises(ValueError, match="broadcast_state_descriptors"):
         TwoInputOperatorTestHarness(Enrich())
