@@ -392,6 +392,14 @@ class DataStream(_NodeHandle):
         """Send every record to a uniformly random subtask (seeded, so runs repeat)."""
         return self._partitioned(ShufflePartitioner(seed))
 
+    @overload
+    def broadcast(self) -> DataStream: ...
+
+    @overload
+    def broadcast(
+        self, descriptor: MapStateDescriptor, /, *more: MapStateDescriptor
+    ) -> BroadcastStream: ...
+
     def broadcast(self, *broadcast_state_descriptors: MapStateDescriptor) -> Any:
         """Send every record to every subtask of the next operator.
 

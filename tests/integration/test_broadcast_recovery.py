@@ -20,6 +20,7 @@ import anyio
 import pytest
 
 from streamlet import (
+    BroadcastProcessFunction,
     FileSink,
     KeyedBroadcastProcessFunction,
     MapStateDescriptor,
@@ -178,12 +179,35 @@ class CountAndTag(KeyedBroadcastProcessFunction):
         yield ("rule", self.subtask, value)
 
 
+class Tag(BroadcastProcessFunction):
+    """CountAndTag without keys (the events rebalanced): reports the broadcast state each
+    subtask starts with, tags events with the rules, acknowledges each rule."""
+
+    def __init__(self, board: Board) -> None:
+        self.board = board
+
+    def initialize_state(self, context: Any) -> None:
+        store = context.get_operator_state_store()
+        self.board.note(("restored", sorted(store.get_broadcast_state(RULES).items())))
+
+    def open(self, runtime_context: RuntimeContext) -> None:
+        self.subtask = runtime_context.get_index_of_this_subtask()
+
+    def process_element(self, value: Any, ctx: Any) -> Any:
+        yield ("event", value, None, sorted(ctx.get_broadcast_state(RULES).keys()))
+
+    def process_broadcast_element(self, value: Any, ctx: Any) -> Any:
+        ctx.get_broadcast_state(RULES).put(value, True)
+        yield ("rule", self.subtask, value)
+
+
 async def _phase(
     tmp_path: Path,
     parallelism: int,
     restore: str | None,
     new_rule: str,
     keys: list[str],
+    keyed: bool = True,
 ) -> tuple[Board, str]:
     """Run at ``parallelism`` (restored from ``restore``): push ``new_rule``, wait until
     every subtask acknowledged it, push one event per key, wait, stop with a savepoint."""
@@ -191,15 +215,14 @@ async def _phase(
     env.get_checkpoint_config().set_checkpoint_storage_dir(tmp_path / "checkpoints")
     board = Board()
     rule_source, event_source = PushSource(), PushSource()
-    (
-        env.from_source(event_source)
-        .uid("events")
-        .key_by(lambda e: e)
-        .connect(env.from_source(rule_source).uid("rules").broadcast(RULES))
-        .process(CountAndTag(board))
-        .uid("tagger")
-        .add_sink(board.note)
-    )
+    event_stream = env.from_source(event_source).uid("events")
+    broadcast = env.from_source(rule_source).uid("rules").broadcast(RULES)
+    if keyed:
+        connected = event_stream.key_by(lambda e: e).connect(broadcast)
+        tagged = connected.process(CountAndTag(board))
+    else:
+        tagged = event_stream.rebalance().connect(broadcast).process(Tag(board))
+    tagged.uid("tagger").add_sink(board.note)
     client = await env.execute_async("rescale", restore=restore)
     await rule_source.push(new_rule)
     await board.until(lambda seen: sum(item[0] == "rule" for item in seen) == parallelism)
@@ -235,4 +258,21 @@ async def test_broadcast_state_restores_identical_on_every_subtask_at_p2_p3_p1(
     assert {tuple(item[3]) for item in third.seen if item[0] == "event"} == {("r1", "r2", "r3")}
     assert sorted((item[1], item[2]) for item in third.seen if item[0] == "event") == [
         (k, 3) for k in sorted(keys)
+    ]
+
+
+async def test_non_keyed_broadcast_state_restores_identical_on_every_subtask(
+    anyio_backend: str, tmp_path: Path
+) -> None:
+    # Without keyed state, subtasks other than 0 write no state at all for this operator.
+    keys = [f"e{i}" for i in range(6)]
+    _, savepoint = await _phase(tmp_path, 2, None, "r1", keys, keyed=False)
+    second, savepoint = await _phase(tmp_path, 3, savepoint, "r2", keys, keyed=False)
+    assert [item for item in second.seen if item[0] == "restored"] == [
+        ("restored", [("r1", True)])
+    ] * 3
+    assert {tuple(item[3]) for item in second.seen if item[0] == "event"} == {("r1", "r2")}
+    third, _ = await _phase(tmp_path, 1, savepoint, "r3", keys, keyed=False)
+    assert [item for item in third.seen if item[0] == "restored"] == [
+        ("restored", [("r1", True), ("r2", True)])
     ]

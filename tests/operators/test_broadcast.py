@@ -16,6 +16,7 @@ import pytest
 from streamlet import (
     BroadcastProcessFunction,
     KeyedBroadcastProcessFunction,
+    KeyedCoProcessFunction,
     MapStateDescriptor,
     OutputTag,
     StreamRecord,
@@ -294,6 +295,22 @@ async def test_a_broadcast_function_on_keyed_harness_takes_no_second_key_selecto
     with pytest.raises(TypeError, match="no key_selector2"):
         KeyedTwoInputOperatorTestHarness(
             CountAndReset(), lambda e: e[0], lambda r: r, broadcast_state_descriptors=[RULES]
+        )
+
+
+async def test_the_keyed_two_input_harness_still_needs_key_selector2_for_connected_keyed() -> None:
+    class Join(KeyedCoProcessFunction):
+        def process_element1(self, value: Any, ctx: Any) -> Any:
+            return []
+
+        def process_element2(self, value: Any, ctx: Any) -> Any:
+            return []
+
+    with pytest.raises(TypeError, match="needs key_selector2"):
+        KeyedTwoInputOperatorTestHarness(Join(), lambda e: e)
+    with pytest.raises(ValueError, match="not for kind 'co_process'"):
+        KeyedTwoInputOperatorTestHarness(
+            Join(), lambda e: e, lambda e: e, broadcast_state_descriptors=[RULES]
         )
 
 

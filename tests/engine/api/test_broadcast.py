@@ -203,7 +203,7 @@ def test_broadcast_without_descriptors_stays_the_partitioner() -> None:
 def test_broadcast_refuses_what_is_not_a_map_state_descriptor_or_repeats_a_name() -> None:
     _, _, rules = _streams()
     with pytest.raises(TypeError, match="MapStateDescriptor"):
-        rules.broadcast(ValueStateDescriptor("v"))  # type: ignore[arg-type]
+        rules.broadcast(ValueStateDescriptor("v"))  # type: ignore[call-overload]
     with pytest.raises(ValueError, match="one name"):
         rules.broadcast(RULES, MapStateDescriptor("rules"))
 
