@@ -18,6 +18,8 @@ and sinks (``PushSource``, ``FileSink``, ``TwoPhaseCommitSink``), checkpoint
 and restart settings, state descriptors (also in :mod:`streamlet.state`) and the errors.
 """
 
+from streamlet.api.broadcast import BroadcastConnectedStream as BroadcastConnectedStream
+from streamlet.api.broadcast import BroadcastStream as BroadcastStream
 from streamlet.api.configuration import Configuration as Configuration
 from streamlet.api.connected import ConnectedStreams as ConnectedStreams
 from streamlet.api.datastream import DataStream as DataStream
@@ -40,6 +42,10 @@ from streamlet.job.client import JobClient as JobClient
 from streamlet.job.restart import RestartStrategies as RestartStrategies
 from streamlet.job.result import JobExecutionResult as JobExecutionResult
 from streamlet.job.result import JobStatus as JobStatus
+from streamlet.operators.broadcast import BroadcastProcessFunction as BroadcastProcessFunction
+from streamlet.operators.broadcast import (
+    KeyedBroadcastProcessFunction as KeyedBroadcastProcessFunction,
+)
 from streamlet.operators.functions import CoFlatMapFunction as CoFlatMapFunction
 from streamlet.operators.functions import CoMapFunction as CoMapFunction
 from streamlet.operators.functions import CoProcessFunction as CoProcessFunction
@@ -128,6 +134,9 @@ __all__ = [
     "AggregatingStateDescriptor",
     "AllWindowFunction",
     "AllWindowedStream",
+    "BroadcastConnectedStream",
+    "BroadcastProcessFunction",
+    "BroadcastStream",
     "CheckpointConfig",
     "CheckpointError",
     "CheckpointingMode",
@@ -165,6 +174,7 @@ __all__ = [
     "JobManagerCheckpointStorage",
     "JobStatus",
     "KeySelector",
+    "KeyedBroadcastProcessFunction",
     "KeyedCoProcessFunction",
     "KeyedProcessFunction",
     "KeyedStream",

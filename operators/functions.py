@@ -63,6 +63,9 @@ FUNCTION_METHODS = {
     "co_map": "map1",
     "co_flat_map": "flat_map1",
     "co_process": "process_element1",
+    # The broadcast state pattern: the events' method (the broadcast side's is
+    # process_broadcast_element, see broadcast.BROADCAST_METHODS).
+    "broadcast_process": "process_element",
 }
 
 

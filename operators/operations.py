@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from . import connected, derived
+from . import broadcast, connected, derived
 from .base import Operator
 from .derived import fresh_copy
 from .functions import FUNCTION_METHODS, FunctionAdapter
@@ -172,6 +172,16 @@ OPERATIONS: dict[str, Operation] = _table(
         FUNCTION_METHODS["co_process"],
         connected.co_process_operator,
         connected.keyed_co_process_operator,
+        inputs=2,
+    ),
+    # The broadcast state pattern: input 0 the events, input 1 the broadcast side; the
+    # argument is the tuple of broadcast state descriptors.
+    Operation(
+        "broadcast_process",
+        "operator",
+        FUNCTION_METHODS["broadcast_process"],
+        broadcast.broadcast_process_operator,
+        broadcast.keyed_broadcast_process_operator,
         inputs=2,
     ),
     Operation("add_sink", "sink", FUNCTION_METHODS["add_sink"], _callback_sink),

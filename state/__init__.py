@@ -49,6 +49,7 @@ from .operator_state import BroadcastState as BroadcastState
 from .operator_state import OperatorListState as OperatorListState
 from .operator_state import OperatorStateBackend as OperatorStateBackend
 from .operator_state import OperatorStateSnapshot as OperatorStateSnapshot
+from .operator_state import ReadOnlyBroadcastState as ReadOnlyBroadcastState
 from .serde import JsonSerializer as JsonSerializer
 from .serde import PickleSerializer as PickleSerializer
 from .serde import Serializer as Serializer
@@ -74,6 +75,7 @@ __all__ = [
     "OperatorStateBackend",
     "OperatorStateSnapshot",
     "PickleSerializer",
+    "ReadOnlyBroadcastState",
     "ReducingState",
     "ReducingStateDescriptor",
     "Serializer",

@@ -289,6 +289,12 @@ class HeapKeyedStateBackend:
             self._current_key = key
             yield record
 
+    def clear_current_key(self) -> None:
+        """Leave no key current: state views raise :class:`StateError` until a key is set
+        again (a broadcast element has no key, and must not see the last record's)."""
+        self._kg_index = self._size
+        self._current_key = None
+
     def get_current_key(self) -> Any:
         """Return the current key (``None`` before the first :meth:`set_current_key`)."""
         return self._current_key

@@ -7,8 +7,11 @@ The three kinds differ only in how a restore redistributes what every old subtas
   subtask order and cut into ``parallelism`` contiguous parts whose sizes differ by at most
   one (the first parts get the extra elements), Flink's round-robin repartitioning;
 - union list state (``get_union_list_state``): every subtask gets the whole concatenation;
-- broadcast state (``get_broadcast_state``): a map meant to be identical on every subtask;
-  new subtask ``i`` gets the copy of old subtask ``i % old_parallelism``.
+- broadcast state (``get_broadcast_state``): a map meant to be identical on every subtask.
+  It is checkpointed once: only subtask 0 writes it (the backend knows its subtask index),
+  and on restore every new subtask, at any parallelism, gets that copy. Checkpoints written
+  before (every subtask wrote a copy) still restore: new subtask ``i`` then gets the copy of
+  old subtask ``i % old_parallelism`` (the next one that has a copy, if that one has none).
 
 Operator state is small (source positions, a sink's pending transactions), so the
 synchronous part of a snapshot copies it: O(size of the operator state), no copy-on-write.
@@ -24,7 +27,7 @@ it without decoding; a broadcast state's payload is its whole map encoded as one
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +45,7 @@ __all__ = [
     "OperatorListState",
     "OperatorStateBackend",
     "OperatorStateSnapshot",
+    "ReadOnlyBroadcastState",
     "even_split",
 ]
 
@@ -175,6 +179,91 @@ class BroadcastState:
         return f"<BroadcastState {self.name!r}>"
 
 
+class ReadOnlyBroadcastState:
+    """A read-only view of a :class:`BroadcastState` (Flink's ``ReadOnlyBroadcastState``).
+
+    What a broadcast function sees while processing the non-broadcast side: the same map,
+    readable, but never writable there. Only the broadcast side, which every subtask
+    receives whole and in the same order, may write, so the map stays identical on every
+    subtask. Values are live: do not mutate them either.
+
+    ``get(key)`` returns the value of ``key``, ``None`` if absent (it is the map's own
+    ``get``: the read of the per-record path costs one call).
+
+    :param state: the broadcast state viewed
+    :param writer: where writes belong, named in the error a write raises
+    """
+
+    __slots__ = ("_map", "_writer", "get", "name")
+
+    #: Return the value of ``key``, ``None`` if absent.
+    get: Callable[[Any], Any]
+
+    def __init__(self, state: BroadcastState, writer: str = "process_broadcast_element()") -> None:
+        # The view holds the map itself; BroadcastState changes its map in place, and
+        # restore replaces it only before the operator opens (before views are made).
+        self._map = state._map
+        self.get = state._map.get
+        self._writer = writer
+        self.name = state.name
+
+    def contains(self, key: Any) -> bool:
+        """Return whether ``key`` is present."""
+        return key in self._map
+
+    def keys(self) -> list[Any]:
+        """Return the keys."""
+        return list(self._map)
+
+    def values(self) -> list[Any]:
+        """Return the values."""
+        return list(self._map.values())
+
+    def items(self) -> list[tuple[Any, Any]]:
+        """Return the entries as ``(key, value)`` pairs."""
+        return list(self._map.items())
+
+    def is_empty(self) -> bool:
+        """Return whether the map has no entries."""
+        return not self._map
+
+    def __contains__(self, key: Any) -> bool:
+        return key in self._map
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(list(self._map))
+
+    def __len__(self) -> int:
+        return len(self._map)
+
+    def _refuse(self, method: str) -> StateError:
+        return StateError(
+            f"broadcast state {self.name!r} is read-only here: {method}() is refused on the "
+            f"non-broadcast side, where each subtask sees different records and a write "
+            f"would make the subtasks' copies differ; write it in {self._writer}, which "
+            f"every subtask runs for every broadcast element"
+        )
+
+    def put(self, key: Any, value: Any) -> None:
+        """Refused: raises :class:`StateError`."""
+        raise self._refuse("put")
+
+    def put_all(self, entries: Mapping[Any, Any]) -> None:
+        """Refused: raises :class:`StateError`."""
+        raise self._refuse("put_all")
+
+    def remove(self, key: Any) -> None:
+        """Refused: raises :class:`StateError`."""
+        raise self._refuse("remove")
+
+    def clear(self) -> None:
+        """Refused: raises :class:`StateError`."""
+        raise self._refuse("clear")
+
+    def __repr__(self) -> str:
+        return f"<ReadOnlyBroadcastState {self.name!r}>"
+
+
 @dataclass(frozen=True, slots=True)
 class _Encoded:
     """Restored state not registered yet: this subtask's share, still encoded."""
@@ -226,15 +315,25 @@ class OperatorStateBackend:
     """The operator state of one subtask.
 
     :param operator_uid: uid of the operator (named in errors and written into snapshots)
-    :raises ValueError: if ``operator_uid`` is not a non-empty str
+    :param subtask_index: the subtask's index; only subtask 0 writes broadcast state into
+        its snapshots (the other subtasks hold the same map, so one copy restores all)
+    :raises ValueError: if ``operator_uid`` is not a non-empty str, or ``subtask_index``
+        not an int >= 0
     """
 
-    __slots__ = ("_pending", "_restored", "_states", "operator_uid")
+    __slots__ = ("_pending", "_restored", "_states", "operator_uid", "subtask_index")
 
-    def __init__(self, operator_uid: str) -> None:
+    def __init__(self, operator_uid: str, subtask_index: int = 0) -> None:
         if not isinstance(operator_uid, str) or not operator_uid:
             raise ValueError(f"operator_uid must be a non-empty str, got {operator_uid!r}")
+        if (
+            not isinstance(subtask_index, int)
+            or isinstance(subtask_index, bool)
+            or subtask_index < 0
+        ):
+            raise ValueError(f"subtask_index must be an int >= 0, got {subtask_index!r}")
         self.operator_uid = operator_uid
+        self.subtask_index = subtask_index
         self._states: dict[str, OperatorListState | BroadcastState] = {}
         self._pending: dict[str, _Encoded] = {}
         self._restored = False
@@ -320,18 +419,29 @@ class OperatorStateBackend:
             ) from exc
 
     def snapshot_sync(self) -> OperatorStateSnapshot:
-        """Return a copy of the operator state; O(its size), which is small by design."""
+        """Return a copy of the operator state; O(its size), which is small by design.
+
+        Broadcast state (registered or restored and not registered yet) is in it only on
+        subtask 0: it is identical on every subtask, so one copy restores every subtask.
+        """
+        writes_broadcast = self.subtask_index == 0
         states = []
         for name, state in self._states.items():
             if isinstance(state, BroadcastState):
-                states.append(
-                    (name, _BROADCAST, state.descriptor.serializer, clone_value(state._map))
-                )
+                if writes_broadcast:
+                    states.append(
+                        (name, _BROADCAST, state.descriptor.serializer, clone_value(state._map))
+                    )
             else:
                 states.append(
                     (name, state.mode, state.descriptor.serializer, clone_value(state._values))
                 )
-        return OperatorStateSnapshot(self.operator_uid, states, dict(self._pending))
+        pending = {
+            name: enc
+            for name, enc in self._pending.items()
+            if writes_broadcast or enc.mode != _BROADCAST
+        }
+        return OperatorStateSnapshot(self.operator_uid, states, pending)
 
     def restore(self, serialized: Sequence[bytes], subtask_index: int, parallelism: int) -> None:
         """Load this subtask's share of the operator state every old subtask wrote.
@@ -353,6 +463,8 @@ class OperatorStateBackend:
         old = len(serialized)
         for name, (mode, codec, parts) in collected.items():
             if mode == _BROADCAST:
+                # Written by old subtask 0 only (or, in older checkpoints, by every
+                # subtask): the first copy from old subtask ``index % old`` on.
                 order = [*parts[subtask_index % old :], *parts[: subtask_index % old]]
                 data = next(p for p in order if p is not None)
             else:
@@ -410,5 +522,10 @@ class OperatorStateBackend:
 
     def has_state(self) -> bool:
         """Return whether a snapshot would hold anything: a registered state (even an empty
-        one) or restored data no descriptor has claimed yet."""
-        return bool(self._states or self._pending)
+        one) or restored data no descriptor has claimed yet (broadcast state counts on
+        subtask 0 only, the one that writes it)."""
+        if self.subtask_index == 0:
+            return bool(self._states or self._pending)
+        return any(not isinstance(s, BroadcastState) for s in self._states.values()) or any(
+            enc.mode != _BROADCAST for enc in self._pending.values()
+        )

@@ -8,10 +8,11 @@ calls (``rebalance()``, ``shuffle()``, ...) and ``union`` add no node: they deci
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, overload
 
 import anyio
 
+from streamlet.api.broadcast import BroadcastConnectedStream, BroadcastStream
 from streamlet.api.connected import ConnectedStreams
 from streamlet.api.windowed import AllWindowedStream, WindowedStream
 from streamlet.graph.partitioners import (
@@ -29,6 +30,7 @@ from streamlet.graph.stream_graph import StreamGraph, StreamNode
 from streamlet.job.background import event_loop_running
 from streamlet.job.threaded import BlockingIterator
 from streamlet.operators import derived
+from streamlet.operators.broadcast import check_broadcast_descriptors
 from streamlet.operators.connected import KeySelectors
 from streamlet.operators.functions import FunctionAdapter, KeyedProcessFunction, key_selector_of
 from streamlet.operators.operations import OPERATIONS
@@ -41,6 +43,7 @@ from streamlet.operators.windowing.assigners import (
     WindowAssigner,
 )
 from streamlet.operators.windowing.operator import WindowSpec
+from streamlet.state.descriptors import MapStateDescriptor
 
 if TYPE_CHECKING:
     from streamlet.job.client import JobClient
@@ -293,14 +296,28 @@ class DataStream(_NodeHandle):
         ``slide`` if given), in one subtask."""
         return self.window_all(_count_assigner(size, slide))
 
-    def connect(self, stream: DataStream) -> ConnectedStreams:
+    @overload
+    def connect(self, stream: BroadcastStream) -> BroadcastConnectedStream: ...
+
+    @overload
+    def connect(self, stream: DataStream) -> ConnectedStreams: ...
+
+    def connect(self, stream: DataStream | BroadcastStream) -> Any:
         """Pair this stream with ``stream`` (of any record type) for an operator of two
         inputs: ``.map`` (CoMapFunction), ``.flat_map`` (CoFlatMapFunction) or ``.process``
         (CoProcessFunction, KeyedCoProcessFunction); keyed when both streams are keyed.
 
-        :raises TypeError: if ``stream`` is not a DataStream
+        With a :class:`~streamlet.api.broadcast.BroadcastStream` (``rules.broadcast(
+        descriptor)``), a :class:`~streamlet.api.broadcast.BroadcastConnectedStream`:
+        ``.process`` of a (Keyed)BroadcastProcessFunction, this stream the events.
+
+        :raises TypeError: if ``stream`` is neither a DataStream nor a BroadcastStream
         :raises ValueError: if ``stream`` belongs to another execution environment
         """
+        if isinstance(stream, BroadcastStream):
+            if stream._env is not self._env:
+                raise ValueError("connect() needs two streams of the same execution environment")
+            return BroadcastConnectedStream(self, stream)
         if not isinstance(stream, DataStream):
             raise TypeError(f"connect() needs a DataStream, got {stream!r}")
         if stream._env is not self._env:
@@ -325,6 +342,25 @@ class DataStream(_NodeHandle):
             second_inputs=list(second._inputs),
             function=func,
             key_selector=key_selector,
+        )
+        self._env._check_forward_edges(node)
+        return DataStream(self._env, [(node, None, None)], node)
+
+    def _broadcast_node(
+        self, name: str, func: Any, broadcast_stream: BroadcastStream, keyed: bool
+    ) -> DataStream:
+        """Add the operator of the broadcast state pattern: this stream (the events) its
+        first input, ``broadcast_stream`` its second (see
+        :class:`~streamlet.api.broadcast.BroadcastConnectedStream`)."""
+        derived.check_copyable(func, "connect(broadcast_stream).process")
+        node = self._env._graph.add_node(
+            OPERATIONS["broadcast_process"],
+            name,
+            list(self._inputs),
+            second_inputs=list(broadcast_stream._inputs),
+            function=func,
+            key_selector=self._key_selector if keyed else None,
+            args=(broadcast_stream.broadcast_state_descriptors,),
         )
         self._env._check_forward_edges(node)
         return DataStream(self._env, [(node, None, None)], node)
@@ -358,9 +394,30 @@ class DataStream(_NodeHandle):
         """Send every record to a uniformly random subtask (seeded, so runs repeat)."""
         return self._partitioned(ShufflePartitioner(seed))
 
-    def broadcast(self) -> DataStream:
-        """Send every record to every subtask of the next operator."""
-        return self._partitioned(BroadcastPartitioner())
+    @overload
+    def broadcast(self) -> DataStream: ...
+
+    @overload
+    def broadcast(
+        self, descriptor: MapStateDescriptor, /, *more: MapStateDescriptor
+    ) -> BroadcastStream: ...
+
+    def broadcast(self, *broadcast_state_descriptors: MapStateDescriptor) -> Any:
+        """Send every record to every subtask of the next operator.
+
+        Without arguments, the broadcast partitioning of this stream (a DataStream). With
+        MapStateDescriptors, a :class:`~streamlet.api.broadcast.BroadcastStream` for the
+        broadcast state pattern: ``events.connect(stream.broadcast(descriptor)).process(f)``
+        keeps this stream's records in the broadcast states of those descriptors.
+
+        :raises TypeError: if a descriptor is not a MapStateDescriptor
+        :raises ValueError: if two descriptors share a name
+        """
+        if not broadcast_state_descriptors:
+            return self._partitioned(BroadcastPartitioner())
+        descriptors = check_broadcast_descriptors(broadcast_state_descriptors)
+        inputs = [(node, BroadcastPartitioner(), tag) for node, _, tag in self._inputs]
+        return BroadcastStream(self._env, inputs, descriptors)
 
     def global_(self) -> DataStream:
         """Send every record to subtask 0 of the next operator."""

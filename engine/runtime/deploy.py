@@ -228,7 +228,7 @@ def _context(
     restored: RestoredState | None,
 ) -> OperatorContext:
     uid = node.operator_uid
-    operator_state = OperatorStateBackend(uid)
+    operator_state = OperatorStateBackend(uid, index)
     was_restored = False
     if restored is not None and uid in restored.operator:
         operator_state.restore(restored.operator[uid], index, parallelism)

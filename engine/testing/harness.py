@@ -197,7 +197,7 @@ class OperatorTestHarness:
             else restore_inputs(restore, uid, max_parallelism, self._is_keyed)
         )
         self.operator: Operator[Any, Any] = self._build_operator()
-        self.operator_state_backend = OperatorStateBackend(uid)
+        self.operator_state_backend = OperatorStateBackend(uid, subtask_index)
         self._output: list[Any] = []
         self._side: dict[str, list[StreamRecord]] = {}
         #: The harness's processing time: it moves only with :meth:`set_processing_time`.
@@ -735,14 +735,29 @@ class TwoInputOperatorTestHarness(_TwoInputVerbs, OperatorTestHarness):
             assert harness.extract_output_values() == [...]
 
     ``process_element`` / ``process_watermark`` are the first input's and the operator's
-    (both inputs at once). The parameters are :class:`OperatorTestHarness`'s.
+    (both inputs at once). The parameters are :class:`OperatorTestHarness`'s, and for a
+    BroadcastProcessFunction (kind ``"broadcast_process"``: the events are the first
+    input, the broadcast elements the second) ``broadcast_state_descriptors``, the
+    MapStateDescriptors a job passes to ``broadcast(...)``.
     """
 
     _kinds = _TWO_INPUT
 
-    def __init__(self, function: Any, **settings: Any) -> None:
+    def __init__(
+        self,
+        function: Any,
+        *,
+        broadcast_state_descriptors: Sequence[Any] = (),
+        **settings: Any,
+    ) -> None:
+        self.broadcast_state_descriptors = tuple(broadcast_state_descriptors)
         super().__init__(function, **settings)
         self._init_inputs()
+
+    def _build_operator(self) -> Operator[Any, Any]:
+        make = OPERATIONS[self.kind].operator
+        assert make is not None
+        return make(self.function, *_broadcast_args(self.kind, self.broadcast_state_descriptors))
 
 
 class KeyedTwoInputOperatorTestHarness(_TwoInputVerbs, KeyedOperatorTestHarness):
@@ -750,18 +765,65 @@ class KeyedTwoInputOperatorTestHarness(_TwoInputVerbs, KeyedOperatorTestHarness)
     ``flat_map`` / ``process`` (a KeyedCoProcessFunction: keyed state shared by both
     inputs, timers), keying the first input's records by ``key_selector1`` and the
     second's by ``key_selector2``. Other parameters are :class:`KeyedOperatorTestHarness`'s.
+
+    For a KeyedBroadcastProcessFunction (kind ``"broadcast_process"``) the first input is
+    the keyed events, the second the broadcast elements, which have no key: leave out
+    ``key_selector2`` and give ``broadcast_state_descriptors`` (as to ``broadcast(...)``).
     """
 
     _kinds = _KEYED_TWO_INPUT
 
     def __init__(
-        self, function: Any, key_selector1: Any, key_selector2: Any, **settings: Any
+        self,
+        function: Any,
+        key_selector1: Any,
+        key_selector2: Any = None,
+        *,
+        broadcast_state_descriptors: Sequence[Any] = (),
+        **settings: Any,
     ) -> None:
-        self.key_selector2 = key_selector_of(key_selector2)
+        self.key_selector2 = None if key_selector2 is None else key_selector_of(key_selector2)
+        self.broadcast_state_descriptors = tuple(broadcast_state_descriptors)
         super().__init__(function, key_selector1, **settings)
         self._init_inputs()
 
     def _build_operator(self) -> Operator[Any, Any]:
         make = OPERATIONS[self.kind].keyed_operator
         assert make is not None
+        if self.kind == "broadcast_process":
+            if self.key_selector2 is not None:
+                raise TypeError(
+                    "KeyedTwoInputOperatorTestHarness() of a broadcast function takes no "
+                    "key_selector2: broadcast elements have no key; leave it out"
+                )
+            args = _broadcast_args(self.kind, self.broadcast_state_descriptors)
+            return make(self.function, self.key_selector, *args)
+        if self.key_selector2 is None:
+            raise TypeError(
+                f"KeyedTwoInputOperatorTestHarness() of kind {self.kind!r} needs key_selector2, "
+                f"the second input's key selector"
+            )
+        _broadcast_args(self.kind, self.broadcast_state_descriptors)
         return make(self.function, KeySelectors(self.key_selector, self.key_selector2))
+
+
+def _broadcast_args(kind: str, descriptors: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The operator arguments of a two-input harness's ``kind``: the broadcast state
+    descriptors for ``broadcast_process``, nothing else for the others.
+
+    :raises ValueError: if descriptors are missing for, or given to something else than,
+        a broadcast function
+    """
+    if kind != "broadcast_process":
+        if descriptors:
+            raise ValueError(
+                f"broadcast_state_descriptors are for broadcast functions (kind "
+                f"'broadcast_process'), not for kind {kind!r}"
+            )
+        return ()
+    if not descriptors:
+        raise ValueError(
+            "a broadcast function's harness needs broadcast_state_descriptors=[...], the "
+            "MapStateDescriptors a job passes to broadcast(...)"
+        )
+    return (descriptors,)

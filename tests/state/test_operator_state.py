@@ -15,7 +15,7 @@ from streamlet.state import (
     StateSerializationError,
     ValueStateDescriptor,
 )
-from streamlet.state.operator_state import even_split
+from streamlet.state.operator_state import ReadOnlyBroadcastState, even_split
 from tests.state._state_model import assert_same
 
 
@@ -261,3 +261,51 @@ def test_restore_from_nothing_is_restored_and_empty() -> None:
     assert backend.is_restored()
     assert backend.get_list_state(ListStateDescriptor("l")).get() == []
     assert backend.state_size() == 0
+
+
+def test_broadcast_state_is_written_by_subtask_0_only_and_restores_everywhere() -> None:
+    blobs = []
+    for subtask in range(3):
+        backend = OperatorStateBackend("bc", subtask)
+        backend.get_broadcast_state(MapStateDescriptor("rules")).put("r", 1)
+        backend.get_list_state(ListStateDescriptor("l")).add(subtask)
+        blobs.append(backend.snapshot_sync().serialize())
+    # Only subtask 0's snapshot holds the map: the others are smaller by its payload.
+    assert len(blobs[1]) < len(blobs[0]) and len(blobs[1]) == len(blobs[2])
+    for new_parallelism in (1, 2, 5):
+        for subtask in range(new_parallelism):
+            backend = OperatorStateBackend("bc", subtask)
+            backend.restore(blobs, subtask, new_parallelism)
+            assert backend.get_broadcast_state(MapStateDescriptor("rules")).items() == [("r", 1)]
+
+
+def test_broadcast_state_restored_but_unclaimed_is_rewritten_by_subtask_0_only() -> None:
+    backend = OperatorStateBackend("bc")
+    backend.get_broadcast_state(MapStateDescriptor("rules")).put("r", 1)
+    blob = backend.snapshot_sync().serialize()
+    first, second = OperatorStateBackend("bc", 0), OperatorStateBackend("bc", 1)
+    first.restore([blob], 0, 2)
+    second.restore([blob], 1, 2)
+    assert first.has_state() and not second.has_state()
+    again = [first.snapshot_sync().serialize(), second.snapshot_sync().serialize()]
+    restored = OperatorStateBackend("bc", 1)
+    restored.restore(again, 1, 3)
+    assert restored.get_broadcast_state(MapStateDescriptor("rules")).get("r") == 1
+
+
+def test_read_only_broadcast_state_reads_live_and_refuses_writes() -> None:
+    state = OperatorStateBackend("bc").get_broadcast_state(MapStateDescriptor("rules"))
+    view = ReadOnlyBroadcastState(state)
+    state.put("a", 1)
+    assert view.get("a") == 1 and view.contains("a") and "a" in view and len(view) == 1
+    assert view.items() == [("a", 1)] and view.keys() == ["a"] and view.values() == [1]
+    assert list(view) == ["a"] and not view.is_empty()
+    for write in (
+        lambda: view.put("b", 2),
+        lambda: view.put_all({"b": 2}),
+        lambda: view.remove("a"),
+        view.clear,
+    ):
+        with pytest.raises(StateError, match=r"read-only.*process_broadcast_element"):
+            write()
+    assert state.items() == [("a", 1)]

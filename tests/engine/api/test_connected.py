@@ -134,7 +134,7 @@ def test_connect_refuses_what_cannot_run_when_the_job_is_built() -> None:
     env = StreamExecutionEnvironment.get_execution_environment()
     a, b = env.from_collection([1]), env.from_collection([2])
     with pytest.raises(TypeError, match="connect\\(\\) needs a DataStream, got 3"):
-        a.connect(3)  # type: ignore[arg-type]
+        a.connect(3)  # type: ignore[call-overload]
     other = StreamExecutionEnvironment.get_execution_environment().from_collection([1])
     with pytest.raises(ValueError, match="same execution environment"):
         a.connect(other)

@@ -122,7 +122,7 @@ def test_one_table_says_which_method_each_operation_calls() -> None:
     # The harnesses drive the table's operations, not a list of their own.
     assert OperatorTestHarness._kinds == ["map", "flat_map", "filter", "process"]
     assert KeyedOperatorTestHarness._kinds == ["map", "flat_map", "filter", "process", "reduce"]
-    two_inputs = ["co_map", "co_flat_map", "co_process"]
+    two_inputs = ["co_map", "co_flat_map", "co_process", "broadcast_process"]
     assert (
         TwoInputOperatorTestHarness._kinds == KeyedTwoInputOperatorTestHarness._kinds == two_inputs
     )
