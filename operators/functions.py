@@ -63,6 +63,8 @@ FUNCTION_METHODS = {
     "co_map": "map1",
     "co_flat_map": "flat_map1",
     "co_process": "process_element1",
+    # The interval join's ProcessJoinFunction.process_element(left, right, ctx).
+    "interval_join": "process_element",
 }
 
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from . import connected, derived
+from . import connected, derived, joins
 from .base import Operator
 from .derived import fresh_copy
 from .functions import FUNCTION_METHODS, FunctionAdapter
@@ -172,6 +172,15 @@ OPERATIONS: dict[str, Operation] = _table(
         FUNCTION_METHODS["co_process"],
         connected.co_process_operator,
         connected.keyed_co_process_operator,
+        inputs=2,
+    ),
+    # Keyed two-input only: the interval join (its argument an IntervalJoinSpec).
+    Operation(
+        "interval_join",
+        "operator",
+        FUNCTION_METHODS["interval_join"],
+        None,
+        joins.interval_join_operator,
         inputs=2,
     ),
     Operation("add_sink", "sink", FUNCTION_METHODS["add_sink"], _callback_sink),

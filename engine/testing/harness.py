@@ -746,19 +746,29 @@ class KeyedTwoInputOperatorTestHarness(_TwoInputVerbs, KeyedOperatorTestHarness)
     """Drives the operator of ``a.key_by(k1).connect(b.key_by(k2))``'s ``map`` /
     ``flat_map`` / ``process`` (a KeyedCoProcessFunction: keyed state shared by both
     inputs, timers), keying the first input's records by ``key_selector1`` and the
-    second's by ``key_selector2``. Other parameters are :class:`KeyedOperatorTestHarness`'s.
+    second's by ``key_selector2``; or an interval join (a ProcessJoinFunction,
+    ``kind="interval_join"``, ``args=(IntervalJoinSpec(lower, upper),)``). ``args`` are
+    the operation's arguments after the function and key selectors. Other parameters are
+    :class:`KeyedOperatorTestHarness`'s.
     """
 
     _kinds = _KEYED_TWO_INPUT
 
     def __init__(
-        self, function: Any, key_selector1: Any, key_selector2: Any, **settings: Any
+        self,
+        function: Any,
+        key_selector1: Any,
+        key_selector2: Any,
+        *,
+        args: tuple[Any, ...] = (),
+        **settings: Any,
     ) -> None:
         self.key_selector2 = key_selector_of(key_selector2)
+        self.args = tuple(args)
         super().__init__(function, key_selector1, **settings)
         self._init_inputs()
 
     def _build_operator(self) -> Operator[Any, Any]:
         make = OPERATIONS[self.kind].keyed_operator
         assert make is not None
-        return make(self.function, KeySelectors(self.key_selector, self.key_selector2))
+        return make(self.function, KeySelectors(self.key_selector, self.key_selector2), *self.args)

@@ -1,0 +1,473 @@
+"""Joins of two keyed streams: the interval join's operator, and the join functions.
+
+``a.key_by(k1).interval_join(b.key_by(k2)).between(lower, upper).process(fn)`` runs an
+:class:`IntervalJoinOperator` (Flink's ``IntervalJoinOperator``): a record of the left input
+at time ``t`` meets every record of the right input of the same key whose timestamp lies in
+``[t + lower, t + upper]`` (an exclusive bound moves in by 1 ms), whichever arrives first;
+each pair goes to ``fn.process_element(left, right, ctx)`` and what it emits carries the
+later of the two timestamps.
+
+Both inputs are buffered in keyed map state (``LEFT_BUFFER`` / ``RIGHT_BUFFER``, as Flink
+names them): per key a dict ``timestamp -> [records]``, so the buffers are checkpointed,
+restored and redistributed by key group like any keyed state. A bucket is removed by an
+event-time cleanup timer once the watermark says no record of the other side can still
+meet it (Flink's cleanup times, see :meth:`IntervalJoinOperator._cleanup_offsets`); the
+timer is registered when the bucket is created, so once per (key, side, timestamp), not
+per record. A record older than the operator's watermark is late: dropped and counted
+(:attr:`IntervalJoinOperator.num_late_records_dropped`), or sent to a side output
+(``side_output_left_late_data`` / ``side_output_right_late_data``).
+
+The window join and co-group (``a.join(b)`` / ``a.co_group(b)``) need no operator of their
+own: they are a union of tagged records into a window operator whose window function is
+:func:`co_group_window_function` (Flink's ``CoGroupedStreams``); :class:`JoinFunction`,
+:class:`FlatJoinFunction` and :class:`CoGroupFunction` are what users give them.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from streamlet.state.descriptors import MapStateDescriptor
+from streamlet.state.errors import StreamletInternalError
+from streamlet.state.timers import KeyedTimerQueue
+
+from .connected import KeySelectors
+from .core import UserFunctionOperator
+from .derived import _check_iterable, _collect_async_gen, _take_side_outputs
+from .functions import FunctionAdapter, _RichFunction
+from .records import TimestampedBatch
+from .time import MIN_TIMESTAMP
+
+__all__ = [
+    "LEFT_BUFFER",
+    "RIGHT_BUFFER",
+    "CoGroupFunction",
+    "FlatJoinFunction",
+    "IntervalJoinOperator",
+    "IntervalJoinSpec",
+    "JoinFunction",
+    "ProcessJoinFunction",
+    "co_group_window_function",
+    "interval_join_operator",
+]
+
+IN1 = TypeVar("IN1")
+"""Type of the records of the first (left) input."""
+IN2 = TypeVar("IN2")
+"""Type of the records of the second (right) input."""
+OUT = TypeVar("OUT")
+"""Type of the records a join produces."""
+
+#: The keyed map states of the buffered records (Flink's names).
+LEFT_BUFFER = "LEFT_BUFFER"
+RIGHT_BUFFER = "RIGHT_BUFFER"
+#: The timer services of the cleanup timers, one per buffer (Flink's namespaces).
+_CLEANUP_LEFT = "interval-join-cleanup-left"
+_CLEANUP_RIGHT = "interval-join-cleanup-right"
+
+_NO_TIMESTAMP = (
+    "interval join {name!r}: a record of the {side} input has no timestamp; an interval join "
+    "matches records by their event time, so both inputs need timestamps: give the sources a "
+    "WatermarkStrategy with a timestamp assigner (env.from_source(source, strategy)) or call "
+    "assign_timestamps_and_watermarks(...) on both streams before key_by"
+)
+
+
+# --- user functions ---
+
+
+class ProcessJoinFunction(_RichFunction, Generic[IN1, IN2, OUT]):
+    """What an interval join calls per joined pair (Flink's ``ProcessJoinFunction``).
+
+    ``process_element(left, right, ctx)`` returns or yields outputs (``yield tag, value``
+    with an :class:`OutputTag` emits to a side output); they carry ``ctx.get_timestamp()``,
+    the later of the two records' timestamps. The function may use keyed state: the pair's
+    key is current.
+    """
+
+    class Context:
+        """The timestamps of a joined pair."""
+
+        __slots__ = ("_backend", "_left", "_right")
+
+        def __init__(self, backend: Any = None) -> None:
+            self._backend = backend
+            self._left = MIN_TIMESTAMP
+            self._right = MIN_TIMESTAMP
+
+        def get_left_timestamp(self) -> int:
+            """The left record's timestamp."""
+            return self._left
+
+        def get_right_timestamp(self) -> int:
+            """The right record's timestamp."""
+            return self._right
+
+        def get_timestamp(self) -> int:
+            """The result's timestamp: the later of the two."""
+            return self._left if self._left >= self._right else self._right
+
+        def get_current_key(self) -> Any:
+            """The key both records have."""
+            return None if self._backend is None else self._backend.get_current_key()
+
+    @abstractmethod
+    def process_element(
+        self, left: IN1, right: IN2, ctx: ProcessJoinFunction.Context
+    ) -> Iterable[OUT] | None:
+        """A pair of records within the bounds: return (or yield) zero or more records."""
+
+
+class JoinFunction(_RichFunction, Generic[IN1, IN2, OUT]):
+    """A window join's function: one output per pair of a window (Flink's ``JoinFunction``)."""
+
+    @abstractmethod
+    def join(self, first: IN1, second: IN2) -> OUT: ...
+
+
+class FlatJoinFunction(_RichFunction, Generic[IN1, IN2, OUT]):
+    """A window join's function returning (or yielding) any number of outputs per pair."""
+
+    @abstractmethod
+    def join(self, first: IN1, second: IN2) -> Iterable[OUT] | None: ...
+
+
+class CoGroupFunction(_RichFunction, Generic[IN1, IN2, OUT]):
+    """A co-group's function: per key and window, the records of both inputs (either list
+    may be empty, never both), returning (or yielding) any number of outputs."""
+
+    @abstractmethod
+    def co_group(self, first: list[IN1], second: list[IN2]) -> Iterable[OUT] | None: ...
+
+
+# --- the interval join ---
+
+
+@dataclass(frozen=True, slots=True)
+class IntervalJoinSpec:
+    """The bounds of an interval join (ms, relative to the left record's timestamp) and
+    where its late records go; the arguments of its operation.
+
+    :raises ValueError: if ``lower > upper`` (checked before exclusive bounds move in)
+    :raises TypeError: if a bound is not an int, or a tag not an OutputTag id (str) or None
+    """
+
+    lower: int
+    upper: int
+    lower_inclusive: bool = True
+    upper_inclusive: bool = True
+    left_late_tag: str | None = None
+    right_late_tag: str | None = None
+
+    def __post_init__(self) -> None:
+        for what, bound in (("lower", self.lower), ("upper", self.upper)):
+            if isinstance(bound, bool) or not isinstance(bound, int):
+                raise TypeError(f"interval join {what} bound must be an int of ms, got {bound!r}")
+        if self.lower > self.upper:
+            raise ValueError(
+                f"interval join bounds need lower <= upper, got lower={self.lower} ms > "
+                f"upper={self.upper} ms; swap them, or use negative bounds for right records "
+                f"before the left one"
+            )
+
+    @property
+    def effective_lower(self) -> int:
+        """The lowest offset that joins (an exclusive bound moves up by 1 ms)."""
+        return self.lower if self.lower_inclusive else self.lower + 1
+
+    @property
+    def effective_upper(self) -> int:
+        """The highest offset that joins (an exclusive bound moves down by 1 ms)."""
+        return self.upper if self.upper_inclusive else self.upper - 1
+
+
+class _Side:
+    """One input of the join: its buffer, the other's, bounds relative to its records."""
+
+    __slots__ = (
+        "cleanup_offset",
+        "is_left",
+        "key_selector",
+        "late_tag",
+        "name",
+        "other",
+        "own",
+        "queue",
+        "relative_lower",
+        "relative_upper",
+        "removal_offset",
+    )
+
+    def __init__(
+        self,
+        name: str,
+        is_left: bool,
+        key_selector: Callable[[Any], Any],
+        relative_lower: int,
+        relative_upper: int,
+        late_tag: str | None,
+    ) -> None:
+        self.name = name
+        self.is_left = is_left
+        self.key_selector = key_selector
+        self.relative_lower = relative_lower
+        self.relative_upper = relative_upper
+        # Flink's cleanup time: the record may meet the other side until the watermark
+        # passes ts + relative_upper (or ts itself, when all its partners are earlier).
+        self.cleanup_offset = relative_upper if relative_upper > 0 else 0
+        # So a cleanup timer at T removes the bucket at T - cleanup_offset.
+        self.removal_offset = -self.cleanup_offset
+        self.late_tag = late_tag
+        self.own: Any = None
+        self.other: Any = None
+        self.queue: KeyedTimerQueue | None = None
+
+
+class IntervalJoinOperator(UserFunctionOperator):
+    """Flink's ``IntervalJoinOperator``: see the module docstring.
+
+    :param adapter: the ProcessJoinFunction (or a callable ``(left, right, ctx)``)
+    :param key_selectors: the key of a left and of a right record
+    :param spec: the bounds
+    """
+
+    two_inputs = True
+    keyed = True
+    accepts_timestamps = True
+
+    def __init__(
+        self, adapter: FunctionAdapter, key_selectors: KeySelectors, spec: IntervalJoinSpec
+    ) -> None:
+        super().__init__(adapter)
+        self.spec = spec
+        lower, upper = spec.effective_lower, spec.effective_upper
+        self.lower_bound = lower
+        self.upper_bound = upper
+        #: Records dropped because their timestamp was below the watermark (and no late
+        #: side output was set for their input).
+        self.num_late_records_dropped = 0
+        # The left record at t meets right records in [t + lower, t + upper]; the right
+        # record at t meets left ones in [t - upper, t - lower].
+        self._left = _Side(
+            "left",
+            True,
+            key_selectors.first,
+            lower,
+            upper,
+            spec.left_late_tag,
+        )
+        self._right = _Side(
+            "right",
+            False,
+            key_selectors.second,
+            -upper,
+            -lower,
+            spec.right_late_tag,
+        )
+        self._call = adapter.call
+
+    async def open(self, ctx: Any) -> None:
+        backend = ctx.keyed_backend
+        if backend is None:
+            raise StreamletInternalError(
+                f"interval join {ctx.operator_name!r} was opened without a keyed state backend"
+            )
+        self._backend = backend
+        # Registered as map state, so restore decodes them (and their data stays with the
+        # key groups); the hot loops work on the tables, as the state views do.
+        backend.get_map_state(MapStateDescriptor(LEFT_BUFFER))
+        backend.get_map_state(MapStateDescriptor(RIGHT_BUFFER))
+        left_table = backend._tables[LEFT_BUFFER]
+        right_table = backend._tables[RIGHT_BUFFER]
+        self._left.own, self._left.other = left_table, right_table
+        self._right.own, self._right.other = right_table, left_table
+        self._left.queue = KeyedTimerQueue(backend, "event", _CLEANUP_LEFT)
+        self._right.queue = KeyedTimerQueue(backend, "event", _CLEANUP_RIGHT)
+        self._ctx = ProcessJoinFunction.Context(backend)
+        await super().open(ctx)
+
+    async def process_batch(self, batch: Any) -> Any:
+        return await self._process(batch, self._left)
+
+    async def process_batch2(self, batch: Any) -> Any:
+        return await self._process(batch, self._right)
+
+    async def _process(self, batch: Any, side: _Side) -> Any:
+        if type(batch) is not TimestampedBatch:
+            if not batch:
+                return []
+            raise TypeError(_NO_TIMESTAMP.format(name=self.ctx.operator_name, side=side.name))
+        stamps = batch.timestamps
+        if None in stamps or MIN_TIMESTAMP in stamps:
+            raise TypeError(_NO_TIMESTAMP.format(name=self.ctx.operator_name, side=side.name))
+        backend = self._backend
+        records, keys, indexes = backend.resolve(batch.records, side.key_selector)
+        out: list[Any] = []
+        out_stamps: list[int | None] = []
+        late: list[Any] = []
+        late_stamps: list[int | None] = []
+        pairs: list[tuple[Any, Any, int, int, int, Any]] | None = [] if self.adapter.is_async else None
+        watermark = self.current_watermark
+        own = side.own
+        own_writable = own.writable
+        touch = own.touch
+        other_tables = side.other.tables
+        queue = side.queue
+        assert queue is not None
+        register = queue.register
+        cleanup_offset = side.cleanup_offset
+        relative_lower = side.relative_lower
+        relative_upper = side.relative_upper
+        is_left = side.is_left
+        call = self._call
+        ctx = self._ctx
+        extend = out.extend
+        for record, key, i, ts in zip(records, keys, indexes, stamps, strict=True):
+            if ts < watermark:  # late (nothing is below MIN_TIMESTAMP, the first watermark)
+                late.append(record)
+                late_stamps.append(ts)
+                continue
+            backend._kg_index = i
+            backend._current_key = key
+            t = own_writable[i]
+            if t is None:
+                t = touch(i, key)
+            buffer = t.get(key)
+            if buffer is None:
+                t[key] = {ts: [record]}
+                register(ts + cleanup_offset)
+            else:
+                bucket = buffer.get(ts)
+                if bucket is None:
+                    buffer[ts] = [record]
+                    register(ts + cleanup_offset)  # one cleanup timer per bucket
+                else:
+                    bucket.append(record)
+            others = other_tables[i].get(key)
+            if not others:
+                continue
+            low = ts + relative_lower
+            high = ts + relative_upper
+            for other_ts, bucket in others.items():
+                if other_ts < low or other_ts > high:
+                    continue
+                stamp = ts if ts >= other_ts else other_ts
+                for other in bucket:
+                    if is_left:
+                        left, right, ctx._left, ctx._right = record, other, ts, other_ts
+                    else:
+                        left, right, ctx._left, ctx._right = other, record, other_ts, ts
+                    if pairs is not None:
+                        pairs.append((left, right, ctx._left, ctx._right, i, key))
+                        continue
+                    result = call(left, right, ctx)
+                    if result is not None:
+                        if type(result) is str:
+                            _check_iterable(result, "interval_join process")
+                        before = len(out)
+                        extend(result)
+                        emitted = len(out) - before
+                        if emitted == 1:
+                            out_stamps.append(stamp)
+                        elif emitted:
+                            out_stamps.extend([stamp] * emitted)
+        if pairs:
+            await self._run_async(pairs, out, out_stamps)
+        main, side_outputs = _take_side_outputs(TimestampedBatch(out, out_stamps))
+        if late:
+            if side.late_tag is None:
+                self.num_late_records_dropped += len(late)
+            else:
+                side_outputs = side_outputs or {}
+                part = side_outputs.get(side.late_tag)
+                if part is None:
+                    side_outputs[side.late_tag] = TimestampedBatch(late, late_stamps)
+                else:
+                    part.extend(TimestampedBatch(late, late_stamps))
+        self.side_outputs = side_outputs
+        return main
+
+    async def _run_async(
+        self,
+        pairs: list[tuple[Any, Any, int, int, int, Any]],
+        out: list[Any],
+        stamps: list[int | None],
+    ) -> None:
+        """Call an ``async def`` (or async generator) join function per pair, in order.
+
+        The pairs were collected with their key; the key of each is made current again.
+        """
+        call = self._call
+        ctx = self._ctx
+        backend = self._backend
+        is_gen = self.adapter.is_async_gen
+        for left, right, left_ts, right_ts, i, key in pairs:
+            ctx._left, ctx._right = left_ts, right_ts
+            backend._kg_index = i
+            backend._current_key = key
+            if is_gen:
+                emitted = await _collect_async_gen(call(left, right, ctx))
+            else:
+                result = await call(left, right, ctx)
+                emitted = (
+                    [] if result is None else list(_check_iterable(result, "interval_join"))
+                )
+            out.extend(emitted)
+            stamps.extend([max(left_ts, right_ts)] * len(emitted))
+
+    async def process_watermark(self, watermark: int) -> Any:
+        self.current_watermark = watermark
+        for side in (self._left, self._right):
+            queue = side.queue
+            assert queue is not None
+            if not len(queue):
+                continue
+            backend = self._backend
+            own = side.own
+            writable = own.writable
+            touch = own.touch
+            removal_offset = side.removal_offset
+            for timer in queue.due(watermark):
+                # due() made the timer's key current.
+                i = backend._kg_index
+                key = backend._current_key
+                t = writable[i]
+                if t is None:
+                    t = touch(i, key)
+                buffer = t.get(key)
+                if buffer is not None:
+                    buffer.pop(timer + removal_offset, None)
+                    if not buffer:  # no empty dicts are kept (MapState's invariant)
+                        del t[key]
+        return []
+
+
+def interval_join_operator(
+    fn: Any, key_selectors: KeySelectors, spec: IntervalJoinSpec
+) -> IntervalJoinOperator:
+    return IntervalJoinOperator(
+        FunctionAdapter(fn, "process_element", "interval_join"), key_selectors, spec
+    )
+
+
+# --- window join / co-group: the window function over tagged records ---
+
+
+def co_group_window_function(
+    call: Callable[[list[Any], list[Any]], Any],
+) -> Callable[[Any, Any, Iterable[tuple[int, Any]]], list[Any]]:
+    """The window function of a window co-group: split a window's tagged records
+    ``(0, first)`` / ``(1, second)`` by input and call ``call(firsts, seconds)``."""
+
+    def apply(key: Any, window: Any, inputs: Iterable[tuple[int, Any]]) -> list[Any]:
+        first: list[Any] = []
+        second: list[Any] = []
+        for tag, value in inputs:
+            (second if tag else first).append(value)
+        result = call(first, second)
+        return [] if result is None else list(_check_iterable(result, "co_group"))
+
+    return apply
