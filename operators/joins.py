@@ -19,7 +19,7 @@ per record. A record older than the operator's watermark is late: dropped and co
 
 The window join and co-group (``a.join(b)`` / ``a.co_group(b)``) need no operator of their
 own: they are a union of tagged records into a window operator whose window function is
-:func:`co_group_window_function` (Flink's ``CoGroupedStreams``); :class:`JoinFunction`,
+:class:`CoGroupWindowFunction` (Flink's ``CoGroupedStreams``); :class:`JoinFunction`,
 :class:`FlatJoinFunction` and :class:`CoGroupFunction` are what users give them.
 """
 
@@ -28,7 +28,7 @@ from __future__ import annotations
 from abc import abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 from streamlet.state.descriptors import MapStateDescriptor
 from streamlet.state.errors import StreamletInternalError
@@ -45,12 +45,12 @@ __all__ = [
     "LEFT_BUFFER",
     "RIGHT_BUFFER",
     "CoGroupFunction",
+    "CoGroupWindowFunction",
     "FlatJoinFunction",
     "IntervalJoinOperator",
     "IntervalJoinSpec",
     "JoinFunction",
     "ProcessJoinFunction",
-    "co_group_window_function",
     "interval_join_operator",
 ]
 
@@ -226,6 +226,10 @@ class _Side:
         self.queue: KeyedTimerQueue | None = None
 
 
+#: A pair for an async join function: left, right, their timestamps, key group index, key.
+_Pair = tuple[Any, Any, int, int, int, Any]
+
+
 class IntervalJoinOperator(UserFunctionOperator):
     """Flink's ``IntervalJoinOperator``: see the module docstring.
 
@@ -300,16 +304,18 @@ class IntervalJoinOperator(UserFunctionOperator):
             if not batch:
                 return []
             raise TypeError(_NO_TIMESTAMP.format(name=self.ctx.operator_name, side=side.name))
-        stamps = batch.timestamps
-        if None in stamps or MIN_TIMESTAMP in stamps:
+        if None in batch.timestamps or MIN_TIMESTAMP in batch.timestamps:
             raise TypeError(_NO_TIMESTAMP.format(name=self.ctx.operator_name, side=side.name))
+        stamps = cast(list[int], batch.timestamps)  # no None: checked above
         backend = self._backend
         records, keys, indexes = backend.resolve(batch.records, side.key_selector)
         out: list[Any] = []
         out_stamps: list[int | None] = []
         late: list[Any] = []
         late_stamps: list[int | None] = []
-        pairs: list[tuple[Any, Any, int, int, int, Any]] | None = [] if self.adapter.is_async else None
+        pairs: list[tuple[Any, Any, int, int, int, Any]] | None = (
+            [] if self.adapter.is_async else None
+        )
         watermark = self.current_watermark
         own = side.own
         own_writable = own.writable
@@ -392,7 +398,7 @@ class IntervalJoinOperator(UserFunctionOperator):
 
     async def _run_async(
         self,
-        pairs: list[tuple[Any, Any, int, int, int, Any]],
+        pairs: list[_Pair],
         out: list[Any],
         stamps: list[int | None],
     ) -> None:
@@ -412,9 +418,7 @@ class IntervalJoinOperator(UserFunctionOperator):
                 emitted = await _collect_async_gen(call(left, right, ctx))
             else:
                 result = await call(left, right, ctx)
-                emitted = (
-                    [] if result is None else list(_check_iterable(result, "interval_join"))
-                )
+                emitted = [] if result is None else list(_check_iterable(result, "interval_join"))
             out.extend(emitted)
             stamps.extend([max(left_ts, right_ts)] * len(emitted))
 
@@ -456,18 +460,61 @@ def interval_join_operator(
 # --- window join / co-group: the window function over tagged records ---
 
 
-def co_group_window_function(
-    call: Callable[[list[Any], list[Any]], Any],
-) -> Callable[[Any, Any, Iterable[tuple[int, Any]]], list[Any]]:
-    """The window function of a window co-group: split a window's tagged records
-    ``(0, first)`` / ``(1, second)`` by input and call ``call(firsts, seconds)``."""
+class CoGroupWindowFunction:
+    """The window function of a window join or co-group (Flink's ``CoGroupWindowFunction``):
+    split a window's tagged records, ``(0, first)`` and ``(1, second)``, by input and hand
+    them to the user's function, whose ``open`` / ``close`` it forwards.
 
-    def apply(key: Any, window: Any, inputs: Iterable[tuple[int, Any]]) -> list[Any]:
+    - ``"co_group"``: ``co_group(firsts, seconds)`` once per key and window (a callable
+      ``f(firsts, seconds)`` too), returning or yielding outputs;
+    - ``"join"``: ``join(first, second)`` per pair of the window (nested loop over both
+      sides; nothing when one is empty), one output each;
+    - ``"flat_join"``: as ``join``, with any number of outputs per pair.
+
+    :raises TypeError: for a class, an object without the method that is not callable, or
+        an async function (window functions are synchronous)
+    """
+
+    _METHODS = {"co_group": "co_group", "join": "join", "flat_join": "join"}
+
+    def __init__(self, kind: str, function: Any) -> None:
+        method = self._METHODS[kind]
+        api = "co_group" if kind == "co_group" else "join"
+        adapter = FunctionAdapter(function, method, f"{api}(...).apply")
+        if adapter.is_async:
+            raise TypeError(
+                f"{api}(...).apply() needs a synchronous function, got the async {function!r}"
+            )
+        self.kind = kind
+        self.function = function
+        self._call = adapter.call
+        self._hooks = adapter.obj is not adapter.call
+
+    def open(self, runtime_context: Any) -> None:
+        hook = getattr(self.function, "open", None) if self._hooks else None
+        if callable(hook):
+            hook(runtime_context)
+
+    def close(self) -> None:
+        hook = getattr(self.function, "close", None) if self._hooks else None
+        if callable(hook):
+            hook()
+
+    def apply(self, key: Any, window: Any, inputs: Iterable[tuple[int, Any]]) -> list[Any]:
         first: list[Any] = []
         second: list[Any] = []
         for tag, value in inputs:
             (second if tag else first).append(value)
-        result = call(first, second)
-        return [] if result is None else list(_check_iterable(result, "co_group"))
-
-    return apply
+        call = self._call
+        if self.kind == "co_group":
+            result = call(first, second)
+            return [] if result is None else list(_check_iterable(result, "co_group"))
+        if self.kind == "join":
+            return [call(a, b) for a in first for b in second]
+        out: list[Any] = []
+        for a in first:
+            for b in second:
+                result = call(a, b)
+                if result is not None:
+                    out.extend(_check_iterable(result, "join"))
+        return out

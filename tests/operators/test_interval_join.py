@@ -11,6 +11,7 @@ from streamlet import OutputTag, StreamRecord
 from streamlet.operators.joins import (
     LEFT_BUFFER,
     RIGHT_BUFFER,
+    IntervalJoinOperator,
     IntervalJoinSpec,
     ProcessJoinFunction,
 )
@@ -39,12 +40,17 @@ def harness(spec: IntervalJoinSpec, **settings: Any) -> KeyedTwoInputOperatorTes
     )
 
 
-def reference(events: list[Event], spec: IntervalJoinSpec) -> list[tuple[Any, int]]:
+def join_op(h: KeyedTwoInputOperatorTestHarness) -> IntervalJoinOperator:
+    assert isinstance(h.operator, IntervalJoinOperator)
+    return h.operator
+
+
+def reference(events: list[Event], spec: IntervalJoinSpec) -> list[tuple[Any, int | None]]:
     """Every pair of equal keys with lower <= ts_right - ts_left <= upper, and its max ts."""
     lo, hi = spec.effective_lower, spec.effective_upper
     lefts = [e for e in events if e[0] == "L"]
     rights = [e for e in events if e[0] == "R"]
-    out = []
+    out: list[tuple[Any, int | None]] = []
     for _, k1, v1, t1 in lefts:
         for _, k2, v2, t2 in rights:
             if k1 == k2 and lo <= t2 - t1 <= hi:
@@ -55,9 +61,7 @@ def reference(events: list[Event], spec: IntervalJoinSpec) -> list[tuple[Any, in
 def random_events(seed: int, n: int = 120, keys: int = 3, span: int = 40) -> list[Event]:
     """Records of both sides, arriving out of order by up to 6 ms."""
     rng = random.Random(seed)
-    events = [
-        (rng.choice("LR"), rng.randrange(keys), i, rng.randrange(span)) for i in range(n)
-    ]
+    events = [(rng.choice("LR"), rng.randrange(keys), i, rng.randrange(span)) for i in range(n)]
     events.sort(key=lambda e: e[3] + rng.randrange(7))
     return events
 
@@ -82,7 +86,7 @@ async def drive(
 def check_buffers(h: KeyedTwoInputOperatorTestHarness, watermark: int) -> None:
     """No bucket outlives its cleanup time (Flink's: left until ts + upper, right until
     ts - lower, or ts itself when that offset is not positive)."""
-    op = h.operator
+    op = join_op(h)
     for name, offset in ((LEFT_BUFFER, op.upper_bound), (RIGHT_BUFFER, -op.lower_bound)):
         for group in h.keyed_state_backend._tables[name].tables:
             for buckets in group.values():
@@ -91,7 +95,7 @@ def check_buffers(h: KeyedTwoInputOperatorTestHarness, watermark: int) -> None:
                     assert ts + max(offset, 0) > watermark, (name, ts, watermark)
 
 
-def output(h: KeyedTwoInputOperatorTestHarness) -> list[tuple[Any, int]]:
+def output(h: KeyedTwoInputOperatorTestHarness) -> list[tuple[Any, int | None]]:
     return sorted((r.value, r.timestamp) for r in h.get_output() if type(r) is StreamRecord)
 
 
@@ -114,7 +118,7 @@ async def test_the_join_equals_brute_force_and_leaves_no_state(
         await h.process_watermark1(MAX_WATERMARK_TIMESTAMP)
         await h.process_watermark2(MAX_WATERMARK_TIMESTAMP)
         assert h.keyed_state_backend.state_size() == 0  # buffers and timers all gone
-        assert h.operator.num_late_records_dropped == 0
+        assert join_op(h).num_late_records_dropped == 0
 
 
 async def test_either_order_of_arrival_joins_and_the_result_has_the_later_timestamp(
@@ -140,12 +144,10 @@ async def test_late_records_are_dropped_and_counted(anyio_backend: str) -> None:
         await h.process_watermark1(10)
         await h.process_watermark2(10)
         assert await h.process_element1((1, "late"), 9) == []
-        assert h.operator.num_late_records_dropped == 1
-        assert await h.process_element1((1, "on time"), 10) == [
-            ((1, "on time"), (1, "r"), 10, 12)
-        ]
+        assert join_op(h).num_late_records_dropped == 1
+        assert await h.process_element1((1, "on time"), 10) == [((1, "on time"), (1, "r"), 10, 12)]
         assert await h.process_element2((1, "late"), 3) == []
-        assert h.operator.num_late_records_dropped == 2
+        assert join_op(h).num_late_records_dropped == 2
 
 
 async def test_late_records_can_go_to_a_side_output(anyio_backend: str) -> None:
@@ -157,7 +159,7 @@ async def test_late_records_can_go_to_a_side_output(anyio_backend: str) -> None:
         await h.process_element1((1, "late"), 9)
         await h.process_element2((1, "late"), 9)
         assert h.get_side_output(tag) == [StreamRecord((1, "late"), 9)]
-        assert h.operator.num_late_records_dropped == 1  # the right one: no tag
+        assert join_op(h).num_late_records_dropped == 1  # the right one: no tag
 
 
 async def test_records_without_timestamps_fail_naming_the_fix(anyio_backend: str) -> None:
@@ -200,7 +202,7 @@ async def test_side_outputs_and_keyed_state_of_the_function(anyio_backend: str) 
 
 async def test_an_async_function_joins_as_a_sync_one(anyio_backend: str) -> None:
     class AsyncPair(ProcessJoinFunction):
-        async def process_element(self, left: Any, right: Any, ctx: Any) -> Any:
+        async def process_element(self, left: Any, right: Any, ctx: Any) -> Any:  # type: ignore[override]
             return [(left[1], right[1], ctx.get_timestamp(), ctx.get_current_key())]
 
     spec = IntervalJoinSpec(-1, 1)
