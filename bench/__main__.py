@@ -1,7 +1,7 @@
 """``make bench``: run every benchmark, print tables, write bench/results/latest.json.
 
 Figures are ratios against baselines measured in the same run (shared machines are noisy).
-Select parts with ``python -m bench engine state checkpoint recovery latency time windows``.
+Select parts with ``python -m bench engine state checkpoint recovery latency time windows joins``.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ PARTS = {
     "latency": "bench.bench_latency",
     "time": "bench.bench_time",
     "windows": "bench.bench_windows",
+    "joins": "bench.bench_joins",
 }
 
 

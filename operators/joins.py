@@ -9,11 +9,19 @@ later of the two timestamps.
 
 Both inputs are buffered in keyed map state (``LEFT_BUFFER`` / ``RIGHT_BUFFER``, as Flink
 names them): per key a dict ``timestamp -> [records]``, so the buffers are checkpointed,
-restored and redistributed by key group like any keyed state. A bucket is removed by an
-event-time cleanup timer once the watermark says no record of the other side can still
-meet it (Flink's cleanup times, see :meth:`IntervalJoinOperator._cleanup_offsets`); the
-timer is registered when the bucket is created, so once per (key, side, timestamp), not
-per record. A record older than the operator's watermark is late: dropped and counted
+restored and redistributed by key group like any keyed state. A bucket is removed once the
+watermark reaches its cleanup time, Flink's: a left bucket at ``t`` stays until ``t +
+upper`` (``t`` itself when ``upper <= 0``), a right one until ``t - lower`` (``t`` when
+``lower >= 0``), after which no record of the other side that is not late can meet it.
+
+Cleanup timers: Flink registers an event-time timer per record (deduplicated per key and
+timestamp) and keeps the timers in state. Here a timer exists per *bucket*, and since a
+bucket's cleanup time is a function of its timestamp, the timers are not stored at all: the
+operator keeps them in memory (a heap of cleanup times, each with the buckets due then) and
+derives them from the restored buffers when it opens. Buckets are removed at the same
+watermarks as in Flink, so the output is Flink's, while a record costs a dict insert and an
+int pushed on a heap instead of a timer in keyed state. A record older than the operator's
+watermark is late: dropped and counted
 (:attr:`IntervalJoinOperator.num_late_records_dropped`), or sent to a side output
 (``side_output_left_late_data`` / ``side_output_right_late_data``).
 
@@ -28,11 +36,11 @@ from __future__ import annotations
 from abc import abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from heapq import heapify, heappop, heappush
 from typing import Any, Generic, TypeVar, cast
 
 from streamlet.state.descriptors import MapStateDescriptor
 from streamlet.state.errors import StreamletInternalError
-from streamlet.state.timers import KeyedTimerQueue
 
 from .connected import KeySelectors
 from .core import UserFunctionOperator
@@ -64,9 +72,6 @@ OUT = TypeVar("OUT")
 #: The keyed map states of the buffered records (Flink's names).
 LEFT_BUFFER = "LEFT_BUFFER"
 RIGHT_BUFFER = "RIGHT_BUFFER"
-#: The timer services of the cleanup timers, one per buffer (Flink's namespaces).
-_CLEANUP_LEFT = "interval-join-cleanup-left"
-_CLEANUP_RIGHT = "interval-join-cleanup-right"
 
 _NO_TIMESTAMP = (
     "interval join {name!r}: a record of the {side} input has no timestamp; an interval join "
@@ -188,14 +193,15 @@ class _Side:
     """One input of the join: its buffer, the other's, bounds relative to its records."""
 
     __slots__ = (
+        "cleanup_index",
         "cleanup_offset",
+        "cleanup_times",
         "is_left",
         "key_selector",
         "late_tag",
         "name",
         "other",
         "own",
-        "queue",
         "relative_lower",
         "relative_upper",
         "removal_offset",
@@ -223,7 +229,26 @@ class _Side:
         self.late_tag = late_tag
         self.own: Any = None
         self.other: Any = None
-        self.queue: KeyedTimerQueue | None = None
+        #: The cleanup timers: cleanup time -> [key group index, key, index, key, ...] of
+        #: the buckets due then, and a heap of those times (see IntervalJoinOperator).
+        self.cleanup_index: dict[int, list[Any]] = {}
+        self.cleanup_times: list[int] = []
+
+    def rebuild_cleanup(self) -> None:
+        """Derive the cleanup timers from the buffer (after a restore): one per bucket."""
+        index: dict[int, list[Any]] = {}
+        offset = self.cleanup_offset
+        for i, group in enumerate(self.own.tables):
+            for key, buckets in group.items():
+                for ts in buckets:
+                    entry = index.get(ts + offset)
+                    if entry is None:
+                        index[ts + offset] = [i, key]
+                    else:
+                        entry += (i, key)
+        self.cleanup_index = index
+        self.cleanup_times = list(index)
+        heapify(self.cleanup_times)
 
 
 #: A pair for an async join function: left, right, their timestamps, key group index, key.
@@ -288,8 +313,8 @@ class IntervalJoinOperator(UserFunctionOperator):
         right_table = backend._tables[RIGHT_BUFFER]
         self._left.own, self._left.other = left_table, right_table
         self._right.own, self._right.other = right_table, left_table
-        self._left.queue = KeyedTimerQueue(backend, "event", _CLEANUP_LEFT)
-        self._right.queue = KeyedTimerQueue(backend, "event", _CLEANUP_RIGHT)
+        self._left.rebuild_cleanup()
+        self._right.rebuild_cleanup()
         self._ctx = ProcessJoinFunction.Context(backend)
         await super().open(ctx)
 
@@ -321,9 +346,8 @@ class IntervalJoinOperator(UserFunctionOperator):
         own_writable = own.writable
         touch = own.touch
         other_tables = side.other.tables
-        queue = side.queue
-        assert queue is not None
-        register = queue.register
+        cleanup_index = side.cleanup_index
+        cleanup_times = side.cleanup_times
         cleanup_offset = side.cleanup_offset
         relative_lower = side.relative_lower
         relative_upper = side.relative_upper
@@ -344,14 +368,21 @@ class IntervalJoinOperator(UserFunctionOperator):
             buffer = t.get(key)
             if buffer is None:
                 t[key] = {ts: [record]}
-                register(ts + cleanup_offset)
+                bucket = None
             else:
                 bucket = buffer.get(ts)
                 if bucket is None:
                     buffer[ts] = [record]
-                    register(ts + cleanup_offset)  # one cleanup timer per bucket
                 else:
                     bucket.append(record)
+            if bucket is None:  # a new bucket: its cleanup timer (one per bucket)
+                cleanup = ts + cleanup_offset
+                entry = cleanup_index.get(cleanup)
+                if entry is None:
+                    cleanup_index[cleanup] = [i, key]
+                    heappush(cleanup_times, cleanup)
+                else:
+                    entry += (i, key)
             others = other_tables[i].get(key)
             if not others:
                 continue
@@ -360,26 +391,33 @@ class IntervalJoinOperator(UserFunctionOperator):
             for other_ts, bucket in others.items():
                 if other_ts < low or other_ts > high:
                     continue
-                stamp = ts if ts >= other_ts else other_ts
+                # Per bucket, not per pair: both timestamps, so the context and the
+                # outputs' timestamp, are the bucket's.
+                if is_left:
+                    left_ts, right_ts = ts, other_ts
+                else:
+                    left_ts, right_ts = other_ts, ts
+                if pairs is not None:
+                    for other in bucket:
+                        if is_left:
+                            pairs.append((record, other, left_ts, right_ts, i, key))
+                        else:
+                            pairs.append((other, record, left_ts, right_ts, i, key))
+                    continue
+                ctx._left = left_ts
+                ctx._right = right_ts
+                before = len(out)
                 for other in bucket:
-                    if is_left:
-                        left, right, ctx._left, ctx._right = record, other, ts, other_ts
-                    else:
-                        left, right, ctx._left, ctx._right = other, record, other_ts, ts
-                    if pairs is not None:
-                        pairs.append((left, right, ctx._left, ctx._right, i, key))
-                        continue
-                    result = call(left, right, ctx)
+                    result = call(record, other, ctx) if is_left else call(other, record, ctx)
                     if result is not None:
                         if type(result) is str:
                             _check_iterable(result, "interval_join process")
-                        before = len(out)
                         extend(result)
-                        emitted = len(out) - before
-                        if emitted == 1:
-                            out_stamps.append(stamp)
-                        elif emitted:
-                            out_stamps.extend([stamp] * emitted)
+                emitted = len(out) - before
+                if emitted == 1:
+                    out_stamps.append(ts if ts >= other_ts else other_ts)
+                elif emitted:
+                    out_stamps.extend([ts if ts >= other_ts else other_ts] * emitted)
         if pairs:
             await self._run_async(pairs, out, out_stamps)
         main, side_outputs = _take_side_outputs(TimestampedBatch(out, out_stamps))
@@ -423,29 +461,33 @@ class IntervalJoinOperator(UserFunctionOperator):
             stamps.extend([max(left_ts, right_ts)] * len(emitted))
 
     async def process_watermark(self, watermark: int) -> Any:
+        """Remove every bucket whose cleanup time the watermark reached (Flink's cleanup
+        timers firing); nothing is emitted."""
         self.current_watermark = watermark
         for side in (self._left, self._right):
-            queue = side.queue
-            assert queue is not None
-            if not len(queue):
+            times = side.cleanup_times
+            if not times or times[0] > watermark:
                 continue
-            backend = self._backend
+            index = side.cleanup_index
             own = side.own
             writable = own.writable
             touch = own.touch
             removal_offset = side.removal_offset
-            for timer in queue.due(watermark):
-                # due() made the timer's key current.
-                i = backend._kg_index
-                key = backend._current_key
-                t = writable[i]
-                if t is None:
-                    t = touch(i, key)
-                buffer = t.get(key)
-                if buffer is not None:
-                    buffer.pop(timer + removal_offset, None)
-                    if not buffer:  # no empty dicts are kept (MapState's invariant)
-                        del t[key]
+            while times and times[0] <= watermark:
+                cleanup = heappop(times)
+                ts = cleanup + removal_offset
+                entry = index.pop(cleanup)
+                for position in range(0, len(entry), 2):
+                    i = entry[position]
+                    key = entry[position + 1]
+                    t = writable[i]
+                    if t is None:
+                        t = touch(i, key)
+                    buffer = t.get(key)
+                    if buffer is not None:
+                        buffer.pop(ts, None)
+                        if not buffer:  # no empty dicts are kept (MapState's invariant)
+                            del t[key]
         return []
 
 

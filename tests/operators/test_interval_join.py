@@ -258,3 +258,26 @@ async def test_a_snapshot_restored_at_another_parallelism_joins_as_without(
                 await h.process_watermark2(MAX_WATERMARK_TIMESTAMP)
                 assert h.keyed_state_backend.state_size() == 0
         assert sorted(results) == reference(events, spec)
+
+
+async def test_buckets_go_at_flinks_cleanup_time_also_for_records_at_the_watermark(
+    anyio_backend: str,
+) -> None:
+    # upper = 0: a left bucket at t is cleaned up at watermark t (Flink's cleanup time), so
+    # a right record at t that comes after watermark t (not late: t is not below it) misses
+    # the old left record, but meets one that came after the cleanup.
+    async with harness(IntervalJoinSpec(-2, 0)) as h:
+        await h.process_element1((1, "old"), 5)
+        await h.process_watermark1(5)
+        await h.process_watermark2(5)
+        assert await h.process_element2((1, "r1"), 5) == []
+        await h.process_element1((1, "new"), 5)
+        assert h.keyed_state_backend.state_size() == 2  # key 1 in both buffers
+        assert await h.process_element2((1, "r2"), 5) == [((1, "new"), (1, "r2"), 5, 5)]
+        await h.process_watermark1(6)
+        await h.process_watermark2(6)
+        assert h.keyed_state_backend.state_size() == 1  # right buckets stay until t - lower
+        await h.process_watermark1(7)
+        await h.process_watermark2(7)
+        assert h.keyed_state_backend.state_size() == 0
+        assert join_op(h).num_late_records_dropped == 0
