@@ -252,8 +252,9 @@ class _WindowedPair:
         self._need_window("apply")
         assert self._key1 is not None and self._key2 is not None
         window_function = CoGroupWindowFunction(kind, function)
-        tagged = self._first.map(_tag_first).name(f"{self._api.title()}: tag first")
-        tagged_second = self._second.map(_tag_second).name(f"{self._api.title()}: tag second")
+        label = "Join" if self._api == "join" else "CoGroup"
+        tagged = self._first.map(_tag_first).name(f"{label}: tag first input")
+        tagged_second = self._second.map(_tag_second).name(f"{label}: tag second input")
         windowed = (
             tagged.union(tagged_second)
             .key_by(_UnionKeySelector(self._key1, self._key2))
@@ -265,8 +266,7 @@ class _WindowedPair:
             windowed = windowed.evictor(self._evictor)
         if self._lateness:
             windowed = windowed.allowed_lateness(self._lateness)
-        name = "Window(Join)" if kind != "co_group" else "Window(CoGroup)"
-        return windowed.apply(window_function).name(name)
+        return windowed.apply(window_function).name(f"Window({label})")
 
 
 class JoinedStreams(_WindowedPair):

@@ -765,6 +765,11 @@ class KeyedTwoInputOperatorTestHarness(_TwoInputVerbs, KeyedOperatorTestHarness)
     ) -> None:
         self.key_selector2 = key_selector_of(key_selector2)
         self.args = tuple(args)
+        if settings.get("kind") == "interval_join" and not self.args:
+            raise ValueError(
+                "an interval join needs its bounds: pass args=(IntervalJoinSpec(lower, "
+                "upper),) (from streamlet.operators.joins)"
+            )
         super().__init__(function, key_selector1, **settings)
         self._init_inputs()
 

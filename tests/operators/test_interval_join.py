@@ -46,14 +46,20 @@ def join_op(h: KeyedTwoInputOperatorTestHarness) -> IntervalJoinOperator:
 
 
 def reference(events: list[Event], spec: IntervalJoinSpec) -> list[tuple[Any, int | None]]:
-    """Every pair of equal keys with lower <= ts_right - ts_left <= upper, and its max ts."""
-    lo, hi = spec.effective_lower, spec.effective_upper
+    """Every pair of equal keys with ts_right - ts_left within the bounds (each inclusive
+    or not), and its max ts; from the spec's raw bounds, not the operator's."""
+
+    def within(d: int) -> bool:
+        above = d >= spec.lower if spec.lower_inclusive else d > spec.lower
+        below = d <= spec.upper if spec.upper_inclusive else d < spec.upper
+        return above and below
+
     lefts = [e for e in events if e[0] == "L"]
     rights = [e for e in events if e[0] == "R"]
     out: list[tuple[Any, int | None]] = []
     for _, k1, v1, t1 in lefts:
         for _, k2, v2, t2 in rights:
-            if k1 == k2 and lo <= t2 - t1 <= hi:
+            if k1 == k2 and within(t2 - t1):
                 out.append((((k1, v1), (k2, v2), t1, t2), max(t1, t2)))
     return sorted(out)
 
@@ -281,3 +287,8 @@ async def test_buckets_go_at_flinks_cleanup_time_also_for_records_at_the_waterma
         await h.process_watermark2(7)
         assert h.keyed_state_backend.state_size() == 0
         assert join_op(h).num_late_records_dropped == 0
+
+
+def test_the_harness_asks_for_the_bounds() -> None:
+    with pytest.raises(ValueError, match="IntervalJoinSpec"):
+        KeyedTwoInputOperatorTestHarness(Pair(), key_of, key_of, kind="interval_join")
