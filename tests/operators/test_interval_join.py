@@ -292,3 +292,42 @@ async def test_buckets_go_at_flinks_cleanup_time_also_for_records_at_the_waterma
 def test_the_harness_asks_for_the_bounds() -> None:
     with pytest.raises(ValueError, match="IntervalJoinSpec"):
         KeyedTwoInputOperatorTestHarness(Pair(), key_of, key_of, kind="interval_join")
+
+
+def buffers(h: KeyedTwoInputOperatorTestHarness) -> dict[str, list[Any]]:
+    tables = h.keyed_state_backend._tables
+    return {name: [dict(g) for g in tables[name].tables] for name in (LEFT_BUFFER, RIGHT_BUFFER)}
+
+
+async def test_a_pending_snapshot_keeps_the_buffers_of_its_moment(anyio_backend: str) -> None:
+    """Records after a snapshot's synchronous part (added to existing buckets, new buckets,
+    buckets cleaned up) do not reach it: copy-on-write is respected on every path."""
+    from streamlet.testing import HarnessSnapshot
+
+    spec = IntervalJoinSpec(-3, 3)
+    events = random_events(7, n=80, keys=3, span=30)
+    # Key 99 has a record just before the cut only: after it, only its cleanup touches it.
+    events.insert(40, ("L", 99, 999, max(e[3] for e in events[:40]) + 1))
+    cut = 41
+    async with harness(spec) as reference:
+        await drive(reference, events[:cut])
+        expected = buffers(reference)
+    async with harness(spec) as h:
+        await drive(h, events[:cut])
+        pending = h.keyed_state_backend.snapshot_sync()
+        await drive(h, events[cut:])
+        await h.process_watermark1(MAX_WATERMARK_TIMESTAMP)
+        await h.process_watermark2(MAX_WATERMARK_TIMESTAMP)
+        assert h.keyed_state_backend.state_size() == 0
+        snapshot = HarnessSnapshot(
+            operator_uid=h.uid,
+            subtask_index=0,
+            parallelism=1,
+            max_parallelism=h.max_parallelism,
+            checkpoint_id=1,
+            operator_state=h.operator_state_backend.snapshot_sync().serialize(),
+            keyed_state=await pending.serialize_all(),
+        )
+    async with harness(spec, restore=snapshot) as restored:
+        assert buffers(restored) == expected
+        assert expected != buffers(h)
