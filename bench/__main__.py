@@ -2,7 +2,7 @@
 
 Figures are ratios against baselines measured in the same run (shared machines are noisy).
 Select parts with ``python -m bench engine state checkpoint recovery latency time windows
-broadcast``.
+broadcast joins``.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ PARTS = {
     "time": "bench.bench_time",
     "windows": "bench.bench_windows",
     "broadcast": "bench.bench_broadcast",
+    "joins": "bench.bench_joins",
 }
 
 

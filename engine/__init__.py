@@ -28,6 +28,10 @@ from streamlet.api.datastream import KeyedStream as KeyedStream
 from streamlet.api.environment import StreamExecutionEnvironment as StreamExecutionEnvironment
 from streamlet.api.execution_config import ExecutionConfig as ExecutionConfig
 from streamlet.api.execution_config import RuntimeExecutionMode as RuntimeExecutionMode
+from streamlet.api.joins import CoGroupedStreams as CoGroupedStreams
+from streamlet.api.joins import IntervalJoin as IntervalJoin
+from streamlet.api.joins import IntervalJoined as IntervalJoined
+from streamlet.api.joins import JoinedStreams as JoinedStreams
 from streamlet.api.windowed import AllWindowedStream as AllWindowedStream
 from streamlet.api.windowed import WindowedStream as WindowedStream
 from streamlet.checkpoints.config import CheckpointConfig as CheckpointConfig
@@ -60,6 +64,10 @@ from streamlet.operators.functions import ReduceFunction as ReduceFunction
 from streamlet.operators.functions import RuntimeContext as RuntimeContext
 from streamlet.operators.functions import SinkFunction as SinkFunction
 from streamlet.operators.functions import TimerService as TimerService
+from streamlet.operators.joins import CoGroupFunction as CoGroupFunction
+from streamlet.operators.joins import FlatJoinFunction as FlatJoinFunction
+from streamlet.operators.joins import JoinFunction as JoinFunction
+from streamlet.operators.joins import ProcessJoinFunction as ProcessJoinFunction
 from streamlet.operators.processing_time import ManualClock as ManualClock
 from streamlet.operators.processing_time import ProcessingTimeClock as ProcessingTimeClock
 from streamlet.operators.processing_time import SystemClock as SystemClock
@@ -141,6 +149,8 @@ __all__ = [
     "CheckpointError",
     "CheckpointingMode",
     "CoFlatMapFunction",
+    "CoGroupFunction",
+    "CoGroupedStreams",
     "CoMapFunction",
     "CoProcessFunction",
     "Configuration",
@@ -162,10 +172,13 @@ __all__ = [
     "ExecutionConfig",
     "FileSink",
     "FilterFunction",
+    "FlatJoinFunction",
     "FlatMapFunction",
     "FsStateBackend",
     "GlobalWindow",
     "GlobalWindows",
+    "IntervalJoin",
+    "IntervalJoined",
     "JobCancelledError",
     "JobClient",
     "JobExecutionError",
@@ -173,6 +186,8 @@ __all__ = [
     "JobGraphError",
     "JobManagerCheckpointStorage",
     "JobStatus",
+    "JoinFunction",
+    "JoinedStreams",
     "KeySelector",
     "KeyedBroadcastProcessFunction",
     "KeyedCoProcessFunction",
@@ -185,6 +200,7 @@ __all__ = [
     "OutputTag",
     "ProcessAllWindowFunction",
     "ProcessFunction",
+    "ProcessJoinFunction",
     "ProcessWindowFunction",
     "ProcessingTimeClock",
     "ProcessingTimeSessionWindows",

@@ -66,6 +66,8 @@ FUNCTION_METHODS = {
     # The broadcast state pattern: the events' method (the broadcast side's is
     # process_broadcast_element, see broadcast.BROADCAST_METHODS).
     "broadcast_process": "process_element",
+    # The interval join's ProcessJoinFunction.process_element(left, right, ctx).
+    "interval_join": "process_element",
 }
 
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from . import broadcast, connected, derived
+from . import broadcast, connected, derived, joins
 from .base import Operator
 from .derived import fresh_copy
 from .functions import FUNCTION_METHODS, FunctionAdapter
@@ -182,6 +182,15 @@ OPERATIONS: dict[str, Operation] = _table(
         FUNCTION_METHODS["broadcast_process"],
         broadcast.broadcast_process_operator,
         broadcast.keyed_broadcast_process_operator,
+        inputs=2,
+    ),
+    # Keyed two-input only: the interval join (its argument an IntervalJoinSpec).
+    Operation(
+        "interval_join",
+        "operator",
+        FUNCTION_METHODS["interval_join"],
+        None,
+        joins.interval_join_operator,
         inputs=2,
     ),
     Operation("add_sink", "sink", FUNCTION_METHODS["add_sink"], _callback_sink),

@@ -14,6 +14,7 @@ import anyio
 
 from streamlet.api.broadcast import BroadcastConnectedStream, BroadcastStream
 from streamlet.api.connected import ConnectedStreams
+from streamlet.api.joins import CoGroupedStreams, IntervalJoin, JoinedStreams
 from streamlet.api.windowed import AllWindowedStream, WindowedStream
 from streamlet.graph.partitioners import (
     BroadcastPartitioner,
@@ -33,6 +34,7 @@ from streamlet.operators import derived
 from streamlet.operators.broadcast import check_broadcast_descriptors
 from streamlet.operators.connected import KeySelectors
 from streamlet.operators.functions import FunctionAdapter, KeyedProcessFunction, key_selector_of
+from streamlet.operators.joins import IntervalJoinSpec
 from streamlet.operators.operations import OPERATIONS
 from streamlet.operators.records import OutputTag
 from streamlet.operators.sinks.base import Sink
@@ -365,6 +367,58 @@ class DataStream(_NodeHandle):
         self._env._check_forward_edges(node)
         return DataStream(self._env, [(node, None, None)], node)
 
+    # --- joins (streamlet.api.joins) ---
+
+    def join(self, other_stream: DataStream) -> JoinedStreams:
+        """Join with ``other_stream`` in windows:
+        ``.where(k1).equal_to(k2).window(assigner).apply(join_function)``."""
+        return JoinedStreams(self, self._check_other(other_stream, "join"))
+
+    def co_group(self, other_stream: DataStream) -> CoGroupedStreams:
+        """Co-group with ``other_stream`` in windows:
+        ``.where(k1).equal_to(k2).window(assigner).apply(co_group_function)``."""
+        return CoGroupedStreams(self, self._check_other(other_stream, "co_group"))
+
+    def interval_join(self, other_stream: DataStream) -> IntervalJoin:
+        """Interval joins need keyed streams: ``a.key_by(k1).interval_join(b.key_by(k2))``.
+
+        :raises TypeError: always, on a stream that is not keyed
+        """
+        raise TypeError(
+            "interval_join() needs two keyed streams: write "
+            "a.key_by(k1).interval_join(b.key_by(k2)).between(lower, upper).process(fn)"
+        )
+
+    def _check_other(self, other: Any, api: str) -> DataStream:
+        if not isinstance(other, DataStream):
+            raise TypeError(f"{api}() needs a DataStream, got {other!r}")
+        if other._env is not self._env:
+            raise ValueError(f"{api}() needs two streams of the same execution environment")
+        return other
+
+    def _interval_join_node(
+        self,
+        second: DataStream,
+        func: Any,
+        key_selectors: KeySelectors,
+        spec: IntervalJoinSpec,
+    ) -> DataStream:
+        """Add the interval join's operator: this stream its left input, ``second`` its
+        right (see :class:`~streamlet.api.joins.IntervalJoin`)."""
+        FunctionAdapter(func, "process_element", "interval_join(...).process")
+        derived.check_copyable(func, "interval_join(...).process")
+        node = self._env._graph.add_node(
+            OPERATIONS["interval_join"],
+            "Interval Join",
+            list(self._inputs),
+            second_inputs=list(second._inputs),
+            function=func,
+            key_selector=key_selectors,
+            args=(spec,),
+        )
+        self._env._check_forward_edges(node)
+        return DataStream(self._env, [(node, None, None)], node)
+
     def union(self, *streams: DataStream) -> DataStream:
         """Merge this stream with ``streams`` (same record type) into one stream."""
         inputs = list(self._inputs)
@@ -540,6 +594,15 @@ class KeyedStream(DataStream):
     def count_window(self, size: int, slide: int = 0) -> WindowedStream:
         """Windows of ``size`` elements per key (sliding by ``slide`` if given)."""
         return self.window(_count_assigner(size, slide))
+
+    def interval_join(self, other_stream: DataStream) -> IntervalJoin:
+        """Join with the keyed ``other_stream`` by event time: a record of this stream at
+        ``t`` meets those of ``other_stream`` with the same key in ``[t + lower, t +
+        upper]``; continue with ``.between(lower, upper).process(ProcessJoinFunction)``.
+
+        :raises TypeError: if ``other_stream`` is not keyed
+        """
+        return IntervalJoin(self, self._check_other(other_stream, "interval_join"))
 
     def _window_node(self, spec: WindowSpec, name: str) -> DataStream:
         node = self._add("window", name, key_selector=self._key_selector, args=(spec,))

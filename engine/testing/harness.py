@@ -25,6 +25,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar, Self
 
 from streamlet.operators.base import Operator, OperatorContext
+from streamlet.operators.broadcast import BROADCAST_METHODS
 from streamlet.operators.connected import KeySelectors
 from streamlet.operators.functions import RuntimeContext, key_selector_of
 from streamlet.operators.operations import OPERATIONS
@@ -80,6 +81,14 @@ def _method(kind: str) -> str:
 
 
 def _implements(function: Any, kind: str) -> bool:
+    """Whether ``function`` has the methods of operation ``kind``: a broadcast function is
+    told from an interval join's ProcessJoinFunction (both have ``process_element``) by its
+    ``process_broadcast_element``."""
+    broadcast = callable(getattr(function, BROADCAST_METHODS[1], None))
+    if kind == "broadcast_process" and not broadcast:
+        return False
+    if kind == "interval_join" and broadcast:
+        return False
     return callable(getattr(function, _method(kind), None))
 
 
@@ -764,7 +773,10 @@ class KeyedTwoInputOperatorTestHarness(_TwoInputVerbs, KeyedOperatorTestHarness)
     """Drives the operator of ``a.key_by(k1).connect(b.key_by(k2))``'s ``map`` /
     ``flat_map`` / ``process`` (a KeyedCoProcessFunction: keyed state shared by both
     inputs, timers), keying the first input's records by ``key_selector1`` and the
-    second's by ``key_selector2``. Other parameters are :class:`KeyedOperatorTestHarness`'s.
+    second's by ``key_selector2``; or an interval join (a ProcessJoinFunction,
+    ``kind="interval_join"``, ``args=(IntervalJoinSpec(lower, upper),)``: ``args`` are
+    the operation's arguments after the function and key selectors). Other parameters are
+    :class:`KeyedOperatorTestHarness`'s.
 
     For a KeyedBroadcastProcessFunction (kind ``"broadcast_process"``) the first input is
     the keyed events, the second the broadcast elements, which have no key: leave out
@@ -780,10 +792,17 @@ class KeyedTwoInputOperatorTestHarness(_TwoInputVerbs, KeyedOperatorTestHarness)
         key_selector2: Any = None,
         *,
         broadcast_state_descriptors: Sequence[Any] = (),
+        args: tuple[Any, ...] = (),
         **settings: Any,
     ) -> None:
         self.key_selector2 = None if key_selector2 is None else key_selector_of(key_selector2)
         self.broadcast_state_descriptors = tuple(broadcast_state_descriptors)
+        self.args = tuple(args)
+        if settings.get("kind") == "interval_join" and not self.args:
+            raise ValueError(
+                "an interval join needs its bounds: pass args=(IntervalJoinSpec(lower, "
+                "upper),) (from streamlet.operators.joins)"
+            )
         super().__init__(function, key_selector1, **settings)
         self._init_inputs()
 
@@ -804,7 +823,7 @@ class KeyedTwoInputOperatorTestHarness(_TwoInputVerbs, KeyedOperatorTestHarness)
                 f"the second input's key selector"
             )
         _broadcast_args(self.kind, self.broadcast_state_descriptors)
-        return make(self.function, KeySelectors(self.key_selector, self.key_selector2))
+        return make(self.function, KeySelectors(self.key_selector, self.key_selector2), *self.args)
 
 
 def _broadcast_args(kind: str, descriptors: tuple[Any, ...]) -> tuple[Any, ...]:

@@ -123,9 +123,12 @@ def test_one_table_says_which_method_each_operation_calls() -> None:
     assert OperatorTestHarness._kinds == ["map", "flat_map", "filter", "process"]
     assert KeyedOperatorTestHarness._kinds == ["map", "flat_map", "filter", "process", "reduce"]
     two_inputs = ["co_map", "co_flat_map", "co_process", "broadcast_process"]
-    assert (
-        TwoInputOperatorTestHarness._kinds == KeyedTwoInputOperatorTestHarness._kinds == two_inputs
-    )
-    assert [api for api, op in OPERATIONS.items() if op.inputs == 2] == two_inputs
+    assert TwoInputOperatorTestHarness._kinds == two_inputs
+    # The interval join exists on keyed streams only.
+    assert KeyedTwoInputOperatorTestHarness._kinds == [*two_inputs, "interval_join"]
+    assert [api for api, op in OPERATIONS.items() if op.inputs == 2] == [
+        *two_inputs,
+        "interval_join",
+    ]
     with pytest.raises(TypeError, match="'reduce' has no operator for a non-keyed stream"):
         OPERATIONS["reduce"].create(longer, None, ())
