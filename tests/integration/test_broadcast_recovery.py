@@ -28,12 +28,11 @@ from streamlet import (
     RuntimeContext,
     StreamExecutionEnvironment,
     ValueStateDescriptor,
-    read_committed,
 )
-from streamlet.job.restart import RestartStrategies
 from streamlet.state import ListStateDescriptor
-from streamlet.testing import FaultInjector, TestingSource, inject_faults
+from streamlet.testing import TestingSource
 from tests.engine.api.test_broadcast import Board
+from tests.helpers import FaultyRun
 
 pytestmark = pytest.mark.anyio
 
@@ -106,18 +105,8 @@ def expected(n: int) -> list[str]:
 
 
 async def run(tmp_path: Path, n: int, seed: int | None) -> tuple[list[str], int]:
-    env = StreamExecutionEnvironment.get_execution_environment().set_parallelism(2)
-    env.enable_checkpointing(10)
-    env.get_checkpoint_config().set_tolerable_checkpoint_failure_number(1000)
-    env.set_restart_strategy(RestartStrategies.fixed_delay_restart(20, 0))
-    injector = None
-    if seed is not None:
-        injector = inject_faults(
-            env,
-            FaultInjector.random(
-                seed, operators=["enrich", "sink"], parallelism=2, max_record=n // 2, count=3
-            ),
-        )
+    faulty = FaultyRun(tmp_path / "out", seed, ["enrich", "sink"], max_record=n // 2)
+    env = faulty.env
     event_stream = env.from_source(TestingSource(events(n), batch_size=8)).uid("events")
     rule_stream = env.from_source(TestingSource(rules(), batch_size=2)).uid("rules")
     (
@@ -125,14 +114,10 @@ async def run(tmp_path: Path, n: int, seed: int | None) -> tuple[list[str], int]
         .connect(rule_stream.broadcast(RULES))
         .process(ApplyWhenKnown())
         .uid("enrich")
-        .sink_to(FileSink(str(tmp_path / "out")))
+        .sink_to(FileSink(faulty.out))
         .uid("sink")
     )
-    with anyio.fail_after(30):
-        result = await env.execute("enrich")
-    if injector is not None:
-        assert (result.restart_count >= 1) == (len(injector.fired) >= 1)
-    return read_committed(tmp_path / "out"), result.restart_count
+    return await faulty.execute("enrich")
 
 
 async def test_the_failure_free_run_is_the_reference(anyio_backend: str, tmp_path: Path) -> None:

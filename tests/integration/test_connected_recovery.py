@@ -11,19 +11,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import anyio
 import pytest
 
 from streamlet import (
     FileSink,
     KeyedCoProcessFunction,
     RuntimeContext,
-    StreamExecutionEnvironment,
-    read_committed,
 )
-from streamlet.job.restart import RestartStrategies
 from streamlet.state import ListStateDescriptor
-from streamlet.testing import FaultInjector, TestingSource, inject_faults
+from streamlet.testing import TestingSource
+from tests.helpers import FaultyRun
 
 pytestmark = pytest.mark.anyio
 
@@ -68,18 +65,8 @@ def expected(n: int) -> list[str]:
 
 
 async def run(tmp_path: Path, n: int, seed: int | None) -> tuple[list[str], int]:
-    env = StreamExecutionEnvironment.get_execution_environment().set_parallelism(2)
-    env.enable_checkpointing(10)
-    env.get_checkpoint_config().set_tolerable_checkpoint_failure_number(1000)
-    env.set_restart_strategy(RestartStrategies.fixed_delay_restart(20, 0))
-    injector = None
-    if seed is not None:
-        injector = inject_faults(
-            env,
-            FaultInjector.random(
-                seed, operators=["match", "sink"], parallelism=2, max_record=n // 2, count=3
-            ),
-        )
+    faulty = FaultyRun(tmp_path / "out", seed, ["match", "sink"], max_record=n // 2)
+    env = faulty.env
     orders = env.from_source(TestingSource(records(n, 0), batch_size=8)).uid("orders")
     payments = env.from_source(TestingSource(records(n, 10_000), batch_size=5)).uid("payments")
     (
@@ -87,14 +74,10 @@ async def run(tmp_path: Path, n: int, seed: int | None) -> tuple[list[str], int]
         .connect(payments.key_by(lambda t: t[0]))
         .process(Match())
         .uid("match")
-        .sink_to(FileSink(str(tmp_path / "out")))
+        .sink_to(FileSink(faulty.out))
         .uid("sink")
     )
-    with anyio.fail_after(30):
-        result = await env.execute("match")
-    if injector is not None:
-        assert (result.restart_count >= 1) == (len(injector.fired) >= 1)
-    return read_committed(tmp_path / "out"), result.restart_count
+    return await faulty.execute("match")
 
 
 async def test_the_failure_free_join_is_the_reference(anyio_backend: str, tmp_path: Path) -> None:

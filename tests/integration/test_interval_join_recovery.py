@@ -11,19 +11,16 @@ import random
 from pathlib import Path
 from typing import Any
 
-import anyio
 import pytest
 
 from streamlet import (
     Duration,
     FileSink,
     ProcessJoinFunction,
-    StreamExecutionEnvironment,
     WatermarkStrategy,
-    read_committed,
 )
-from streamlet.job.restart import RestartStrategies
-from streamlet.testing import FaultInjector, TestingSource, inject_faults
+from streamlet.testing import TestingSource
+from tests.helpers import FaultyRun
 
 pytestmark = pytest.mark.anyio
 
@@ -60,19 +57,9 @@ def expected(n: int) -> list[str]:
 
 
 async def run(tmp_path: Path, n: int, seed: int | None) -> tuple[list[str], int]:
-    env = StreamExecutionEnvironment.get_execution_environment().set_parallelism(2)
-    env.enable_checkpointing(10)
+    faulty = FaultyRun(tmp_path / "out", seed, ["join", "sink"], max_record=n // 2)
+    env = faulty.env
     env.get_config().set_auto_watermark_interval(5)
-    env.get_checkpoint_config().set_tolerable_checkpoint_failure_number(1000)
-    env.set_restart_strategy(RestartStrategies.fixed_delay_restart(20, 0))
-    injector = None
-    if seed is not None:
-        injector = inject_faults(
-            env,
-            FaultInjector.random(
-                seed, operators=["join", "sink"], parallelism=2, max_record=n // 2, count=3
-            ),
-        )
     strategy = WatermarkStrategy.for_bounded_out_of_orderness(
         Duration.of_millis(OUT_OF_ORDER)
     ).with_timestamp_assigner(lambda r, _ts: r[2])
@@ -84,14 +71,10 @@ async def run(tmp_path: Path, n: int, seed: int | None) -> tuple[list[str], int]
         .between(LOWER, UPPER)
         .process(Pair())
         .uid("join")
-        .sink_to(FileSink(str(tmp_path / "out")))
+        .sink_to(FileSink(faulty.out))
         .uid("sink")
     )
-    with anyio.fail_after(30):
-        result = await env.execute("interval-join")
-    if injector is not None:
-        assert (result.restart_count >= 1) == (len(injector.fired) >= 1)
-    return read_committed(tmp_path / "out"), result.restart_count
+    return await faulty.execute("interval-join")
 
 
 async def test_the_failure_free_interval_join_is_the_reference(
