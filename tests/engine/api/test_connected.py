@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+import anyio
 import pytest
 
 from streamlet import (
@@ -19,6 +20,8 @@ from streamlet import (
     ConnectedStreams,
     Duration,
     KeyedCoProcessFunction,
+    ManualClock,
+    PushSource,
     RuntimeContext,
     StreamExecutionEnvironment,
     WatermarkStrategy,
@@ -146,3 +149,57 @@ def test_connect_refuses_what_cannot_run_when_the_job_is_built() -> None:
         a.connect(b).flat_map(Tag())
     with pytest.raises(TypeError, match="pass Tag\\(\\) instead"):
         a.connect(b).map(Tag)
+
+
+class FireAt(KeyedCoProcessFunction):
+    """A timer at each record's timestamp; reports it when it fires."""
+
+    def process_element1(self, value: tuple[str, int], ctx: Any) -> Any:
+        ctx.timer_service().register_event_time_timer(value[1])
+
+    def process_element2(self, value: tuple[str, int], ctx: Any) -> Any:
+        ctx.timer_service().register_event_time_timer(value[1])
+
+    def on_timer(self, timestamp: int, ctx: Any) -> Any:
+        yield (ctx.get_current_key(), timestamp)
+
+
+async def test_an_idle_second_input_does_not_hold_back_the_first_ones_timers() -> None:
+    clock = ManualClock(0)
+    env = env_with(1).set_processing_time_clock(clock)
+    env.get_config().set_auto_watermark_interval(10)
+
+    def strategy() -> WatermarkStrategy:
+        return (
+            WatermarkStrategy.for_monotonous_timestamps()
+            .with_timestamp_assigner(lambda value, _ts: value[1])
+            .with_idleness(Duration.of_millis(50))
+        )
+
+    busy, silent = PushSource(), PushSource()  # the second input never sends a record
+    fired: list[Any] = []
+    (
+        env.from_source(busy, strategy())
+        .key_by(lambda r: r[0])
+        .connect(env.from_source(silent, strategy()).key_by(lambda r: r[0]))
+        .process(FireAt())
+        .add_sink(fired.append)
+    )
+    async with anyio.create_task_group() as tg:
+        client = await env.execute_async("idle second input", task_group=tg)
+        await busy.push(("a", 100))
+        await busy.push(("a", 200))  # the first input's watermark: 199
+        with anyio.fail_after(10):
+            # The silent input has no watermark yet: it holds the timer back until it has
+            # been idle for 50 ms of processing time, then only the first input counts.
+            while not fired:
+                assert clock.now_ms() <= 200, "the idle input held the watermark back"
+                clock.advance(10)
+                for _ in range(20):
+                    await anyio.lowlevel.checkpoint()
+        assert clock.now_ms() >= 50  # not before the idleness timeout
+        assert fired == [("a", 100)]  # 200 waits for a watermark past it
+        busy.end()
+        silent.end()
+        await client.wait()
+    assert fired == [("a", 100), ("a", 200)]  # the end of the inputs fires the rest
