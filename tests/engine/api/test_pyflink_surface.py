@@ -466,3 +466,18 @@ def test_every_new_name_is_exported_from_streamlet() -> None:
     ]  # fmt: skip
     for name in names:
         assert name in streamlet.__all__ and hasattr(streamlet, name), name
+
+
+def test_rolling_aggregations_read_and_replace_row_fields() -> None:
+    env = StreamExecutionEnvironment.get_execution_environment()
+    rows = env.from_collection(
+        [("a", 1), ("a", 2), ("b", 5)], Types.ROW_NAMED(["k", "n"], [Types.STRING(), Types.INT()])
+    )
+    by_name = rows.key_by(lambda r: r.k).sum("n").execute_and_collect(limit=3)
+    assert by_name == [Row(k="a", n=1), Row(k="a", n=3), Row(k="b", n=5)]
+    env = StreamExecutionEnvironment.get_execution_environment()
+    positional = env.from_collection([("a", 4), ("a", 2)], Types.ROW([Types.STRING(), Types.INT()]))
+    assert positional.key_by(lambda r: r[0]).min(1).execute_and_collect(limit=2) == [
+        Row("a", 4),
+        Row("a", 2),
+    ]
