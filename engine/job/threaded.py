@@ -182,7 +182,21 @@ class ThreadedJobClient:
         return location
 
     def metrics(self) -> dict[str, Any]:
-        return self._client.metrics()
+        """The user metrics (see :meth:`JobClient.metrics`), read on the job's loop between
+        two batches, so that they agree with each other; empty once the job has ended."""
+        client = self._client
+
+        async def read() -> dict[str, Any]:
+            return client.metrics()
+
+        if client.done:
+            return {}
+        try:
+            return self._loop.call(read)
+        except RuntimeError:
+            if not client.done:
+                raise
+            return {}
 
     def checkpoint_stats(self) -> list[Any]:
         return self._client.checkpoint_stats()
