@@ -281,6 +281,43 @@ class StreamExecutionEnvironment:
     def get_default_savepoint_directory(self) -> str | None:
         return self._checkpoint_config.get_default_savepoint_directory()
 
+    # --- PyFlink's remaining checkpoint and slot names (issue 16) ---
+
+    def get_checkpointing_consistency_mode(self) -> CheckpointingMode:
+        """PyFlink 2's name of :meth:`get_checkpointing_mode`."""
+        return self._checkpoint_config.get_checkpointing_mode()
+
+    def enable_changelog_state_backend(self, enabled: bool) -> StreamExecutionEnvironment:
+        """Only ``False`` is accepted: changelog (incremental) checkpoints are not built.
+
+        :raises NotImplementedError: for ``True``
+        """
+        if enabled:
+            raise NotImplementedError(
+                "the changelog state backend is not supported: every streamlet checkpoint "
+                'is a full snapshot (see the README\'s "How it maps to Flink" table)'
+            )
+        return self
+
+    def is_changelog_state_backend_enabled(self) -> bool:
+        return False
+
+    def is_unaligned_checkpoints_enabled(self) -> bool:
+        return self._checkpoint_config.is_unaligned_checkpoints_enabled()
+
+    def is_force_unaligned_checkpoints(self) -> bool:
+        return self._checkpoint_config.is_force_unaligned_checkpoints()
+
+    def register_slot_sharing_group(self, slot_sharing_group: Any) -> StreamExecutionEnvironment:
+        """Accepted, without effect (one process, no task slots; see
+        ``DataStream.slot_sharing_group``)."""
+        if not hasattr(slot_sharing_group, "get_name"):
+            raise TypeError(
+                f"register_slot_sharing_group() needs a SlotSharingGroup, got "
+                f"{slot_sharing_group!r}"
+            )
+        return self
+
     def set_restart_strategy(
         self, restart_strategy: RestartStrategy | None
     ) -> StreamExecutionEnvironment:

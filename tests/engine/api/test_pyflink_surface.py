@@ -481,3 +481,16 @@ def test_rolling_aggregations_read_and_replace_row_fields() -> None:
         Row("a", 4),
         Row("a", 2),
     ]
+
+
+def test_the_environments_checkpoint_and_slot_names() -> None:
+    env = StreamExecutionEnvironment.get_execution_environment()
+    assert env.get_checkpointing_consistency_mode() is env.get_checkpointing_mode()
+    assert env.enable_changelog_state_backend(False) is env
+    assert not env.is_changelog_state_backend_enabled()
+    with pytest.raises(NotImplementedError, match="changelog state backend is not supported"):
+        env.enable_changelog_state_backend(True)
+    assert not env.is_unaligned_checkpoints_enabled() and not env.is_force_unaligned_checkpoints()
+    assert env.register_slot_sharing_group(SlotSharingGroup("g")) is env
+    with pytest.raises(TypeError, match="needs a SlotSharingGroup"):
+        env.register_slot_sharing_group("g")
