@@ -15,8 +15,10 @@ no sibling module.
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -26,10 +28,16 @@ __all__ = [
     "MINIMAL_CHECKPOINT_TIME_MS",
     "CheckpointConfig",
     "CheckpointingMode",
+    "ExternalizedCheckpointCleanup",
+    "ExternalizedCheckpointRetention",
+    "FileSystemCheckpointStorage",
     "FsStateBackend",
+    "HashMapStateBackend",
     "JobManagerCheckpointStorage",
     "parse_storage_uri",
 ]
+
+logger = logging.getLogger("streamlet.checkpoints")
 
 MINIMAL_CHECKPOINT_TIME_MS = 10
 """Smallest interval and timeout Flink accepts (``CheckpointConfig.MINIMAL_CHECKPOINT_TIME``)."""
@@ -119,9 +127,85 @@ class JobManagerCheckpointStorage:
         return hash(JobManagerCheckpointStorage)
 
 
+class FileSystemCheckpointStorage:
+    """Write checkpoints under a directory (Flink's ``FileSystemCheckpointStorage``):
+    ``config.set_checkpoint_storage(FileSystemCheckpointStorage("file:///tmp/chk"))``.
+
+    :param checkpoint_path: ``file:///abs/path`` or a plain path
+    :param file_state_size_threshold: accepted as in PyFlink and unused (streamlet writes
+        one state file per subtask and operator)
+    :param write_buffer_size: accepted as in PyFlink and unused
+    :raises ValueError: if the path is not a local ``file://`` URI or path
+    """
+
+    __slots__ = ("path", "uri")
+
+    def __init__(
+        self,
+        checkpoint_path: str | os.PathLike[str],
+        file_state_size_threshold: int | None = None,
+        write_buffer_size: int = -1,
+    ) -> None:
+        self.uri = str(checkpoint_path)
+        self.path = parse_storage_uri(checkpoint_path)
+
+    def get_checkpoint_path(self) -> str:
+        return self.uri
+
+    def __repr__(self) -> str:
+        return f"FileSystemCheckpointStorage({self.uri!r})"
+
+
+class HashMapStateBackend:
+    """State as objects on the heap (Flink's ``HashMapStateBackend``), which is how
+    streamlet always keeps state: ``env.set_state_backend(HashMapStateBackend())`` is
+    accepted and changes nothing. Where checkpoints go is the checkpoint storage's
+    business (``CheckpointConfig.set_checkpoint_storage``)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "HashMapStateBackend()"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, HashMapStateBackend)
+
+    def __hash__(self) -> int:
+        return hash(HashMapStateBackend)
+
+
+class ExternalizedCheckpointRetention(Enum):
+    """What happens to a job's checkpoints when it ends (Flink's names). streamlet keeps
+    the retained completed checkpoints of a checkpoint directory after the job ends, as
+    RETAIN_ON_CANCELLATION does (``restore="latest"`` relies on it)."""
+
+    DELETE_ON_CANCELLATION = 0
+    RETAIN_ON_CANCELLATION = 1
+    NO_EXTERNALIZED_CHECKPOINTS = 2
+
+
+ExternalizedCheckpointCleanup = ExternalizedCheckpointRetention
+"""PyFlink 1.x's name of :class:`ExternalizedCheckpointRetention`."""
+
+
 def _check_int(name: str, value: object) -> int:
     if not isinstance(value, int) or isinstance(value, bool):
         raise TypeError(f"{name} must be an int, got {value!r}")
+    return value
+
+
+def _millis(name: str, value: Any) -> int:
+    """``value`` in ms: an int, a ``datetime.timedelta``, or a ``Duration`` / ``Time``
+    (anything with ``to_milliseconds()``; this module imports no other layer)."""
+    if isinstance(value, timedelta):
+        return value // timedelta(milliseconds=1)
+    to_ms = getattr(value, "to_milliseconds", None)
+    if callable(to_ms) and not isinstance(value, int):
+        return _check_int(name, to_ms())
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(
+            f"{name} must be an int of milliseconds, a Duration, Time or timedelta, got {value!r}"
+        )
     return value
 
 
@@ -151,6 +235,13 @@ class CheckpointConfig:
     tolerable_failed_checkpoints: int = 0
     max_retained_checkpoints: int = 1
     storage: Any = None
+    #: Where savepoints go when ``trigger_savepoint`` / ``stop_with_savepoint`` name no
+    #: directory (Flink's ``execution.checkpointing.savepoint-dir``), or None.
+    default_savepoint_directory: str | None = None
+    externalized_checkpoint_retention: ExternalizedCheckpointRetention = (
+        ExternalizedCheckpointRetention.RETAIN_ON_CANCELLATION
+    )
+    aligned_checkpoint_timeout_ms: int = 0
 
     def __post_init__(self) -> None:
         if self.storage is None:
@@ -174,13 +265,13 @@ class CheckpointConfig:
 
     # --- setters (PyFlink names) ---
 
-    def set_checkpoint_interval(self, checkpoint_interval: int | None) -> CheckpointConfig:
+    def set_checkpoint_interval(self, checkpoint_interval: Any) -> CheckpointConfig:
         """Set the trigger interval in ms, or ``None`` to disable periodic checkpoints.
 
         :raises ValueError: if the interval is below 10 ms
         """
         if checkpoint_interval is not None:
-            _check_int("checkpoint interval", checkpoint_interval)
+            checkpoint_interval = _millis("checkpoint interval", checkpoint_interval)
             if checkpoint_interval < MINIMAL_CHECKPOINT_TIME_MS:
                 raise ValueError(
                     f"checkpoint interval must be >= {MINIMAL_CHECKPOINT_TIME_MS} ms, "
@@ -201,12 +292,12 @@ class CheckpointConfig:
         self.mode = checkpointing_mode
         return self
 
-    def set_checkpoint_timeout(self, checkpoint_timeout: int) -> CheckpointConfig:
+    def set_checkpoint_timeout(self, checkpoint_timeout: Any) -> CheckpointConfig:
         """Set how long (ms) a checkpoint may take before it is aborted as expired.
 
         :raises ValueError: if the timeout is below 10 ms
         """
-        _check_int("checkpoint timeout", checkpoint_timeout)
+        checkpoint_timeout = _millis("checkpoint timeout", checkpoint_timeout)
         if checkpoint_timeout < MINIMAL_CHECKPOINT_TIME_MS:
             raise ValueError(
                 f"checkpoint timeout must be >= {MINIMAL_CHECKPOINT_TIME_MS} ms, "
@@ -235,14 +326,16 @@ class CheckpointConfig:
         return self
 
     def set_min_pause_between_checkpoints(
-        self, min_pause_between_checkpoints: int
+        self, min_pause_between_checkpoints: Any
     ) -> CheckpointConfig:
         """Set the least time (ms) between the end of one checkpoint and the next trigger.
 
         :raises ValueError: if negative, or positive while more than one concurrent
             checkpoint is allowed
         """
-        _check_int("min pause between checkpoints", min_pause_between_checkpoints)
+        min_pause_between_checkpoints = _millis(
+            "min pause between checkpoints", min_pause_between_checkpoints
+        )
         if min_pause_between_checkpoints < 0:
             raise ValueError(
                 f"min pause between checkpoints must be >= 0 ms, "
@@ -291,12 +384,13 @@ class CheckpointConfig:
     def set_checkpoint_storage(self, storage: Any) -> CheckpointConfig:
         """Choose where checkpoints go.
 
-        :param storage: a path or ``file://`` URI, an :class:`FsStateBackend`,
-            :class:`JobManagerCheckpointStorage`, or a storage object
+        :param storage: a path or ``file://`` URI, an :class:`FsStateBackend` or
+            :class:`FileSystemCheckpointStorage`, :class:`JobManagerCheckpointStorage`, or
+            a storage object
         :raises ValueError: if a URI is not a local ``file://`` URI or path
         :raises TypeError: if ``storage`` is none of those
         """
-        if isinstance(storage, FsStateBackend):
+        if isinstance(storage, FsStateBackend | FileSystemCheckpointStorage):
             self.storage = storage.path
         elif isinstance(storage, str | os.PathLike):
             self.storage = parse_storage_uri(storage)
@@ -307,7 +401,8 @@ class CheckpointConfig:
         else:
             raise TypeError(
                 f"checkpoint storage must be a path, a file:// URI, an FsStateBackend, "
-                f"JobManagerCheckpointStorage or a storage object, got {storage!r}"
+                f"FileSystemCheckpointStorage, JobManagerCheckpointStorage or a storage "
+                f"object, got {storage!r}"
             )
         return self
 
@@ -352,3 +447,128 @@ class CheckpointConfig:
     def get_checkpoint_storage_dir(self) -> Path | None:
         """Return the checkpoint directory, or ``None`` if checkpoints are not on disk."""
         return self.storage if isinstance(self.storage, Path) else None
+
+    # --- PyFlink's remaining CheckpointConfig methods (issue 16) ---
+
+    def set_default_savepoint_directory(
+        self, directory: str | os.PathLike[str] | None
+    ) -> CheckpointConfig:
+        """Write savepoints here when ``trigger_savepoint()`` / ``stop_with_savepoint()``
+        name no directory (Flink's ``execution.checkpointing.savepoint-dir``); None: no
+        default.
+
+        :raises ValueError: if not a local ``file://`` URI or path
+        """
+        if directory is None:
+            self.default_savepoint_directory = None
+        else:
+            self.default_savepoint_directory = str(parse_storage_uri(directory))
+        return self
+
+    def get_default_savepoint_directory(self) -> str | None:
+        return self.default_savepoint_directory
+
+    def set_externalized_checkpoint_retention(
+        self, retention: ExternalizedCheckpointRetention
+    ) -> CheckpointConfig:
+        """Record what should happen to checkpoints when the job ends. streamlet keeps the
+        retained checkpoints of a checkpoint directory in every case (so that
+        ``restore="latest"`` finds them): DELETE_ON_CANCELLATION and
+        NO_EXTERNALIZED_CHECKPOINTS are recorded, with a warning, and not enforced.
+
+        :raises TypeError: if ``retention`` is not an ExternalizedCheckpointRetention
+        """
+        if not isinstance(retention, ExternalizedCheckpointRetention):
+            raise TypeError(
+                f"externalized checkpoint retention must be an "
+                f"ExternalizedCheckpointRetention, got {retention!r}"
+            )
+        if retention is not ExternalizedCheckpointRetention.RETAIN_ON_CANCELLATION:
+            logger.warning(
+                "%s is not enforced: streamlet keeps the retained checkpoints of a checkpoint "
+                "directory after the job ends (delete the directory to drop them)",
+                retention.name,
+            )
+        self.externalized_checkpoint_retention = retention
+        return self
+
+    def enable_externalized_checkpoints(
+        self, cleanup_mode: ExternalizedCheckpointRetention
+    ) -> CheckpointConfig:
+        """PyFlink 1.x's name of :meth:`set_externalized_checkpoint_retention`."""
+        return self.set_externalized_checkpoint_retention(cleanup_mode)
+
+    set_externalized_checkpoint_cleanup = enable_externalized_checkpoints
+
+    def get_externalized_checkpoint_retention(self) -> ExternalizedCheckpointRetention:
+        return self.externalized_checkpoint_retention
+
+    get_externalized_checkpoint_cleanup = get_externalized_checkpoint_retention
+
+    def is_externalized_checkpoints_enabled(self) -> bool:
+        """Whether completed checkpoints outlive the job: with a checkpoint directory."""
+        return self.get_checkpoint_storage_dir() is not None
+
+    def is_fail_on_checkpointing_errors(self) -> bool:
+        return self.tolerable_failed_checkpoints == 0
+
+    def set_fail_on_checkpointing_errors(
+        self, fail_on_checkpointing_errors: bool
+    ) -> CheckpointConfig:
+        """True: the first failed checkpoint fails the job (0 tolerable failures); False:
+        failed checkpoints never do (PyFlink's deprecated switch)."""
+        if not isinstance(fail_on_checkpointing_errors, bool):
+            raise TypeError(f"expected a bool, got {fail_on_checkpointing_errors!r}")
+        return self.set_tolerable_checkpoint_failure_number(
+            0 if fail_on_checkpointing_errors else 2**31 - 1
+        )
+
+    def is_unaligned_checkpoints_enabled(self) -> bool:
+        return False
+
+    def enable_unaligned_checkpoints(self, enabled: bool = True) -> CheckpointConfig:
+        """Only ``False`` is accepted: unaligned checkpoints are not built yet.
+
+        :raises NotImplementedError: for ``True``
+        """
+        if enabled:
+            raise NotImplementedError(_UNALIGNED)
+        return self
+
+    def disable_unaligned_checkpoints(self) -> CheckpointConfig:
+        return self
+
+    def set_force_unaligned_checkpoints(
+        self, force_unaligned_checkpoints: bool = True
+    ) -> CheckpointConfig:
+        """Only ``False`` is accepted (see :meth:`enable_unaligned_checkpoints`)."""
+        if force_unaligned_checkpoints:
+            raise NotImplementedError(_UNALIGNED)
+        return self
+
+    def is_force_unaligned_checkpoints(self) -> bool:
+        return False
+
+    def set_aligned_checkpoint_timeout(self, alignment_timeout: Any) -> CheckpointConfig:
+        """Accepted (ms, or an object with ``to_milliseconds()``, or a timedelta) and
+        without effect: it only matters once unaligned checkpoints exist."""
+        ms = _millis("aligned checkpoint timeout", alignment_timeout)
+        if ms < 0:
+            raise ValueError(
+                f"aligned checkpoint timeout must be >= 0 ms, got {alignment_timeout!r}"
+            )
+        self.aligned_checkpoint_timeout_ms = ms
+        return self
+
+    def get_aligned_checkpoint_timeout(self) -> int:
+        return self.aligned_checkpoint_timeout_ms
+
+    set_alignment_timeout = set_aligned_checkpoint_timeout
+    get_alignment_timeout = get_aligned_checkpoint_timeout
+
+
+_UNALIGNED = (
+    "unaligned checkpoints are not supported yet (a later issue builds them); streamlet "
+    "takes aligned checkpoints (EXACTLY_ONCE) or barrier-tracking ones (AT_LEAST_ONCE): see "
+    'the README\'s "How it maps to Flink" table'
+)

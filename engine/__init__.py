@@ -25,6 +25,9 @@ from streamlet.api.connected import ConnectedStreams as ConnectedStreams
 from streamlet.api.datastream import DataStream as DataStream
 from streamlet.api.datastream import DataStreamSink as DataStreamSink
 from streamlet.api.datastream import KeyedStream as KeyedStream
+
+# PyFlink's names and signatures (issue 16: types, rows, backends, metrics)
+from streamlet.api.datastream import SlotSharingGroup as SlotSharingGroup
 from streamlet.api.environment import StreamExecutionEnvironment as StreamExecutionEnvironment
 from streamlet.api.execution_config import ExecutionConfig as ExecutionConfig
 from streamlet.api.execution_config import RuntimeExecutionMode as RuntimeExecutionMode
@@ -36,7 +39,15 @@ from streamlet.api.windowed import AllWindowedStream as AllWindowedStream
 from streamlet.api.windowed import WindowedStream as WindowedStream
 from streamlet.checkpoints.config import CheckpointConfig as CheckpointConfig
 from streamlet.checkpoints.config import CheckpointingMode as CheckpointingMode
+from streamlet.checkpoints.config import (
+    ExternalizedCheckpointCleanup as ExternalizedCheckpointCleanup,
+)
+from streamlet.checkpoints.config import (
+    ExternalizedCheckpointRetention as ExternalizedCheckpointRetention,
+)
+from streamlet.checkpoints.config import FileSystemCheckpointStorage as FileSystemCheckpointStorage
 from streamlet.checkpoints.config import FsStateBackend as FsStateBackend
+from streamlet.checkpoints.config import HashMapStateBackend as HashMapStateBackend
 from streamlet.checkpoints.config import JobManagerCheckpointStorage as JobManagerCheckpointStorage
 from streamlet.checkpoints.errors import CheckpointError as CheckpointError
 from streamlet.errors import JobCancelledError as JobCancelledError
@@ -68,6 +79,12 @@ from streamlet.operators.joins import CoGroupFunction as CoGroupFunction
 from streamlet.operators.joins import FlatJoinFunction as FlatJoinFunction
 from streamlet.operators.joins import JoinFunction as JoinFunction
 from streamlet.operators.joins import ProcessJoinFunction as ProcessJoinFunction
+from streamlet.operators.metrics import Counter as Counter
+from streamlet.operators.metrics import Distribution as Distribution
+from streamlet.operators.metrics import Gauge as Gauge
+from streamlet.operators.metrics import Meter as Meter
+from streamlet.operators.metrics import Metric as Metric
+from streamlet.operators.metrics import MetricGroup as MetricGroup
 from streamlet.operators.processing_time import ManualClock as ManualClock
 from streamlet.operators.processing_time import ProcessingTimeClock as ProcessingTimeClock
 from streamlet.operators.processing_time import SystemClock as SystemClock
@@ -86,6 +103,11 @@ from streamlet.operators.sources.push import PushSource as PushSource
 from streamlet.operators.time import Duration as Duration
 from streamlet.operators.time import Time as Time
 from streamlet.operators.time import TimeDomain as TimeDomain
+from streamlet.operators.typeinfo import BasicTypeInfo as BasicTypeInfo
+from streamlet.operators.typeinfo import RowTypeInfo as RowTypeInfo
+from streamlet.operators.typeinfo import TupleTypeInfo as TupleTypeInfo
+from streamlet.operators.typeinfo import TypeInformation as TypeInformation
+from streamlet.operators.typeinfo import Types as Types
 from streamlet.operators.watermarks import TimestampAssigner as TimestampAssigner
 from streamlet.operators.watermarks import Watermark as Watermark
 from streamlet.operators.watermarks import WatermarkGenerator as WatermarkGenerator
@@ -135,6 +157,8 @@ from streamlet.state.descriptors import MapStateDescriptor as MapStateDescriptor
 from streamlet.state.descriptors import ReducingStateDescriptor as ReducingStateDescriptor
 from streamlet.state.descriptors import ValueStateDescriptor as ValueStateDescriptor
 from streamlet.state.errors import StreamletError as StreamletError
+from streamlet.state.row import Row as Row
+from streamlet.state.row import RowKind as RowKind
 from streamlet.state.ttl_config import StateTtlConfig as StateTtlConfig
 
 __all__ = [
@@ -142,6 +166,7 @@ __all__ = [
     "AggregatingStateDescriptor",
     "AllWindowFunction",
     "AllWindowedStream",
+    "BasicTypeInfo",
     "BroadcastConnectedStream",
     "BroadcastProcessFunction",
     "BroadcastStream",
@@ -162,21 +187,28 @@ __all__ = [
     "CountTrigger",
     "CountTumblingWindowAssigner",
     "CountWindow",
+    "Counter",
     "DataStream",
     "DataStreamSink",
     "DeliveryGuarantee",
+    "Distribution",
     "Duration",
     "EventTimeSessionWindows",
     "EventTimeTrigger",
     "Evictor",
     "ExecutionConfig",
+    "ExternalizedCheckpointCleanup",
+    "ExternalizedCheckpointRetention",
     "FileSink",
+    "FileSystemCheckpointStorage",
     "FilterFunction",
     "FlatJoinFunction",
     "FlatMapFunction",
     "FsStateBackend",
+    "Gauge",
     "GlobalWindow",
     "GlobalWindows",
+    "HashMapStateBackend",
     "IntervalJoin",
     "IntervalJoined",
     "JobCancelledError",
@@ -197,6 +229,9 @@ __all__ = [
     "ManualClock",
     "MapFunction",
     "MapStateDescriptor",
+    "Meter",
+    "Metric",
+    "MetricGroup",
     "OutputTag",
     "ProcessAllWindowFunction",
     "ProcessFunction",
@@ -210,6 +245,9 @@ __all__ = [
     "ReduceFunction",
     "ReducingStateDescriptor",
     "RestartStrategies",
+    "Row",
+    "RowKind",
+    "RowTypeInfo",
     "RuntimeContext",
     "RuntimeExecutionMode",
     "Sink",
@@ -217,6 +255,7 @@ __all__ = [
     "SinkWriter",
     "SlidingEventTimeWindows",
     "SlidingProcessingTimeWindows",
+    "SlotSharingGroup",
     "Source",
     "SourceReader",
     "StateTtlConfig",
@@ -236,7 +275,10 @@ __all__ = [
     "TriggerResult",
     "TumblingEventTimeWindows",
     "TumblingProcessingTimeWindows",
+    "TupleTypeInfo",
     "TwoPhaseCommitSink",
+    "TypeInformation",
+    "Types",
     "ValueStateDescriptor",
     "Watermark",
     "WatermarkGenerator",

@@ -32,6 +32,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from .metrics import MetricGroup
 from .processing_time import ProcessingTimeService
 from .time import MIN_TIMESTAMP
 
@@ -85,6 +86,8 @@ class OperatorContext:
     #: The job's global parameters (``ExecutionConfig.set_global_job_parameters``).
     job_parameters: dict[str, str] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    #: The user metrics of this operator instance (``RuntimeContext.get_metrics_group``).
+    metric_group: MetricGroup = field(default_factory=MetricGroup)
 
     @property
     def key_group_range(self) -> KeyGroupRange | None:

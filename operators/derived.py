@@ -19,6 +19,7 @@ import anyio
 from streamlet.state.descriptors import ValueStateDescriptor
 from streamlet.state.errors import StreamletInternalError
 from streamlet.state.json_codec import is_namedtuple_class
+from streamlet.state.row import Row
 from streamlet.state.timers import KeyedTimerQueue, timer_state_name
 
 from .base import OperatorContext
@@ -735,6 +736,8 @@ def _field_getter(
             return record[position]
         if isinstance(record, dict):
             return record[position]
+        if isinstance(record, Row):
+            return record[position]  # by index or field name
         if isinstance(position, str) and hasattr(record, position):
             return getattr(record, position)
         raise TypeError(
@@ -762,6 +765,10 @@ def _field_getter(
             items = list(record)
             items[position] = value  # type: ignore[index]
             return items
+        if isinstance(record, Row):
+            out = Row._make(record._fields, list(record), record.get_row_kind())
+            out[position] = value
+            return out
         if isinstance(record, dict):
             return {**record, position: value}
         try:

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar
 
 from streamlet.state.errors import StateError
 
+from .metrics import MetricGroup
+
 if TYPE_CHECKING:
     from streamlet.state.operator_state import OperatorStateBackend
 
@@ -103,6 +105,12 @@ class RuntimeContext:
 
     def get_attempt_number(self) -> int:
         return self._ctx.attempt
+
+    def get_metrics_group(self) -> MetricGroup:
+        """This subtask's metric group: ``counter(name)``, ``gauge(name, fn)``,
+        ``meter(name)``, ``distribution(name)``, ``add_group(name)`` (listed by
+        ``JobClient.metrics()``)."""
+        return self._ctx.metric_group
 
     def get_job_parameter(self, key: str, default_value: str) -> str:
         """A global job parameter (``env.get_config().set_global_job_parameters``)."""

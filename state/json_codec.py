@@ -34,6 +34,8 @@ from decimal import Decimal
 from math import isfinite
 from typing import Any
 
+from .row import Row, RowKind
+
 __all__ = [
     "UnserializableValueError",
     "from_json",
@@ -113,7 +115,7 @@ def to_json(value: Any) -> Any:
     raise UnserializableValueError(
         f"type {_type_name(t)} is not supported by the default JSON serializer (it handles "
         f"str, int, float, bool, None, bytes, list, tuple, dict, set, frozenset, Decimal, "
-        f"UUID, date/time types, dataclasses and namedtuples of those); pass another "
+        f"UUID, date/time types, Row, dataclasses and namedtuples of those); pass another "
         f"serializer to the state descriptor"
     )
 
@@ -165,6 +167,7 @@ _ENCODERS: dict[type, Callable[[Any], Any]] = {
     datetime: _datetime_to_json,
     time: _time_to_json,
     timedelta: lambda v: {"$timedelta": [v.days, v.seconds, v.microseconds]},
+    Row: lambda v: {"$row": [v._fields, [to_json(x) for x in v._values], v._row_kind.value]},
 }
 
 # Per dataclass: (reference "module:QualName", field names). Filled on first use.
@@ -329,6 +332,11 @@ def _namedtuple_from_json(inner: list[Any]) -> Any:
     return tuple.__new__(cls, [from_json(values[n]) for n in names])
 
 
+def _row_from_json(inner: list[Any]) -> Row:
+    fields, values, kind = inner
+    return Row._make(fields, [from_json(x) for x in values], RowKind(kind))
+
+
 def _datetime_from_json(inner: list[Any]) -> datetime:
     return datetime.fromisoformat(inner[0]).replace(fold=inner[1])
 
@@ -355,4 +363,5 @@ _DECODERS: dict[str, Callable[[Any], Any]] = {
     "$timedelta": lambda v: timedelta(days=v[0], seconds=v[1], microseconds=v[2]),
     "$dataclass": _dataclass_from_json,
     "$namedtuple": _namedtuple_from_json,
+    "$row": _row_from_json,
 }

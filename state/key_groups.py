@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .json_codec import UnserializableValueError, is_namedtuple_class, namedtuple_info
+from .row import Row
 
 __all__ = [
     "DEFAULT_MAX_PARALLELISM",
@@ -127,6 +128,9 @@ def _raw_hash(key: Any) -> int:
             h = (h * 1000003) ^ _raw_hash(item)
             h &= _MASK64
         return zlib.crc32(_pack_q(h - (1 << 63)), len(key))
+    if t is Row:
+        # Named rows equal in any field order: hash the (name, value) pairs sorted by name.
+        return _raw_hash(key._comparable()) ^ 0x52_4F_57
     raise UnusableKeyError(key, _why_unusable(key))
 
 
@@ -175,7 +179,7 @@ class UnusableKeyError(TypeError):
         super().__init__(
             f"key {reprlib.repr(key)} of type {type(key).__qualname__} cannot be used: "
             f"{reason} (keys must be str, int, float other than NaN, bool, bytes, None, or "
-            f"tuples or namedtuples of those)"
+            f"tuples, namedtuples or Rows of those)"
         )
 
 

@@ -232,6 +232,10 @@ def _checkpoint_dir(env: Any, key: str, value: Any) -> None:
     env.get_checkpoint_config().set_checkpoint_storage_dir(str(value))
 
 
+def _savepoint_dir(env: Any, key: str, value: Any) -> None:
+    env.get_checkpoint_config().set_default_savepoint_directory(str(value))
+
+
 def _watermark_interval(env: Any, key: str, value: Any) -> None:
     env.get_config().set_auto_watermark_interval(int(parse_duration_ms(key, value)))
 
@@ -272,6 +276,8 @@ KEYS: dict[str, Setter] = {
     "state.checkpoints.num-retained": _retained,
     "execution.checkpointing.dir": _checkpoint_dir,
     "state.checkpoints.dir": _checkpoint_dir,
+    "execution.checkpointing.savepoint-dir": _savepoint_dir,
+    "state.savepoints.dir": _savepoint_dir,
     "restart-strategy.type": _restart_type,
     "restart-strategy": _restart_type,
 }

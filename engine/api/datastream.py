@@ -38,6 +38,8 @@ from streamlet.operators.joins import IntervalJoinSpec
 from streamlet.operators.operations import OPERATIONS
 from streamlet.operators.records import OutputTag
 from streamlet.operators.sinks.base import Sink
+from streamlet.operators.time import to_millis
+from streamlet.operators.typeinfo import check_type_info
 from streamlet.operators.watermarks import WatermarkStrategy
 from streamlet.operators.windowing.assigners import (
     CountSlidingWindowAssigner,
@@ -50,7 +52,29 @@ from streamlet.state.descriptors import MapStateDescriptor
 if TYPE_CHECKING:
     from streamlet.job.client import JobClient
 
-__all__ = ["CollectResultIterator", "DataStream", "DataStreamSink", "KeyedStream"]
+__all__ = [
+    "CollectResultIterator",
+    "DataStream",
+    "DataStreamSink",
+    "KeyedStream",
+    "SlotSharingGroup",
+]
+
+
+class SlotSharingGroup:
+    """PyFlink's named slot sharing group, for ``slot_sharing_group()``: accepted, without
+    effect (one process, no task slots). Resource settings are not modelled."""
+
+    def __init__(self, name: str) -> None:
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"a slot sharing group needs a non-empty name, got {name!r}")
+        self._name = name
+
+    def get_name(self) -> str:
+        return self._name
+
+    def __repr__(self) -> str:
+        return f"SlotSharingGroup({self._name!r})"
 
 
 class StreamExecutionEnvironment(Protocol):
@@ -62,6 +86,8 @@ class StreamExecutionEnvironment(Protocol):
     _graph: StreamGraph
 
     def get_parallelism(self) -> int: ...
+
+    def get_max_parallelism(self) -> int: ...
 
     def _check_parallelism(self, parallelism: int, what: str) -> None: ...
 
@@ -159,6 +185,97 @@ class _NodeHandle:
         node = self._own_node("get_parallelism")
         return node.resolved_parallelism(self._env.get_parallelism())
 
+    # --- PyFlink's per-operator settings (issue 16) ---
+
+    def start_new_chain(self) -> Any:
+        """Begin a new chain at this operator: it is not fused with the operator before it
+        (the ones after it may still be fused with it)."""
+        self._own_node("start_new_chain").new_chain = True
+        return self
+
+    def set_max_parallelism(self, max_parallelism: int) -> Any:
+        """Bound this operator's parallelism (Flink's per-operator max parallelism).
+
+        streamlet splits keyed state into the job's key groups, one number for the whole
+        job (``env.set_max_parallelism``): on a keyed operator only that number is
+        accepted. On other operators it bounds the parallelism (a default parallelism
+        above it is lowered to it).
+
+        :raises ValueError: if outside [1, 32768], below the operator's set parallelism,
+            or a keyed operator's value differs from the job's max parallelism
+        """
+        node = self._own_node("set_max_parallelism")
+        if not isinstance(max_parallelism, int) or isinstance(max_parallelism, bool):
+            raise TypeError(f"max parallelism must be an int, got {max_parallelism!r}")
+        if not 1 <= max_parallelism <= 32768:
+            raise ValueError(f"max parallelism must be in [1, 32768], got {max_parallelism}")
+        job_max = self._env.get_max_parallelism()
+        if node.keyed and max_parallelism != job_max:
+            raise ValueError(
+                f"operator {node.name!r} is keyed: its key groups are the job's "
+                f"({job_max}, env.set_max_parallelism), and a per-operator number of key "
+                f"groups is not supported; call env.set_max_parallelism({max_parallelism}) "
+                f"instead"
+            )
+        if node.parallelism is not None and node.parallelism > max_parallelism:
+            raise ValueError(
+                f"operator {node.name!r} has parallelism {node.parallelism}, above the max "
+                f"parallelism {max_parallelism}"
+            )
+        if max_parallelism < job_max:
+            limit = node.parallelism_limit
+            node.parallelism_limit = (
+                max_parallelism if limit is None else min(limit, max_parallelism)
+            )
+        return self
+
+    def force_non_parallel(self) -> Any:
+        """Run this operator in one subtask, and refuse a parallelism above 1 later."""
+        node = self._own_node("force_non_parallel")
+        old = node.parallelism, node.parallelism_limit
+        node.parallelism, node.parallelism_limit = 1, 1
+        try:
+            self._env._check_forward_edges(node)
+        except ValueError:
+            node.parallelism, node.parallelism_limit = old
+            raise
+        return self
+
+    def set_description(self, description: str) -> Any:
+        """Describe this operator (shown in ``env.get_execution_plan()``)."""
+        if not isinstance(description, str):
+            raise TypeError(f"description must be a str, got {description!r}")
+        self._own_node("set_description").description = description
+        return self
+
+    def set_buffer_timeout(self, timeout_millis: Any) -> Any:
+        """Flush this operator's output at least every ``timeout_millis`` ms under load
+        (an int, ``Duration``, ``Time`` or ``timedelta``); ``-1``: only when a buffer is full
+        (or the subtask is idle, which streamlet always flushes at); ``0``: at every check
+        (every few input buffers). A chain of operators runs as one subtask with one
+        flush timer: the shortest timeout among its operators applies to the chain.
+
+        :raises ValueError: for a timeout below -1
+        """
+        node = self._own_node("set_buffer_timeout")
+        node.buffer_timeout_ms = float(to_millis(timeout_millis, "buffer timeout", minimum=-1))
+        return self
+
+    def slot_sharing_group(self, slot_sharing_group: Any) -> Any:
+        """Accepted and without effect: streamlet runs every subtask in one process, with
+        no task slots to share (the name or ``SlotSharingGroup`` must still be given)."""
+        self._own_node("slot_sharing_group")
+        if not isinstance(slot_sharing_group, str) and not hasattr(slot_sharing_group, "get_name"):
+            raise TypeError(
+                f"slot_sharing_group() needs a name (str) or a SlotSharingGroup, got "
+                f"{slot_sharing_group!r}"
+            )
+        return self
+
+    def get_execution_environment(self) -> Any:
+        """The environment this stream belongs to."""
+        return self._env
+
 
 class DataStream(_NodeHandle):
     """A stream of records produced by one operator, or a union / partitioning of streams."""
@@ -198,11 +315,14 @@ class DataStream(_NodeHandle):
     # --- operations ---
 
     def map(self, func: Any, output_type: Any = None) -> DataStream:
-        """Apply ``func`` to every record (a callable, ``async def``, or a MapFunction)."""
+        """Apply ``func`` to every record (a callable, ``async def``, or a MapFunction).
+        ``output_type`` (a ``Types`` type information) is accepted and not enforced."""
+        _type_arg(output_type, "map(output_type)")
         return self._transform("Map", func, "map")
 
     def flat_map(self, func: Any, output_type: Any = None) -> DataStream:
         """Replace every record by the records ``func`` returns or yields."""
+        _type_arg(output_type, "flat_map(output_type)")
         return self._transform("Flat Map", func, "flat_map")
 
     def filter(self, func: Any) -> DataStream:
@@ -216,6 +336,7 @@ class DataStream(_NodeHandle):
         :raises TypeError: for a KeyedProcessFunction or a function with ``on_timer``:
             timers need a keyed stream (call ``key_by`` first)
         """
+        _type_arg(output_type, "process(output_type)")
         if isinstance(func, KeyedProcessFunction) or callable(getattr(func, "on_timer", None)):
             raise TypeError(
                 f"process() on a non-keyed stream got {func!r}, which uses timers "
@@ -281,6 +402,7 @@ class DataStream(_NodeHandle):
 
         The check runs once per distinct key (keys are memoised), not per record.
         """
+        _type_arg(key_type, "key_by(key_type)")
         selector = key_selector_of(key_selector)
         return KeyedStream(
             self._env,
@@ -545,9 +667,11 @@ class KeyedStream(DataStream):
         return DataStream(self._env, [(node, None, None)], node)
 
     def map(self, func: Any, output_type: Any = None) -> DataStream:
+        _type_arg(output_type, "map(output_type)")
         return self._keyed("Map", func, "map")
 
     def flat_map(self, func: Any, output_type: Any = None) -> DataStream:
+        _type_arg(output_type, "flat_map(output_type)")
         return self._keyed("Flat Map", func, "flat_map")
 
     def filter(self, func: Any) -> DataStream:
@@ -555,6 +679,7 @@ class KeyedStream(DataStream):
 
     def process(self, func: Any, output_type: Any = None) -> DataStream:
         """Apply a KeyedProcessFunction (``process_element(value, ctx)``, keyed state)."""
+        _type_arg(output_type, "process(output_type)")
         return self._keyed("Keyed Process", func, "process")
 
     def reduce(self, func: Any) -> DataStream:
@@ -613,6 +738,14 @@ class KeyedStream(DataStream):
             "a KeyedStream is already partitioned by key; apply an operation first "
             "(e.g. .map(...)) and partition its result"
         )
+
+
+def _type_arg(type_info: Any, what: str) -> None:
+    """Check a PyFlink type argument (``output_type``, ``key_type``): None or a type
+    information (``Types.INT()``). Records are not checked against it (see
+    :mod:`streamlet.operators.typeinfo`)."""
+    if type_info is not None:
+        check_type_info(type_info, what)
 
 
 def _one_key(record: Any) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import math
 import os
 from typing import Any
 
@@ -13,7 +14,12 @@ import anyio
 from streamlet.api.configuration import Configuration, apply_configuration
 from streamlet.api.datastream import DataStream
 from streamlet.api.execution_config import ExecutionConfig, RuntimeExecutionMode
-from streamlet.checkpoints.config import CheckpointConfig, CheckpointingMode, FsStateBackend
+from streamlet.checkpoints.config import (
+    CheckpointConfig,
+    CheckpointingMode,
+    FsStateBackend,
+    HashMapStateBackend,
+)
 from streamlet.graph.partitioners import ForwardPartitioner
 from streamlet.graph.plan import build_plan
 from streamlet.graph.stream_graph import StreamGraph, StreamNode
@@ -26,6 +32,8 @@ from streamlet.operators.operations import OPERATIONS
 from streamlet.operators.processing_time import ProcessingTimeClock
 from streamlet.operators.sources.base import Source
 from streamlet.operators.sources.collection import CollectionSource, SequenceSource
+from streamlet.operators.time import to_millis
+from streamlet.operators.typeinfo import check_type_info, conform_collection
 from streamlet.operators.watermarks import WatermarkStrategy
 from streamlet.state.key_groups import DEFAULT_MAX_PARALLELISM, check_parallelism
 
@@ -161,11 +169,20 @@ class StreamExecutionEnvironment:
     def get_max_parallelism(self) -> int:
         return self._max_parallelism
 
-    def set_buffer_timeout(self, timeout_ms: float) -> StreamExecutionEnvironment:
-        """Flush partially filled output buffers at least this often (ms) under load."""
-        if not isinstance(timeout_ms, int | float) or timeout_ms < 0:
-            raise ValueError(f"buffer timeout must be >= 0 ms, got {timeout_ms!r}")
-        self._buffer_timeout_ms = float(timeout_ms)
+    def set_buffer_timeout(self, timeout_ms: Any) -> StreamExecutionEnvironment:
+        """Flush partially filled output buffers at least this often (ms, or a
+        ``Duration`` / ``Time`` / ``timedelta``) under load; ``-1``: only when full (and
+        when a subtask is idle, which streamlet always flushes at), as Flink's -1."""
+        if isinstance(timeout_ms, float) and not isinstance(timeout_ms, bool):
+            if not (timeout_ms >= 0 or timeout_ms == -1):
+                raise ValueError(f"buffer timeout must be >= 0 ms or -1, got {timeout_ms!r}")
+            self._buffer_timeout_ms = timeout_ms
+            return self
+        try:
+            ms = to_millis(timeout_ms, "buffer timeout", minimum=-1)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(str(exc)) from None
+        self._buffer_timeout_ms = float(ms)
         return self
 
     def get_buffer_timeout(self) -> float:
@@ -210,9 +227,10 @@ class StreamExecutionEnvironment:
     # --- checkpointing ---
 
     def enable_checkpointing(
-        self, interval: int, mode: CheckpointingMode | None = None
+        self, interval: Any, mode: CheckpointingMode | None = None
     ) -> StreamExecutionEnvironment:
-        """Checkpoint every ``interval`` ms (EXACTLY_ONCE unless ``mode`` says otherwise).
+        """Checkpoint every ``interval`` ms (or ``Duration`` / ``Time`` / ``timedelta``),
+        EXACTLY_ONCE unless ``mode`` says otherwise.
 
         :raises ValueError: if the interval is below 10 ms
         """
@@ -225,17 +243,79 @@ class StreamExecutionEnvironment:
         """The checkpoint options of jobs started from this environment (mutable)."""
         return self._checkpoint_config
 
-    def get_checkpoint_interval(self) -> int | None:
-        return self._checkpoint_config.get_checkpoint_interval()
+    def get_checkpoint_interval(self) -> int:
+        """The checkpoint interval in ms, -1 when checkpointing is off (as PyFlink)."""
+        interval = self._checkpoint_config.get_checkpoint_interval()
+        return -1 if interval is None else interval
 
     def get_checkpointing_mode(self) -> CheckpointingMode:
         return self._checkpoint_config.get_checkpointing_mode()
 
-    def set_state_backend(self, state_backend: FsStateBackend) -> StreamExecutionEnvironment:
-        """Accepted as in Flink: ``FsStateBackend(uri)`` sets the checkpoint directory."""
+    def set_state_backend(
+        self, state_backend: FsStateBackend | HashMapStateBackend
+    ) -> StreamExecutionEnvironment:
+        """Accepted as in Flink: ``HashMapStateBackend()`` (state on the heap, which is how
+        streamlet keeps state: nothing changes), ``FsStateBackend(uri)`` (also sets the
+        checkpoint directory).
+
+        :raises TypeError: for another backend (``EmbeddedRocksDBStateBackend`` does not
+            exist here)
+        """
+        if isinstance(state_backend, HashMapStateBackend):
+            return self
         if not isinstance(state_backend, FsStateBackend):
-            raise TypeError(f"set_state_backend() needs an FsStateBackend, got {state_backend!r}")
+            raise TypeError(
+                f"set_state_backend() needs a HashMapStateBackend or an FsStateBackend, got "
+                f"{state_backend!r} (streamlet keeps state on the heap; see the README's "
+                f'"How it maps to Flink" table)'
+            )
         self._checkpoint_config.set_checkpoint_storage(state_backend)
+        return self
+
+    def set_default_savepoint_directory(self, directory: str | None) -> StreamExecutionEnvironment:
+        """Where ``trigger_savepoint()`` / ``stop_with_savepoint()`` write when given no
+        directory (Flink's ``execution.checkpointing.savepoint-dir``)."""
+        self._checkpoint_config.set_default_savepoint_directory(directory)
+        return self
+
+    def get_default_savepoint_directory(self) -> str | None:
+        return self._checkpoint_config.get_default_savepoint_directory()
+
+    # --- PyFlink's remaining checkpoint and slot names (issue 16) ---
+
+    def get_checkpointing_consistency_mode(self) -> CheckpointingMode:
+        """PyFlink 2's name of :meth:`get_checkpointing_mode`."""
+        return self._checkpoint_config.get_checkpointing_mode()
+
+    def enable_changelog_state_backend(self, enabled: bool) -> StreamExecutionEnvironment:
+        """Only ``False`` is accepted: changelog (incremental) checkpoints are not built.
+
+        :raises NotImplementedError: for ``True``
+        """
+        if enabled:
+            raise NotImplementedError(
+                "the changelog state backend is not supported: every streamlet checkpoint "
+                'is a full snapshot (see the README\'s "How it maps to Flink" table)'
+            )
+        return self
+
+    def is_changelog_state_backend_enabled(self) -> bool:
+        return False
+
+    def is_unaligned_checkpoints_enabled(self) -> bool:
+        return self._checkpoint_config.is_unaligned_checkpoints_enabled()
+
+    def is_force_unaligned_checkpoints(self) -> bool:
+        return self._checkpoint_config.is_force_unaligned_checkpoints()
+
+    def register_slot_sharing_group(self, slot_sharing_group: Any) -> StreamExecutionEnvironment:
+        """Accepted, without effect (one process, no task slots; see
+        ``DataStream.slot_sharing_group``)."""
+        if not hasattr(slot_sharing_group, "get_name"):
+            raise TypeError(
+                f"register_slot_sharing_group() needs a SlotSharingGroup, got "
+                f"{slot_sharing_group!r}"
+            )
         return self
 
     def set_restart_strategy(
@@ -280,6 +360,8 @@ class StreamExecutionEnvironment:
         """
         if not isinstance(source, Source):
             raise TypeError(f"from_source() needs a Source instance, got {source!r}")
+        if type_info is not None:
+            check_type_info(type_info, "from_source(type_info)")
         if isinstance(watermark_strategy, str):
             raise TypeError(
                 f"from_source(source, watermark_strategy, source_name): the second argument "
@@ -327,7 +409,16 @@ class StreamExecutionEnvironment:
         return self.from_source(source_func, None, source_name, type_info)
 
     def from_collection(self, collection: Any, type_info: Any = None) -> DataStream:
-        """Emit the elements of ``collection`` in order (non-parallel, replayable)."""
+        """Emit the elements of ``collection`` in order (non-parallel, replayable).
+
+        With ``type_info`` (``Types.TUPLE([...])``, ``Types.ROW_NAMED([...], [...])``, ...)
+        every element is checked against it now, and converted as PyFlink does: tuples
+        become :class:`~streamlet.Row` objects for a ROW type, lists tuples for a TUPLE.
+
+        :raises TypeError: naming the first element that does not fit ``type_info``
+        """
+        if type_info is not None:
+            collection = conform_collection(list(collection), type_info)
         return self.from_source(CollectionSource(collection))
 
     def from_sequence(self, start: int, end: int) -> DataStream:
@@ -395,7 +486,7 @@ class StreamExecutionEnvironment:
             parallelism=self._parallelism,
             max_parallelism=self._max_parallelism,
             batch_size=self._batch_size,
-            buffer_timeout_ms=self._buffer_timeout_ms,
+            buffer_timeout_ms=math.inf if self._buffer_timeout_ms < 0 else self._buffer_timeout_ms,
             channel_capacity=self._channel_capacity,
             checkpoint_config=checkpoint_config,
             restart_strategy=self._restart_strategy,
@@ -500,7 +591,7 @@ class StreamExecutionEnvironment:
                     "chain": chain.index,
                     "name": chain.name,
                     "parallelism": chain.parallelism,
-                    "operators": [{"name": n.name, "uid": n.operator_uid} for n in chain.nodes],
+                    "operators": [_plan_operator(n) for n in chain.nodes],
                     "inputs": [
                         {
                             "from": edge.upstream.name,
@@ -511,6 +602,13 @@ class StreamExecutionEnvironment:
                 }
             )
         return json.dumps({"chains": chains}, indent=2)
+
+
+def _plan_operator(node: StreamNode) -> dict[str, Any]:
+    entry: dict[str, Any] = {"name": node.name, "uid": node.operator_uid}
+    if node.description is not None:
+        entry["description"] = node.description
+    return entry
 
 
 async def _started(client: JobClient, task_group: Any) -> JobClient:

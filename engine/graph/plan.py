@@ -109,6 +109,7 @@ def build_plan(graph: StreamGraph, default_parallelism: int, max_parallelism: in
             isinstance(partitioners[id(edge)], ForwardPartitioner)
             and len(down.inputs) == 1
             and down.chaining
+            and not down.new_chain
             and edge.upstream.chaining
             and parallelism[edge.upstream.id] == parallelism[down.id]
         )

@@ -74,6 +74,14 @@ class StreamNode:
     #: ``from_source`` puts right behind its source), or None.
     parallelism_of: StreamNode | None = None
     chaining: bool = True
+    #: ``start_new_chain()``: never fused into its upstream operator's chain (its own
+    #: downstream may still fuse into it).
+    new_chain: bool = False
+    #: ``set_description()``: shown in the execution plan.
+    description: str | None = None
+    #: ``set_buffer_timeout()`` of this operator (ms; -1: flush only when full or idle),
+    #: None for the job's setting.
+    buffer_timeout_ms: float | None = None
     inputs: list[StreamEdge] = field(default_factory=list)
     outputs: list[StreamEdge] = field(default_factory=list)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import anyio
@@ -10,7 +11,41 @@ from streamlet.errors import JobCancelledError
 from streamlet.job.result import JobExecutionResult, JobStatus
 from streamlet.job.runner import JobRunner
 
-__all__ = ["JobClient"]
+__all__ = ["JobClient", "savepoint_arguments"]
+
+
+def savepoint_arguments(
+    advance_to_end_of_event_time: bool | str | os.PathLike[str],
+    savepoint_directory: str | os.PathLike[str] | None,
+) -> str | os.PathLike[str] | None:
+    """The directory ``stop_with_savepoint`` was given: PyFlink's
+    ``(advance_to_end_of_event_time, savepoint_directory=None)``, or streamlet's older
+    ``(path)``.
+
+    :raises NotImplementedError: for ``advance_to_end_of_event_time=True``: Flink's drain
+        (a MAX watermark before the savepoint, firing every timer and window) is not built
+        yet; stop without it, or let bounded sources end
+    :raises TypeError: for arguments of other types
+    """
+    if isinstance(advance_to_end_of_event_time, str | os.PathLike):
+        if savepoint_directory is not None:
+            raise TypeError(
+                "stop_with_savepoint(advance_to_end_of_event_time, savepoint_directory): the "
+                f"first argument is a bool, got {advance_to_end_of_event_time!r}"
+            )
+        return advance_to_end_of_event_time
+    if not isinstance(advance_to_end_of_event_time, bool):
+        raise TypeError(
+            f"advance_to_end_of_event_time must be a bool, got {advance_to_end_of_event_time!r}"
+        )
+    if advance_to_end_of_event_time:
+        raise NotImplementedError(
+            "stop_with_savepoint(advance_to_end_of_event_time=True), Flink's drain (a MAX "
+            "watermark before the final savepoint, firing every event-time timer and "
+            "window), is not supported yet: call stop_with_savepoint(False, ...) (see the "
+            'README\'s "How it maps to Flink" table)'
+        )
+    return savepoint_directory
 
 
 class JobClient:
@@ -88,19 +123,62 @@ class JobClient:
             self._scope.cancel()
         await self._done.wait()
 
-    async def trigger_savepoint(self, path: str) -> str:
-        """Take a savepoint into directory ``path`` while the job runs; return its location.
+    def get_job_id(self) -> str:
+        return self._runner.job_id
+
+    def savepoint_directory(self, savepoint_directory: str | os.PathLike[str] | None) -> str:
+        """``savepoint_directory``, or the configured default one
+        (``env.set_default_savepoint_directory``, Flink's
+        ``execution.checkpointing.savepoint-dir``).
+
+        :raises ValueError: if neither is given
+        """
+        if savepoint_directory is not None:
+            return os.fspath(savepoint_directory)
+        default = self._runner.config.checkpoint_config.get_default_savepoint_directory()
+        if default is None:
+            raise ValueError(
+                f"job {self.job_name!r}: no savepoint directory: pass one "
+                f"(trigger_savepoint(savepoint_directory=...)) or configure a default "
+                f"(env.set_default_savepoint_directory(...) or the configuration key "
+                f"execution.checkpointing.savepoint-dir)"
+            )
+        return default
+
+    async def trigger_savepoint(
+        self, savepoint_directory: str | os.PathLike[str] | None = None
+    ) -> str:
+        """Take a savepoint into ``savepoint_directory`` (default: the configured savepoint
+        directory) while the job runs; return its location.
 
         :raises CheckpointError: if the savepoint failed
         :raises RuntimeError: if the job is not running
+        :raises ValueError: if no directory is given and none is configured
         """
-        return await self._runner.trigger_savepoint(path)
+        return await self._runner.trigger_savepoint(self.savepoint_directory(savepoint_directory))
 
-    async def stop_with_savepoint(self, path: str) -> str:
-        """Take a savepoint, then stop the job, which ends as FINISHED; return its location."""
-        location = await self._runner.stop_with_savepoint(path)
+    async def stop_with_savepoint(
+        self,
+        advance_to_end_of_event_time: bool | str | os.PathLike[str] = False,
+        savepoint_directory: str | os.PathLike[str] | None = None,
+    ) -> str:
+        """Take a savepoint, then stop the job, which ends as FINISHED; return its location
+        (PyFlink's signature; ``stop_with_savepoint(path)`` also works, as before).
+
+        :raises NotImplementedError: for ``advance_to_end_of_event_time=True`` (see
+            :func:`savepoint_arguments`)
+        """
+        directory = self.savepoint_directory(
+            savepoint_arguments(advance_to_end_of_event_time, savepoint_directory)
+        )
+        location = await self._runner.stop_with_savepoint(directory)
         await self._done.wait()
         return location
+
+    def metrics(self) -> dict[str, Any]:
+        """The user metrics of the running attempt (``get_metrics_group()``), by operator
+        and subtask (see :meth:`JobRunner.metrics`)."""
+        return self._runner.metrics()
 
     def checkpoint_stats(self) -> list[Any]:
         """Statistics of recent checkpoints, newest first (see ``CheckpointStats``)."""

@@ -17,6 +17,9 @@ import time
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable
+from typing import Any
+
+from streamlet.operators.time import to_millis
 
 __all__ = [
     "ExponentialDelayRestartStrategy",
@@ -184,8 +187,21 @@ class FailureRateRestartStrategy(RestartStrategy):
         )
 
 
+def _ms(value: Any, what: str) -> float:
+    """A time argument in ms: an int or float of ms, a Duration, Time or timedelta."""
+    if isinstance(value, float) and not isinstance(value, bool):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    try:
+        return to_millis(value, what)
+    except TypeError as exc:
+        raise ValueError(str(exc)) from None
+
+
 class RestartStrategies:
-    """Factories with PyFlink's names; times in milliseconds."""
+    """Factories with PyFlink's names; times in milliseconds, or as a ``Duration``,
+    ``Time`` or ``datetime.timedelta``."""
 
     @staticmethod
     def no_restart() -> NoRestartStrategy:
@@ -193,27 +209,37 @@ class RestartStrategies:
 
     @staticmethod
     def fixed_delay_restart(
-        restart_attempts: int, delay_between_attempts: float
+        restart_attempts: int, delay_between_attempts: Any
     ) -> FixedDelayRestartStrategy:
-        return FixedDelayRestartStrategy(restart_attempts, delay_between_attempts)
+        return FixedDelayRestartStrategy(
+            restart_attempts, _ms(delay_between_attempts, "delay_between_attempts")
+        )
 
     @staticmethod
     def exponential_delay_restart(
-        initial_backoff: float = 1000,
-        max_backoff: float = 60_000,
+        initial_backoff: Any = 1000,
+        max_backoff: Any = 60_000,
         backoff_multiplier: float = 1.5,
-        reset_backoff_threshold: float = 3_600_000,
+        reset_backoff_threshold: Any = 3_600_000,
         jitter_factor: float = 0.1,
     ) -> ExponentialDelayRestartStrategy:
         return ExponentialDelayRestartStrategy(
-            initial_backoff, max_backoff, backoff_multiplier, reset_backoff_threshold, jitter_factor
+            _ms(initial_backoff, "initial_backoff"),
+            _ms(max_backoff, "max_backoff"),
+            backoff_multiplier,
+            _ms(reset_backoff_threshold, "reset_backoff_threshold"),
+            jitter_factor,
         )
 
     @staticmethod
     def failure_rate_restart(
-        failure_rate: int, failure_interval: float, delay_interval: float
+        failure_rate: int, failure_interval: Any, delay_interval: Any
     ) -> FailureRateRestartStrategy:
-        return FailureRateRestartStrategy(failure_rate, failure_interval, delay_interval)
+        return FailureRateRestartStrategy(
+            failure_rate,
+            _ms(failure_interval, "failure_interval"),
+            _ms(delay_interval, "delay_interval"),
+        )
 
     @staticmethod
     def fall_back_restart() -> None:

@@ -137,6 +137,22 @@ class JobRunner:
             "records_in": records,
         }
 
+    def metrics(self) -> dict[str, Any]:
+        """The user metrics of the running attempt: ``{operator uid: {subtask index:
+        {metric name: value}}}`` (the uid: unique, unlike names; ``.uid()`` or derived
+        from the name, e.g. ``map-3``), operators and subtasks without metrics left out;
+        empty when no attempt runs (metrics start from zero in every attempt, as in
+        Flink)."""
+        out: dict[str, Any] = {}
+        if self._deployment is None:
+            return out
+        for subtask in self._deployment.subtasks:
+            for chained in subtask.operators:
+                values = chained.ctx.metric_group.snapshot()
+                if values:
+                    out.setdefault(chained.ctx.operator_uid, {})[subtask.index] = values
+        return out
+
     def channel_statistics(self) -> list[Any]:
         if self._deployment is None:
             return []

@@ -12,6 +12,7 @@ the job stops as a crash would (checkpoints stay consistent). Call ``wait()`` or
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -21,7 +22,7 @@ import anyio
 from anyio.from_thread import BlockingPortal
 
 from streamlet.job.background import start_background
-from streamlet.job.client import JobClient
+from streamlet.job.client import JobClient, savepoint_arguments
 from streamlet.job.result import JobExecutionResult, JobStatus
 from streamlet.job.runner import JobRunner
 
@@ -156,18 +157,46 @@ class ThreadedJobClient:
                     raise  # not "the loop has just ended": a real failure
         self._loop.join()
 
-    def trigger_savepoint(self, path: str) -> str:
-        """Take a savepoint into directory ``path`` while the job runs; return its location.
+    def trigger_savepoint(self, savepoint_directory: str | os.PathLike[str] | None = None) -> str:
+        """Take a savepoint into ``savepoint_directory`` (default: the configured savepoint
+        directory) while the job runs; return its location.
 
         :raises RuntimeError: if the job has ended
+        :raises ValueError: if no directory is given and none is configured
         """
-        return self._on_loop(self._client.trigger_savepoint, path)
+        directory = self._client.savepoint_directory(savepoint_directory)
+        return self._on_loop(self._client.trigger_savepoint, directory)
 
-    def stop_with_savepoint(self, path: str) -> str:
-        """Take a savepoint, then stop the job; return the savepoint's location."""
-        location = self._on_loop(self._client.stop_with_savepoint, path)
+    def stop_with_savepoint(
+        self,
+        advance_to_end_of_event_time: bool | str | os.PathLike[str] = False,
+        savepoint_directory: str | os.PathLike[str] | None = None,
+    ) -> str:
+        """Take a savepoint, then stop the job; return the savepoint's location (PyFlink's
+        signature; ``stop_with_savepoint(path)`` also works)."""
+        directory = self._client.savepoint_directory(
+            savepoint_arguments(advance_to_end_of_event_time, savepoint_directory)
+        )
+        location = self._on_loop(self._client.stop_with_savepoint, False, directory)
         self._loop.join()
         return location
+
+    def metrics(self) -> dict[str, Any]:
+        """The user metrics (see :meth:`JobClient.metrics`), read on the job's loop between
+        two batches, so that they agree with each other; empty once the job has ended."""
+        client = self._client
+
+        async def read() -> dict[str, Any]:
+            return client.metrics()
+
+        if client.done:
+            return {}
+        try:
+            return self._loop.call(read)
+        except RuntimeError:
+            if not client.done:
+                raise
+            return {}
 
     def checkpoint_stats(self) -> list[Any]:
         return self._client.checkpoint_stats()

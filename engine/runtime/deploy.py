@@ -7,6 +7,8 @@ the next.
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -212,11 +214,23 @@ def _build_subtask(
             else:
                 c.side_writers.setdefault(edge.output_tag, []).append(writer)
     gate = None if chain.is_source else InputGate(channels, notifier)
+    settings = _chain_settings(chain, settings)
     # A source subtask creates its readers itself, once its source operator knows its
     # (possibly restored) splits; see Subtask._run_source.
     return Subtask(
         chain.name, index, ordered, gate, notifier, settings, processing_time, channel_inputs
     )
+
+
+def _chain_settings(chain: ChainPlan, settings: SubtaskSettings) -> SubtaskSettings:
+    """The job's settings with the chain's own buffer timeout, if an operator of it set
+    one (``set_buffer_timeout``): a chain is one subtask with one flush timer, so the
+    shortest timeout of its operators wins; -1 (flush only when full or idle) is none."""
+    own = [n.buffer_timeout_ms for n in chain.nodes if n.buffer_timeout_ms is not None]
+    if not own:
+        return settings
+    timeout_s = min(math.inf if ms < 0 else ms / 1000 for ms in own)
+    return dataclasses.replace(settings, buffer_timeout_s=timeout_s)
 
 
 def _context(

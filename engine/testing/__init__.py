@@ -278,7 +278,9 @@ class _TestingReader(SourceReader[Any]):
         return batch
 
     async def notify_checkpoint_complete(self, checkpoint_id: int, position: Any) -> None:
-        self._completed_position = max(self._completed_position, int(position))
+        # None: the checkpoint was taken before this reader read anything (from the start).
+        done = 0 if position is None else int(position)
+        self._completed_position = max(self._completed_position, done)
         completed, self._completed = self._completed, anyio.Event()
         completed.set()
 

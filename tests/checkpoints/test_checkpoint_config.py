@@ -81,9 +81,10 @@ def test_constructor_validates_too():
 
 
 def test_wrong_types_are_type_errors():
-    with pytest.raises(TypeError, match=r"^checkpoint interval must be an int, got '5'$"):
-        CheckpointConfig().set_checkpoint_interval("5")  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match=r"^checkpoint timeout must be an int, got True$"):
+    expected = r"must be an int of milliseconds, a Duration, Time or timedelta, got "
+    with pytest.raises(TypeError, match=rf"^checkpoint interval {expected}'5'$"):
+        CheckpointConfig().set_checkpoint_interval("5")
+    with pytest.raises(TypeError, match=rf"^checkpoint timeout {expected}True$"):
         CheckpointConfig().set_checkpoint_timeout(True)
     with pytest.raises(TypeError, match=r"^checkpointing mode must be a CheckpointingMode"):
         CheckpointConfig().set_checkpointing_mode("EXACTLY_ONCE")  # type: ignore[arg-type]

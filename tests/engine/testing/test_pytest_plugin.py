@@ -26,7 +26,7 @@ def test_streamlet_env_is_fresh_at_parallelism_one(
     streamlet_env: StreamExecutionEnvironment, checkpoint_storage: MemoryCheckpointStorage
 ) -> None:
     assert streamlet_env.get_parallelism() == 1
-    assert streamlet_env.get_checkpoint_interval() is None  # checkpointing stays off
+    assert streamlet_env.get_checkpoint_interval() == -1  # checkpointing stays off
     assert streamlet_env.get_checkpoint_config().storage is checkpoint_storage
 
 
