@@ -77,11 +77,32 @@ from streamlet.operators.records import TimestampedBatch as TimestampedBatch
 from streamlet.operators.sinks.base import Sink as Sink
 from streamlet.operators.sinks.base import SinkWriter as SinkWriter
 from streamlet.operators.sinks.file import FileSink as FileSink
+from streamlet.operators.sinks.file import StreamingFileSink as StreamingFileSink
 from streamlet.operators.sinks.file import read_committed as read_committed
+from streamlet.operators.sinks.file_config import BucketAssigner as BucketAssigner
+from streamlet.operators.sinks.file_config import DefaultRollingPolicy as DefaultRollingPolicy
+from streamlet.operators.sinks.file_config import Encoder as Encoder
+from streamlet.operators.sinks.file_config import FileCompactor as FileCompactor
+from streamlet.operators.sinks.file_config import FileCompactStrategy as FileCompactStrategy
+from streamlet.operators.sinks.file_config import (
+    OnCheckpointRollingPolicy as OnCheckpointRollingPolicy,
+)
+from streamlet.operators.sinks.file_config import OutputFileConfig as OutputFileConfig
+from streamlet.operators.sinks.file_config import RollingPolicy as RollingPolicy
 from streamlet.operators.sinks.two_phase import TwoPhaseCommitSink as TwoPhaseCommitSink
 from streamlet.operators.sources.base import DeliveryGuarantee as DeliveryGuarantee
 from streamlet.operators.sources.base import Source as Source
 from streamlet.operators.sources.base import SourceReader as SourceReader
+from streamlet.operators.sources.file_source import BulkFormat as BulkFormat
+from streamlet.operators.sources.file_source import (
+    FileEnumeratorProvider as FileEnumeratorProvider,
+)
+from streamlet.operators.sources.file_source import FileSource as FileSource
+from streamlet.operators.sources.file_source import FileSourceBuilder as FileSourceBuilder
+from streamlet.operators.sources.file_source import (
+    FileSplitAssignerProvider as FileSplitAssignerProvider,
+)
+from streamlet.operators.sources.file_source import StreamFormat as StreamFormat
 from streamlet.operators.sources.push import PushSource as PushSource
 from streamlet.operators.time import Duration as Duration
 from streamlet.operators.time import Time as Time
@@ -145,6 +166,8 @@ __all__ = [
     "BroadcastConnectedStream",
     "BroadcastProcessFunction",
     "BroadcastStream",
+    "BucketAssigner",
+    "BulkFormat",
     "CheckpointConfig",
     "CheckpointError",
     "CheckpointingMode",
@@ -164,13 +187,21 @@ __all__ = [
     "CountWindow",
     "DataStream",
     "DataStreamSink",
+    "DefaultRollingPolicy",
     "DeliveryGuarantee",
     "Duration",
+    "Encoder",
     "EventTimeSessionWindows",
     "EventTimeTrigger",
     "Evictor",
     "ExecutionConfig",
+    "FileCompactStrategy",
+    "FileCompactor",
+    "FileEnumeratorProvider",
     "FileSink",
+    "FileSource",
+    "FileSourceBuilder",
+    "FileSplitAssignerProvider",
     "FilterFunction",
     "FlatJoinFunction",
     "FlatMapFunction",
@@ -197,6 +228,8 @@ __all__ = [
     "ManualClock",
     "MapFunction",
     "MapStateDescriptor",
+    "OnCheckpointRollingPolicy",
+    "OutputFileConfig",
     "OutputTag",
     "ProcessAllWindowFunction",
     "ProcessFunction",
@@ -210,6 +243,7 @@ __all__ = [
     "ReduceFunction",
     "ReducingStateDescriptor",
     "RestartStrategies",
+    "RollingPolicy",
     "RuntimeContext",
     "RuntimeExecutionMode",
     "Sink",
@@ -221,7 +255,9 @@ __all__ = [
     "SourceReader",
     "StateTtlConfig",
     "StreamExecutionEnvironment",
+    "StreamFormat",
     "StreamRecord",
+    "StreamingFileSink",
     "StreamletError",
     "SystemClock",
     "Time",
