@@ -94,11 +94,32 @@ from streamlet.operators.records import TimestampedBatch as TimestampedBatch
 from streamlet.operators.sinks.base import Sink as Sink
 from streamlet.operators.sinks.base import SinkWriter as SinkWriter
 from streamlet.operators.sinks.file import FileSink as FileSink
+from streamlet.operators.sinks.file import StreamingFileSink as StreamingFileSink
 from streamlet.operators.sinks.file import read_committed as read_committed
+from streamlet.operators.sinks.file_config import BucketAssigner as BucketAssigner
+from streamlet.operators.sinks.file_config import DefaultRollingPolicy as DefaultRollingPolicy
+from streamlet.operators.sinks.file_config import Encoder as Encoder
+from streamlet.operators.sinks.file_config import FileCompactor as FileCompactor
+from streamlet.operators.sinks.file_config import FileCompactStrategy as FileCompactStrategy
+from streamlet.operators.sinks.file_config import (
+    OnCheckpointRollingPolicy as OnCheckpointRollingPolicy,
+)
+from streamlet.operators.sinks.file_config import OutputFileConfig as OutputFileConfig
+from streamlet.operators.sinks.file_config import RollingPolicy as RollingPolicy
 from streamlet.operators.sinks.two_phase import TwoPhaseCommitSink as TwoPhaseCommitSink
 from streamlet.operators.sources.base import DeliveryGuarantee as DeliveryGuarantee
 from streamlet.operators.sources.base import Source as Source
 from streamlet.operators.sources.base import SourceReader as SourceReader
+from streamlet.operators.sources.file_source import BulkFormat as BulkFormat
+from streamlet.operators.sources.file_source import (
+    FileEnumeratorProvider as FileEnumeratorProvider,
+)
+from streamlet.operators.sources.file_source import FileSource as FileSource
+from streamlet.operators.sources.file_source import FileSourceBuilder as FileSourceBuilder
+from streamlet.operators.sources.file_source import (
+    FileSplitAssignerProvider as FileSplitAssignerProvider,
+)
+from streamlet.operators.sources.file_source import StreamFormat as StreamFormat
 from streamlet.operators.sources.push import PushSource as PushSource
 from streamlet.operators.time import Duration as Duration
 from streamlet.operators.time import Time as Time
@@ -170,6 +191,8 @@ __all__ = [
     "BroadcastConnectedStream",
     "BroadcastProcessFunction",
     "BroadcastStream",
+    "BucketAssigner",
+    "BulkFormat",
     "CheckpointConfig",
     "CheckpointError",
     "CheckpointingMode",
@@ -190,16 +213,24 @@ __all__ = [
     "Counter",
     "DataStream",
     "DataStreamSink",
+    "DefaultRollingPolicy",
     "DeliveryGuarantee",
     "Distribution",
     "Duration",
+    "Encoder",
     "EventTimeSessionWindows",
     "EventTimeTrigger",
     "Evictor",
     "ExecutionConfig",
     "ExternalizedCheckpointCleanup",
     "ExternalizedCheckpointRetention",
+    "FileCompactStrategy",
+    "FileCompactor",
+    "FileEnumeratorProvider",
     "FileSink",
+    "FileSource",
+    "FileSourceBuilder",
+    "FileSplitAssignerProvider",
     "FileSystemCheckpointStorage",
     "FilterFunction",
     "FlatJoinFunction",
@@ -232,6 +263,8 @@ __all__ = [
     "Meter",
     "Metric",
     "MetricGroup",
+    "OnCheckpointRollingPolicy",
+    "OutputFileConfig",
     "OutputTag",
     "ProcessAllWindowFunction",
     "ProcessFunction",
@@ -245,6 +278,7 @@ __all__ = [
     "ReduceFunction",
     "ReducingStateDescriptor",
     "RestartStrategies",
+    "RollingPolicy",
     "Row",
     "RowKind",
     "RowTypeInfo",
@@ -260,7 +294,9 @@ __all__ = [
     "SourceReader",
     "StateTtlConfig",
     "StreamExecutionEnvironment",
+    "StreamFormat",
     "StreamRecord",
+    "StreamingFileSink",
     "StreamletError",
     "SystemClock",
     "Time",

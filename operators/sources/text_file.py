@@ -20,9 +20,23 @@ from .base import DeliveryGuarantee, Source, SourceReader
 __all__ = [
     "TextFileReader",
     "TextFileSource",
+    "check_text_encoding",
 ]
 
 _CHUNK_BYTES = 1024 * 1024
+
+
+def check_text_encoding(encoding: str) -> None:
+    """Accept an ASCII-compatible text encoding (lines are cut on the byte ``\\n``).
+
+    :raises ValueError: if ``encoding`` is unknown or not ASCII-compatible
+    """
+    try:
+        codec = codecs.lookup(encoding)
+    except (LookupError, TypeError):
+        raise ValueError(f"encoding must be a known text encoding, got {encoding!r}") from None
+    if "\n".encode(codec.name) != b"\n" or "A".encode(codec.name) != b"A":
+        raise ValueError(f"encoding must be ASCII-compatible, got {encoding!r}")
 
 
 class TextFileSource(Source[str]):
@@ -52,12 +66,7 @@ class TextFileSource(Source[str]):
     delivery = DeliveryGuarantee.EXACTLY_ONCE
 
     def __init__(self, path: str | os.PathLike[str], encoding: str = "utf-8") -> None:
-        try:
-            codec = codecs.lookup(encoding)
-        except LookupError:
-            raise ValueError(f"encoding must be a known text encoding, got {encoding!r}") from None
-        if "\n".encode(codec.name) != b"\n" or "A".encode(codec.name) != b"A":
-            raise ValueError(f"encoding must be ASCII-compatible, got {encoding!r}")
+        check_text_encoding(encoding)
         self.path = os.fspath(path)
         self.encoding = encoding
 
