@@ -264,24 +264,21 @@ class JobRunner:
             if isinstance(failure.__cause__, OutputClosedError):
                 return failure  # its reader is gone: a restart would only fail again
             delay_ms = self.restart_strategy.on_failure()
+            # ``failure`` reads "job 'x' failed in operator ...: cause": each line says it
+            # once, then what the restart strategy decided.
             if delay_ms is None:
-                logger.error(
-                    "job %r failed and %s allows no further restart: %s",
-                    self.job_name,
-                    self.restart_strategy.describe(),
-                    failure,
-                )
+                logger.error("%s; %s", failure, _no_further_restart(self.restart_strategy))
                 return failure
             if self.status is not JobStatus.CANCELLING:
                 self.status = JobStatus.RESTARTING
             self.restart_count += 1
             attempt += 1
             logger.warning(
-                "job %r failed (%s); restart %d in %.0f ms",
-                self.job_name,
+                "%s; restart strategy %s restarts it in %.0f ms (restart %d)",
                 failure,
-                self.restart_count,
+                self.restart_strategy.describe(),
                 delay_ms,
+                self.restart_count,
             )
             await coordinator.abort_all(CheckpointFailureReason.JOB_FAILOVER_REGION, str(failure))
             coordinator.resume()
@@ -571,3 +568,14 @@ class _FreezingGateway:
 
     def notify_checkpoint_aborted(self, checkpoint_id: int) -> None:
         self._gateway.notify_checkpoint_aborted(checkpoint_id)
+
+
+def _no_further_restart(strategy: RestartStrategy) -> str:
+    """What the restart strategy decided when it gives up, and what to do about it."""
+    if isinstance(strategy, NoRestartStrategy):
+        return (
+            "the restart strategy is no restart, so the job fails at its first failure "
+            "(set one with env.set_restart_strategy(RestartStrategies...), or enable "
+            "checkpointing for Flink's default, to restart on failures)"
+        )
+    return f"restart strategy {strategy.describe()} allows no further restart"
