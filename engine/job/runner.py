@@ -176,6 +176,16 @@ class JobRunner:
         A failure is raised after the sources' sessions closed: raised inside them, their
         task groups would wrap it in an exception group.
         """
+        try:
+            return await self._run()
+        finally:
+            # An operator wrapper may want to know (a FaultInjector warns about faults
+            # that never fired).
+            job_ended = getattr(self.config.operator_wrapper, "job_ended", None)
+            if job_ended is not None:
+                job_ended(self.job_name)
+
+    async def _run(self) -> JobExecutionResult:
         started = time.monotonic()
         splits = self._create_splits()
         storage = create_checkpoint_storage(self.config.checkpoint_config.storage, self.job_name)
