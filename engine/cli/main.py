@@ -208,10 +208,30 @@ def main(argv: Sequence[str] | None = None) -> int:
             return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     parser = _build_parser()
     try:
-        args = parser.parse_args(args_list)
+        args = _parse_run_args(parser, args_list)
     except SystemExit as exc:  # --help, --version, or a usage error argparse printed
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     return _cmd_run(args, sys.stderr)
+
+
+def _parse_run_args(parser: argparse.ArgumentParser, args_list: list[str]) -> argparse.Namespace:
+    """Parse ``run``'s arguments; everything after the first ``--`` goes to the script.
+
+    argparse alone hands the script what follows ``--`` only while it is still filling
+    ARGS: after an option (``run job.py -p 2 -- a``) it refuses the rest, and a bare
+    trailing ``--`` (nothing for the script) along with it.
+    """
+    args, extra = parser.parse_known_args(args_list)
+    if "--" in extra:
+        cut = extra.index("--")
+        extra, passed = extra[:cut], extra[cut + 1 :]
+        args.script_args = [*args.script_args, *passed]
+    if extra:
+        parser.error(
+            f"unrecognized arguments: {' '.join(extra)} (arguments for the script go after "
+            f"'--': streamlet run SCRIPT [options] -- ARGS)"
+        )
+    return args
 
 
 # --- streamlet run ---

@@ -368,6 +368,60 @@ def test_program_runs_as_main_with_its_arguments(
     assert out == "A\n--B\n"
 
 
+ARGV_PROBE = """
+    import sys
+
+    def build(env):
+        print("argv", sys.argv[1:])
+        env.from_collection([1]).print()
+"""
+
+
+@pytest.mark.parametrize(
+    ("after_script", "script_args"),
+    [
+        (["--"], []),  # nothing after --: nothing for the script
+        (["--", "a", "b"], ["a", "b"]),
+        (["-p", "1", "--"], []),  # options, then a bare --
+        (["-p", "1", "--", "a", "-x", "--", "b"], ["a", "-x", "--", "b"]),
+        (["a", "-p", "1", "--", "b"], ["a", "b"]),
+    ],
+    ids=["bare", "args", "options-bare", "options-args", "mixed"],
+)
+def test_arguments_after_double_dash_go_to_the_script(
+    capsys: pytest.CaptureFixture[str],
+    in_tmp: Path,
+    after_script: list[str],
+    script_args: list[str],
+) -> None:
+    write(in_tmp / "job.py", ARGV_PROBE)
+    code, out, err = run(capsys, "run", "job.py", *after_script)
+    assert code == 0, err
+    assert out.splitlines()[0] == f"argv {script_args}"
+
+
+@pytest.mark.parametrize("kind", ["definition", "program"])
+def test_bare_double_dash_for_a_program_and_a_definition(
+    capsys: pytest.CaptureFixture[str], in_tmp: Path, kind: str
+) -> None:
+    write(in_tmp / "job.py", ARGV_PROBE if kind == "definition" else PROGRAM)
+    code, _, err = run(capsys, "run", "job.py", "--")
+    assert code == 0, err
+    code, out, err = run(capsys, "run", "job.py", "--", "a", "b")
+    assert code == 0, err
+    assert ("argv ['a', 'b']" if kind == "definition" else "A\nB\n") in out
+
+
+def test_an_unknown_option_says_where_script_arguments_go(
+    capsys: pytest.CaptureFixture[str], in_tmp: Path
+) -> None:
+    write(in_tmp / "job.py", ARGV_PROBE)
+    code, _, err = run(capsys, "run", "job.py", "-p", "1", "--bogus", "--", "a")
+    assert code == 2
+    assert "unrecognized arguments: --bogus" in err
+    assert "arguments for the script go after '--'" in err
+
+
 def test_program_refuses_job_options(capsys: pytest.CaptureFixture[str], in_tmp: Path) -> None:
     write(in_tmp / "prog.py", PROGRAM)
     code, out, err = run(capsys, "run", "prog.py", "-p", "2", "--restore", "latest")
