@@ -8,7 +8,8 @@ file in one of two shapes, told apart by reading the file (it is not imported to
   creates the environment, applies the command line's options, calls ``build(env)``, applies
   the options again (so the command line wins over what the script set), and executes the
   job with ``--restore``. The script's ``if __name__ == "__main__":`` block does not run, so
-  the same file can also be a standalone program.
+  the same file can also be a standalone program. ``build`` must not execute the job itself
+  (``env.execute()`` inside it is refused, saying so).
 - **A program** (no ``build``) runs as ``python job.py ARGS`` would (``__name__`` is
   ``"__main__"``), with streamlet's error reporting and exit codes. It configures and
   executes its jobs itself, so the job options (``--parallelism`` ...) are refused for it.
@@ -34,7 +35,7 @@ import os
 import runpy
 import sys
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import ModuleType, TracebackType
 from typing import Any, TextIO
@@ -358,9 +359,10 @@ async def _build_and_execute(
     env = StreamExecutionEnvironment.get_execution_environment()
     try:
         _apply_options(env, args)  # before build, so build sees them ...
-        built = build(env)
-        if inspect.isawaitable(built):
-            await built
+        with _no_execute_in_build(env):
+            built = build(env)
+            if inspect.isawaitable(built):
+                await built
         _apply_options(env, args)  # ... and after, so they win over the script's choices
         _check_restore(env, args)
     except _UsageError as exc:
@@ -388,6 +390,38 @@ async def _build_and_execute(
         return EXIT_FAILED
     _report_result(result, err)
     return EXIT_OK
+
+
+class _ExecuteInBuildError(StreamletError):
+    """A job definition's ``build(env)`` called ``execute()`` itself."""
+
+
+@contextlib.contextmanager
+def _no_execute_in_build(env: StreamExecutionEnvironment) -> Iterator[None]:
+    """Make ``env.execute*()`` refuse, clearly, while ``build(env)`` runs.
+
+    Otherwise a build() that executes the job (PyFlink's habit) either runs it and leaves
+    an empty graph for streamlet run ("no operators"), or, being sync inside our event
+    loop, creates a coroutine nobody awaits.
+    """
+
+    def refuse(*_args: Any, **_kwargs: Any) -> Any:
+        raise _ExecuteInBuildError(
+            "build(env) must build the job and return without calling execute() (or "
+            "execute_async()); streamlet run executes it, with the command line's options. "
+            "Remove the call from build(env); to also run the file with plain python, call "
+            "execute() under 'if __name__ == \"__main__\":'"
+        )
+
+    names = ("execute", "execute_async")
+    for name in names:
+        setattr(env, name, refuse)  # an instance attribute shadows the method
+    try:
+        yield
+    finally:
+        for name in names:
+            with contextlib.suppress(AttributeError):
+                delattr(env, name)
 
 
 def _apply_options(env: StreamExecutionEnvironment, args: argparse.Namespace) -> None:

@@ -304,6 +304,37 @@ def test_build_error_exits_2(capsys: pytest.CaptureFixture[str], in_tmp: Path) -
     assert "raised at job.py:2 in build" in err
 
 
+@pytest.mark.parametrize(
+    ("header", "call"),
+    [
+        ("def build(env):", 'env.execute("mine")'),  # PyFlink's habit
+        ("async def build(env):", 'await env.execute("mine")'),
+        ("async def build(env):", 'await (await env.execute_async("mine")).wait()'),
+    ],
+    ids=["sync", "async", "execute_async"],
+)
+def test_build_that_calls_execute_is_told_not_to(
+    capsys: pytest.CaptureFixture[str], in_tmp: Path, header: str, call: str
+) -> None:
+    write(
+        in_tmp / "job.py",
+        f"""
+        {header}
+            env.from_collection(["ran"]).print()
+            {call}
+        """,
+    )
+    code, out, err = run(capsys, "run", "job.py")
+    assert code == 2
+    assert out == ""  # the job did not run
+    assert (
+        "build(env) must build the job and return without calling execute() (or "
+        "execute_async()); streamlet run executes it" in err
+    ), err
+    assert "no operators" not in err
+    assert "raised at job.py:3 in build" in err
+
+
 def test_import_error_exits_2(capsys: pytest.CaptureFixture[str], in_tmp: Path) -> None:
     write(in_tmp / "job.py", "import no_such_module_xyz\n\ndef build(env):\n    pass\n")
     code, _, err = run(capsys, "run", "job.py")
