@@ -17,7 +17,7 @@ file in one of two shapes, told apart by reading the file (it is not imported to
 Exit status (``run``): 0 the job finished; 1 the job (or the program) failed, reported in a
 few lines naming the operator, the subtask, the cause and where in the script it was raised
 (``--traceback`` prints the whole traceback); 2 nothing ran: a bad option, a missing file,
-or a script that fails to load or to build its job; 130 interrupted with Ctrl-C (the job is
+a script that fails to load or to build its job, or a refused restore; 130 interrupted with Ctrl-C (the job is
 cancelled first). ``streamlet checkpoints`` returns what ``python -m streamlet.checkpoints`` returns
 (0 valid, 1 something is damaged, 2 a usage mistake), ``streamlet demo`` 0 when its check
 passed.
@@ -48,6 +48,7 @@ import streamlet.state as _state
 from streamlet.api.environment import StreamExecutionEnvironment
 from streamlet.checkpoints.config import JobManagerCheckpointStorage
 from streamlet.errors import JobExecutionError
+from streamlet.job.recovery import NonRestoredStateError
 from streamlet.job.result import JobExecutionResult
 from streamlet.operators.sinks.simple import OutputClosedError
 from streamlet.state.errors import StreamletError
@@ -378,6 +379,9 @@ async def _build_and_execute(
             allow_non_restored_state=args.allow_non_restored_state,
         )
     except JobExecutionError as exc:
+        if isinstance(exc.__cause__, NonRestoredStateError):
+            _report_usage(_non_restored(exc.__cause__), err)
+            return EXIT_USAGE
         if isinstance(exc.__cause__, OutputClosedError):
             # Like a Unix tool on SIGPIPE: quiet, and nothing more written to the pipe.
             with contextlib.suppress(OSError):
@@ -385,6 +389,9 @@ async def _build_and_execute(
             return EXIT_BROKEN_PIPE
         _report_exception(None, exc, script, args.traceback, err)
         return EXIT_FAILED
+    except NonRestoredStateError as exc:  # nothing ran: the restore was refused
+        _report_usage(_non_restored(exc), err)
+        return EXIT_USAGE
     except Exception as exc:
         _report_exception(None, exc, script, args.traceback, err)
         return EXIT_FAILED
@@ -422,6 +429,11 @@ def _no_execute_in_build(env: StreamExecutionEnvironment) -> Iterator[None]:
         for name in names:
             with contextlib.suppress(AttributeError):
                 delattr(env, name)
+
+
+def _non_restored(exc: NonRestoredStateError) -> _UsageError:
+    # The API's message names its parameter; here the command line's flag is the way.
+    return _UsageError(exc.with_option("-n / --allow-non-restored-state"))
 
 
 def _apply_options(env: StreamExecutionEnvironment, args: argparse.Namespace) -> None:

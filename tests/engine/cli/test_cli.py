@@ -187,6 +187,38 @@ def test_restore_latest_continues_the_job(capsys: pytest.CaptureFixture[str], in
     assert code == 0 and out == "", err
 
 
+def test_unclaimed_state_names_the_command_line_flag(
+    capsys: pytest.CaptureFixture[str], in_tmp: Path
+) -> None:
+    write(in_tmp / "job.py", WORD_COUNT)
+    options = ["--checkpoint-dir", "ckpt", "--checkpoint-interval", "50"]
+    assert run(capsys, "run", "job.py", *options)[0] == 0
+    renamed = WORD_COUNT.replace('.uid("counts")', '.uid("totals")')
+    write(in_tmp / "job.py", renamed)
+    code, out, err = run(capsys, "run", "job.py", *options, "--restore", "latest")
+    assert code == 2 and out == ""
+    assert "holds state of operator uid(s) ['counts'] that this job does not have" in err
+    assert "or pass -n / --allow-non-restored-state to drop that state" in err
+    assert "allow_non_restored_state=True" not in err and "Traceback" not in err
+    code, out, err = run(capsys, "run", "job.py", *options, "--restore", "latest", "-n")
+    assert code == 0, err
+
+
+def test_unclaimed_state_names_the_api_parameter(in_tmp: Path) -> None:
+    from streamlet import StreamExecutionEnvironment
+
+    def job(uid: str) -> StreamExecutionEnvironment:
+        env = StreamExecutionEnvironment.get_execution_environment()
+        env.get_checkpoint_config().set_checkpoint_storage_dir(str(in_tmp / "ckpt"))
+        env.enable_checkpointing(50)
+        env.from_collection([("a", 1)]).key_by(lambda p: p[0]).sum(1).uid(uid).print()
+        return env
+
+    job("counts").execute("api")
+    with pytest.raises(ValueError, match=r"or pass allow_non_restored_state=True to drop"):
+        job("totals").execute("api", restore="latest")
+
+
 def test_job_name_option(capsys: pytest.CaptureFixture[str], in_tmp: Path) -> None:
     write(in_tmp / "job.py", WORD_COUNT)
     code, _, err = run(
