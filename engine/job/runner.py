@@ -411,11 +411,22 @@ class JobRunner:
                 continue
             assert head.source is not None
             if head.source.delivery is DeliveryGuarantee.AT_MOST_ONCE:
+                # Only sources with a write-ahead-log option (socket_text_stream,
+                # PushSource) can be at-most-once; the log makes them exactly-once.
+                where = (
+                    "(its log is kept under the job's checkpoint directory)"
+                    if self._wal_dir() is not None
+                    else "and set a checkpoint directory for the log (env.get_checkpoint_"
+                    "config().set_checkpoint_storage_dir(DIR), or streamlet run "
+                    "--checkpoint-dir DIR)"
+                )
                 logger.warning(
                     "source %r (uid %r) cannot replay its input: records read since the last "
-                    "checkpoint are lost if the job fails (at-most-once)",
+                    "checkpoint are lost if the job fails (at-most-once); for exactly-once, "
+                    "create it with write_ahead_log=True %s",
                     head.name,
                     head.operator_uid,
+                    where,
                 )
             ctx = SourceSessionContext(self.job_name, head.operator_uid, self._wal_dir())
             await stack.enter_async_context(head.source.session(ctx))
