@@ -17,10 +17,11 @@ file in one of two shapes, told apart by reading the file (it is not imported to
 Exit status (``run``): 0 the job finished; 1 the job (or the program) failed, reported in a
 few lines naming the operator, the subtask, the cause and where in the script it was raised
 (``--traceback`` prints the whole traceback); 2 nothing ran: a bad option, a missing file,
-a script that fails to load or to build its job, or a refused restore; 130 interrupted with Ctrl-C (the job is
-cancelled first). ``streamlet checkpoints`` returns what ``python -m streamlet.checkpoints`` returns
-(0 valid, 1 something is damaged, 2 a usage mistake), ``streamlet demo`` 0 when its check
-passed.
+a script that fails to load or to build its job, or a refused restore; 130 interrupted
+with Ctrl-C (the job is cancelled first). ``streamlet checkpoints`` returns what
+``python -m streamlet.checkpoints`` returns (0 valid, 1 something is damaged, 2 a usage
+mistake), ``streamlet demo`` 0 when its check passed (130 after Ctrl-C, having printed what
+it counted).
 """
 
 from __future__ import annotations
