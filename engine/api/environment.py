@@ -432,14 +432,59 @@ class StreamExecutionEnvironment:
         return self.from_source(TextFileSource(file_path, encoding=charset_name))
 
     def socket_text_stream(
-        self, hostname: str, port: int, delimiter: str = "\n", max_retry: int = 0, **options: Any
+        self,
+        hostname: str,
+        port: int,
+        delimiter: str = "\n",
+        max_retry: int = 0,
+        *,
+        retry_delay_ms: int = 500,
+        max_line_length: int = 1_048_576,
+        encoding: str = "utf-8",
+        errors: str = "strict",
+        write_ahead_log: bool = False,
+        max_buffered: int = 262_144,
+        max_buffered_chars: int = 16 * 1024 * 1024,
     ) -> DataStream:
         """Read delimited text from a TCP server, connecting as a client (Flink's
-        ``socketTextStream``). At-most-once unless ``write_ahead_log=True``."""
+        ``socketTextStream(hostname, port, delimiter, maxRetry)``; the options after those
+        are keyword-only). At-most-once unless ``write_ahead_log=True``; see
+        :class:`~streamlet.operators.sources.socket.SocketTextStreamSource` for the details.
+
+        :param hostname: server host name or address
+        :param port: server port, 0..65535
+        :param delimiter: the line delimiter, a non-empty string; with ``"\\n"`` a trailing
+            ``"\\r"`` is dropped too
+        :param max_retry: reconnect attempts after the connection closes or fails to
+            connect; 0 ends with the first connection, -1 retries forever
+        :param retry_delay_ms: wait between reconnect attempts, in milliseconds
+        :param max_line_length: longest accepted line in bytes (delimiter excluded); a
+            longer one fails the job
+        :param encoding: an ASCII-compatible text encoding
+        :param errors: ``"strict"`` (undecodable bytes fail the job) or ``"replace"``
+        :param write_ahead_log: log every line before the job sees it and replay it after a
+            restore: exactly-once (the job needs a checkpoint directory)
+        :param max_buffered: lines buffered before the source stops reading the socket
+            (TCP backpressure on the server)
+        :param max_buffered_chars: characters buffered before it stops reading
+        :raises ValueError: if a parameter is out of range (the message names it)
+        """
         from streamlet.operators.sources.socket import SocketTextStreamSource
 
         return self.from_source(
-            SocketTextStreamSource(hostname, port, delimiter, max_retry, **options)
+            SocketTextStreamSource(
+                hostname,
+                port,
+                delimiter,
+                max_retry,
+                retry_delay_ms=retry_delay_ms,
+                max_line_length=max_line_length,
+                encoding=encoding,
+                errors=errors,
+                write_ahead_log=write_ahead_log,
+                max_buffered=max_buffered,
+                max_buffered_chars=max_buffered_chars,
+            )
         )
 
     # --- execution ---

@@ -10,7 +10,7 @@ the checkpoint table, and checks every word's final count against the text the s
 that the restart restored, and that no line was committed twice.
 
 With ``--host/--port`` it reads from your own server instead (``nc -lk 9999``); stop it
-with Ctrl-C (it then stops with a savepoint-free cancel and prints what it counted).
+with Ctrl-C: it then cancels the job, prints the word counts so far and exits with status 130.
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ async def _serve_text(
         await listener.serve(handle)
 
 
-def _format_status(client: JobClient, started: float) -> str:
+def _format_status(client: JobClient, live: _LiveCounts, started: float) -> str:
     stats = client.statistics()
     elapsed = max(time.monotonic() - started, 1e-9)
     completed = [s for s in client.checkpoint_stats() if s.status.value == "completed"]
@@ -82,17 +82,17 @@ def _format_status(client: JobClient, started: float) -> str:
     )
     return (
         f"{stats['status']:<10} {stats['records_in'] / elapsed:>9,.0f} records/s | "
-        f"last {checkpoint} | restarts {stats['restart_count']}"
+        f"last {checkpoint} | restarts {stats['restart_count']} | {live.words:,} words counted"
     )
 
 
-async def _status_line(client: JobClient, started: float, out: Any) -> None:
+async def _status_line(client: JobClient, live: _LiveCounts, started: float, out: Any) -> None:
     interactive = out.isatty()
     last_print = 0.0
     while not client.done:
-        line = _format_status(client, started)
+        line = _format_status(client, live, started)
         if interactive:
-            out.write("\r" + line.ljust(100))
+            out.write("\r" + line.ljust(120))
             out.flush()
         elif time.monotonic() - last_print >= 2:
             out.write(line + "\n")
@@ -100,6 +100,58 @@ async def _status_line(client: JobClient, started: float, out: Any) -> None:
         await anyio.sleep(0.25)
     if interactive:
         out.write("\n")
+
+
+def _read_counts(output_dir: Path) -> dict[str, int]:
+    """Each word's newest running count in the sink's committed output."""
+    counts: dict[str, int] = {}
+    for line in read_committed(output_dir) if output_dir.exists() else []:
+        word, _, n = line.rpartition(",")
+        counts[word] = max(counts.get(word, 0), int(n))
+    return counts
+
+
+def _top_words(counts: dict[str, int], out: Any) -> None:
+    out.write("\ntop words:\n")
+    for word, total in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:10]:
+        out.write(f"  {word:<12} {total:>8,}\n")
+
+
+class _LiveCounts:
+    """The newest running count of each word, as the job emits them (a second sink).
+
+    The exactly-once file sink shows only what completed checkpoints committed; this shows
+    the counts up to now, for the status line and the report on Ctrl-C.
+    """
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+
+    def update(self, pair: tuple[str, int]) -> None:
+        word, count = pair
+        # max: after a restart the replayed counts climb back to those already seen.
+        if count > self.counts.get(word, 0):
+            self.counts[word] = count
+
+    @property
+    def words(self) -> int:
+        return sum(self.counts.values())
+
+
+async def _stop_and_report(client: JobClient, live: _LiveCounts, started: float, out: Any) -> None:
+    """Cancel a job that was interrupted (Ctrl-C) and print what it counted."""
+    if not client.done:
+        with anyio.move_on_after(10):
+            await client.cancel()
+    out.write(
+        f"\nstopped after {time.monotonic() - started:.1f} s: counted {live.words:,} words "
+        f"({len(live.counts)} distinct), {client.restart_count} restart(s); the output "
+        f"committed up to the last checkpoint is in the job's output directory\n"
+    )
+    _top_words(live.counts, out)
+    out.write("\ncheckpoints:\n" + _checkpoint_table(client) + "\n")
+    if hasattr(out, "flush"):
+        out.flush()
 
 
 def _checkpoint_table(client: JobClient) -> str:
@@ -160,7 +212,8 @@ async def run_demo(
             listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
             server_port = listener.extra(anyio.abc.SocketAttribute.local_port)
             tg.start_soon(_serve_text, listener, text, rate, anyio.Event())
-        (
+        live = _LiveCounts()
+        counts_stream = (
             env.socket_text_stream(server_host, server_port, write_ahead_log=True)
             .uid("socket")
             .flat_map(lambda line: [word.upper() for word in line.split()])
@@ -170,9 +223,11 @@ async def run_demo(
             .key_by(lambda pair: pair[0])
             .reduce(lambda a, b: (a[0], a[1] + b[1]))
             .uid("word-count")
-            .sink_to(FileSink(output_dir, encoder=lambda pair: f"{pair[0]},{pair[1]}"))
-            .uid("counts")
         )
+        counts_stream.sink_to(FileSink(output_dir, encoder=lambda p: f"{p[0]},{p[1]}")).uid(
+            "counts"
+        )
+        counts_stream.add_sink(live.update).uid("live-counts")
         where = "a local text server" if host is None else f"{server_host}:{server_port}"
         out.write(
             f"streamlet demo: word count over {where}, parallelism {parallelism}, "
@@ -180,19 +235,23 @@ async def run_demo(
         )
         started = time.monotonic()
         client = await env.execute_async("streamlet-demo")
-        tg.start_soon(_status_line, client, started, out)
+        tg.start_soon(_status_line, client, live, started, out)
         try:
             result = await client.wait()
+        except anyio.get_cancelled_exc_class():
+            # Ctrl-C (or the caller cancelled us): report what was counted, then go on
+            # cancelling. Shielded: the savepoint and the report must not be cut short.
+            tg.cancel_scope.cancel()
+            with anyio.CancelScope(shield=True):
+                await _stop_and_report(client, live, started, out)
+            raise
         except BaseException:
             tg.cancel_scope.cancel()
             raise
         tg.cancel_scope.cancel()
 
-    counts: dict[str, int] = {}
     committed = read_committed(output_dir)
-    for line in committed:
-        word, _, n = line.rpartition(",")
-        counts[word] = max(counts.get(word, 0), int(n))
+    counts = _read_counts(output_dir)
     # Final counts come out right after a restart from scratch too; a line committed twice
     # ("WORD,7" before the failure and again after it) shows that the restart did not
     # restore the checkpoint the sink had committed.
@@ -201,9 +260,7 @@ async def run_demo(
     out.write(f"{result.restart_count} restart(s), {result.checkpoints_completed} checkpoints")
     restored = result.restored_from
     out.write(f", last restored from {restored}\n" if restored else "\n")
-    out.write("\ntop words:\n")
-    for word, total in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:10]:
-        out.write(f"  {word:<12} {total:>8,}\n")
+    _top_words(counts, out)
     out.write("\ncheckpoints:\n" + _checkpoint_table(client) + "\n")
     if host is not None:
         return True
@@ -236,7 +293,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=4_000, help="lines per second it sends")
     parser.add_argument("--parallelism", type=int, default=4)
     parser.add_argument("--workdir", type=Path, default=Path("checkpoints-demo"))
-    parser.add_argument("--host", help="read from this server instead (e.g. nc -lk 9999)")
+    parser.add_argument(
+        "--host",
+        help="read from this server instead (e.g. nc -lk 9999); Ctrl-C stops the job and "
+        "prints the word counts so far",
+    )
     parser.add_argument("--port", type=int, help="port of --host")
     parser.add_argument("--no-failure", action="store_true", help="do not inject a failure")
     args = parser.parse_args(argv)
@@ -255,7 +316,8 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
     except KeyboardInterrupt:
-        print("\nstopped")
+        # run_demo printed what it counted before the interrupt got here.
+        print("streamlet demo: interrupted (Ctrl-C)", flush=True)
         return 130
     return 0 if ok else 1
 

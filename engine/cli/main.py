@@ -8,7 +8,8 @@ file in one of two shapes, told apart by reading the file (it is not imported to
   creates the environment, applies the command line's options, calls ``build(env)``, applies
   the options again (so the command line wins over what the script set), and executes the
   job with ``--restore``. The script's ``if __name__ == "__main__":`` block does not run, so
-  the same file can also be a standalone program.
+  the same file can also be a standalone program. ``build`` must not execute the job itself
+  (``env.execute()`` inside it is refused, saying so).
 - **A program** (no ``build``) runs as ``python job.py ARGS`` would (``__name__`` is
   ``"__main__"``), with streamlet's error reporting and exit codes. It configures and
   executes its jobs itself, so the job options (``--parallelism`` ...) are refused for it.
@@ -16,10 +17,11 @@ file in one of two shapes, told apart by reading the file (it is not imported to
 Exit status (``run``): 0 the job finished; 1 the job (or the program) failed, reported in a
 few lines naming the operator, the subtask, the cause and where in the script it was raised
 (``--traceback`` prints the whole traceback); 2 nothing ran: a bad option, a missing file,
-or a script that fails to load or to build its job; 130 interrupted with Ctrl-C (the job is
-cancelled first). ``streamlet checkpoints`` returns what ``python -m streamlet.checkpoints`` returns
-(0 valid, 1 something is damaged, 2 a usage mistake), ``streamlet demo`` 0 when its check
-passed.
+a script that fails to load or to build its job, or a refused restore; 130 interrupted
+with Ctrl-C (the job is cancelled first). ``streamlet checkpoints`` returns what
+``python -m streamlet.checkpoints`` returns (0 valid, 1 something is damaged, 2 a usage
+mistake), ``streamlet demo`` 0 when its check passed (130 after Ctrl-C, having printed what
+it counted).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import os
 import runpy
 import sys
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import ModuleType, TracebackType
 from typing import Any, TextIO
@@ -47,6 +49,7 @@ import streamlet.state as _state
 from streamlet.api.environment import StreamExecutionEnvironment
 from streamlet.checkpoints.config import JobManagerCheckpointStorage
 from streamlet.errors import JobExecutionError
+from streamlet.job.recovery import NonRestoredStateError
 from streamlet.job.result import JobExecutionResult
 from streamlet.operators.sinks.simple import OutputClosedError
 from streamlet.state.errors import StreamletError
@@ -208,10 +211,30 @@ def main(argv: Sequence[str] | None = None) -> int:
             return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     parser = _build_parser()
     try:
-        args = parser.parse_args(args_list)
+        args = _parse_run_args(parser, args_list)
     except SystemExit as exc:  # --help, --version, or a usage error argparse printed
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     return _cmd_run(args, sys.stderr)
+
+
+def _parse_run_args(parser: argparse.ArgumentParser, args_list: list[str]) -> argparse.Namespace:
+    """Parse ``run``'s arguments; everything after the first ``--`` goes to the script.
+
+    argparse alone hands the script what follows ``--`` only while it is still filling
+    ARGS: after an option (``run job.py -p 2 -- a``) it refuses the rest, and a bare
+    trailing ``--`` (nothing for the script) along with it.
+    """
+    args, extra = parser.parse_known_args(args_list)
+    if "--" in extra:
+        cut = extra.index("--")
+        extra, passed = extra[:cut], extra[cut + 1 :]
+        args.script_args = [*args.script_args, *passed]
+    if extra:
+        parser.error(
+            f"unrecognized arguments: {' '.join(extra)} (arguments for the script go after "
+            f"'--': streamlet run SCRIPT [options] -- ARGS)"
+        )
+    return args
 
 
 # --- streamlet run ---
@@ -338,9 +361,10 @@ async def _build_and_execute(
     env = StreamExecutionEnvironment.get_execution_environment()
     try:
         _apply_options(env, args)  # before build, so build sees them ...
-        built = build(env)
-        if inspect.isawaitable(built):
-            await built
+        with _no_execute_in_build(env):
+            built = build(env)
+            if inspect.isawaitable(built):
+                await built
         _apply_options(env, args)  # ... and after, so they win over the script's choices
         _check_restore(env, args)
     except _UsageError as exc:
@@ -356,6 +380,9 @@ async def _build_and_execute(
             allow_non_restored_state=args.allow_non_restored_state,
         )
     except JobExecutionError as exc:
+        if isinstance(exc.__cause__, NonRestoredStateError):
+            _report_usage(_non_restored(exc.__cause__), err)
+            return EXIT_USAGE
         if isinstance(exc.__cause__, OutputClosedError):
             # Like a Unix tool on SIGPIPE: quiet, and nothing more written to the pipe.
             with contextlib.suppress(OSError):
@@ -363,11 +390,51 @@ async def _build_and_execute(
             return EXIT_BROKEN_PIPE
         _report_exception(None, exc, script, args.traceback, err)
         return EXIT_FAILED
+    except NonRestoredStateError as exc:  # nothing ran: the restore was refused
+        _report_usage(_non_restored(exc), err)
+        return EXIT_USAGE
     except Exception as exc:
         _report_exception(None, exc, script, args.traceback, err)
         return EXIT_FAILED
     _report_result(result, err)
     return EXIT_OK
+
+
+class _ExecuteInBuildError(StreamletError):
+    """A job definition's ``build(env)`` called ``execute()`` itself."""
+
+
+@contextlib.contextmanager
+def _no_execute_in_build(env: StreamExecutionEnvironment) -> Iterator[None]:
+    """Make ``env.execute*()`` refuse, clearly, while ``build(env)`` runs.
+
+    Otherwise a build() that executes the job (PyFlink's habit) either runs it and leaves
+    an empty graph for streamlet run ("no operators"), or, being sync inside our event
+    loop, creates a coroutine nobody awaits.
+    """
+
+    def refuse(*_args: Any, **_kwargs: Any) -> Any:
+        raise _ExecuteInBuildError(
+            "build(env) must build the job and return without calling execute() (or "
+            "execute_async()); streamlet run executes it, with the command line's options. "
+            "Remove the call from build(env); to also run the file with plain python, call "
+            "execute() under 'if __name__ == \"__main__\":'"
+        )
+
+    names = ("execute", "execute_async")
+    for name in names:
+        setattr(env, name, refuse)  # an instance attribute shadows the method
+    try:
+        yield
+    finally:
+        for name in names:
+            with contextlib.suppress(AttributeError):
+                delattr(env, name)
+
+
+def _non_restored(exc: NonRestoredStateError) -> _UsageError:
+    # The API's message names its parameter; here the command line's flag is the way.
+    return _UsageError(exc.with_option("-n / --allow-non-restored-state"))
 
 
 def _apply_options(env: StreamExecutionEnvironment, args: argparse.Namespace) -> None:

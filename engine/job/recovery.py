@@ -20,11 +20,41 @@ from streamlet.graph.plan import JobPlan
 from streamlet.runtime.deploy import RestoredState
 from streamlet.state.operator_state import OperatorStateBackend
 
-__all__ = ["clean_incomplete_checkpoints", "find_restore_point", "read_restored_state"]
+__all__ = [
+    "NonRestoredStateError",
+    "clean_incomplete_checkpoints",
+    "find_restore_point",
+    "read_restored_state",
+]
 
 logger = logging.getLogger("streamlet.job.recovery")
 
 _EMPTY_OPERATOR_STATE = OperatorStateBackend("empty").snapshot_sync().serialize()
+
+
+class NonRestoredStateError(ValueError):
+    """A checkpoint holds state of operator uids the job does not have (Flink refuses such
+    a restore unless told to drop that state).
+
+    The message names the API's parameter; :meth:`with_option` words it for another way
+    of saying so (the command line's ``-n``).
+
+    :param location: the checkpoint or savepoint
+    :param unclaimed: the operator uids nobody in the job claims
+    """
+
+    def __init__(self, location: str, unclaimed: list[str]) -> None:
+        self.location = location
+        self.unclaimed = unclaimed
+        super().__init__(self.with_option("allow_non_restored_state=True"))
+
+    def with_option(self, option: str) -> str:
+        """The message, telling to pass ``option`` to drop the state."""
+        return (
+            f"{self.location} holds state of operator uid(s) {self.unclaimed} that this job "
+            f"does not have; set the same .uid() on those operators, or pass {option} to "
+            f"drop that state"
+        )
 
 
 async def find_restore_point(
@@ -155,11 +185,7 @@ async def read_restored_state(
     unclaimed = sorted(set(metadata.operators) - uids)
     if unclaimed:
         if not allow_non_restored_state:
-            raise ValueError(
-                f"{checkpoint.location} holds state of operator uid(s) {unclaimed} that this "
-                f"job does not have; set the same .uid() on those operators, or pass "
-                f"allow_non_restored_state=True to drop that state"
-            )
+            raise NonRestoredStateError(str(checkpoint.location), unclaimed)
         logger.warning("dropping state of operator uid(s) %s not in the job", unclaimed)
     restored = RestoredState(checkpoint_id=metadata.checkpoint_id)
     for uid, info in metadata.operators.items():

@@ -52,6 +52,8 @@ class RestartStrategy(ABC):
         """Record a failure now; return the delay before restarting in ms, or None."""
 
     def describe(self) -> str:
+        """A few words for log lines: the strategy and its settings, e.g.
+        ``fixed delay (3 attempts, 200 ms)``."""
         return type(self).__name__
 
 
@@ -83,7 +85,8 @@ class FixedDelayRestartStrategy(RestartStrategy):
         return self.delay_ms
 
     def describe(self) -> str:
-        return f"fixed delay ({self.restart_attempts} attempts, {self.delay_ms:g} ms)"
+        attempts = "attempt" if self.restart_attempts == 1 else "attempts"
+        return f"fixed delay ({self.restart_attempts} {attempts}, {self.delay_ms:g} ms)"
 
 
 class ExponentialDelayRestartStrategy(RestartStrategy):
@@ -143,9 +146,12 @@ class ExponentialDelayRestartStrategy(RestartStrategy):
         return max(0.0, min(delay, self.max_backoff_ms))
 
     def describe(self) -> str:
+        limit = self.attempts_before_reset_backoff
+        plural = "" if limit == 1 else "s"
+        attempts = "" if limit == math.inf else f", {limit:g} attempt{plural} before a reset"
         return (
             f"exponential delay ({self.initial_backoff_ms:g} ms to {self.max_backoff_ms:g} ms, "
-            f"x{self.backoff_multiplier:g})"
+            f"x{self.backoff_multiplier:g}{attempts})"
         )
 
 
@@ -182,7 +188,8 @@ class FailureRateRestartStrategy(RestartStrategy):
 
     def describe(self) -> str:
         return (
-            f"failure rate (<= {self.max_failures_per_interval} per "
+            f"failure rate (at most {self.max_failures_per_interval} "
+            f"failure{'' if self.max_failures_per_interval == 1 else 's'} per "
             f"{self.failure_rate_interval_ms:g} ms, delay {self.delay_ms:g} ms)"
         )
 

@@ -192,6 +192,16 @@ class JobRunner:
         A failure is raised after the sources' sessions closed: raised inside them, their
         task groups would wrap it in an exception group.
         """
+        try:
+            return await self._run()
+        finally:
+            # An operator wrapper may want to know (a FaultInjector warns about faults
+            # that never fired).
+            job_ended = getattr(self.config.operator_wrapper, "job_ended", None)
+            if job_ended is not None:
+                job_ended(self.job_name)
+
+    async def _run(self) -> JobExecutionResult:
         started = time.monotonic()
         splits = self._create_splits()
         storage = create_checkpoint_storage(self.config.checkpoint_config.storage, self.job_name)
@@ -280,24 +290,21 @@ class JobRunner:
             if isinstance(failure.__cause__, OutputClosedError):
                 return failure  # its reader is gone: a restart would only fail again
             delay_ms = self.restart_strategy.on_failure()
+            # ``failure`` reads "job 'x' failed in operator ...: cause": each line says it
+            # once, then what the restart strategy decided.
             if delay_ms is None:
-                logger.error(
-                    "job %r failed and %s allows no further restart: %s",
-                    self.job_name,
-                    self.restart_strategy.describe(),
-                    failure,
-                )
+                logger.error("%s; %s", failure, _no_further_restart(self.restart_strategy))
                 return failure
             if self.status is not JobStatus.CANCELLING:
                 self.status = JobStatus.RESTARTING
             self.restart_count += 1
             attempt += 1
             logger.warning(
-                "job %r failed (%s); restart %d in %.0f ms",
-                self.job_name,
+                "%s; restart strategy %s restarts it in %.0f ms (restart %d)",
                 failure,
-                self.restart_count,
+                self.restart_strategy.describe(),
                 delay_ms,
+                self.restart_count,
             )
             await coordinator.abort_all(CheckpointFailureReason.JOB_FAILOVER_REGION, str(failure))
             coordinator.resume()
@@ -420,11 +427,22 @@ class JobRunner:
                 continue
             assert head.source is not None
             if head.source.delivery is DeliveryGuarantee.AT_MOST_ONCE:
+                # Only sources with a write-ahead-log option (socket_text_stream,
+                # PushSource) can be at-most-once; the log makes them exactly-once.
+                where = (
+                    "(its log is kept under the job's checkpoint directory)"
+                    if self._wal_dir() is not None
+                    else "and set a checkpoint directory for the log (env.get_checkpoint_"
+                    "config().set_checkpoint_storage_dir(DIR), or streamlet run "
+                    "--checkpoint-dir DIR)"
+                )
                 logger.warning(
                     "source %r (uid %r) cannot replay its input: records read since the last "
-                    "checkpoint are lost if the job fails (at-most-once)",
+                    "checkpoint are lost if the job fails (at-most-once); for exactly-once, "
+                    "create it with write_ahead_log=True %s",
                     head.name,
                     head.operator_uid,
+                    where,
                 )
             ctx = SourceSessionContext(self.job_name, head.operator_uid, self._wal_dir())
             await stack.enter_async_context(head.source.session(ctx))
@@ -587,3 +605,14 @@ class _FreezingGateway:
 
     def notify_checkpoint_aborted(self, checkpoint_id: int) -> None:
         self._gateway.notify_checkpoint_aborted(checkpoint_id)
+
+
+def _no_further_restart(strategy: RestartStrategy) -> str:
+    """What the restart strategy decided when it gives up, and what to do about it."""
+    if isinstance(strategy, NoRestartStrategy):
+        return (
+            "the restart strategy is no restart, so the job fails at its first failure "
+            "(set one with env.set_restart_strategy(RestartStrategies...), or enable "
+            "checkpointing for Flink's default, to restart on failures)"
+        )
+    return f"restart strategy {strategy.describe()} allows no further restart"

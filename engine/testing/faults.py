@@ -7,12 +7,19 @@ the operator was restored from a checkpoint). Every fault fires once per job. In
 :func:`inject_faults`; the engine then wraps exactly the targeted operators in a proxy, so
 other operators run untouched.
 
+A fault that did not fire is easy to miss (a typo in the uid, a subtask the operator does
+not have, fewer records than ``at``): when a job ends, the injector logs a warning on the
+``streamlet.testing`` logger naming each such fault and why it may not have fired, and
+:meth:`FaultInjector.assert_all_fired` fails a test on them. (A warning, not an error:
+seeded random faults may legitimately miss.)
+
 Faults target processing operators and sinks; source operators are never wrapped (put a
 ``map`` right after a source to fail "in the source").
 """
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -23,6 +30,8 @@ from streamlet.operators.base import Operator, OperatorContext
 __all__ = ["Fault", "FaultInjector", "InjectedFault", "inject_faults"]
 
 PHASES = ("process", "snapshot", "restore")
+
+logger = logging.getLogger("streamlet.testing")
 
 
 class InjectedFault(Exception):
@@ -39,6 +48,9 @@ class Fault:
     subtask: int = 0
     at: int = 1
     fired: bool = False
+    # How far the targeted subtask got (the most of any attempt): why it may not have fired.
+    records_seen: int = field(default=0, compare=False, repr=False)
+    snapshots_seen: int = field(default=0, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.phase not in PHASES:
@@ -56,6 +68,8 @@ class FaultInjector:
 
     faults: list[Fault] = field(default_factory=list)
     fired: list[Fault] = field(default_factory=list)
+    # Subtask indexes of every (non-source) operator the engine deployed, by uid and name.
+    _deployed: dict[str, set[int]] = field(default_factory=dict, init=False, repr=False)
 
     def fail_record(self, operator: str, at: int, subtask: int = 0) -> FaultInjector:
         """Fail operator ``operator``'s subtask ``subtask`` at its ``at``-th record."""
@@ -105,10 +119,72 @@ class FaultInjector:
 
     def wrap(self, op: Operator[Any, Any], ctx: OperatorContext) -> Operator[Any, Any]:
         """Return ``op`` itself, or a proxy when a pending fault targets it."""
+        for key in (ctx.operator_uid, ctx.operator_name):
+            self._deployed.setdefault(key, set()).add(ctx.subtask_index)
         faults = self._for(ctx)
         if not faults:
             return op
         return _FaultyOperator(op, faults, self)
+
+    __call__ = wrap  # the engine calls the injector itself (see inject_faults)
+
+    def not_fired(self) -> list[tuple[Fault, str]]:
+        """The faults that have not fired, each with why it may not have."""
+        return [(f, self._why_not_fired(f)) for f in self.faults if not f.fired]
+
+    def assert_all_fired(self) -> None:
+        """Fail (AssertionError) unless every fault fired, naming those that did not and why.
+
+        Call it after the job in a test whose faults must all fire (a recovery test that
+        passes without its failure proves nothing).
+        """
+        missing = self.not_fired()
+        if missing:
+            lines = "\n".join(f"  {_describe(f)}: {why}" for f, why in missing)
+            raise AssertionError(f"{len(missing)} injected fault(s) did not fire:\n{lines}")
+
+    def job_ended(self, job_name: str) -> None:
+        """Called by the engine when a job with these faults ends: warn about faults that
+        did not fire (they will not, in that job)."""
+        for fault, why in self.not_fired():
+            logger.warning(
+                "job %r ended but the injected fault %s did not fire: %s "
+                "(FaultInjector.assert_all_fired() makes this fail a test)",
+                job_name,
+                _describe(fault),
+                why,
+            )
+
+    def _why_not_fired(self, fault: Fault) -> str:
+        subtasks = self._deployed.get(fault.operator)
+        if not self._deployed:
+            return "no job has run with this injector yet (pass it to inject_faults(env, ...))"
+        if subtasks is None:
+            known = sorted(self._deployed)
+            return (
+                f"the job has no operator with uid or name {fault.operator!r} (sources are "
+                f"never wrapped; put a map after one); its operators' uids and names: {known}"
+            )
+        if fault.subtask not in subtasks:
+            return (
+                f"{fault.operator!r} has no subtask {fault.subtask} (0-based; it ran "
+                f"subtasks {min(subtasks)}..{max(subtasks)}): lower subtask or raise parallelism"
+            )
+        if fault.phase == "process":
+            return (
+                f"its subtask {fault.subtask} processed at most {fault.records_seen} record(s) "
+                f"in an attempt, fewer than at={fault.at}: lower at or send more records"
+            )
+        if fault.phase == "snapshot":
+            return (
+                f"its subtask {fault.subtask} took at most {fault.snapshots_seen} snapshot(s) "
+                f"in an attempt, fewer than at={fault.at}: is checkpointing enabled, and does "
+                f"the job run long enough for {fault.at} checkpoint(s)?"
+            )
+        return (
+            "it never opened restored from a checkpoint: a restore needs a completed "
+            "checkpoint and then a restart (another fault) or a run with restore=..."
+        )
 
     def _fire(self, fault: Fault, what: str) -> None:
         fault.fired = True
@@ -185,6 +261,8 @@ class _FaultyOperator(Operator[Any, Any]):
         # Records of both inputs of a two-input operator count towards a fault's position.
         start = self._records
         self._records += len(batch)
+        for fault in self._faults:
+            fault.records_seen = max(fault.records_seen, self._records)
         for fault in self._pending("process"):
             if start < fault.at <= self._records:
                 # Process the records before the faulty one, then fail (as per record).
@@ -199,6 +277,8 @@ class _FaultyOperator(Operator[Any, Any]):
 
     async def snapshot_state(self, checkpoint_id: int) -> None:
         self._snapshots += 1
+        for fault in self._faults:
+            fault.snapshots_seen = max(fault.snapshots_seen, self._snapshots)
         for fault in self._pending("snapshot"):
             if fault.at == self._snapshots:
                 self._injector._fire(
@@ -217,6 +297,19 @@ class _FaultyOperator(Operator[Any, Any]):
 
 
 def inject_faults(env: Any, injector: FaultInjector) -> FaultInjector:
-    """Make the jobs of ``env`` run with ``injector``'s faults; return the injector."""
-    env._operator_wrapper = injector.wrap
+    """Make the jobs of ``env`` run with ``injector``'s faults; return the injector.
+
+    When each job ends, faults that did not fire are logged as warnings (see
+    :meth:`FaultInjector.assert_all_fired`).
+    """
+    env._operator_wrapper = injector
     return injector
+
+
+def _describe(fault: Fault) -> str:
+    """The fault as the call that made it."""
+    if fault.phase == "process":
+        return f"fail_record({fault.operator!r}, at={fault.at}, subtask={fault.subtask})"
+    if fault.phase == "snapshot":
+        return f"fail_snapshot({fault.operator!r}, at={fault.at}, subtask={fault.subtask})"
+    return f"fail_restore({fault.operator!r}, subtask={fault.subtask})"

@@ -3,6 +3,7 @@ it fails and restarts while the server streams (issue 5)."""
 
 from __future__ import annotations
 
+import logging
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -100,3 +101,28 @@ async def test_without_the_log_the_job_warns_that_it_is_at_most_once(
         tg.cancel_scope.cancel()
     assert out == LINES[:100]
     assert "cannot replay its input" in caplog.text and "at-most-once" in caplog.text
+
+
+@pytest.mark.parametrize("checkpoint_dir", [False, True], ids=["no-dir", "dir"])
+async def test_the_at_most_once_warning_says_how_to_get_exactly_once(
+    anyio_backend: str, caplog: pytest.LogCaptureFixture, tmp_path: Path, checkpoint_dir: bool
+) -> None:
+    async with anyio.create_task_group() as tg:
+        listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
+        port = listener.extra(anyio.abc.SocketAttribute.local_port)
+        tg.start_soon(_serve, listener, LINES[:10])
+        env = StreamExecutionEnvironment.get_execution_environment()
+        if checkpoint_dir:
+            env.get_checkpoint_config().set_checkpoint_storage_dir(str(tmp_path / "ckpt"))
+        env.socket_text_stream("127.0.0.1", port).uid("lines").add_sink(lambda _: None)
+        with caplog.at_level(logging.WARNING, logger="streamlet.job"):
+            await env.execute("no-wal")
+        tg.cancel_scope.cancel()
+    (warning,) = [r.getMessage() for r in caplog.records if "at-most-once" in r.getMessage()]
+    assert "(uid 'lines')" in warning
+    assert "for exactly-once, create it with write_ahead_log=True" in warning
+    if checkpoint_dir:
+        assert "its log is kept under the job's checkpoint directory" in warning
+    else:
+        assert "set a checkpoint directory for the log" in warning
+        assert "set_checkpoint_storage_dir(DIR)" in warning and "--checkpoint-dir" in warning

@@ -187,6 +187,38 @@ def test_restore_latest_continues_the_job(capsys: pytest.CaptureFixture[str], in
     assert code == 0 and out == "", err
 
 
+def test_unclaimed_state_names_the_command_line_flag(
+    capsys: pytest.CaptureFixture[str], in_tmp: Path
+) -> None:
+    write(in_tmp / "job.py", WORD_COUNT)
+    options = ["--checkpoint-dir", "ckpt", "--checkpoint-interval", "50"]
+    assert run(capsys, "run", "job.py", *options)[0] == 0
+    renamed = WORD_COUNT.replace('.uid("counts")', '.uid("totals")')
+    write(in_tmp / "job.py", renamed)
+    code, out, err = run(capsys, "run", "job.py", *options, "--restore", "latest")
+    assert code == 2 and out == ""
+    assert "holds state of operator uid(s) ['counts'] that this job does not have" in err
+    assert "or pass -n / --allow-non-restored-state to drop that state" in err
+    assert "allow_non_restored_state=True" not in err and "Traceback" not in err
+    code, out, err = run(capsys, "run", "job.py", *options, "--restore", "latest", "-n")
+    assert code == 0, err
+
+
+def test_unclaimed_state_names_the_api_parameter(in_tmp: Path) -> None:
+    from streamlet import StreamExecutionEnvironment
+
+    def job(uid: str) -> StreamExecutionEnvironment:
+        env = StreamExecutionEnvironment.get_execution_environment()
+        env.get_checkpoint_config().set_checkpoint_storage_dir(str(in_tmp / "ckpt"))
+        env.enable_checkpointing(50)
+        env.from_collection([("a", 1)]).key_by(lambda p: p[0]).sum(1).uid(uid).print()
+        return env
+
+    job("counts").execute("api")
+    with pytest.raises(ValueError, match=r"or pass allow_non_restored_state=True to drop"):
+        job("totals").execute("api", restore="latest")
+
+
 def test_job_name_option(capsys: pytest.CaptureFixture[str], in_tmp: Path) -> None:
     write(in_tmp / "job.py", WORD_COUNT)
     code, _, err = run(
@@ -304,6 +336,37 @@ def test_build_error_exits_2(capsys: pytest.CaptureFixture[str], in_tmp: Path) -
     assert "raised at job.py:2 in build" in err
 
 
+@pytest.mark.parametrize(
+    ("header", "call"),
+    [
+        ("def build(env):", 'env.execute("mine")'),  # PyFlink's habit
+        ("async def build(env):", 'await env.execute("mine")'),
+        ("async def build(env):", 'await (await env.execute_async("mine")).wait()'),
+    ],
+    ids=["sync", "async", "execute_async"],
+)
+def test_build_that_calls_execute_is_told_not_to(
+    capsys: pytest.CaptureFixture[str], in_tmp: Path, header: str, call: str
+) -> None:
+    write(
+        in_tmp / "job.py",
+        f"""
+        {header}
+            env.from_collection(["ran"]).print()
+            {call}
+        """,
+    )
+    code, out, err = run(capsys, "run", "job.py")
+    assert code == 2
+    assert out == ""  # the job did not run
+    assert (
+        "build(env) must build the job and return without calling execute() (or "
+        "execute_async()); streamlet run executes it" in err
+    ), err
+    assert "no operators" not in err
+    assert "raised at job.py:3 in build" in err
+
+
 def test_import_error_exits_2(capsys: pytest.CaptureFixture[str], in_tmp: Path) -> None:
     write(in_tmp / "job.py", "import no_such_module_xyz\n\ndef build(env):\n    pass\n")
     code, _, err = run(capsys, "run", "job.py")
@@ -366,6 +429,60 @@ def test_program_runs_as_main_with_its_arguments(
     code, out, _ = run(capsys, "run", "prog.py", "--", "a", "--b")
     assert code == 0
     assert out == "A\n--B\n"
+
+
+ARGV_PROBE = """
+    import sys
+
+    def build(env):
+        print("argv", sys.argv[1:])
+        env.from_collection([1]).print()
+"""
+
+
+@pytest.mark.parametrize(
+    ("after_script", "script_args"),
+    [
+        (["--"], []),  # nothing after --: nothing for the script
+        (["--", "a", "b"], ["a", "b"]),
+        (["-p", "1", "--"], []),  # options, then a bare --
+        (["-p", "1", "--", "a", "-x", "--", "b"], ["a", "-x", "--", "b"]),
+        (["a", "-p", "1", "--", "b"], ["a", "b"]),
+    ],
+    ids=["bare", "args", "options-bare", "options-args", "mixed"],
+)
+def test_arguments_after_double_dash_go_to_the_script(
+    capsys: pytest.CaptureFixture[str],
+    in_tmp: Path,
+    after_script: list[str],
+    script_args: list[str],
+) -> None:
+    write(in_tmp / "job.py", ARGV_PROBE)
+    code, out, err = run(capsys, "run", "job.py", *after_script)
+    assert code == 0, err
+    assert out.splitlines()[0] == f"argv {script_args}"
+
+
+@pytest.mark.parametrize("kind", ["definition", "program"])
+def test_bare_double_dash_for_a_program_and_a_definition(
+    capsys: pytest.CaptureFixture[str], in_tmp: Path, kind: str
+) -> None:
+    write(in_tmp / "job.py", ARGV_PROBE if kind == "definition" else PROGRAM)
+    code, _, err = run(capsys, "run", "job.py", "--")
+    assert code == 0, err
+    code, out, err = run(capsys, "run", "job.py", "--", "a", "b")
+    assert code == 0, err
+    assert ("argv ['a', 'b']" if kind == "definition" else "A\nB\n") in out
+
+
+def test_an_unknown_option_says_where_script_arguments_go(
+    capsys: pytest.CaptureFixture[str], in_tmp: Path
+) -> None:
+    write(in_tmp / "job.py", ARGV_PROBE)
+    code, _, err = run(capsys, "run", "job.py", "-p", "1", "--bogus", "--", "a")
+    assert code == 2
+    assert "unrecognized arguments: --bogus" in err
+    assert "arguments for the script go after '--'" in err
 
 
 def test_program_refuses_job_options(capsys: pytest.CaptureFixture[str], in_tmp: Path) -> None:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 import random
 
 import pytest
@@ -133,3 +134,68 @@ def test_set_restart_strategy_refuses_other_objects() -> None:
     env = StreamExecutionEnvironment.get_execution_environment()
     with pytest.raises(TypeError, match="set_restart_strategy"):
         env.set_restart_strategy("fixed")  # type: ignore[arg-type]
+
+
+# --- the log lines of a failing job, under each strategy ---
+
+FAILURE = "job 'x' failed in operator 'Map' (uid 'boom'), subtask 1/1: ValueError: bad record 1"
+
+
+def _fail_job(strategy: object, caplog: pytest.LogCaptureFixture) -> list[str]:
+    from streamlet import StreamExecutionEnvironment
+    from streamlet.errors import JobExecutionError
+
+    def boom(value: int) -> int:
+        raise ValueError(f"bad record {value}")
+
+    env = StreamExecutionEnvironment.get_execution_environment()
+    env.set_restart_strategy(strategy)  # type: ignore[arg-type]
+    env.from_collection([1]).map(boom).uid("boom").print()
+    with caplog.at_level(logging.WARNING, logger="streamlet.job"), pytest.raises(JobExecutionError):
+        env.execute("x")
+    return [r.getMessage() for r in caplog.records if r.name == "streamlet.job"]
+
+
+@pytest.mark.parametrize(
+    ("strategy", "restarted", "gave_up"),
+    [
+        (
+            RestartStrategies.no_restart(),
+            [],
+            "the restart strategy is no restart, so the job fails at its first failure "
+            "(set one with env.set_restart_strategy(RestartStrategies...), or enable "
+            "checkpointing for Flink's default, to restart on failures)",
+        ),
+        (
+            RestartStrategies.fixed_delay_restart(1, 0),
+            ["restart strategy fixed delay (1 attempt, 0 ms) restarts it in 0 ms (restart 1)"],
+            "restart strategy fixed delay (1 attempt, 0 ms) allows no further restart",
+        ),
+        (
+            RestartStrategies.failure_rate_restart(1, 60_000, 0),
+            [
+                "restart strategy failure rate (at most 1 failure per 60000 ms, delay 0 ms) "
+                "restarts it in 0 ms (restart 1)"
+            ],
+            "restart strategy failure rate (at most 1 failure per 60000 ms, delay 0 ms) "
+            "allows no further restart",
+        ),
+        (
+            ExponentialDelayRestartStrategy(0, 0, jitter_factor=0, attempts_before_reset_backoff=1),
+            [
+                "restart strategy exponential delay (0 ms to 0 ms, x1.5, 1 attempt before a "
+                "reset) restarts it in 0 ms (restart 1)"
+            ],
+            "restart strategy exponential delay (0 ms to 0 ms, x1.5, 1 attempt before a "
+            "reset) allows no further restart",
+        ),
+    ],
+    ids=["none", "fixed-delay", "failure-rate", "exponential"],
+)
+def test_each_log_line_says_once_what_failed_and_what_the_strategy_decided(
+    strategy: object, restarted: list[str], gave_up: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    lines = _fail_job(strategy, caplog)
+    assert lines == [f"{FAILURE}; {decision}" for decision in [*restarted, gave_up]]
+    for line in lines:
+        assert line.count("failed") == 1, line
