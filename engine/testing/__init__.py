@@ -10,6 +10,8 @@
   :mod:`streamlet.testing.harness`): drive one function by hand, snapshot it and restore it,
   without a job; :class:`TwoInputOperatorTestHarness` /
   :class:`KeyedTwoInputOperatorTestHarness` for the co-functions of ``connect``.
+- PyFlink programs run with only their imports changed (:mod:`streamlet.testing.pyflink_examples`):
+  :func:`run_pyflink_program`, :func:`assert_same_printed_lines`.
 - Seeded fault injection (:mod:`streamlet.testing.faults`): :class:`FaultInjector`,
   :func:`inject_faults`.
 
@@ -54,6 +56,14 @@ from streamlet.testing.harness import (
     TwoInputOperatorTestHarness,
     WindowOperatorTestHarness,
 )
+from streamlet.testing.pyflink_examples import (
+    PyFlinkProgramError,
+    assert_same_printed_lines,
+    printed_lines,
+    rewrite_pyflink_imports,
+    run_pyflink_program,
+    strip_subtask_prefix,
+)
 from streamlet.testing.snapshot import HarnessSnapshot
 
 __all__ = [
@@ -65,14 +75,20 @@ __all__ = [
     "KeyedTwoInputOperatorTestHarness",
     "ManualClock",
     "OperatorTestHarness",
+    "PyFlinkProgramError",
     "StreamRecord",
     "TestingSink",
     "TestingSource",
     "TwoInputOperatorTestHarness",
     "WindowOperatorTestHarness",
+    "assert_same_printed_lines",
     "inject_faults",
+    "printed_lines",
+    "rewrite_pyflink_imports",
     "run_and_collect",
     "run_and_collect_result",
+    "run_pyflink_program",
+    "strip_subtask_prefix",
 ]
 
 
