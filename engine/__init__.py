@@ -171,6 +171,9 @@ from streamlet.operators.windowing import (
 )
 from streamlet.operators.windowing import WindowAssigner as WindowAssigner
 from streamlet.operators.windowing import WindowFunction as WindowFunction
+from streamlet.operators.windowing.assigners import (
+    SessionWindowTimeGapExtractor as SessionWindowTimeGapExtractor,
+)
 from streamlet.state.descriptors import AggregateFunction as AggregateFunction
 from streamlet.state.descriptors import AggregatingStateDescriptor as AggregatingStateDescriptor
 from streamlet.state.descriptors import ListStateDescriptor as ListStateDescriptor
@@ -284,6 +287,7 @@ __all__ = [
     "RowTypeInfo",
     "RuntimeContext",
     "RuntimeExecutionMode",
+    "SessionWindowTimeGapExtractor",
     "Sink",
     "SinkFunction",
     "SinkWriter",

@@ -82,8 +82,10 @@ def _callback_sink(fn: Any) -> CallbackSinkWriter:
     return CallbackSinkWriter(FunctionAdapter(fn, FUNCTION_METHODS["add_sink"], "add_sink"))
 
 
-def _print_sink(_fn: None, sink_identifier: str | None) -> PrintSinkWriter:
-    return PrintSinkWriter(sink_identifier)
+def _print_sink(
+    _fn: None, sink_identifier: str | None, formatter: Callable[[Any], str] = str
+) -> PrintSinkWriter:
+    return PrintSinkWriter(sink_identifier, formatter=formatter)
 
 
 def _sink_to(_fn: None, sink: Sink) -> Any:

@@ -17,7 +17,8 @@ and useful:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import struct
+from collections.abc import Callable, Sequence
 from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Any
@@ -39,6 +40,7 @@ __all__ = [
     "Types",
     "check_type_info",
     "conform_collection",
+    "java_string",
 ]
 
 
@@ -77,6 +79,14 @@ class BasicTypeInfo(TypeInformation):
         self._types = types
         self._bits = bits
         self._char = char
+
+    def conform(self, value: Any) -> Any:
+        # A FLOAT is a Java float: PyFlink hands back the value rounded to 32 bits.
+        if self.name == "FLOAT":
+            return _float32(float(value))
+        if self.name == "DOUBLE":
+            return float(value)
+        return value
 
     def problem(self, value: Any) -> str | None:
         if isinstance(value, bool) and bool not in self._types:
@@ -378,3 +388,104 @@ class Types:
     @staticmethod
     def LIST(element_type_info: TypeInformation) -> TypeInformation:
         return ListTypeInfo(element_type_info)
+
+
+# --- how Flink prints typed records (``print()`` of a stream with a type) ---
+#
+# A PyFlink stream with a type other than PICKLED_BYTE_ARRAY reaches Flink's print sink as
+# Java objects, so it prints what Java's toString says: ``(the,15)`` for a Tuple2, ``+I[1,
+# hi]`` for a Row, ``1.0E7`` for a double. A stream without a type prints Python's str().
+
+
+def java_string(type_info: TypeInformation | None) -> Callable[[Any], str]:
+    """The function that prints a record of ``type_info`` as Flink's print sink would
+    (``str`` for no type or PICKLED_BYTE_ARRAY)."""
+    if type_info is None:
+        return str
+    return _formatter(type_info)
+
+
+def _formatter(info: TypeInformation) -> Callable[[Any], str]:
+    if isinstance(info, TupleTypeInfo):
+        fields = [_formatter(t) for t in info.field_types]
+        return lambda value: "(" + ",".join(f(x) for f, x in zip(fields, value, strict=False)) + ")"
+    if isinstance(info, RowTypeInfo):
+        fields = [_formatter(t) for t in info.field_types]
+
+        def row(value: Any) -> str:
+            kind = value.get_row_kind() if isinstance(value, Row) else RowKind.INSERT
+            inner = ", ".join(f(x) for f, x in zip(fields, value, strict=False))
+            return f"{_ROW_KIND_SHORT.get(kind.name, '+I')}[{inner}]"
+
+        return row
+    if isinstance(info, MapTypeInfo):
+        key, item = _formatter(info.key_type), _formatter(info.value_type)
+        return lambda value: "{" + ", ".join(f"{key(k)}={item(v)}" for k, v in value.items()) + "}"
+    if isinstance(info, BasicTypeInfo):
+        if info.name == "FLOAT":
+            return _java_float
+        if info.name == "DOUBLE":
+            return _java_double
+        if info.name == "BOOLEAN":
+            return lambda value: "true" if value else "false"
+    return _java_scalar
+
+
+_ROW_KIND_SHORT = {
+    "INSERT": "+I",
+    "UPDATE_BEFORE": "-U",
+    "UPDATE_AFTER": "+U",
+    "DELETE": "-D",
+}
+
+
+def _java_scalar(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return _java_double(value)
+    return str(value)
+
+
+def _java_double(value: Any) -> str:
+    """Java's ``Double.toString``: plain between 1e-3 and 1e7, else ``d.dddE±n``."""
+    return _java_decimal(float(value), repr(float(value)))
+
+
+def _java_float(value: Any) -> str:
+    """Java's ``Float.toString``: the shortest decimal that reads back as the same float."""
+    f = _float32(float(value))
+    for digits in range(1, 10):
+        text = f"{f:.{digits}g}"
+        if _float32(float(text)) == f:
+            return _java_decimal(f, text)
+    return _java_decimal(f, repr(f))  # pragma: no cover - 9 digits always round-trip
+
+
+def _java_decimal(value: float, shortest: str) -> str:
+    if value != value:
+        return "NaN"
+    if value in (float("inf"), float("-inf")):
+        return "Infinity" if value > 0 else "-Infinity"
+    if value == 0:
+        return "-0.0" if str(value).startswith("-") else "0.0"
+    sign, digits, exponent = Decimal(shortest).normalize().as_tuple()
+    text = "".join(map(str, digits))
+    # value = 0.text * 10**point
+    point = len(text) + int(exponent)
+    minus = "-" if sign else ""
+    if 1e-3 <= abs(value) < 1e7:
+        if point <= 0:
+            return f"{minus}0.{'0' * -point}{text}"
+        if point >= len(text):
+            return f"{minus}{text}{'0' * (point - len(text))}.0"
+        return f"{minus}{text[:point]}.{text[point:]}"
+    mantissa = text[0] + "." + (text[1:] or "0")
+    return f"{minus}{mantissa}E{point - 1}"
+
+
+def _float32(value: float) -> float:
+    """``value`` rounded to a 32-bit float, as a Java float holds it."""
+    return struct.unpack("<f", struct.pack("<f", value))[0]

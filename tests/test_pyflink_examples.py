@@ -131,11 +131,6 @@ def _missing(names: str) -> str:
 
 
 XFAIL: dict[str, str] = {
-    "word_count": (
-        _missing(f"Types, {_FILE_CONNECTOR}, FileSource, StreamFormat")
-        + "; "
-        + _JAVA_TUPLE_PRINT.format(flink="'(the,15)'", ours="\"('the', 15)\"")
-    ),
     "basic_operations": (
         _missing("Types")
         + "; then from_collection(..., type_info=Types.ROW_NAMED(['id', 'info'], [...])) must "
@@ -147,43 +142,6 @@ XFAIL: dict[str, str] = {
         'stream): today the second execute() fails with "ValueError: a checkpointed job '
         'needs tasks to acknowledge and sources to trigger" (the graph was cleared with the '
         "source in it)"
-    ),
-    "state_access": (
-        _missing("Types")
-        + "; "
-        + _FLOAT32.format(flink="('Alice', 110.0999984741211)", ours="('Alice', 110.1)")
-    ),
-    "event_time_timer": (
-        _missing("Types")
-        + "; "
-        + _FLOAT32.format(
-            flink="('Alice', 163.29999923706055)", ours="('Alice', 163.29999999999998)"
-        )
-    ),
-    "windowing/session_with_dynamic_gap_window": (
-        _missing(f"Types, {_FILE_CONNECTOR}, SessionWindowTimeGapExtractor")
-        + "; "
-        + _JAVA_TUPLE_PRINT.format(flink="'(hi,1,30,7)'", ours="\"('hi', 1, 30, 7)\"")
-    ),
-    "windowing/session_with_gap_window": (
-        _missing(f"Types, {_FILE_CONNECTOR}, SessionWindowTimeGapExtractor")
-        + "; "
-        + _JAVA_TUPLE_PRINT.format(flink="'(hi,1,14,6)'", ours="\"('hi', 1, 14, 6)\"")
-    ),
-    "windowing/sliding_time_window": (
-        _missing(f"Types, {_FILE_CONNECTOR}")
-        + "; "
-        + _JAVA_TUPLE_PRINT.format(flink="'(hi,-2,3,2)'", ours="\"('hi', -2, 3, 2)\"")
-    ),
-    "windowing/tumbling_count_window": (
-        _missing(f"Types, {_FILE_CONNECTOR}")
-        + "; "
-        + _JAVA_TUPLE_PRINT.format(flink="'(hi,4)'", ours="\"('hi', 4)\"")
-    ),
-    "windowing/tumbling_time_window": (
-        _missing(f"Types, {_FILE_CONNECTOR}")
-        + "; "
-        + _JAVA_TUPLE_PRINT.format(flink="'(hi,0,5,4)'", ours="\"('hi', 0, 5, 4)\"")
     ),
 }
 

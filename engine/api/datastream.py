@@ -39,7 +39,7 @@ from streamlet.operators.operations import OPERATIONS
 from streamlet.operators.records import OutputTag
 from streamlet.operators.sinks.base import Sink
 from streamlet.operators.time import to_millis
-from streamlet.operators.typeinfo import check_type_info
+from streamlet.operators.typeinfo import check_type_info, java_string
 from streamlet.operators.watermarks import WatermarkStrategy
 from streamlet.operators.windowing.assigners import (
     CountSlidingWindowAssigner,
@@ -318,12 +318,12 @@ class DataStream(_NodeHandle):
         """Apply ``func`` to every record (a callable, ``async def``, or a MapFunction).
         ``output_type`` (a ``Types`` type information) is accepted and not enforced."""
         _type_arg(output_type, "map(output_type)")
-        return self._transform("Map", func, "map")
+        return _typed(self._transform("Map", func, "map"), output_type)
 
     def flat_map(self, func: Any, output_type: Any = None) -> DataStream:
         """Replace every record by the records ``func`` returns or yields."""
         _type_arg(output_type, "flat_map(output_type)")
-        return self._transform("Flat Map", func, "flat_map")
+        return _typed(self._transform("Flat Map", func, "flat_map"), output_type)
 
     def filter(self, func: Any) -> DataStream:
         """Keep the records for which ``func`` is true."""
@@ -343,7 +343,7 @@ class DataStream(_NodeHandle):
                 f"(a KeyedProcessFunction or an on_timer method); timers are only available "
                 f"on a keyed stream: call key_by(...) first, then process()"
             )
-        return self._transform("Process", func, "process")
+        return _typed(self._transform("Process", func, "process"), output_type)
 
     def assign_timestamps_and_watermarks(self, watermark_strategy: WatermarkStrategy) -> DataStream:
         """Give every record the timestamp ``watermark_strategy``'s assigner extracts, and
@@ -609,8 +609,21 @@ class DataStream(_NodeHandle):
         return DataStreamSink(self._env, self._add(api, name, **record))
 
     def print(self, sink_identifier: str | None = None) -> DataStreamSink:
-        """Print every record to stdout, prefixed ``N> `` (subtask N) when parallel."""
-        return self._sink("print", "Print to Std. Out", args=(sink_identifier,))
+        """Print every record to stdout, prefixed ``N> `` (subtask N) when parallel.
+
+        A stream with a PyFlink type (``output_type=Types.TUPLE([...])``, ``type_info=``)
+        prints as Flink prints it, Java's way (``(the,15)``, ``+I[1, hi]``); an untyped
+        one prints ``str(record)``, as PyFlink's pickled records do.
+        """
+        formatter = java_string(self._output_type())
+        return self._sink("print", "Print to Std. Out", args=(sink_identifier, formatter))
+
+    def _output_type(self) -> Any:
+        """The PyFlink type of this stream's records, if every input has the same one."""
+        types = set()
+        for node, _, tag in self._inputs:
+            types.add(None if tag is not None else _node_output_type(node))
+        return types.pop() if len(types) == 1 else None
 
     def add_sink(self, sink_func: Any) -> DataStreamSink:
         """Call ``sink_func`` (sync or async, or a SinkFunction's ``invoke``) per record."""
@@ -668,11 +681,11 @@ class KeyedStream(DataStream):
 
     def map(self, func: Any, output_type: Any = None) -> DataStream:
         _type_arg(output_type, "map(output_type)")
-        return self._keyed("Map", func, "map")
+        return _typed(self._keyed("Map", func, "map"), output_type)
 
     def flat_map(self, func: Any, output_type: Any = None) -> DataStream:
         _type_arg(output_type, "flat_map(output_type)")
-        return self._keyed("Flat Map", func, "flat_map")
+        return _typed(self._keyed("Flat Map", func, "flat_map"), output_type)
 
     def filter(self, func: Any) -> DataStream:
         return self._keyed("Filter", func, "filter")
@@ -680,7 +693,7 @@ class KeyedStream(DataStream):
     def process(self, func: Any, output_type: Any = None) -> DataStream:
         """Apply a KeyedProcessFunction (``process_element(value, ctx)``, keyed state)."""
         _type_arg(output_type, "process(output_type)")
-        return self._keyed("Keyed Process", func, "process")
+        return _typed(self._keyed("Keyed Process", func, "process"), output_type)
 
     def reduce(self, func: Any) -> DataStream:
         """Rolling reduce per key: emit ``func(previous, record)`` for every record."""
@@ -738,6 +751,35 @@ class KeyedStream(DataStream):
             "a KeyedStream is already partitioned by key; apply an operation first "
             "(e.g. .map(...)) and partition its result"
         )
+
+
+#: Operations whose records have their input's type (``reduce`` on a TUPLE stream gives
+#: TUPLEs, as in Flink).
+_TYPE_PRESERVING = frozenset(
+    {
+        "filter",
+        "reduce",
+        "sum",
+        "min",
+        "max",
+        "min_by",
+        "max_by",
+        "assign_timestamps_and_watermarks",
+    }
+)
+
+
+def _node_output_type(node: StreamNode) -> Any:
+    while node.output_type is None and node.operation.api in _TYPE_PRESERVING and node.inputs:
+        node = node.inputs[0].upstream
+    return node.output_type
+
+
+def _typed(stream: DataStream, output_type: Any) -> DataStream:
+    """``stream``, its operator's output type recorded (see StreamNode.output_type)."""
+    if output_type is not None and stream._node is not None:
+        stream._node.output_type = output_type
+    return stream
 
 
 def _type_arg(type_info: Any, what: str) -> None:

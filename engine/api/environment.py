@@ -419,7 +419,10 @@ class StreamExecutionEnvironment:
         """
         if type_info is not None:
             collection = conform_collection(list(collection), type_info)
-        return self.from_source(CollectionSource(collection))
+        stream = self.from_source(CollectionSource(collection))
+        if stream._node is not None:
+            stream._node.output_type = type_info  # how print() shows the records
+        return stream
 
     def from_sequence(self, start: int, end: int) -> DataStream:
         """Emit the integers ``start..end`` inclusive, split over the subtasks (replayable)."""

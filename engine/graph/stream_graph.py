@@ -74,6 +74,10 @@ class StreamNode:
     #: ``from_source`` puts right behind its source), or None.
     parallelism_of: StreamNode | None = None
     chaining: bool = True
+    #: The PyFlink type information the user gave its output (``output_type=``,
+    #: ``type_info=``), or None: it decides how ``print()`` shows records (Flink prints
+    #: typed records as Java does).
+    output_type: Any = None
     #: ``start_new_chain()``: never fused into its upstream operator's chain (its own
     #: downstream may still fuse into it).
     new_chain: bool = False

@@ -7,6 +7,7 @@ for stdout and socket sinks); use the file sink or a two-phase-commit sink for e
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from streamlet.state.errors import StreamletError
@@ -31,11 +32,19 @@ class PrintSinkWriter(SinkWriter):
 
     :param sink_identifier: an optional prefix, as Flink's ``print(sink_identifier)``
     :param to_stderr: write to stderr instead
+    :param formatter: how a record is shown (``str``; for a typed PyFlink stream, as Java
+        prints it: see :func:`streamlet.operators.typeinfo.java_string`)
     """
 
-    def __init__(self, sink_identifier: str | None = None, to_stderr: bool = False) -> None:
+    def __init__(
+        self,
+        sink_identifier: str | None = None,
+        to_stderr: bool = False,
+        formatter: Callable[[Any], str] = str,
+    ) -> None:
         self._identifier = sink_identifier
         self._to_stderr = to_stderr
+        self._format = formatter
 
     async def open(self, ctx: OperatorContext) -> None:
         self.ctx = ctx
@@ -49,6 +58,9 @@ class PrintSinkWriter(SinkWriter):
     async def write_batch(self, records: list[Any]) -> None:
         stream = sys.stderr if self._to_stderr else sys.stdout
         prefix = self._prefix
+        fmt = self._format
+        if fmt is not str:
+            records = [fmt(record) for record in records]
         try:
             stream.write("".join([f"{prefix}{record}\n" for record in records]))
             stream.flush()

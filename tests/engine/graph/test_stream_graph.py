@@ -80,7 +80,7 @@ def test_every_node_records_operation_function_key_args_uid_name_parallelism(
         ("sum", None, by_word, ("n",), "sum-n", "Sum", None),
         ("process", passthrough, by_word, (), None, "Keyed Process", None),
         ("sink_to", None, None, (sink,), "files", "File Sink", None),
-        ("print", None, None, ("out",), None, "Print to Std. Out", None),
+        ("print", None, None, ("out", str), None, "Print to Std. Out", None),
     ]
     assert nodes[0].source is source
     assert [n.operation for n in nodes] == [OPERATIONS[api] for api, *_ in record]
