@@ -130,20 +130,7 @@ def _missing(names: str) -> str:
     return f"ImportError: streamlet does not export {names}"
 
 
-XFAIL: dict[str, str] = {
-    "basic_operations": (
-        _missing("Types")
-        + "; then from_collection(..., type_info=Types.ROW_NAMED(['id', 'info'], [...])) must "
-        "emit Row records whose fields are attributes (the example reads data.info): today "
-        "the records stay tuples and the first map fails with \"AttributeError: 'tuple' "
-        "object has no attribute 'info'\""
-        "; then a second env.execute() must run the pipeline built on `ds`, a stream made "
-        "before the first execute() (Flink keeps the transformations reachable from the "
-        'stream): today the second execute() fails with "ValueError: a checkpointed job '
-        'needs tasks to acknowledge and sources to trigger" (the graph was cleared with the '
-        "source in it)"
-    ),
-}
+XFAIL: dict[str, str] = {}
 
 # The bounded examples, run as `python <name>.py` with no arguments: the default input
 # (a collection in the program) and the default output (print() to stdout).

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from streamlet.graph.partitioners import ForwardPartitioner, Partitioner, RebalancePartitioner
@@ -129,10 +129,20 @@ class StreamNode:
 
 
 class StreamGraph:
-    """All nodes of one environment, in creation order (a topological order)."""
+    """All nodes of one environment, in creation order (a topological order).
+
+    A job's start hands its graph to the job and the environment starts a new one (as
+    Flink clears its transformations), but streams built before stay usable, as in Flink: a
+    node fed by a node of an earlier graph brings a copy of that node, and of everything
+    upstream of it, into this graph (:meth:`_adopt`).
+    """
 
     def __init__(self) -> None:
         self.nodes: list[StreamNode] = []
+        #: id() of every node of this graph.
+        self._members: set[int] = set()
+        #: id() of a node of an earlier graph -> its copy in this one.
+        self._adopted: dict[int, StreamNode] = {}
 
     def add_node(
         self,
@@ -144,11 +154,54 @@ class StreamGraph:
     ) -> StreamNode:
         """Add a node fed by ``inputs``: (upstream node, partitioner or None, side output
         tag id or None) each; a two-input operator's second input is ``second_inputs``."""
+        # Upstream nodes of earlier graphs are copied in first: ids follow the node order.
+        parallelism_of = record.get("parallelism_of")
+        if parallelism_of is not None:
+            record["parallelism_of"] = self._member(parallelism_of)
+        edges = [
+            (self._member(upstream), partitioner, tag, input_index)
+            for input_index, group in enumerate((inputs, second_inputs))
+            for upstream, partitioner, tag in group
+        ]
         node = StreamNode(id=len(self.nodes) + 1, operation=operation, name=name, **record)
-        for input_index, edges in enumerate((inputs, second_inputs)):
-            for upstream, partitioner, tag in edges:
-                edge = StreamEdge(upstream, node, partitioner, tag, input_index)
-                upstream.outputs.append(edge)
-                node.inputs.append(edge)
+        for upstream, partitioner, tag, input_index in edges:
+            self._connect(upstream, node, partitioner, tag, input_index)
         self.nodes.append(node)
+        self._members.add(id(node))
         return node
+
+    def _connect(
+        self,
+        upstream: StreamNode,
+        node: StreamNode,
+        partitioner: Partitioner | None,
+        tag: str | None,
+        input_index: int,
+    ) -> None:
+        edge = StreamEdge(upstream, node, partitioner, tag, input_index)
+        upstream.outputs.append(edge)
+        node.inputs.append(edge)
+
+    def _member(self, node: StreamNode) -> StreamNode:
+        """``node`` if it is in this graph, else its copy here (made by :meth:`_adopt`)."""
+        if id(node) in self._members:
+            return node
+        return self._adopt(node)
+
+    def _adopt(self, old: StreamNode) -> StreamNode:
+        """Copy ``old``, a node of an earlier graph, and its upstream nodes into this graph
+        (once each), with the same settings, and fresh edges among the copies only."""
+        copy = self._adopted.get(id(old))
+        if copy is not None:
+            return copy
+        upstream = [(self._member(e.upstream), e) for e in old.inputs]
+        parallelism_of = None if old.parallelism_of is None else self._member(old.parallelism_of)
+        copy = replace(
+            old, id=len(self.nodes) + 1, inputs=[], outputs=[], parallelism_of=parallelism_of
+        )
+        for node, edge in upstream:
+            self._connect(node, copy, edge.partitioner, edge.output_tag, edge.input_index)
+        self.nodes.append(copy)
+        self._members.add(id(copy))
+        self._adopted[id(old)] = copy
+        return copy

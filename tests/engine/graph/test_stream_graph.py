@@ -132,3 +132,23 @@ def test_one_table_says_which_method_each_operation_calls() -> None:
     ]
     with pytest.raises(TypeError, match="'reduce' has no operator for a non-keyed stream"):
         OPERATIONS["reduce"].create(longer, None, ())
+
+
+def test_streams_built_before_a_job_started_feed_the_next_job_as_in_flink() -> None:
+    env = StreamExecutionEnvironment.get_execution_environment()
+    numbers = env.from_collection([1, 2, 3])
+    stamped = numbers.map(lambda x: x)
+    first: list[int] = []
+    stamped.map(lambda x: x * 2).add_sink(first.append)
+    env.execute("first")
+    # The next job reuses `stamped` (and its source): copies of them, not the first
+    # job's sink, which ran once.
+    second: list[int] = []
+    third: list[int] = []
+    stamped.filter(lambda x: x > 1).add_sink(second.append)
+    stamped.map(lambda x: -x).add_sink(third.append)
+    graph = env._graph
+    kinds = [n.kind for n in graph.nodes]
+    assert kinds == ["source", "operator", "operator", "sink", "operator", "sink"]  # once each
+    env.execute("second")
+    assert first == [2, 4, 6] and second == [2, 3] and third == [-1, -2, -3]
