@@ -151,6 +151,7 @@ async def test_late_records_are_dropped_and_counted(anyio_backend: str) -> None:
         await h.process_watermark2(10)
         assert await h.process_element1((1, "late"), 9) == []
         assert join_op(h).num_late_records_dropped == 1
+        assert h.context.metric_group.snapshot() == {"numLateRecordsDropped": 1}
         assert await h.process_element1((1, "on time"), 10) == [((1, "on time"), (1, "r"), 10, 12)]
         assert await h.process_element2((1, "late"), 3) == []
         assert join_op(h).num_late_records_dropped == 2
