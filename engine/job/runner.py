@@ -386,8 +386,14 @@ class JobRunner:
         return completed.location
 
     async def stop_with_savepoint(self, target_directory: str) -> str:
-        """Take a savepoint, then stop the job (it ends as FINISHED); return the path."""
+        """Take a savepoint, then stop the job (it ends as FINISHED); return the path.
+
+        Every subtask has handled the savepoint's completion before the job stops, so
+        two-phase-commit sinks commit what the savepoint covers (Flink's synchronous
+        savepoint): the output is complete up to the savepoint.
+        """
         path = await self.trigger_savepoint(target_directory)
+        await self._gateway.drain()
         self._stopped_with_savepoint = path
         if self._attempt_scope is not None:
             self._attempt_scope.cancel()

@@ -396,3 +396,23 @@ class MailboxGateway:
     def notify_checkpoint_aborted(self, checkpoint_id: int) -> None:
         for mailbox, checkpointer in self._subtasks.values():
             mailbox.post(partial(checkpointer.notify_aborted, checkpoint_id))
+
+    async def drain(self) -> None:
+        """Wait until every running subtask has run what was posted to it so far (the
+        mailbox runs in order, so a marker posted now runs after them): stop-with-savepoint
+        lets the savepoint's completion reach every sink before the job stops."""
+        waiting = []
+        for mailbox, _ in self._subtasks.values():
+            if getattr(mailbox, "running", True):
+                done = anyio.Event()
+
+                async def mark(done: anyio.Event = done) -> None:
+                    done.set()
+
+                mailbox.post(mark)
+                waiting.append((mailbox, done))
+        for mailbox, done in waiting:
+            # A subtask that ends meanwhile runs nothing more: it is not waited for.
+            while not done.is_set() and getattr(mailbox, "running", True):
+                with anyio.move_on_after(0.05):
+                    await done.wait()

@@ -370,6 +370,8 @@ class Subtask:
         #: Whether checkpoint barriers come from the coordinator, not from channels (decided
         #: by deploy: sources, and subtasks that no channel reaches).
         self.triggered_by_coordinator = False
+        #: True while run() runs: its mailbox is served (see MailboxGateway.drain).
+        self.running = False
 
     # --- the chain, as the checkpointer sees it (runtime.checkpointing.CheckpointedChain) ---
 
@@ -430,6 +432,7 @@ class Subtask:
     async def run(self) -> None:
         clock = self.processing_time.clock
         clock.subscribe(self.notifier)
+        self.running = True
         try:
             for chained in reversed(self.operators):
                 await chained.call(partial(chained.op.open, chained.ctx))
@@ -449,9 +452,11 @@ class Subtask:
                         raise
                     raise error from error.__cause__
         except BaseException:
+            self.running = False
             clock.unsubscribe(self.notifier)
             await self._close_all(raise_errors=False)
             raise
+        self.running = False
         clock.unsubscribe(self.notifier)
         await self._close_all(raise_errors=True)
 

@@ -424,6 +424,13 @@ async def test_stop_with_savepoint_then_restore_latest_resumes_from_it(tmp_path:
             await anyio.sleep(0.005)
     path = await client.stop_with_savepoint(str(tmp_path / "savepoints"))
     await client.wait()
+    # The sinks committed what the savepoint covers before the job stopped (Flink's
+    # synchronous savepoint): what each of the 4 splits read before it paused (whole
+    # batches of 16, up to N // 8 records), once.
+    before = read_committed(tmp_path / "out")
+    per_split = -(-(N // 8) // 16) * 16
+    split_starts = [i * N // 4 for i in range(4)]
+    assert sorted(before, key=int) == [str(lo + j) for lo in split_starts for j in range(per_split)]
 
     env = env_for(tmp_path, 2)
     env.enable_checkpointing(3_600_000)
