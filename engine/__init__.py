@@ -110,6 +110,7 @@ from streamlet.operators.sinks.two_phase import TwoPhaseCommitSink as TwoPhaseCo
 from streamlet.operators.sources.base import DeliveryGuarantee as DeliveryGuarantee
 from streamlet.operators.sources.base import Source as Source
 from streamlet.operators.sources.base import SourceReader as SourceReader
+from streamlet.operators.sources.collection import SequenceSource as NumberSequenceSource
 from streamlet.operators.sources.file_source import BulkFormat as BulkFormat
 from streamlet.operators.sources.file_source import (
     FileEnumeratorProvider as FileEnumeratorProvider,
@@ -266,6 +267,7 @@ __all__ = [
     "Meter",
     "Metric",
     "MetricGroup",
+    "NumberSequenceSource",
     "OnCheckpointRollingPolicy",
     "OutputFileConfig",
     "OutputTag",
@@ -329,3 +331,14 @@ __all__ = [
     "WindowedStream",
     "read_committed",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """A PyFlink name streamlet lacks raises NotImplementedError naming the feature (at
+    import time, so at build time), not an ImportError that looks like a typo."""
+    from streamlet.api.unsupported import unsupported
+
+    error = unsupported(name)
+    if error is not None:
+        raise error
+    raise AttributeError(f"module 'streamlet' has no attribute {name!r}")
