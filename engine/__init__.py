@@ -57,6 +57,7 @@ from streamlet.job.client import JobClient as JobClient
 from streamlet.job.restart import RestartStrategies as RestartStrategies
 from streamlet.job.result import JobExecutionResult as JobExecutionResult
 from streamlet.job.result import JobStatus as JobStatus
+from streamlet.job.threaded import CompletableFuture as CompletableFuture
 from streamlet.operators.broadcast import BroadcastProcessFunction as BroadcastProcessFunction
 from streamlet.operators.broadcast import (
     KeyedBroadcastProcessFunction as KeyedBroadcastProcessFunction,
@@ -205,6 +206,7 @@ __all__ = [
     "CoGroupedStreams",
     "CoMapFunction",
     "CoProcessFunction",
+    "CompletableFuture",
     "Configuration",
     "ConnectedStreams",
     "ContinuousEventTimeTrigger",

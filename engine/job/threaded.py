@@ -12,11 +12,12 @@ the job stops as a crash would (checkpoints stay consistent). Call ``wait()`` or
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import threading
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import anyio
 from anyio.from_thread import BlockingPortal
@@ -26,7 +27,7 @@ from streamlet.job.client import JobClient, savepoint_arguments
 from streamlet.job.result import JobExecutionResult, JobStatus
 from streamlet.job.runner import JobRunner
 
-__all__ = ["BlockingIterator", "LoopThread", "ThreadedJobClient"]
+__all__ = ["BlockingIterator", "CompletableFuture", "LoopThread", "ThreadedJobClient"]
 
 T = TypeVar("T")
 
@@ -83,6 +84,59 @@ class LoopThread:
         self._thread.join(timeout)
         return not self._thread.is_alive()
 
+    def start_soon(
+        self, fn: Callable[..., Awaitable[T]], *args: Any
+    ) -> concurrent.futures.Future[T]:
+        """Start ``fn(*args)`` on the loop; its outcome comes in the returned future.
+
+        :raises RuntimeError: if the loop has stopped
+        """
+        assert self._portal is not None
+        return self._portal.start_task_soon(fn, *args)
+
+
+class CompletableFuture(Generic[T]):
+    """The outcome of a job client call, later (PyFlink's ``CompletableFuture``):
+    ``result()`` blocks until it is there (and raises the call's error), ``done()``,
+    ``exception()``, ``cancel()`` (stops waiting; the job is not affected), ``cancelled()``.
+
+    :param future: the ``concurrent.futures.Future`` it reads
+    """
+
+    def __init__(self, future: concurrent.futures.Future[T]) -> None:
+        self._future = future
+
+    @staticmethod
+    def completed(value: T) -> CompletableFuture[T]:
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+        future.set_result(value)
+        return CompletableFuture(future)
+
+    @staticmethod
+    def failed(error: BaseException) -> CompletableFuture[Any]:
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        future.set_exception(error)
+        return CompletableFuture(future)
+
+    def result(self, timeout: float | None = None) -> T:
+        return self._future.result(timeout)
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        return self._future.exception(timeout)
+
+    def done(self) -> bool:
+        return self._future.done()
+
+    def cancel(self) -> bool:
+        return self._future.cancel()
+
+    def cancelled(self) -> bool:
+        return self._future.cancelled()
+
+    def __repr__(self) -> str:
+        state = "done" if self.done() else "pending"
+        return f"<CompletableFuture {state}>"
+
 
 class ThreadedJobClient:
     """The JobClient of a job started with ``execute_async`` outside any event loop: the
@@ -118,8 +172,9 @@ class ThreadedJobClient:
     def status(self) -> JobStatus:
         return self._client.status
 
-    def get_job_status(self) -> JobStatus:
-        return self._client.status
+    def get_job_status(self) -> CompletableFuture[JobStatus]:
+        """The job's status, as PyFlink's JobClient gives it: ``.result()`` is a JobStatus."""
+        return CompletableFuture.completed(self._client.status)
 
     @property
     def restart_count(self) -> int:
@@ -144,42 +199,63 @@ class ThreadedJobClient:
         assert client._result is not None
         return client._result
 
-    get_job_execution_result = wait
+    def get_job_execution_result(self) -> CompletableFuture[JobExecutionResult]:
+        """The job's result once it ends (PyFlink's): ``.result()`` blocks until then and
+        raises the job's failure."""
+        return self._later(self._client.wait)
 
-    def cancel(self) -> None:
-        """Cancel the job and block until every subtask has stopped (nothing to do if it
-        has ended)."""
-        if not self._client.done:
-            try:
-                self._loop.call(self._client.cancel)
-            except RuntimeError:
-                if not self._client.done:
-                    raise  # not "the loop has just ended": a real failure
-        self._loop.join()
+    def cancel(self) -> CompletableFuture[None]:
+        """Cancel the job (PyFlink's): ``.result()`` returns once every subtask stopped;
+        nothing to do if it has ended."""
+        return self._later(self._client.cancel)
 
-    def trigger_savepoint(self, savepoint_directory: str | os.PathLike[str] | None = None) -> str:
+    def trigger_savepoint(
+        self, savepoint_directory: str | os.PathLike[str] | None = None
+    ) -> CompletableFuture[str]:
         """Take a savepoint into ``savepoint_directory`` (default: the configured savepoint
-        directory) while the job runs; return its location.
+        directory) while the job runs; ``.result()`` is its location.
 
-        :raises RuntimeError: if the job has ended
         :raises ValueError: if no directory is given and none is configured
         """
         directory = self._client.savepoint_directory(savepoint_directory)
-        return self._on_loop(self._client.trigger_savepoint, directory)
+        return self._later(self._client.trigger_savepoint, directory, savepoint=True)
 
     def stop_with_savepoint(
         self,
         advance_to_end_of_event_time: bool | str | os.PathLike[str] = False,
         savepoint_directory: str | os.PathLike[str] | None = None,
-    ) -> str:
-        """Take a savepoint, then stop the job; return the savepoint's location (PyFlink's
-        signature; ``stop_with_savepoint(path)`` also works)."""
+    ) -> CompletableFuture[str]:
+        """Take a savepoint, then stop the job; ``.result()`` is the savepoint's location
+        (PyFlink's signature; ``stop_with_savepoint(path)`` also works)."""
         directory = self._client.savepoint_directory(
             savepoint_arguments(advance_to_end_of_event_time, savepoint_directory)
         )
-        location = self._on_loop(self._client.stop_with_savepoint, False, directory)
-        self._loop.join()
-        return location
+        return self._later(self._client.stop_with_savepoint, False, directory, savepoint=True)
+
+    def get_accumulators(self) -> CompletableFuture[dict[str, Any]]:
+        """PyFlink's accumulators: streamlet has none (use ``get_metrics_group()``)."""
+        return CompletableFuture.completed({})
+
+    def _later(
+        self, fn: Callable[..., Awaitable[T]], *args: Any, savepoint: bool = False
+    ) -> CompletableFuture[T]:
+        """``fn(*args)`` on the job's loop, its outcome in a future; after the job ended,
+        what the async client answers then (a savepoint: an error)."""
+        client = self._client
+        if not client.done:
+            try:
+                return CompletableFuture(self._loop.start_soon(fn, *args))
+            except RuntimeError:
+                if not client.done:
+                    raise
+        if savepoint:
+            return CompletableFuture.failed(
+                RuntimeError(
+                    f"job {self.job_name!r} has ended ({self.status.name}): there is "
+                    f"nothing to take a savepoint of"
+                )
+            )
+        return CompletableFuture(_ended(fn, *args))
 
     def metrics(self) -> dict[str, Any]:
         """The user metrics (see :meth:`JobClient.metrics`), read on the job's loop between
@@ -206,18 +282,6 @@ class ThreadedJobClient:
 
     def statistics(self) -> dict[str, Any]:
         return self._client.statistics()
-
-    def _on_loop(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
-        if not self._client.done:
-            try:
-                return self._loop.call(fn, *args)
-            except RuntimeError:
-                if not self._client.done:
-                    raise
-        raise RuntimeError(
-            f"job {self.job_name!r} has ended ({self.status.name}): there is nothing to "
-            f"take a savepoint of"
-        )
 
     def __repr__(self) -> str:
         return f"<ThreadedJobClient {self.job_name!r} {self.status.name}>"
@@ -292,3 +356,14 @@ class BlockingIterator:
     def __del__(self) -> None:
         if getattr(self, "_loop", None) is not None:
             self.close()
+
+
+def _ended(fn: Callable[..., Awaitable[T]], *args: Any) -> concurrent.futures.Future[T]:
+    """Run ``fn(*args)`` of an ended job's client on a loop of its own (its answers need no
+    running job: ``wait`` returns the outcome, ``cancel`` nothing)."""
+    future: concurrent.futures.Future[T] = concurrent.futures.Future()
+    try:
+        future.set_result(anyio.run(fn, *args))
+    except BaseException as exc:
+        future.set_exception(exc)
+    return future

@@ -46,10 +46,11 @@ def test_execute_async_without_an_event_loop_runs_the_job_in_a_thread_of_its_own
     assert client.get_job_id() == client.job_id
     result = client.wait(timeout=30)
     assert result.job_name == "in a thread" and sorted(out) == [2, 4, 6]
-    assert client.get_job_status() is JobStatus.FINISHED and client.done
+    assert client.get_job_status().result() is JobStatus.FINISHED and client.done
+    assert client.get_job_execution_result().result() == result  # PyFlink's future form
     with pytest.raises(RuntimeError, match="has ended \\(FINISHED\\)"):
-        client.trigger_savepoint("/nowhere")
-    client.cancel()  # nothing to cancel any more: returns
+        client.trigger_savepoint("/nowhere").result()
+    assert client.cancel().result() is None  # nothing to cancel any more
 
 
 def job_threads() -> list[str]:
@@ -62,11 +63,15 @@ def test_a_threaded_client_cancels_an_unbounded_job_from_the_calling_thread() ->
     env.from_sequence(1, 10**15).add_sink(lambda x: seen.set())
     client = env.execute_async("forever")
     assert seen.wait(30)  # it runs without anyone awaiting it
-    assert client.get_job_status() is JobStatus.RUNNING
-    client.cancel()
-    assert client.get_job_status() is JobStatus.CANCELED
+    assert client.get_job_status().result() is JobStatus.RUNNING
+    result = client.get_job_execution_result()
+    assert not result.done()
+    client.cancel().result(timeout=30)  # PyFlink's JobClient: calls return futures
+    assert client.get_job_status().result() is JobStatus.CANCELED
     with pytest.raises(JobCancelledError, match="'forever' was cancelled"):
-        client.wait(timeout=0)
+        result.result(timeout=30)
+    with pytest.raises(JobCancelledError, match="'forever' was cancelled"):
+        client.wait(timeout=30)
     assert job_threads() == []  # its loop and thread are gone
 
 

@@ -180,7 +180,7 @@ def test_row_keys_survive_a_savepoint_and_a_restore(tmp_path: Path) -> None:
     )
     client = env.execute_async("rows")
     assert enough.wait(30)
-    path = client.stop_with_savepoint()  # PyFlink's default: no drain, configured directory
+    path = client.stop_with_savepoint().result()  # PyFlink's default: no drain, configured dir
     assert Path(path).is_relative_to(tmp_path / "sp")
 
     out: list[tuple[Row, int]] = []
@@ -356,18 +356,18 @@ def test_savepoints_need_a_directory_and_drain_is_refused(tmp_path: Path) -> Non
     try:
         assert running.wait(30)
         with pytest.raises(ValueError, match="no savepoint directory: pass one"):
-            client.trigger_savepoint()
+            client.trigger_savepoint()  # refused at the call, before any future
         with pytest.raises(NotImplementedError, match="Flink's drain"):
             client.stop_with_savepoint(True, str(tmp_path / "sp"))
         with pytest.raises(TypeError, match="the first argument is a bool"):
             client.stop_with_savepoint(str(tmp_path), str(tmp_path))
-        path = client.trigger_savepoint(savepoint_directory=str(tmp_path / "sp"))
+        path = client.trigger_savepoint(savepoint_directory=str(tmp_path / "sp")).result()
         assert Path(path).is_relative_to(tmp_path / "sp")
         env.set_default_savepoint_directory(str(tmp_path / "later"))  # a started job: no effect
         with pytest.raises(ValueError, match="no savepoint directory"):
             client.trigger_savepoint()
     finally:
-        client.cancel()
+        client.cancel().result(timeout=30)
 
 
 # --- metrics ---
@@ -398,7 +398,7 @@ def test_user_metrics_are_listed_by_operator_and_subtask() -> None:
         assert seen.wait(30)
         metrics = client.metrics()
     finally:
-        client.cancel()
+        client.cancel().result(timeout=30)
     assert set(metrics) == {"measured"}  # operators without metrics are left out
     assert set(metrics["measured"]) <= {0, 1} and metrics["measured"]
     for index, values in metrics["measured"].items():
