@@ -22,8 +22,7 @@ import statistics
 import time
 from typing import Any
 
-import anyio
-
+from bench.bench_time import timed_job
 from streamlet import (
     BroadcastProcessFunction,
     MapStateDescriptor,
@@ -109,16 +108,6 @@ def plain_enrich(n: int) -> tuple[int, int]:
     return count, enriched
 
 
-def _timed_engine(n: int) -> tuple[float, tuple[int, int]]:
-    async def main() -> tuple[float, tuple[int, int]]:
-        cpu = time.process_time()
-        result = await engine_enrich(n)
-        return time.process_time() - cpu, result
-
-    gc.collect()
-    return anyio.run(main)
-
-
 def _timed_plain(n: int) -> tuple[float, tuple[int, int]]:
     gc.collect()
     cpu = time.process_time()
@@ -131,7 +120,7 @@ def _enrichment() -> dict[str, Any]:
     enriched = []
     for _ in range(REPEAT):
         base, (plain_count, plain_enriched) = _timed_plain(N)
-        engine, (count, engine_enriched) = _timed_engine(N)
+        engine, (count, engine_enriched) = timed_job(engine_enrich, N)
         assert count == plain_count == plain_enriched == N, (count, plain_count)
         # Only events before the first rules arrived may lack their rule.
         assert engine_enriched >= N * 0.99, engine_enriched

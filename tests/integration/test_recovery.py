@@ -20,84 +20,16 @@ from streamlet import (
 )
 from streamlet.checkpoints.errors import CorruptCheckpointError
 from streamlet.job.restart import RestartStrategies
-from streamlet.operators.sources.base import Source, SourceReader
+from streamlet.operators.sources.base import Source
 from streamlet.state import ValueStateDescriptor
 from streamlet.state.key_groups import assign_to_key_group, subtask_for_key_group
 from streamlet.testing import FaultInjector, inject_faults
+from tests.helpers import Ranges
 
 pytestmark = pytest.mark.asyncio
 
 N = 6000
 KEYS = 40
-
-
-class GatedSequence(Source[int]):
-    """0..n-1 in small batches over 4 splits; pauses after ``pause_after`` records per split
-    until ``gate`` is set (so a test can take a savepoint mid-stream). With
-    ``pace_batches``, a reader waits after that many batches until one more checkpoint
-    completed, so a run has checkpoints all along, however slow the machine."""
-
-    name = "Gated Sequence"
-
-    def __init__(
-        self,
-        n: int,
-        pause_after: int | None = None,
-        delay_s: float = 0.0,
-        pace_batches: int | None = None,
-    ) -> None:
-        self.n = n
-        self.pause_after = pause_after
-        self.delay_s = delay_s
-        self.pace_batches = pace_batches
-        #: Checkpoint completions seen by the readers (each reader counts each).
-        self.completed = 0
-        self.gate = anyio.Event()
-        self.paused = 0
-
-    def create_splits(self, parallelism: int) -> list[Any]:
-        return [[i * self.n // 4, (i + 1) * self.n // 4] for i in range(4)]
-
-    def create_reader(self, split: Any, position: Any | None) -> SourceReader[int]:
-        source = self
-        lo, hi = split
-        start = lo if position is None else position
-
-        class Reader(SourceReader[int]):
-            next = start
-            batches = 0
-
-            async def read_batch(self, max_records: int) -> list[int] | None:
-                if self.next >= hi:
-                    return None
-                self.batches += 1
-                if source.pace_batches and self.batches % source.pace_batches == 0:
-                    seen = source.completed
-                    while source.completed == seen:
-                        await anyio.sleep(0.001)
-                if (
-                    source.pause_after is not None
-                    and self.next - lo >= source.pause_after
-                    and not source.gate.is_set()
-                ):
-                    source.paused += 1
-                    await source.gate.wait()
-                end = min(self.next + 16, hi)
-                batch = list(range(self.next, end))
-                self.next = end
-                if source.delay_s:
-                    await anyio.sleep(source.delay_s)
-                else:
-                    await anyio.lowlevel.checkpoint()
-                return batch
-
-            def position(self) -> int:
-                return self.next
-
-            async def notify_checkpoint_complete(self, checkpoint_id: int, position: Any) -> None:
-                source.completed += 1
-
-        return Reader()
 
 
 class CountPerKey(KeyedProcessFunction):
@@ -144,7 +76,7 @@ def assert_placement(out: list[tuple[str, int, int]], parallelism: int) -> None:
 
 async def _run_until_paused_then_stop(
     env: StreamExecutionEnvironment,
-    source: GatedSequence,
+    source: Ranges,
     savepoints: Path,
     restore: str | None = None,
 ) -> str:
@@ -162,7 +94,7 @@ async def test_rescale_4_to_2_to_3_keeps_per_key_results_and_placement(tmp_path:
     savepoints = tmp_path / "savepoints"
     # Phase 1 at parallelism 4: the first quarter of every split, then a savepoint.
     out1: list[Any] = []
-    source = GatedSequence(N, pause_after=N // 16)
+    source = Ranges(N, pause_after=N // 16)
     env = env_for(tmp_path, 4)
     build(env, source, out1)
     sp1 = await _run_until_paused_then_stop(env, source, savepoints)
@@ -170,7 +102,7 @@ async def test_rescale_4_to_2_to_3_keeps_per_key_results_and_placement(tmp_path:
 
     # Phase 2 at parallelism 2, restored from it: up to half of every split.
     out2: list[Any] = []
-    source = GatedSequence(N, pause_after=N // 8)
+    source = Ranges(N, pause_after=N // 8)
     env = env_for(tmp_path, 2)
     build(env, source, out2)
     sp2 = await _run_until_paused_then_stop(env, source, savepoints, restore=sp1)
@@ -179,7 +111,7 @@ async def test_rescale_4_to_2_to_3_keeps_per_key_results_and_placement(tmp_path:
     # Phase 3 at parallelism 3, restored from that: to the end.
     out3: list[Any] = []
     env = env_for(tmp_path, 3)
-    build(env, GatedSequence(N), out3)
+    build(env, Ranges(N), out3)
     await env.execute("rescale", restore=sp2)
     assert_placement(out3, 3)
 
@@ -193,7 +125,7 @@ async def test_rescale_4_to_2_to_3_keeps_per_key_results_and_placement(tmp_path:
 
 
 async def test_savepoint_while_running_then_restore_from_it(tmp_path: Path) -> None:
-    source = GatedSequence(N, pause_after=N // 8)
+    source = Ranges(N, pause_after=N // 8)
     out: list[Any] = []
     env = env_for(tmp_path, 2)
     build(env, source, out)
@@ -211,7 +143,7 @@ async def test_savepoint_while_running_then_restore_from_it(tmp_path: Path) -> N
     # input arrives at the same totals.
     again: list[Any] = []
     env = env_for(tmp_path, 2)
-    build(env, GatedSequence(N), again)
+    build(env, Ranges(N), again)
     await env.execute("savepoint-restored", restore=path)
     assert finals(again) == {f"k{k}": N // KEYS for k in range(KEYS)}
     assert min(n for _, _, n in again) > 1  # counting resumed, not restarted
@@ -222,7 +154,7 @@ async def test_restore_latest_without_checkpoints_starts_fresh_and_says_so(
 ) -> None:
     out: list[Any] = []
     env = env_for(tmp_path, 2)
-    build(env, GatedSequence(400), out)
+    build(env, Ranges(400), out)
     with caplog.at_level(logging.INFO, logger="streamlet.job.recovery"):
         await env.execute("fresh", restore="latest")
     assert "no completed checkpoint to restore; starting from scratch" in caplog.text
@@ -234,7 +166,7 @@ async def _checkpointed_run(tmp_path: Path, name: str, retained: int = 3) -> Pat
     env.enable_checkpointing(10)
     env.get_checkpoint_config().set_max_retained_checkpoints(retained)
     out: list[Any] = []
-    build(env, GatedSequence(2000, pace_batches=8), out)
+    build(env, Ranges(2000, pace_batches=8), out)
     result = await env.execute(name)
     assert result.checkpoints_completed >= 3
     return tmp_path / "checkpoints" / name
@@ -255,7 +187,7 @@ async def test_restore_latest_falls_back_past_a_corrupt_checkpoint_with_an_error
 
     out: list[Any] = []
     env = env_for(tmp_path, 2)
-    build(env, GatedSequence(2000), out)
+    build(env, Ranges(2000), out)
     with caplog.at_level(logging.INFO, logger="streamlet.job.recovery"):
         result = await env.execute("corrupt", restore="latest")
     errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
@@ -271,7 +203,7 @@ async def test_restore_latest_falls_back_past_a_corrupt_checkpoint_with_an_error
         assert n == 50, (key, n)
 
     env = env_for(tmp_path, 2)
-    build(env, GatedSequence(2000), [])
+    build(env, Ranges(2000), [])
     with pytest.raises(CorruptCheckpointError, match=state_file.name):
         await env.execute("corrupt-explicit", restore=str(newest))
 
@@ -282,7 +214,7 @@ async def test_state_of_an_unknown_uid_needs_allow_non_restored_state(tmp_path: 
     out: list[Any] = []
     env = env_for(tmp_path, 2)
     (
-        env.from_source(GatedSequence(2000))
+        env.from_source(Ranges(2000))
         .uid("source")
         .key_by(lambda i: f"k{i % KEYS}")
         .process(CountPerKey())
@@ -296,7 +228,7 @@ async def test_state_of_an_unknown_uid_needs_allow_non_restored_state(tmp_path: 
 
     env = env_for(tmp_path, 2)
     (
-        env.from_source(GatedSequence(2000))
+        env.from_source(Ranges(2000))
         .uid("source")
         .key_by(lambda i: f"k{i % KEYS}")
         .process(CountPerKey())
@@ -317,7 +249,7 @@ async def test_restart_restores_the_latest_checkpoint_and_counts_stay_exact(
         FaultInjector().fail_record("counter", 300, subtask=1).fail_snapshot("counter", 2, 0),
     )
     out: list[Any] = []
-    build(env, GatedSequence(N), out)
+    build(env, Ranges(N), out)
     result = await env.execute("restarts")
     assert result.restart_count == 2
     assert len(injector.fired) == 2
@@ -335,7 +267,7 @@ async def test_exhausted_restart_strategy_raises_the_last_failure(tmp_path: Path
     env.enable_checkpointing(10)
     env.set_restart_strategy(RestartStrategies.fixed_delay_restart(1, 0))
     inject_faults(env, FaultInjector().fail_record("counter", 50, 0).fail_record("counter", 100, 1))
-    build(env, GatedSequence(N), [])
+    build(env, Ranges(N), [])
     with pytest.raises(JobExecutionError) as info:
         await env.execute("exhausted")
     assert isinstance(info.value.__cause__, InjectedFault)
@@ -346,14 +278,14 @@ async def test_a_savepoint_on_disk_restores_into_a_job_with_in_memory_checkpoint
     tmp_path: Path,
 ) -> None:
     # Regression: the path was resolved through the job's (memory) storage and not found.
-    source = GatedSequence(N, pause_after=N // 8)
+    source = Ranges(N, pause_after=N // 8)
     env = env_for(tmp_path, 2)
     build(env, source, [])
     path = await _run_until_paused_then_stop(env, source, tmp_path / "savepoints")
 
     out: list[Any] = []
     env = StreamExecutionEnvironment.get_execution_environment().set_parallelism(2)
-    build(env, GatedSequence(N), out)  # no checkpoint directory: checkpoints in memory
+    build(env, Ranges(N), out)  # no checkpoint directory: checkpoints in memory
     await env.execute("rescale", restore=path)
     assert finals(out) == {f"k{k}": N // KEYS for k in range(KEYS)}
 
@@ -391,7 +323,7 @@ def assert_committed_exactly_once(out_dir: Path, n: int) -> None:
 async def test_a_failover_after_a_savepoint_restores_the_savepoint(tmp_path: Path) -> None:
     # The savepoint's completion let the FileSink commit up to it; restoring anything older
     # (here: nothing, no periodic checkpoint completes) would commit those records again.
-    source = GatedSequence(N, pause_after=N // 8)
+    source = Ranges(N, pause_after=N // 8)
     switch = {"armed": False, "fired": False}
     env = env_for(tmp_path, 2)
     env.enable_checkpointing(3_600_000)
@@ -414,7 +346,7 @@ async def test_a_failover_after_a_savepoint_restores_the_savepoint(tmp_path: Pat
 
 
 async def test_stop_with_savepoint_then_restore_latest_resumes_from_it(tmp_path: Path) -> None:
-    source = GatedSequence(N, pause_after=N // 8)
+    source = Ranges(N, pause_after=N // 8)
     env = env_for(tmp_path, 2)
     env.enable_checkpointing(3_600_000)
     build_exactly_once(env, source, tmp_path / "out")
@@ -434,7 +366,7 @@ async def test_stop_with_savepoint_then_restore_latest_resumes_from_it(tmp_path:
 
     env = env_for(tmp_path, 2)
     env.enable_checkpointing(3_600_000)
-    build_exactly_once(env, GatedSequence(N), tmp_path / "out")
+    build_exactly_once(env, Ranges(N), tmp_path / "out")
     result = await env.execute("stopped", restore="latest")
     assert result.restored_from == path
     assert_committed_exactly_once(tmp_path / "out", N)
@@ -444,7 +376,7 @@ async def _committed_run(tmp_path: Path, name: str, retained: int) -> Path:
     env = env_for(tmp_path, 2)
     env.enable_checkpointing(10)
     env.get_checkpoint_config().set_max_retained_checkpoints(retained)
-    build_exactly_once(env, GatedSequence(2000, pace_batches=8), tmp_path / "out")
+    build_exactly_once(env, Ranges(2000, pace_batches=8), tmp_path / "out")
     result = await env.execute(name)
     assert result.checkpoints_completed >= 2
     return tmp_path / "checkpoints" / name
@@ -475,7 +407,7 @@ async def test_restore_latest_refuses_to_rewind_past_what_an_exactly_once_sink_c
     before = read_committed(tmp_path / "out")
 
     env = env_for(tmp_path, 2)
-    build_exactly_once(env, GatedSequence(2000), tmp_path / "out")
+    build_exactly_once(env, Ranges(2000), tmp_path / "out")
     with caplog.at_level(logging.ERROR, logger="streamlet.job.recovery"):
         with pytest.raises(CorruptCheckpointError, match="exactly-once sink") as info:
             await env.execute("committed", restore="latest")
@@ -497,7 +429,7 @@ async def test_restore_latest_refuses_when_no_valid_checkpoint_is_left(tmp_path:
         state_file.write_bytes(bytes(data))
     out: list[Any] = []
     env = env_for(tmp_path, 2)
-    build(env, GatedSequence(2000), out)
+    build(env, Ranges(2000), out)
     with pytest.raises(CorruptCheckpointError, match="no valid checkpoint is left"):
         await env.execute("nothing-left", restore="latest")
     assert out == []  # never started from empty state
@@ -511,7 +443,7 @@ async def test_unreadable_metadata_falls_back_like_corrupt_metadata(tmp_path: Pa
     (newest / "_metadata").mkdir()
     out: list[Any] = []
     env = env_for(tmp_path, 2)
-    build(env, GatedSequence(2000), out)
+    build(env, Ranges(2000), out)
     result = await env.execute("unreadable", restore="latest")
     assert result.restored_from is not None and Path(result.restored_from) != newest
     assert out and all(n == 50 for n in finals(out).values())  # resumed, exact counts
@@ -524,7 +456,7 @@ async def test_a_start_removes_checkpoints_a_crash_left_without_metadata(tmp_pat
     crash_left.mkdir()
     shutil.copy(next(newest.glob("op-*.state")), crash_left)
     env = env_for(tmp_path, 2)
-    build(env, GatedSequence(2000), [])
+    build(env, Ranges(2000), [])
     result = await env.execute("crashed", restore="latest")
     assert result.restored_from == str(newest)  # an in-flight checkpoint is not damage
     assert not crash_left.exists()
