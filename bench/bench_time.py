@@ -27,7 +27,8 @@ import logging
 import os
 import statistics
 import time
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import anyio
 
@@ -46,6 +47,8 @@ from streamlet import (
 from streamlet.operators.sources.collection import SequenceSource
 
 __all__ = ["run"]
+
+T = TypeVar("T")
 
 N = int(os.environ.get("STREAMLET_BENCH_N", "2000000"))
 REPEAT = int(os.environ.get("STREAMLET_BENCH_REPEAT", "5"))
@@ -86,10 +89,10 @@ def add(a: tuple[int, int], b: tuple[int, int]) -> tuple[int, int]:
     return (a[0], a[1] + b[1])
 
 
-def timed_job(job: Any, *args: Any) -> tuple[float, int]:
+def timed_job(job: Callable[..., Awaitable[T]], *args: Any) -> tuple[float, T]:
     """Run ``job(*args)`` in a fresh event loop; return (CPU seconds, its result)."""
 
-    async def main() -> tuple[float, int]:
+    async def main() -> tuple[float, T]:
         cpu = time.process_time()
         n = await job(*args)
         return time.process_time() - cpu, n

@@ -453,12 +453,18 @@ class DataStream(_NodeHandle):
         api: str,
         name: str,
         func: Any,
-        second: DataStream,
-        key_selector: KeySelectors | None,
+        second: Any,
+        key_selector: KeySelectors | Callable[[Any], Any] | None,
+        args: tuple[Any, ...] = (),
+        what: str | None = None,
     ) -> DataStream:
-        """Add the operator of connected streams: this stream its first input, ``second``
-        its second (see :class:`~streamlet.api.connected.ConnectedStreams`)."""
-        derived.check_copyable(func, f"connect(...).{api.removeprefix('co_')}")
+        """Add an operator of two inputs: this stream its first input, ``second`` (a stream,
+        or a BroadcastStream) its second. Connected streams, the broadcast pattern and the
+        interval join all add theirs here.
+
+        :param what: the API call, for the error if ``func`` cannot be copied
+        """
+        derived.check_copyable(func, what or f"connect(...).{api.removeprefix('co_')}")
         node = self._env._graph.add_node(
             OPERATIONS[api],
             name,
@@ -466,6 +472,7 @@ class DataStream(_NodeHandle):
             second_inputs=list(second._inputs),
             function=func,
             key_selector=key_selector,
+            args=args,
         )
         self._env._check_forward_edges(node)
         return DataStream(self._env, [(node, None, None)], node)
@@ -476,18 +483,15 @@ class DataStream(_NodeHandle):
         """Add the operator of the broadcast state pattern: this stream (the events) its
         first input, ``broadcast_stream`` its second (see
         :class:`~streamlet.api.broadcast.BroadcastConnectedStream`)."""
-        derived.check_copyable(func, "connect(broadcast_stream).process")
-        node = self._env._graph.add_node(
-            OPERATIONS["broadcast_process"],
+        return self._two_input_node(
+            "broadcast_process",
             name,
-            list(self._inputs),
-            second_inputs=list(broadcast_stream._inputs),
-            function=func,
-            key_selector=self._key_selector if keyed else None,
-            args=(broadcast_stream.broadcast_state_descriptors,),
+            func,
+            broadcast_stream,
+            self._key_selector if keyed else None,
+            (broadcast_stream.broadcast_state_descriptors,),
+            "connect(broadcast_stream).process",
         )
-        self._env._check_forward_edges(node)
-        return DataStream(self._env, [(node, None, None)], node)
 
     # --- joins (streamlet.api.joins) ---
 
@@ -528,18 +532,15 @@ class DataStream(_NodeHandle):
         """Add the interval join's operator: this stream its left input, ``second`` its
         right (see :class:`~streamlet.api.joins.IntervalJoin`)."""
         FunctionAdapter(func, "process_element", "interval_join(...).process")
-        derived.check_copyable(func, "interval_join(...).process")
-        node = self._env._graph.add_node(
-            OPERATIONS["interval_join"],
+        return self._two_input_node(
+            "interval_join",
             "Interval Join",
-            list(self._inputs),
-            second_inputs=list(second._inputs),
-            function=func,
-            key_selector=key_selectors,
-            args=(spec,),
+            func,
+            second,
+            key_selectors,
+            (spec,),
+            "interval_join(...).process",
         )
-        self._env._check_forward_edges(node)
-        return DataStream(self._env, [(node, None, None)], node)
 
     def union(self, *streams: DataStream) -> DataStream:
         """Merge this stream with ``streams`` (same record type) into one stream."""
