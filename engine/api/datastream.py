@@ -305,8 +305,8 @@ class DataStream(_NodeHandle):
         self._env._check_forward_edges(node)
         return node
 
-    def _transform(self, name: str, fn: Any, api: str) -> DataStream:
-        node = self._add(api, name, function=fn)
+    def _transform(self, name: str, fn: Any, api: str, output_type: Any = None) -> DataStream:
+        node = self._add(api, name, function=fn, output_type=output_type)
         return DataStream(self._env, [(node, None, None)], node)
 
     def _partitioned(self, partitioner: Partitioner) -> DataStream:
@@ -318,12 +318,12 @@ class DataStream(_NodeHandle):
         """Apply ``func`` to every record (a callable, ``async def``, or a MapFunction).
         ``output_type`` (a ``Types`` type information) is accepted and not enforced."""
         _type_arg(output_type, "map(output_type)")
-        return _typed(self._transform("Map", func, "map"), output_type)
+        return self._transform("Map", func, "map", output_type)
 
     def flat_map(self, func: Any, output_type: Any = None) -> DataStream:
         """Replace every record by the records ``func`` returns or yields."""
         _type_arg(output_type, "flat_map(output_type)")
-        return _typed(self._transform("Flat Map", func, "flat_map"), output_type)
+        return self._transform("Flat Map", func, "flat_map", output_type)
 
     def filter(self, func: Any) -> DataStream:
         """Keep the records for which ``func`` is true."""
@@ -343,7 +343,7 @@ class DataStream(_NodeHandle):
                 f"(a KeyedProcessFunction or an on_timer method); timers are only available "
                 f"on a keyed stream: call key_by(...) first, then process()"
             )
-        return _typed(self._transform("Process", func, "process"), output_type)
+        return self._transform("Process", func, "process", output_type)
 
     def assign_timestamps_and_watermarks(self, watermark_strategy: WatermarkStrategy) -> DataStream:
         """Give every record the timestamp ``watermark_strategy``'s assigner extracts, and
@@ -676,17 +676,19 @@ class KeyedStream(DataStream):
         super().__init__(env, inputs)
         self._key_selector = key_selector
 
-    def _keyed(self, name: str, fn: Any, api: str) -> DataStream:
-        node = self._add(api, name, function=fn, key_selector=self._key_selector)
+    def _keyed(self, name: str, fn: Any, api: str, output_type: Any = None) -> DataStream:
+        node = self._add(
+            api, name, function=fn, key_selector=self._key_selector, output_type=output_type
+        )
         return DataStream(self._env, [(node, None, None)], node)
 
     def map(self, func: Any, output_type: Any = None) -> DataStream:
         _type_arg(output_type, "map(output_type)")
-        return _typed(self._keyed("Map", func, "map"), output_type)
+        return self._keyed("Map", func, "map", output_type)
 
     def flat_map(self, func: Any, output_type: Any = None) -> DataStream:
         _type_arg(output_type, "flat_map(output_type)")
-        return _typed(self._keyed("Flat Map", func, "flat_map"), output_type)
+        return self._keyed("Flat Map", func, "flat_map", output_type)
 
     def filter(self, func: Any) -> DataStream:
         return self._keyed("Filter", func, "filter")
@@ -694,7 +696,7 @@ class KeyedStream(DataStream):
     def process(self, func: Any, output_type: Any = None) -> DataStream:
         """Apply a KeyedProcessFunction (``process_element(value, ctx)``, keyed state)."""
         _type_arg(output_type, "process(output_type)")
-        return _typed(self._keyed("Keyed Process", func, "process"), output_type)
+        return self._keyed("Keyed Process", func, "process", output_type)
 
     def reduce(self, func: Any) -> DataStream:
         """Rolling reduce per key: emit ``func(previous, record)`` for every record."""
@@ -743,8 +745,10 @@ class KeyedStream(DataStream):
         """
         return IntervalJoin(self, self._check_other(other_stream, "interval_join"))
 
-    def _window_node(self, spec: WindowSpec, name: str) -> DataStream:
-        node = self._add("window", name, key_selector=self._key_selector, args=(spec,))
+    def _window_node(self, spec: WindowSpec, name: str, output_type: Any = None) -> DataStream:
+        node = self._add(
+            "window", name, key_selector=self._key_selector, args=(spec,), output_type=output_type
+        )
         return DataStream(self._env, [(node, None, None)], node)
 
     def _partitioned(self, partitioner: Partitioner) -> DataStream:
@@ -774,13 +778,6 @@ def _node_output_type(node: StreamNode) -> Any:
     while node.output_type is None and node.operation.api in _TYPE_PRESERVING and node.inputs:
         node = node.inputs[0].upstream
     return node.output_type
-
-
-def _typed(stream: DataStream, output_type: Any) -> DataStream:
-    """``stream``, its operator's output type recorded (see StreamNode.output_type)."""
-    if output_type is not None and stream._node is not None:
-        stream._node.output_type = output_type
-    return stream
 
 
 def _type_arg(type_info: Any, what: str) -> None:

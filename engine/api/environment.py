@@ -378,6 +378,7 @@ class StreamExecutionEnvironment:
             source_name or source.name,
             args=(source,),
             parallelism_limit=source.max_parallelism,
+            output_type=type_info,  # how print() shows the records
         )
         stream = DataStream(self, [(node, None, None)], node)
         if watermark_strategy is None or watermark_strategy.is_no_op():
@@ -419,10 +420,7 @@ class StreamExecutionEnvironment:
         """
         if type_info is not None:
             collection = conform_collection(list(collection), type_info)
-        stream = self.from_source(CollectionSource(collection))
-        if stream._node is not None:
-            stream._node.output_type = type_info  # how print() shows the records
-        return stream
+        return self.from_source(CollectionSource(collection), type_info=type_info)
 
     def from_sequence(self, start: int, end: int) -> DataStream:
         """Emit the integers ``start..end`` inclusive, split over the subtasks (replayable)."""

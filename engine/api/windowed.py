@@ -21,13 +21,6 @@ from streamlet.operators.windowing.triggers import Trigger
 __all__ = ["AllWindowedStream", "WindowedStream"]
 
 
-def _typed(stream: Any, output_type: Any) -> Any:
-    """The window's output stream, its PyFlink output type recorded for ``print()``."""
-    if output_type is not None and stream._node is not None:
-        stream._node.output_type = output_type
-    return stream
-
-
 #: A DataStream (the windowed result); ``Any`` so that this module and ``datastream``, which
 #: creates windowed streams, do not import each other.
 DataStream = Any
@@ -36,7 +29,7 @@ DataStream = Any
 class KeyedStream(Protocol):
     """What a windowed stream needs of its keyed stream: adding the window node."""
 
-    def _window_node(self, spec: WindowSpec, name: str) -> Any: ...
+    def _window_node(self, spec: WindowSpec, name: str, output_type: Any = None) -> Any: ...
 
     def _output_type(self) -> Any: ...
 
@@ -100,8 +93,8 @@ class WindowedStream:
         _check_callable(reduce_function, "reduce", "reduce")
         if output_type is None and window_function is None:
             output_type = self._keyed._output_type()  # a reduce keeps its input's type
-        return _typed(
-            self._build("reduce", reduce_function, window_function, "Window(Reduce)"), output_type
+        return self._build(
+            "reduce", reduce_function, window_function, "Window(Reduce)", output_type
         )
 
     def aggregate(
@@ -128,24 +121,23 @@ class WindowedStream:
                     f"{type(self._assigner).__name__} merges windows, so the "
                     f"AggregateFunction {aggregate_function!r} must implement merge()"
                 )
-        return _typed(
-            self._build("aggregate", aggregate_function, window_function, "Window(Aggregate)"),
-            output_type,
+        return self._build(
+            "aggregate", aggregate_function, window_function, "Window(Aggregate)", output_type
         )
 
     def process(self, process_window_function: Any, output_type: Any = None) -> DataStream:
         """Run a ProcessWindowFunction over each fired window's elements."""
         _check_callable(process_window_function, "process", "process")
-        return _typed(
-            self._build("process", process_window_function, None, "Window(Process)"), output_type
-        )
+        return self._build("process", process_window_function, None, "Window(Process)", output_type)
 
     def apply(self, window_function: Any, output_type: Any = None) -> DataStream:
         """Run a WindowFunction (``apply(key, window, inputs)``) over each fired window."""
         _check_callable(window_function, "apply", "apply")
-        return _typed(self._build("apply", window_function, None, "Window(Apply)"), output_type)
+        return self._build("apply", window_function, None, "Window(Apply)", output_type)
 
-    def _build(self, kind: str, function: Any, window_function: Any, name: str) -> DataStream:
+    def _build(
+        self, kind: str, function: Any, window_function: Any, name: str, output_type: Any = None
+    ) -> DataStream:
         if window_function is not None and not (
             callable(getattr(window_function, "process", None))
             or callable(getattr(window_function, "apply", None))
@@ -166,7 +158,7 @@ class WindowedStream:
             window_function=window_function,
             all_windows=self._all,
         )
-        stream = self._keyed._window_node(spec, name)
+        stream = self._keyed._window_node(spec, name, output_type)
         if self._all:
             node = stream._own_node("window_all")
             node.parallelism = 1

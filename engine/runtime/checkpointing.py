@@ -136,6 +136,9 @@ class BlockableInput(Protocol):
 class Mailbox(Protocol):
     """Where the coordinator's messages to a subtask go: run between two batches."""
 
+    #: Whether the subtask still runs, and so still runs what is posted to it.
+    running: bool
+
     def post(self, action: Callable[[], Awaitable[None]]) -> None: ...
 
 
@@ -403,7 +406,7 @@ class MailboxGateway:
         lets the savepoint's completion reach every sink before the job stops."""
         waiting = []
         for mailbox, _ in self._subtasks.values():
-            if getattr(mailbox, "running", True):
+            if mailbox.running:
                 done = anyio.Event()
 
                 async def mark(done: anyio.Event = done) -> None:
@@ -413,6 +416,6 @@ class MailboxGateway:
                 waiting.append((mailbox, done))
         for mailbox, done in waiting:
             # A subtask that ends meanwhile runs nothing more: it is not waited for.
-            while not done.is_set() and getattr(mailbox, "running", True):
+            while not done.is_set() and mailbox.running:
                 with anyio.move_on_after(0.05):
                     await done.wait()
