@@ -412,9 +412,9 @@ class CheckpointConfig:
         """Return True if periodic checkpoints are enabled (an interval is set)."""
         return self.interval_ms is not None
 
-    def get_checkpoint_interval(self) -> int | None:
-        """Return the trigger interval in ms, or ``None`` if disabled."""
-        return self.interval_ms
+    def get_checkpoint_interval(self) -> int:
+        """Return the trigger interval in ms, -1 when checkpointing is off (as Flink)."""
+        return -1 if self.interval_ms is None else self.interval_ms
 
     def get_checkpointing_mode(self) -> CheckpointingMode:
         """Return the checkpointing mode."""

@@ -35,6 +35,14 @@ from streamlet.api.joins import CoGroupedStreams as CoGroupedStreams
 from streamlet.api.joins import IntervalJoin as IntervalJoin
 from streamlet.api.joins import IntervalJoined as IntervalJoined
 from streamlet.api.joins import JoinedStreams as JoinedStreams
+from streamlet.api.table import EnvironmentSettings as EnvironmentSettings
+from streamlet.api.table import StreamTableEnvironment as StreamTableEnvironment
+from streamlet.api.table import Table as Table
+from streamlet.api.table import TableConfig as TableConfig
+from streamlet.api.table import TableDescriptor as TableDescriptor
+from streamlet.api.table_types import DataType as DataType
+from streamlet.api.table_types import DataTypes as DataTypes
+from streamlet.api.table_types import Schema as Schema
 from streamlet.api.windowed import AllWindowedStream as AllWindowedStream
 from streamlet.api.windowed import WindowedStream as WindowedStream
 from streamlet.checkpoints.config import CheckpointConfig as CheckpointConfig
@@ -112,6 +120,8 @@ from streamlet.operators.sources.base import DeliveryGuarantee as DeliveryGuaran
 from streamlet.operators.sources.base import Source as Source
 from streamlet.operators.sources.base import SourceReader as SourceReader
 from streamlet.operators.sources.collection import SequenceSource as NumberSequenceSource
+from streamlet.operators.sources.datagen import DataGenField as DataGenField
+from streamlet.operators.sources.datagen import DataGenSource as DataGenSource
 from streamlet.operators.sources.file_source import BulkFormat as BulkFormat
 from streamlet.operators.sources.file_source import (
     FileEnumeratorProvider as FileEnumeratorProvider,
@@ -217,13 +227,18 @@ __all__ = [
     "CountTumblingWindowAssigner",
     "CountWindow",
     "Counter",
+    "DataGenField",
+    "DataGenSource",
     "DataStream",
     "DataStreamSink",
+    "DataType",
+    "DataTypes",
     "DefaultRollingPolicy",
     "DeliveryGuarantee",
     "Distribution",
     "Duration",
     "Encoder",
+    "EnvironmentSettings",
     "EventTimeSessionWindows",
     "EventTimeTrigger",
     "Evictor",
@@ -291,6 +306,7 @@ __all__ = [
     "RowTypeInfo",
     "RuntimeContext",
     "RuntimeExecutionMode",
+    "Schema",
     "SessionWindowTimeGapExtractor",
     "Sink",
     "SinkFunction",
@@ -304,9 +320,13 @@ __all__ = [
     "StreamExecutionEnvironment",
     "StreamFormat",
     "StreamRecord",
+    "StreamTableEnvironment",
     "StreamingFileSink",
     "StreamletError",
     "SystemClock",
+    "Table",
+    "TableConfig",
+    "TableDescriptor",
     "Time",
     "TimeDomain",
     "TimeEvictor",

@@ -245,8 +245,7 @@ class StreamExecutionEnvironment:
 
     def get_checkpoint_interval(self) -> int:
         """The checkpoint interval in ms, -1 when checkpointing is off (as PyFlink)."""
-        interval = self._checkpoint_config.get_checkpoint_interval()
-        return -1 if interval is None else interval
+        return self._checkpoint_config.get_checkpoint_interval()
 
     def get_checkpointing_mode(self) -> CheckpointingMode:
         return self._checkpoint_config.get_checkpointing_mode()

@@ -1,6 +1,6 @@
 """PyFlink names streamlet does not have yet: importing one says so, at build time.
 
-A PyFlink program that imports, say, ``StreamTableEnvironment`` or ``KafkaSource`` from
+A PyFlink program that imports, say, ``TableEnvironment`` or ``KafkaSource`` from
 ``streamlet`` (its imports rewritten from ``pyflink...``) gets a ``NotImplementedError``
 naming the feature, what to use instead where there is something, and the README's table
 of what maps to Flink, rather than an ``ImportError`` that looks like a typo or an
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 __all__ = ["UNSUPPORTED", "unsupported"]
 
-_TABLE = "the Table API and SQL (pyflink.table)"
+_TABLE = "SQL and the relational Table API (pyflink.table)"
 _KAFKA = "the Kafka connector"
 _CONNECTOR = "this connector"
 _FORMAT = "Flink's (de)serialization schemas (records here are Python objects, never bytes)"
@@ -19,15 +19,13 @@ _FORMAT = "Flink's (de)serialization schemas (records here are Python objects, n
 #: PyFlink name -> (the feature it belongs to, what to use instead or "").
 UNSUPPORTED: dict[str, tuple[str, str]] = {
     **{
-        name: (_TABLE, "write the job with the DataStream API")
+        name: (
+            _TABLE,
+            "read tables with StreamTableEnvironment.to_data_stream and go on with the "
+            "DataStream API",
+        )
         for name in (
-            "StreamTableEnvironment",
             "TableEnvironment",
-            "EnvironmentSettings",
-            "TableDescriptor",
-            "Schema",
-            "DataTypes",
-            "Table",
             "TableResult",
             "TableSchema",
             "FormatDescriptor",

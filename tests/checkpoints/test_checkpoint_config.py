@@ -16,7 +16,7 @@ from streamlet.checkpoints.config import parse_storage_uri
 
 def test_defaults_match_flink():
     cfg = CheckpointConfig()
-    assert cfg.get_checkpoint_interval() is None
+    assert cfg.get_checkpoint_interval() == -1
     assert not cfg.is_checkpointing_enabled()
     assert cfg.get_checkpointing_mode() is CheckpointingMode.EXACTLY_ONCE
     assert cfg.get_checkpoint_timeout() == 600_000

@@ -9,8 +9,8 @@ from streamlet.api.unsupported import UNSUPPORTED
 
 
 def test_importing_a_missing_pyflink_name_says_which_feature_is_missing() -> None:
-    with pytest.raises(NotImplementedError, match=r"^StreamTableEnvironment: the Table API"):
-        from streamlet import StreamTableEnvironment  # noqa: F401
+    with pytest.raises(NotImplementedError, match=r"^TableEnvironment: SQL and the relational"):
+        from streamlet import TableEnvironment  # noqa: F401
     with pytest.raises(NotImplementedError, match=r"KafkaSource: the Kafka connector.*README"):
         from streamlet import KafkaSource  # noqa: F401
 
