@@ -77,6 +77,15 @@ MUTANTS = (
             "tests/integration/test_connected_recovery.py",
         ),
     ),
+    Mutant(
+        # Drain: the sources' stop request ignored, so the drained savepoint never comes
+        # (or, were it taken anyway, would not follow the MAX watermark).
+        name="M-drain: a source ignores the request to stop its input",
+        path="engine/runtime/subtask.py",
+        original="                if self.input_stopped:  # set by a mailbox action (stop_input)\n",
+        replacement="                if False:\n",
+        tests=("tests/integration/test_drain.py",),
+    ),
 )
 
 

@@ -17,14 +17,11 @@ __all__ = ["JobClient", "savepoint_arguments"]
 def savepoint_arguments(
     advance_to_end_of_event_time: bool | str | os.PathLike[str],
     savepoint_directory: str | os.PathLike[str] | None,
-) -> str | os.PathLike[str] | None:
-    """The directory ``stop_with_savepoint`` was given: PyFlink's
+) -> tuple[str | os.PathLike[str] | None, bool]:
+    """The directory and drain flag ``stop_with_savepoint`` was given: PyFlink's
     ``(advance_to_end_of_event_time, savepoint_directory=None)``, or streamlet's older
-    ``(path)``.
+    ``(path)`` (no drain).
 
-    :raises NotImplementedError: for ``advance_to_end_of_event_time=True``: Flink's drain
-        (a MAX watermark before the savepoint, firing every timer and window) is not built
-        yet; stop without it, or let bounded sources end
     :raises TypeError: for arguments of other types
     """
     if isinstance(advance_to_end_of_event_time, str | os.PathLike):
@@ -33,19 +30,12 @@ def savepoint_arguments(
                 "stop_with_savepoint(advance_to_end_of_event_time, savepoint_directory): the "
                 f"first argument is a bool, got {advance_to_end_of_event_time!r}"
             )
-        return advance_to_end_of_event_time
+        return advance_to_end_of_event_time, False
     if not isinstance(advance_to_end_of_event_time, bool):
         raise TypeError(
             f"advance_to_end_of_event_time must be a bool, got {advance_to_end_of_event_time!r}"
         )
-    if advance_to_end_of_event_time:
-        raise NotImplementedError(
-            "stop_with_savepoint(advance_to_end_of_event_time=True), Flink's drain (a MAX "
-            "watermark before the final savepoint, firing every event-time timer and "
-            "window), is not supported yet: call stop_with_savepoint(False, ...) (see the "
-            'README\'s "How it maps to Flink" table)'
-        )
-    return savepoint_directory
+    return savepoint_directory, advance_to_end_of_event_time
 
 
 class JobClient:
@@ -165,13 +155,16 @@ class JobClient:
         """Take a savepoint, then stop the job, which ends as FINISHED; return its location
         (PyFlink's signature; ``stop_with_savepoint(path)`` also works, as before).
 
-        :raises NotImplementedError: for ``advance_to_end_of_event_time=True`` (see
-            :func:`savepoint_arguments`)
+        With ``advance_to_end_of_event_time=True`` (Flink's ``--drain``) the sources stop
+        reading first and emit the MAX watermark, so every event-time timer and window
+        fires before the savepoint; that needs checkpointing on (the savepoint is the
+        job's final checkpoint). Without it, the job stops with its timers pending, to be
+        resumed from the savepoint.
         """
-        directory = self.savepoint_directory(
-            savepoint_arguments(advance_to_end_of_event_time, savepoint_directory)
+        directory, drain = savepoint_arguments(advance_to_end_of_event_time, savepoint_directory)
+        location = await self._runner.stop_with_savepoint(
+            self.savepoint_directory(directory), drain=drain
         )
-        location = await self._runner.stop_with_savepoint(directory)
         await self._done.wait()
         return location
 

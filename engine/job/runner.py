@@ -26,6 +26,7 @@ from streamlet.checkpoints.errors import (
     CheckpointFailureReason,
     CheckpointStorageError,
 )
+from streamlet.checkpoints.events import CheckpointKind
 from streamlet.checkpoints.file_blob_store import FileBlobStore
 from streamlet.checkpoints.layout import safe_name
 from streamlet.checkpoints.storage import (
@@ -54,7 +55,7 @@ from streamlet.operators.sinks.two_phase import TwoPhaseCommitSink
 from streamlet.operators.sources.base import DeliveryGuarantee, SourceSessionContext
 from streamlet.runtime.checkpointing import MailboxGateway, SubtaskCheckpointer
 from streamlet.runtime.deploy import Deployment, RestoredState, coordinator_triggered, deploy
-from streamlet.runtime.final_checkpoint import FinalCheckpoint
+from streamlet.runtime.final_checkpoint import FinalCheckpoint, FinalCheckpointState
 from streamlet.runtime.subtask import (
     Subtask,
     SubtaskSettings,
@@ -113,6 +114,11 @@ class JobRunner:
         )
         self._stopped_with_savepoint: str | None = None
         self._attempt_scope: anyio.CancelScope | None = None
+        #: While a stop with drain runs: where its savepoint goes, and the event set when
+        #: the attempt took it (``_stopped_with_savepoint`` set) or ended without it.
+        self._drain_target: str | None = None
+        self._drain_done: anyio.Event | None = None
+        self._final: FinalCheckpoint | None = None
         self.job_id = uuid.uuid4().hex
         self.status = JobStatus.CREATED
         self.restart_count = 0
@@ -375,6 +381,11 @@ class JobRunner:
     async def trigger_savepoint(self, target_directory: str) -> str:
         """Take a savepoint into ``target_directory``; return its path."""
         coordinator = self._require_running("trigger_savepoint")
+        self._check_savepoint_target(target_directory)
+        completed = await coordinator.trigger_savepoint(str(target_directory))
+        return completed.location
+
+    def _check_savepoint_target(self, target_directory: str) -> None:
         storage_dir = self.config.checkpoint_config.get_checkpoint_storage_dir()
         if storage_dir is None and not str(target_directory).startswith("memory://"):
             raise ValueError(
@@ -382,21 +393,63 @@ class JobRunner:
                 "set a checkpoint directory (get_checkpoint_config()."
                 "set_checkpoint_storage_dir(...)) to write savepoints to disk"
             )
-        completed = await coordinator.trigger_savepoint(str(target_directory))
-        return completed.location
 
-    async def stop_with_savepoint(self, target_directory: str) -> str:
+    async def stop_with_savepoint(self, target_directory: str, *, drain: bool = False) -> str:
         """Take a savepoint, then stop the job (it ends as FINISHED); return the path.
 
         Every subtask has handled the savepoint's completion before the job stops, so
         two-phase-commit sinks commit what the savepoint covers (Flink's synchronous
-        savepoint): the output is complete up to the savepoint.
+        savepoint): the output is complete up to the savepoint. With ``drain`` (PyFlink's
+        ``advance_to_end_of_event_time``), see :meth:`_stop_draining`.
         """
+        if drain:
+            return await self._stop_draining(target_directory)
         path = await self.trigger_savepoint(target_directory)
         await self._gateway.drain()
         self._stopped_with_savepoint = path
         if self._attempt_scope is not None:
             self._attempt_scope.cancel()
+        return path
+
+    async def _stop_draining(self, target_directory: str) -> str:
+        """Flink's stop with savepoint and drain: end every source's input where it is, let
+        the MAX watermark fire every event-time timer and window downstream, and take the
+        job's final checkpoint (FLIP-147) as the savepoint; the job then finishes.
+
+        :raises ValueError: without periodic checkpointing (the final checkpoint that
+            becomes the savepoint is taken only with it), or for an in-memory target
+        :raises RuntimeError: if the job's input already ended, or the attempt failed
+            before the savepoint completed (the job then restarts as usual)
+        """
+        coordinator = self._require_running("stop_with_savepoint")
+        self._check_savepoint_target(target_directory)
+        if not coordinator.config.is_checkpointing_enabled():
+            raise ValueError(
+                "stop_with_savepoint(advance_to_end_of_event_time=True) takes the savepoint "
+                "as the job's final checkpoint, which needs checkpointing on: call "
+                "env.enable_checkpointing(interval_ms), or stop without draining"
+            )
+        final, deployment = self._final, self._deployment
+        assert final is not None and deployment is not None  # the job is running
+        if self._drain_target is not None:
+            raise RuntimeError("the job is already stopping with a drained savepoint")
+        if final.state is not FinalCheckpointState.WAITING_FOR_END_OF_INPUT:
+            raise RuntimeError(
+                "the job's input has ended: it is finishing by itself with its final "
+                "checkpoint; there is nothing left to drain"
+            )
+        self._drain_target = str(target_directory)
+        done = self._drain_done = anyio.Event()
+        for subtask in deployment.subtasks:
+            if subtask.gate is None:  # a source
+                subtask.post(subtask.stop_input)
+        await done.wait()
+        path = self._stopped_with_savepoint
+        if path is None:
+            raise RuntimeError(
+                f"job {self.job_name!r} failed while draining, before its savepoint "
+                f"completed; it restarts from its latest checkpoint as usual"
+            )
         return path
 
     def _require_running(self, what: str) -> CheckpointCoordinator:
@@ -475,6 +528,7 @@ class JobRunner:
             [(s.root.ctx.operator_uid, s.index) for s in deployment.triggered],
             enabled=checkpointing,
         )
+        self._final = final
         self._attach_checkpointers(deployment, coordinator, final)
         # The state is deployed (restored, if restoring): keep the collector off it.
         gc_policy.after_restore(restarted=settings.attempt > 0)
@@ -524,6 +578,10 @@ class JobRunner:
             self._attempt_scope = None
             self._records_done += sum(s.records_in for s in deployment.subtasks)
             self._deployment = None
+            self._final = None
+            if self._drain_done is not None:  # the drained savepoint was taken, or never is
+                self._drain_done.set()
+                self._drain_target = self._drain_done = None
         return failures[0] if failures else None  # type: ignore[return-value]
 
     def _attach_checkpointers(
@@ -576,7 +634,14 @@ class JobRunner:
             # stopped: this loop must do it, or a suspended coordinator is retried for ever.
             if coordinator.job_failure is not None:
                 raise coordinator.job_failure
-            result = coordinator.trigger_checkpoint(force=True)
+            # A stop with drain takes this checkpoint as its savepoint.
+            target = self._drain_target
+            if target is None:
+                result = coordinator.trigger_checkpoint(force=True)
+            else:
+                result = coordinator.trigger_checkpoint(
+                    CheckpointKind.SAVEPOINT, target, force=True
+                )
             if isinstance(result, CheckpointFailureReason):
                 final.on_failed(None, result)
                 logger.warning("final checkpoint could not be triggered: %s", result.value)
@@ -585,7 +650,9 @@ class JobRunner:
             final.on_triggered(result)
             try:
                 with anyio.move_on_after(timeout_s):
-                    await coordinator.wait_for_completion(result)
+                    completed = await coordinator.wait_for_completion(result)
+                    if target is not None:
+                        self._stopped_with_savepoint = completed.location
                     final.on_completed()
                     return
                 await coordinator.check_timeouts()  # expire it, then try again

@@ -227,10 +227,9 @@ class ThreadedJobClient:
     ) -> CompletableFuture[str]:
         """Take a savepoint, then stop the job; ``.result()`` is the savepoint's location
         (PyFlink's signature; ``stop_with_savepoint(path)`` also works)."""
-        directory = self._client.savepoint_directory(
-            savepoint_arguments(advance_to_end_of_event_time, savepoint_directory)
-        )
-        return self._later(self._client.stop_with_savepoint, False, directory, savepoint=True)
+        directory, drain = savepoint_arguments(advance_to_end_of_event_time, savepoint_directory)
+        directory = self._client.savepoint_directory(directory)
+        return self._later(self._client.stop_with_savepoint, drain, directory, savepoint=True)
 
     def get_accumulators(self) -> CompletableFuture[dict[str, Any]]:
         """PyFlink's accumulators: streamlet has none (use ``get_metrics_group()``)."""

@@ -372,6 +372,9 @@ class Subtask:
         self.triggered_by_coordinator = False
         #: True while run() runs: its mailbox is served (see MailboxGateway.drain).
         self.running = False
+        #: Set by :meth:`stop_input` (stop with savepoint and drain): a source reads no
+        #: more and ends as if its input were exhausted.
+        self.input_stopped = False
 
     # --- the chain, as the checkpointer sees it (runtime.checkpointing.CheckpointedChain) ---
 
@@ -426,6 +429,16 @@ class Subtask:
         mailbox = self.mailbox
         while mailbox:
             await mailbox.popleft()()
+
+    async def stop_input(self) -> None:
+        """End this source subtask's input here (Flink's drain; post it to the mailbox).
+
+        What it forwarded so far is all it emits: its positions are those of the last
+        forwarded batch (batches read ahead are dropped and read again by a job restored
+        from here). It then ends as a bounded source does: the MAX watermark fires every
+        event-time timer downstream and the job's final checkpoint is taken.
+        """
+        self.input_stopped = True
 
     # --- lifecycle ---
 
@@ -557,6 +570,8 @@ class Subtask:
         while remaining:
             if self.mailbox:
                 await self._run_mailbox()
+                if self.input_stopped:  # set by a mailbox action (stop_input)
+                    return
             # The clock is read only while a wake-up is wanted (a keyed process operator
             # is timed, but most have no processing-time timer).
             if timed and service.deadline != NEVER and service.deadline <= now_ms():

@@ -347,7 +347,7 @@ def test_externalized_checkpoints_and_failing_on_errors(
 # --- JobClient ---
 
 
-def test_savepoints_need_a_directory_and_drain_is_refused(tmp_path: Path) -> None:
+def test_savepoints_need_a_directory_and_drain_needs_checkpointing(tmp_path: Path) -> None:
     env = StreamExecutionEnvironment.get_execution_environment()
     env.get_checkpoint_config().set_checkpoint_storage_dir(str(tmp_path / "chk"))
     running = threading.Event()
@@ -357,8 +357,8 @@ def test_savepoints_need_a_directory_and_drain_is_refused(tmp_path: Path) -> Non
         assert running.wait(30)
         with pytest.raises(ValueError, match="no savepoint directory: pass one"):
             client.trigger_savepoint()  # refused at the call, before any future
-        with pytest.raises(NotImplementedError, match="Flink's drain"):
-            client.stop_with_savepoint(True, str(tmp_path / "sp"))
+        with pytest.raises(ValueError, match="needs checkpointing on"):
+            client.stop_with_savepoint(True, str(tmp_path / "sp")).result(timeout=30)
         with pytest.raises(TypeError, match="the first argument is a bool"):
             client.stop_with_savepoint(str(tmp_path), str(tmp_path))
         path = client.trigger_savepoint(savepoint_directory=str(tmp_path / "sp")).result()
