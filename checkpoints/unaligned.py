@@ -141,6 +141,8 @@ class UnalignedBarrierHandler:
         current = self._current
         if current is None or current.checkpoint_id != checkpoint_id or self._unaligned:
             return _NOTHING
+        if current.kind is not CheckpointKind.CHECKPOINT:
+            return _NOTHING  # savepoints stay aligned
         return self._to_unaligned()
 
     def on_cancel_marker(self, channel: int, marker: CancelCheckpointMarker) -> Action:

@@ -237,9 +237,7 @@ def _unaligned_forced(env: Any, key: str, value: Any) -> None:
 
 
 def _aligned_timeout(env: Any, key: str, value: Any) -> None:
-    env.get_checkpoint_config().set_aligned_checkpoint_timeout(
-        int(parse_duration_ms(key, value))
-    )
+    env.get_checkpoint_config().set_aligned_checkpoint_timeout(int(parse_duration_ms(key, value)))
 
 
 def _checkpoint_dir(env: Any, key: str, value: Any) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+
 import anyio
 import pytest
 
@@ -113,7 +114,9 @@ async def test_aligned_timeout_switches_checkpoints_to_unaligned(tmp_path: Path)
     _assert_exactly_once(read_committed(tmp_path / "out"))
     subtasks = [sub for s in client.checkpoint_stats() for sub in s.subtasks]
     # Sources start aligned (the timeout is > 0); subtasks behind full channels switched.
-    assert not any(sub.unaligned_checkpoint for sub in subtasks if sub.operator.startswith("Source"))
+    assert not any(
+        sub.unaligned_checkpoint for sub in subtasks if sub.operator.startswith("Source")
+    )
     assert any(sub.unaligned_checkpoint and sub.persisted_data > 0 for sub in subtasks)
 
 

@@ -322,7 +322,7 @@ def test_unaligned_checkpoint_switches_round_trip_and_reject_non_bools() -> None
     assert not config.is_unaligned_checkpoints_enabled()
     for call in (config.enable_unaligned_checkpoints, config.set_force_unaligned_checkpoints):
         with pytest.raises(TypeError, match="expects a bool, got 'yes'"):
-            call("yes")  # type: ignore[operator]
+            call("yes")
     config.set_aligned_checkpoint_timeout(Duration.of_seconds(1))
     assert config.get_alignment_timeout() == 1000
     config.set_aligned_checkpoint_timeout(timedelta(milliseconds=30))
