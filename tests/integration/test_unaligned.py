@@ -9,13 +9,17 @@ equal the failure-free output and the check must never see a gap, a repeat or a 
 
 from __future__ import annotations
 
+import io
 import os
+import re
 from pathlib import Path
 
 import anyio
 import pytest
 
 from streamlet import StreamExecutionEnvironment
+from streamlet.checkpoints import cli as checkpoints_cli
+from streamlet.checkpoints.errors import CorruptCheckpointError
 from streamlet.checkpoints.stats import CheckpointStatus
 from streamlet.errors import JobCancelledError
 from streamlet.operators.sinks.file import FileSink, read_committed
@@ -144,8 +148,7 @@ async def test_restore_unaligned_checkpoint_at_another_parallelism(
 ) -> None:
     await _run_until_checkpoint_with_inflight_data(tmp_path)
     # The checkpoint to restore holds in-flight records, so they are rescaled.
-    checkpoints = (tmp_path / "checkpoints" / "rescale").glob("chk-*")
-    latest = max(checkpoints, key=lambda p: int(p.name.removeprefix("chk-")))
+    latest = _latest_checkpoint(tmp_path, "rescale")
     assert any(b'"channel_state"' in f.read_bytes() for f in latest.iterdir())
     env = StreamExecutionEnvironment.get_execution_environment()
     _configure(env, tmp_path)
@@ -154,3 +157,30 @@ async def test_restore_unaligned_checkpoint_at_another_parallelism(
         result = await env.execute("rescale", restore="latest")
     assert result.restored_from == str(latest)
     _assert_exactly_once(read_committed(tmp_path / "out"))
+
+
+def _latest_checkpoint(base: Path, job: str) -> Path:
+    checkpoints = (base / "checkpoints" / job).glob("chk-*")
+    return max(checkpoints, key=lambda p: int(p.name.removeprefix("chk-")))
+
+
+async def test_show_validate_and_corrupt_channel_state(tmp_path: Path) -> None:
+    await _run_until_checkpoint_with_inflight_data(tmp_path)
+    latest = _latest_checkpoint(tmp_path, "rescale")
+    out = io.StringIO()
+    assert checkpoints_cli.main(["show", str(latest)], out=out) == 0
+    assert re.search(r"\d+ rec in \d+ ch", out.getvalue()), out.getvalue()
+    # Damage one byte inside the in-flight records of one state file.
+    victim = next(f for f in latest.iterdir() if b'"channel_state"' in f.read_bytes())
+    data = bytearray(victim.read_bytes())
+    at = data.index(b'"records":[') + len(b'"records":[')
+    data[at] ^= 0x01
+    victim.write_bytes(bytes(data))
+    out = io.StringIO()
+    assert checkpoints_cli.main(["validate", str(latest)], out=out) == 1
+    assert victim.name in out.getvalue() and "corrupt" in out.getvalue()
+    env = StreamExecutionEnvironment.get_execution_environment()
+    _configure(env, tmp_path)
+    _build(env, tmp_path / "out")
+    with pytest.raises(CorruptCheckpointError, match=victim.name):
+        await env.execute("rescale", restore=str(latest))
