@@ -14,7 +14,8 @@ checksum)::
     {"version": 1, "entries": [
         {"kind": "input" | "output", "edge": "<edge id>", "producer": i, "consumer": j,
          "producers": <producer parallelism>, "consumers": <consumer parallelism>,
-         "buffers": [{"records": [...], "keys": [...], "key_groups": [...],
+         "buffers": [{"records": [...], "encoding": "plain" | "tuples" | "tagged",
+                      "keys": [...], "key_encoding": ..., "key_groups": [...],
                       "timestamps": [...]}, ...]}, ...]}
 
 An edge id names the producing and consuming operator uids, the side output tag and the
@@ -42,6 +43,9 @@ __all__ = [
 CHANNEL_STATE_KEY = "channel_state"
 CHANNEL_STATE_VERSION = 1
 _KINDS = ("input", "output")
+#: How a buffer's records (or keys) are written: as they are (JSON scalars), as arrays of
+#: scalars (tuples), or each in the tagged form of :mod:`streamlet.state.json_codec`.
+_ENCODINGS = frozenset({"plain", "tuples", "tagged"})
 #: No real job has this many subtasks; a bigger number in a file is damage.
 _MAX_PARALLELISM = 1 << 15
 
@@ -120,6 +124,9 @@ def _check_buffer(buffer: Any, what: str, bad: Any) -> None:
             value = buffer[name]
             if not isinstance(value, list) or len(value) != n:
                 raise bad(f"{what}: {name!r} must be a list as long as its records")
+    for name in ("encoding", "key_encoding"):
+        if buffer.get(name, "tagged") not in _ENCODINGS:
+            raise bad(f"{what}: {name!r} must be one of {sorted(_ENCODINGS)}")
     groups = buffer.get("key_groups")
     if groups is not None and ("keys" not in buffer or any(type(g) is not int for g in groups)):
         raise bad(f"{what}: 'key_groups' must be ints, with 'keys'")

@@ -71,6 +71,8 @@ __all__ = [
 
 #: Work the synchronous part spends serializing key groups before the asynchronous part.
 _SERIALIZE_AHEAD_S = 0.001
+#: Work between two yields while the asynchronous part encodes channel state.
+_YIELD_EVERY_S = 0.002
 
 logger = logging.getLogger("streamlet.checkpoints")
 
@@ -121,7 +123,7 @@ class CheckpointedChain(Protocol):
         self, barrier: CheckpointBarrier
     ) -> list[tuple[Any, list[Any]]]:
         """Send ``barrier`` ahead of the queued output on every edge that allows it (FIFO on
-        the others); return ``(channel, encoded buffers it overtook)`` per channel."""
+        the others); return ``(channel, buffers it overtook)`` per channel."""
         ...
 
     async def notify_checkpoint_complete(
@@ -214,6 +216,8 @@ class SubtaskCheckpointer:
         #: The checkpoint whose input channels are being recorded, if any.
         self._recording: int | None = None
         self._timers: dict[int, anyio.CancelScope] = {}
+        #: id -> (buffer, its encoding) of the output buffers the last checkpoint kept.
+        self._encoded: dict[int, tuple[Any, bytes]] = {}
 
     # --- end of input (coordinator-triggered subtasks) ---
 
@@ -410,7 +414,7 @@ class SubtaskCheckpointer:
                     self._inflight.pop(checkpoint_id, None)
                     if inflight.aborted:
                         return  # declined when it was aborted
-                    persisted = self._attach_channel_state(inflight, snapshots)
+                    persisted = await self._attach_channel_state(inflight, snapshots)
                     stats = replace(stats, persisted_data=persisted)
                 result = await write_subtask_snapshot(
                     self.coordinator.storage,
@@ -449,11 +453,37 @@ class SubtaskCheckpointer:
                 "the checkpoint was aborted while this subtask was writing it",
             )
 
-    def _attach_channel_state(self, inflight: _InFlight, snapshots: list[OperatorSnapshot]) -> int:
-        """Put the channel state into the head operator's snapshot; return its size."""
-        entries = [
-            _entry("output", channel, buffers) for channel, buffers in inflight.outputs if buffers
-        ]
+    async def _attach_channel_state(
+        self, inflight: _InFlight, snapshots: list[OperatorSnapshot]
+    ) -> int:
+        """Put the channel state into the head operator's snapshot; return its size.
+
+        The overtaken output buffers are encoded here, yielding to the loop about every
+        two milliseconds (as the snapshotter does), so other subtasks keep running.
+        """
+        entries = []
+        last = time.monotonic()
+        # A buffer still queued at the next checkpoint is not encoded again (buffers are
+        # never changed once sent; the cache holds them, so their ids stay theirs).
+        previous, cache = self._encoded, {}
+        for channel, buffers in inflight.outputs:
+            if not buffers:
+                continue
+            encoded = []
+            for buffer in buffers:
+                hit = previous.get(id(buffer))
+                if hit is not None and hit[0] is buffer:
+                    data = hit[1]
+                else:
+                    data = orjson.dumps(encode_buffer(buffer))
+                cache[id(buffer)] = (buffer, data)
+                encoded.append(orjson.Fragment(data))
+                if time.monotonic() - last >= _YIELD_EVERY_S:
+                    await anyio.lowlevel.checkpoint()
+                    last = time.monotonic()
+            entries.append(_entry("output", channel, encoded))
+        self._encoded = cache
+        inflight.outputs = []
         gate = self.input
         for index, buffers in sorted(inflight.inputs.items()):
             if buffers:

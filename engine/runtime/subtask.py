@@ -41,7 +41,6 @@ from streamlet.operators.sources.base import SourceReader
 from streamlet.operators.time import MAX_WATERMARK_TIMESTAMP
 from streamlet.operators.watermark_valve import StatusWatermarkValve
 from streamlet.operators.watermarks import MAX_WATERMARK, Watermark, WatermarkStatus
-from streamlet.runtime.channel_state import encode_buffer
 from streamlet.runtime.channels import Channel, InputGate, Notifier
 from streamlet.runtime.checkpointing import SubtaskCheckpointer
 from streamlet.state.errors import StreamletInternalError
@@ -180,18 +179,16 @@ class OutputWriter:
         """Whether an unaligned barrier may overtake this edge's queued buffers."""
         return bool(self.channels) and self.channels[0].overtakable
 
-    def overtake(
-        self, barrier: Any, encode: Callable[[Any], Any]
-    ) -> list[tuple[Channel, list[Any]]]:
+    def overtake(self, barrier: Any) -> list[tuple[Channel, list[Any]]]:
         """Send ``barrier`` ahead of everything queued on every channel, without waiting;
-        return, per channel, the encoded buffers it overtook: those queued in the channel,
-        then this writer's unsent buffer (sent later, after the barrier)."""
+        return, per channel, the buffers it overtook: those queued in the channel, then a
+        copy of this writer's unsent buffer (sent later, after the barrier)."""
         taken = []
         for index, channel in enumerate(self.channels):
-            buffers = [encode(b) for b in channel.overtake(barrier)]
+            buffers = channel.overtake(barrier)
             pending = self._buffers[index]
             if pending:
-                buffers.append(encode(pending))
+                buffers.append(pending[:])
             taken.append((channel, buffers))
         return taken
 
@@ -430,7 +427,7 @@ class Subtask:
         taken = []
         for writer in self.writers:
             if writer.overtakable:
-                taken.extend(writer.overtake(barrier, encode_buffer))
+                taken.extend(writer.overtake(barrier))
         aligned = dataclasses.replace(barrier, unaligned=False)
         for writer in self.writers:
             if not writer.overtakable:

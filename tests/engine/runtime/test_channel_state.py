@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import pytest
 
 from streamlet.checkpoints.channel_state import ChannelStateEntry, edge_id, parse_channel_state
@@ -24,9 +25,18 @@ from streamlet.state.keyed_batch import KeyedBatch
 EDGE = edge_id("map", None, "sink", 0)
 
 
-def test_buffers_round_trip_with_their_types() -> None:
-    plain = [("a", 1), {"k": (1, 2)}, None]
-    assert decode_buffer(encode_buffer(plain)) == plain
+@pytest.mark.parametrize(
+    ("records", "encoding"),
+    [([1, "a", None], "plain"), ([("a", 1), ("b", 2)], "tuples"), ([("a", 1), {"k": (1,)}], None)],
+)
+def test_buffers_round_trip_with_their_types(records: list[Any], encoding: str | None) -> None:
+    data = encode_buffer(records)
+    assert data.get("encoding") == encoding
+    decoded = decode_buffer(orjson.loads(orjson.dumps(data)))
+    assert decoded == records and [type(r) for r in decoded] == [type(r) for r in records]
+
+
+def test_keyed_and_timestamped_buffers_round_trip() -> None:
     keyed = decode_buffer(encode_buffer(KeyedBatch([("a", 1)], ["a"], [7])))
     assert (keyed.records, keyed.keys, keyed.indexes) == ([("a", 1)], ["a"], [7])
     stamped = decode_buffer(encode_buffer(TimestampedBatch(["x", "y"], [5, None])))
@@ -53,7 +63,7 @@ def test_gate_records_data_read_from_a_recorded_channel_only() -> None:
     channels[1].send_nowait("event")
     while gate.poll() is not None:
         pass
-    assert gate.take_recorded(1) == [{"records": [2]}]
+    assert gate.take_recorded(1) == [{"records": [2], "encoding": "plain"}]
     assert gate.take_recorded(0) == [] and not gate.recording
 
 
@@ -81,6 +91,10 @@ def entry(kind: str = "input", **kw: Any) -> dict[str, Any]:
         ({"version": 1, "entries": [entry(producer=-1)]}, "'producer' must be an int"),
         ({"version": 1, "entries": [entry(consumer=2)]}, "index out of range"),
         ({"version": 1, "entries": [entry(buffers=[{"r": []}])]}, "needs a list of records"),
+        (
+            {"version": 1, "entries": [entry(buffers=[{"records": [], "encoding": "pickle"}])]},
+            "'encoding' must be one of",
+        ),
         (
             {"version": 1, "entries": [entry(buffers=[{"records": [1], "timestamps": []}])]},
             "'timestamps' must be a list as long as its records",
