@@ -19,6 +19,7 @@ import pytest
 
 from streamlet import StreamExecutionEnvironment
 from streamlet.checkpoints import cli as checkpoints_cli
+from streamlet.checkpoints.config import CheckpointingMode
 from streamlet.checkpoints.errors import CorruptCheckpointError
 from streamlet.checkpoints.stats import CheckpointStatus
 from streamlet.errors import JobCancelledError
@@ -184,3 +185,40 @@ async def test_show_validate_and_corrupt_channel_state(tmp_path: Path) -> None:
     _build(env, tmp_path / "out")
     with pytest.raises(CorruptCheckpointError, match=victim.name):
         await env.execute("rescale", restore=str(latest))
+
+
+async def test_at_least_once_ignores_the_switch_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    env = StreamExecutionEnvironment.get_execution_environment()
+    _configure(env, tmp_path)
+    env.get_checkpoint_config().set_checkpointing_mode(CheckpointingMode.AT_LEAST_ONCE)
+    _build(env, tmp_path / "out")
+    with anyio.fail_after(60):
+        client = await env.execute_async("unaligned-alo")
+        await client.wait()
+    assert "unaligned checkpoints apply to EXACTLY_ONCE only" in caplog.text
+    subtasks = [sub for s in client.checkpoint_stats() for sub in s.subtasks]
+    assert subtasks and not any(sub.unaligned_checkpoint for sub in subtasks)
+
+
+@pytest.mark.parametrize("forced", [False, True])
+async def test_forward_edges_stay_aligned_unless_forced(tmp_path: Path, forced: bool) -> None:
+    env = StreamExecutionEnvironment.get_execution_environment()
+    _configure(env, tmp_path)
+    env.get_checkpoint_config().set_force_unaligned_checkpoints(forced)
+    env.disable_operator_chaining()  # source -> map is a forward edge between subtasks
+    _build(env, tmp_path / "out")
+    with anyio.fail_after(60):
+        client = await env.execute_async("unaligned-forward")
+        await client.wait()
+    _assert_exactly_once(read_committed(tmp_path / "out"))
+    # "to-key-seq" reads only the forward edge from the source.
+    mapper = [
+        sub
+        for s in client.checkpoint_stats()
+        for sub in s.subtasks
+        if sub.operator.startswith("Map")
+    ]
+    assert mapper
+    assert any(sub.unaligned_checkpoint for sub in mapper) is forced
