@@ -86,6 +86,21 @@ MUTANTS = (
         replacement="                if False:\n",
         tests=("tests/integration/test_drain.py",),
     ),
+    Mutant(
+        # Unaligned checkpoints forget what a channel delivered before its barrier.
+        name="M5: input channel state is not recorded",
+        path="engine/runtime/channels.py",
+        original="                        taken.append(self._encode(buffer))\n",
+        replacement="                        pass\n",
+        tests=("tests/engine/runtime/test_channel_state.py", "tests/integration/test_unaligned.py"),
+    ),
+    Mutant(
+        name="M6: restored channel state is dropped",
+        path="engine/runtime/deploy.py",
+        original="    if restored is not None and restored.channel_state:\n",
+        replacement="    if False:\n",
+        tests=("tests/integration/test_unaligned.py",),
+    ),
 )
 
 

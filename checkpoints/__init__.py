@@ -16,10 +16,12 @@ May import ``state``; never ``operators`` or ``engine`` (DESIGN §1).
 #   barriers.py    Action (what a handler tells the subtask) and the BarrierHandler protocol
 #   alignment.py   BarrierAligner (EXACTLY_ONCE) and create_barrier_handler
 #   tracking.py    BarrierTracker (AT_LEAST_ONCE)
+#   unaligned.py   UnalignedBarrierHandler (unaligned, aligned checkpoint timeout)
 #
 # Formats:
 #   state_file.py  one state file per (operator uid, subtask), sections per key group
 #   metadata.py    _metadata: the commit record, StateHandle
+#   channel_state.py  in-flight records of unaligned checkpoints (in a state file's extra)
 #
 # Storage:
 #   file_blob_store.py, memory_blob_store.py   blobs as files (atomic, fsynced) or in a dict
@@ -91,6 +93,7 @@ from .storage import FileCheckpointStorage as FileCheckpointStorage
 from .storage import MemoryCheckpointStorage as MemoryCheckpointStorage
 from .storage import create_checkpoint_storage as create_checkpoint_storage
 from .tracking import BarrierTracker as BarrierTracker
+from .unaligned import UnalignedBarrierHandler as UnalignedBarrierHandler
 from .validation import CheckpointReport as CheckpointReport
 from .validation import Validity as Validity
 
@@ -141,6 +144,7 @@ __all__ = [
     "SubtaskGateway",
     "TaskId",
     "TooManyFailedCheckpointsError",
+    "UnalignedBarrierHandler",
     "Validity",
     "create_barrier_handler",
     "decode_metadata",

@@ -38,6 +38,7 @@ from .config import CheckpointingMode
 from .errors import CheckpointFailureReason
 from .events import CancelCheckpointMarker, CheckpointBarrier
 from .tracking import BarrierTracker
+from .unaligned import UnalignedBarrierHandler
 
 __all__ = ["BarrierAligner", "create_barrier_handler"]
 
@@ -171,12 +172,22 @@ class BarrierAligner:
 
 
 def create_barrier_handler(
-    mode: CheckpointingMode, num_channels: int, *, clock: Callable[[], float] = time.monotonic
+    mode: CheckpointingMode,
+    num_channels: int,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    unaligned: bool = False,
+    aligned_timeout_ms: int = 0,
 ) -> BarrierHandler:
-    """Return the barrier handler for ``mode``: an aligner or a tracker.
+    """Return the barrier handler for ``mode``: an aligner or a tracker, or with
+    ``unaligned`` (EXACTLY_ONCE only) the unaligned handler with ``aligned_timeout_ms``.
 
     :raises ValueError: if ``num_channels < 1``
     """
+    if mode is CheckpointingMode.EXACTLY_ONCE and unaligned:
+        return UnalignedBarrierHandler(
+            num_channels, aligned_timeout_ms=aligned_timeout_ms, clock=clock
+        )
     if mode is CheckpointingMode.EXACTLY_ONCE:
         return BarrierAligner(num_channels, clock=clock)
     return BarrierTracker(num_channels, clock=clock)

@@ -14,6 +14,13 @@ How the subtask applies an action, in this order, before it reads the next buffe
    synchronous part), send ``trigger`` on every output channel, start the asynchronous part;
 3. block the channels in ``block`` and unblock those in ``unblock`` (an unblocked channel's
    buffered data is read first, as in Flink).
+
+An unaligned checkpoint (:class:`~streamlet.checkpoints.unaligned.UnalignedBarrierHandler`)
+adds three fields: ``unaligned`` with ``trigger`` (forward the barrier ahead of the queued
+output and keep what it overtook as output channel state), ``record`` (channels whose
+buffers, from now until their barrier, are input channel state) and ``recorded``
+(channels whose barrier or end arrived now: their input channel state is complete), and
+``timer_s``: call the handler's ``on_alignment_timeout`` after that many seconds.
 """
 
 from __future__ import annotations
@@ -39,6 +46,10 @@ class Action:
         subtask may record the start delay (barrier creation to now) here
     :param alignment_duration_ms: with ``trigger``: first to last barrier, by the handler's
         clock
+    :param unaligned: with ``trigger``: the snapshot is unaligned
+    :param record: channels whose input is channel state until their barrier arrives
+    :param recorded: channels whose input channel state is complete now
+    :param timer_s: ask for an alignment timeout in this many seconds
     """
 
     block: tuple[int, ...] = ()
@@ -47,6 +58,10 @@ class Action:
     abort: tuple[tuple[int, CheckpointFailureReason], ...] = ()
     alignment_started: int | None = None
     alignment_duration_ms: float | None = None
+    unaligned: bool = False
+    record: tuple[int, ...] = ()
+    recorded: tuple[int, ...] = ()
+    timer_s: float | None = None
 
     @property
     def is_noop(self) -> bool:

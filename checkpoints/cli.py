@@ -17,8 +17,9 @@ from typing import Any, TextIO
 
 import orjson
 
+from .channel_state import CHANNEL_STATE_KEY, parse_channel_state
 from .metadata import METADATA_FILE_NAME
-from .state_file import read_state_header_from
+from .state_file import read_state_file_from, read_state_header_from
 from .validation import CheckpointReport, Validity, find_checkpoint_dirs, inspect_checkpoint_dir
 
 __all__ = ["main"]
@@ -176,7 +177,7 @@ def _cmd_show(path: Path, as_json: bool, out: TextIO) -> int:
     for key, value in lines:
         print(f"{key + ':':<{width + 1}} {value}", file=out)
     print(file=out)
-    headers = ["OPERATOR", "SUBTASK", "FILE", "SIZE", "CRC32", "KEY GROUPS", "STATUS"]
+    headers = ["OPERATOR", "SUBTASK", "FILE", "SIZE", "CRC32", "KEY GROUPS", "IN-FLIGHT", "STATUS"]
     rows = [
         [
             f["operator_uid"],
@@ -185,6 +186,7 @@ def _cmd_show(path: Path, as_json: bool, out: TextIO) -> int:
             str(f["size"]),
             f["checksum"],
             f["key_groups"],
+            f["in_flight"],
             f["status"],
         ]
         for f in files
@@ -226,12 +228,14 @@ def _file_rows(path: Path, report: CheckpointReport) -> list[dict[str, Any]]:
     for h in report.metadata.states:
         file_path = path / h.file_name
         key_groups = "-"
+        in_flight = "-"
         try:
             with open(file_path, "rb") as f:
                 header = read_state_header_from(f, str(file_path))
             kgs = sorted(header.keyed)
             if kgs:
                 key_groups = f"{kgs[0]}-{kgs[-1]} ({len(kgs)})"
+            in_flight = _in_flight(file_path, h.size)
         except Exception:  # a damaged or missing file: its problem is reported already
             pass
         rows.append(
@@ -242,10 +246,24 @@ def _file_rows(path: Path, report: CheckpointReport) -> list[dict[str, Any]]:
                 "size": h.size,
                 "checksum": f"{h.checksum:08x}",
                 "key_groups": key_groups,
+                "in_flight": in_flight,
                 "status": problems.get(str(file_path), "ok"),
             }
         )
     return rows
+
+
+def _in_flight(file_path: Path, size: int) -> str:
+    """The channel state a file holds (an unaligned checkpoint's in-flight records), as
+    "<records> rec in <channels> ch", or "-"."""
+    with open(file_path, "rb") as f:
+        contents = read_state_file_from(f, size, str(file_path))
+    raw = contents.extra.get(CHANNEL_STATE_KEY) if contents.extra else None
+    if raw is None:
+        return "-"
+    entries = parse_channel_state(raw, str(file_path))
+    records = sum(e.num_records for e in entries)
+    return f"{records} rec in {len(entries)} ch"
 
 
 def _table(headers: list[str], rows: list[list[str]], right: set[str] = frozenset()) -> str:  # type: ignore[assignment]

@@ -242,6 +242,10 @@ class CheckpointConfig:
         ExternalizedCheckpointRetention.RETAIN_ON_CANCELLATION
     )
     aligned_checkpoint_timeout_ms: int = 0
+    #: Unaligned checkpoints (Flink's ``execution.checkpointing.unaligned.enabled``).
+    unaligned_checkpoints: bool = False
+    #: Unaligned also over pointwise and broadcast edges (``...unaligned.forced``).
+    force_unaligned_checkpoints: bool = False
 
     def __post_init__(self) -> None:
         if self.storage is None:
@@ -523,35 +527,62 @@ class CheckpointConfig:
             0 if fail_on_checkpointing_errors else 2**31 - 1
         )
 
+    # --- unaligned checkpoints (issue 17) ---
+
     def is_unaligned_checkpoints_enabled(self) -> bool:
-        return False
+        return self.unaligned_checkpoints
 
     def enable_unaligned_checkpoints(self, enabled: bool = True) -> CheckpointConfig:
-        """Only ``False`` is accepted: unaligned checkpoints are not built yet.
+        """Let barriers overtake the records in flight (Flink's unaligned checkpoints).
 
-        :raises NotImplementedError: for ``True``
+        A subtask forwards the first barrier of a checkpoint at once, ahead of its queued
+        output, and the records the barrier overtakes (in its output channels, and in its
+        input channels before that channel's barrier) are stored with the checkpoint as
+        channel state, replayed before new input on restore. Checkpoints then complete
+        quickly under backpressure, at the cost of storing in-flight records. As in Flink
+        they apply to EXACTLY_ONCE only (under AT_LEAST_ONCE the job runs with barrier
+        tracking and a warning), savepoints stay aligned, and with
+        :meth:`set_aligned_checkpoint_timeout` a checkpoint starts aligned and switches
+        when its alignment takes too long.
+
+        :raises TypeError: if ``enabled`` is not a bool
         """
-        if enabled:
-            raise NotImplementedError(_UNALIGNED)
+        if not isinstance(enabled, bool):
+            raise TypeError(f"enable_unaligned_checkpoints expects a bool, got {enabled!r}")
+        self.unaligned_checkpoints = enabled
         return self
 
     def disable_unaligned_checkpoints(self) -> CheckpointConfig:
-        return self
+        return self.enable_unaligned_checkpoints(False)
 
     def set_force_unaligned_checkpoints(
         self, force_unaligned_checkpoints: bool = True
     ) -> CheckpointConfig:
-        """Only ``False`` is accepted (see :meth:`enable_unaligned_checkpoints`)."""
-        if force_unaligned_checkpoints:
-            raise NotImplementedError(_UNALIGNED)
+        """Take unaligned checkpoints over pointwise (forward, rescale) and broadcast edges
+        too, which Flink (and streamlet) otherwise checkpoint aligned. Channel state of
+        such an edge cannot be restored at another parallelism.
+
+        :raises TypeError: if the argument is not a bool
+        """
+        if not isinstance(force_unaligned_checkpoints, bool):
+            raise TypeError(
+                f"set_force_unaligned_checkpoints expects a bool, got "
+                f"{force_unaligned_checkpoints!r}"
+            )
+        self.force_unaligned_checkpoints = force_unaligned_checkpoints
         return self
 
     def is_force_unaligned_checkpoints(self) -> bool:
-        return False
+        return self.force_unaligned_checkpoints
 
     def set_aligned_checkpoint_timeout(self, alignment_timeout: Any) -> CheckpointConfig:
-        """Accepted (ms, or an object with ``to_milliseconds()``, or a timedelta) and
-        without effect: it only matters once unaligned checkpoints exist."""
+        """With unaligned checkpoints: start each checkpoint aligned, and switch a subtask
+        to unaligned once the checkpoint's start delay there (barrier creation to now)
+        exceeds this (ms, a ``Duration`` / ``timedelta``). 0, the default, is Flink's
+        "start unaligned at once".
+
+        :raises ValueError: if negative
+        """
         ms = _millis("aligned checkpoint timeout", alignment_timeout)
         if ms < 0:
             raise ValueError(
@@ -563,12 +594,11 @@ class CheckpointConfig:
     def get_aligned_checkpoint_timeout(self) -> int:
         return self.aligned_checkpoint_timeout_ms
 
+    @property
+    def takes_unaligned_checkpoints(self) -> bool:
+        """Whether checkpoints of the job may be unaligned: enabled and EXACTLY_ONCE (Flink
+        ignores the switch under AT_LEAST_ONCE, with a warning the runner logs)."""
+        return self.unaligned_checkpoints and self.mode is CheckpointingMode.EXACTLY_ONCE
+
     set_alignment_timeout = set_aligned_checkpoint_timeout
     get_alignment_timeout = get_aligned_checkpoint_timeout
-
-
-_UNALIGNED = (
-    "unaligned checkpoints are not supported yet (a later issue builds them); streamlet "
-    "takes aligned checkpoints (EXACTLY_ONCE) or barrier-tracking ones (AT_LEAST_ONCE): see "
-    'the README\'s "How it maps to Flink" table'
-)

@@ -32,11 +32,14 @@ class CheckpointBarrier:
     :param checkpoint_id: strictly increasing id of the checkpoint
     :param timestamp_ms: wall-clock time the coordinator triggered it
     :param kind: checkpoint or savepoint
+    :param unaligned: the barrier overtook the records queued before it (an unaligned
+        checkpoint); a subtask that reads it checkpoints unaligned at once
     """
 
     checkpoint_id: int
     timestamp_ms: int
     kind: CheckpointKind = CheckpointKind.CHECKPOINT
+    unaligned: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,6 +45,9 @@ class SubtaskCheckpointStats:
     :param alignment_duration_ms: first barrier to last barrier (0 without alignment)
     :param start_delay_ms: trigger to the first barrier at this subtask (backpressure)
     :param state_size: bytes written
+    :param persisted_data: bytes of in-flight records kept as channel state (Flink's
+        "Persisted in-flight data", ``alignment.persisted``)
+    :param unaligned_checkpoint: whether this subtask took the checkpoint unaligned
     """
 
     operator: str
@@ -55,6 +58,8 @@ class SubtaskCheckpointStats:
     alignment_duration_ms: float = 0.0
     start_delay_ms: float = 0.0
     state_size: int = 0
+    persisted_data: int = 0
+    unaligned_checkpoint: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict."""
@@ -79,6 +84,11 @@ class CheckpointStats:
     failure_message: str | None = None
     failure_timestamp_ms: int | None = None
     subtasks: tuple[SubtaskCheckpointStats, ...] = ()
+    #: Bytes of in-flight records kept as channel state, over all subtasks (Flink's
+    #: ``persisted_data``); 0 for an aligned checkpoint.
+    persisted_data: int = 0
+    #: Whether some subtask took it unaligned (Flink's ``is_unaligned``).
+    unaligned: bool = False
 
     @property
     def is_savepoint(self) -> bool:
@@ -102,6 +112,8 @@ class CheckpointStats:
             "failure_reason": None if self.failure_reason is None else self.failure_reason.name,
             "failure_message": self.failure_message,
             "failure_timestamp_ms": self.failure_timestamp_ms,
+            "persisted_data": self.persisted_data,
+            "is_unaligned": self.unaligned,
             "subtasks": [s.to_dict() for s in self.subtasks],
         }
 
@@ -164,6 +176,8 @@ class _InProgress:
             latest_ack_timestamp_ms=self.latest_ack_timestamp_ms,
             state_size=sum(s.state_size for s in self.subtasks),
             subtasks=tuple(self.subtasks),
+            persisted_data=sum(s.persisted_data for s in self.subtasks),
+            unaligned=any(s.unaligned_checkpoint for s in self.subtasks),
         )
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .blob_store import BlobStore, read_all
+from .channel_state import CHANNEL_STATE_KEY, parse_channel_state
 from .errors import CorruptCheckpointError
 from .file_blob_store import FileBlobStore
 from .layout import is_temporary_name, parse_checkpoint_dir_name
@@ -172,7 +173,12 @@ def _check_state_files(
             continue
         try:
             if deep:
-                store.read(name, partial(read_checked_state_file, handle=handle, path=shown))
+                contents = store.read(
+                    name, partial(read_checked_state_file, handle=handle, path=shown)
+                )
+                raw = contents.extra.get(CHANNEL_STATE_KEY) if contents.extra else None
+                if raw is not None:  # channel state of an unaligned checkpoint: its shape
+                    parse_channel_state(raw, shown)
             elif entries[name] != handle.size:
                 raise CorruptCheckpointError(
                     shown, f"size mismatch: expected {handle.size} bytes, found {entries[name]}"

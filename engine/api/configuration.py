@@ -228,6 +228,18 @@ def _retained(env: Any, key: str, value: Any) -> None:
     env.get_checkpoint_config().set_max_retained_checkpoints(_integer(key, value))
 
 
+def _unaligned(env: Any, key: str, value: Any) -> None:
+    env.get_checkpoint_config().enable_unaligned_checkpoints(_boolean(key, value))
+
+
+def _unaligned_forced(env: Any, key: str, value: Any) -> None:
+    env.get_checkpoint_config().set_force_unaligned_checkpoints(_boolean(key, value))
+
+
+def _aligned_timeout(env: Any, key: str, value: Any) -> None:
+    env.get_checkpoint_config().set_aligned_checkpoint_timeout(int(parse_duration_ms(key, value)))
+
+
 def _checkpoint_dir(env: Any, key: str, value: Any) -> None:
     env.get_checkpoint_config().set_checkpoint_storage_dir(str(value))
 
@@ -273,6 +285,11 @@ KEYS: dict[str, Setter] = {
     "execution.checkpointing.max-concurrent-checkpoints": _max_concurrent,
     "execution.checkpointing.tolerable-failed-checkpoints": _tolerable,
     "execution.checkpointing.num-retained": _retained,
+    "execution.checkpointing.unaligned.enabled": _unaligned,
+    "execution.checkpointing.unaligned": _unaligned,
+    "execution.checkpointing.unaligned.forced": _unaligned_forced,
+    "execution.checkpointing.aligned-checkpoint-timeout": _aligned_timeout,
+    "execution.checkpointing.alignment-timeout": _aligned_timeout,
     "state.checkpoints.num-retained": _retained,
     "execution.checkpointing.dir": _checkpoint_dir,
     "state.checkpoints.dir": _checkpoint_dir,

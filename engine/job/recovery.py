@@ -12,11 +12,13 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+from streamlet.checkpoints.channel_state import CHANNEL_STATE_KEY, parse_channel_state
 from streamlet.checkpoints.completed import CompletedCheckpoint
 from streamlet.checkpoints.errors import CheckpointError, CorruptCheckpointError
 from streamlet.checkpoints.latest import scan_latest
 from streamlet.checkpoints.storage import CheckpointStorage
 from streamlet.graph.plan import JobPlan
+from streamlet.runtime.channel_state import check_decodable
 from streamlet.runtime.deploy import RestoredState
 from streamlet.state.operator_state import OperatorStateBackend
 
@@ -202,6 +204,12 @@ async def read_restored_state(
         has_keyed = False
         for handle in metadata.handles_for(uid):
             contents = await storage.read_state_file(checkpoint.location, handle)
+            raw = contents.extra.get(CHANNEL_STATE_KEY) if contents.extra else None
+            if raw is not None:
+                where = f"{checkpoint.location}/{handle.file_name}"
+                entries = parse_channel_state(raw, where)
+                check_decodable(entries, where)
+                restored.channel_state.extend(entries)
             if contents.keyed:
                 has_keyed = True
                 keyed.update(contents.keyed)

@@ -174,6 +174,19 @@ class JobRunner:
     ) -> CheckpointCoordinator:
         # A coordinator exists even without periodic checkpoints: savepoints need it.
         config = self.config.checkpoint_config
+        if config.is_unaligned_checkpoints_enabled() and not config.takes_unaligned_checkpoints:
+            logger.warning(
+                "unaligned checkpoints apply to EXACTLY_ONCE only (as in Flink): job %r "
+                "checkpoints %s, with barrier tracking",
+                self.job_name,
+                config.mode.name,
+            )
+        if config.takes_unaligned_checkpoints and config.max_concurrent_checkpoints > 1:
+            logger.warning(
+                "job %r: unaligned checkpoints are never concurrent (as in Flink): a newer "
+                "checkpoint's barrier subsumes one still in progress at a subtask",
+                self.job_name,
+            )
         tasks = [
             (chain.head.operator_uid, index)
             for chain in self.plan.chains
@@ -587,7 +600,17 @@ class JobRunner:
     def _attach_checkpointers(
         self, deployment: Deployment, coordinator: CheckpointCoordinator, final: FinalCheckpoint
     ) -> None:
-        mode = coordinator.config.mode
+        config = coordinator.config
+        mode = config.mode
+        unaligned = config.takes_unaligned_checkpoints
+        forced = config.is_force_unaligned_checkpoints()
+        timeout_ms = config.get_aligned_checkpoint_timeout()
+        if unaligned:
+            # Flink's rule: pointwise (forward, rescale) and broadcast edges are checkpointed
+            # aligned unless unaligned checkpoints are forced.
+            for channel in deployment.channels:
+                assert channel.edge is not None
+                channel.overtakable = forced or channel.edge.partitioner not in _ALIGNED_ONLY
         self._gateway.clear()
         for chain in self.plan.chains:
             for subtask in deployment.by_chain[chain.index]:
@@ -595,7 +618,14 @@ class JobRunner:
                 handler = None
                 if not subtask.triggered_by_coordinator:
                     assert subtask.gate is not None
-                    handler = create_barrier_handler(mode, len(subtask.gate.channels))
+                    channels = subtask.gate.channels
+                    handler = create_barrier_handler(
+                        mode,
+                        len(channels),
+                        # A subtask with an aligned-only input aligns (see the README).
+                        unaligned=unaligned and all(c.overtakable for c in channels),
+                        aligned_timeout_ms=timeout_ms,
+                    )
                 checkpointer = SubtaskCheckpointer(
                     subtask,
                     None if subtask.triggered_by_coordinator else subtask.gate,
@@ -604,6 +634,8 @@ class JobRunner:
                     handler,
                     self.plan.max_parallelism,
                     final=final,
+                    post=subtask.post,
+                    unaligned_sources=unaligned and timeout_ms == 0,
                 )
                 subtask.checkpointer = checkpointer
                 self._gateway.register(task_id, subtask, checkpointer)
@@ -660,6 +692,10 @@ class JobRunner:
             except CheckpointError as exc:
                 final.on_failed(result, exc.reason)
                 logger.warning("final checkpoint %d failed (%s); retrying", result, exc)
+
+
+#: Partitioners whose edges carry aligned barriers unless unaligned checkpoints are forced.
+_ALIGNED_ONLY = frozenset({"forward", "rescale", "broadcast"})
 
 
 class _FreezingGateway:

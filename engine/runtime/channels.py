@@ -28,7 +28,27 @@ import anyio
 from streamlet.operators.records import TimestampedBatch
 from streamlet.state.keyed_batch import KeyedBatch
 
-__all__ = ["Channel", "ChannelStatistics", "InputGate", "Notifier"]
+__all__ = ["Channel", "ChannelStatistics", "EdgeInfo", "InputGate", "Notifier"]
+
+
+@dataclass(frozen=True, slots=True)
+class EdgeInfo:
+    """The edge a channel belongs to, as channel state names it.
+
+    :param edge_id: see :func:`streamlet.checkpoints.channel_state.edge_id`
+    :param partitioner: the partitioner's name (``hash`` for key_by, ``forward``, ...)
+    :param producers: the producing chain's parallelism
+    :param consumers: the consuming chain's parallelism
+    """
+
+    edge_id: str
+    partitioner: str
+    producers: int
+    consumers: int
+
+
+#: The buffer types that carry records (everything else in a channel is one event).
+_DATA_KINDS = (list, KeyedBatch, TimestampedBatch)
 
 
 class Notifier:
@@ -105,8 +125,12 @@ class Channel:
         "_space",
         "blocked",
         "capacity",
+        "consumer_index",
+        "edge",
         "ended",
         "name",
+        "overtakable",
+        "producer_index",
     )
 
     def __init__(self, capacity: int, consumer: Notifier, name: str = "") -> None:
@@ -125,6 +149,12 @@ class Channel:
         self.blocked = False
         #: True once the consumer took the EndOfPartition event from this channel.
         self.ended = False
+        #: Which edge and subtasks the channel joins (channel state names them; set by
+        #: deploy), and whether an unaligned barrier may overtake its buffers.
+        self.edge: EdgeInfo | None = None
+        self.producer_index = 0
+        self.consumer_index = 0
+        self.overtakable = False
 
     # --- producer side ---
 
@@ -169,6 +199,24 @@ class Channel:
             self._peak_buffers = len(queue)
         self._consumer.notify()
 
+    def overtake(self, event: Any) -> list[Any]:
+        """Put ``event`` ahead of every queued buffer (an unaligned barrier) and return the
+        data buffers it overtook, oldest first. They stay queued: the consumer reads them
+        after the event. The event may exceed ``capacity`` by one, like Flink's priority
+        events, so this never waits."""
+        queue = self._queue
+        overtaken = [b for b in queue if type(b) in _DATA_KINDS]
+        queue.appendleft(event)
+        if len(queue) > self._peak_buffers:
+            self._peak_buffers = len(queue)
+        self._consumer.notify()
+        return overtaken
+
+    def restore_buffers(self, buffers: list[Any]) -> None:
+        """Queue restored channel state before anything is sent (may exceed capacity)."""
+        for buffer in buffers:
+            self._append(buffer)
+
     # --- consumer side ---
 
     def receive_nowait(self) -> Any:
@@ -210,12 +258,16 @@ class InputGate:
     :param notifier: the notifier every channel of this gate wakes
     """
 
-    __slots__ = ("_next", "channels", "notifier")
+    __slots__ = ("_encode", "_next", "channels", "notifier", "recording")
 
     def __init__(self, channels: list[Channel], notifier: Notifier) -> None:
         self.channels = channels
         self.notifier = notifier
         self._next = 0
+        #: Channels whose data buffers are input channel state of an unaligned checkpoint,
+        #: each with what was taken so far (encoded by ``encode``, see :meth:`record`).
+        self.recording: dict[int, list[Any]] = {}
+        self._encode: Any = None
 
     def poll(self) -> tuple[int, Any] | None:
         """Return ``(channel_index, buffer)`` from the next ready, unblocked channel, or None.
@@ -233,8 +285,23 @@ class InputGate:
             channel = channels[index]
             if channel._queue and not channel.blocked:
                 self._next = index + 1 if index + 1 < n else 0
-                return index, channel.receive_nowait()
+                buffer = channel.receive_nowait()
+                if self.recording:
+                    taken = self.recording.get(index)
+                    if taken is not None and type(buffer) in _DATA_KINDS:
+                        taken.append(self._encode(buffer))
+                return index, buffer
         return None
+
+    def record(self, channel_index: int, encode: Any) -> None:
+        """Keep (as ``encode(buffer)``) every data buffer read from the channel from now on,
+        until :meth:`take_recorded`."""
+        self._encode = encode
+        self.recording[channel_index] = []
+
+    def take_recorded(self, channel_index: int) -> list[Any]:
+        """Stop recording the channel; return what was recorded (empty if nothing)."""
+        return self.recording.pop(channel_index, [])
 
     def block(self, channel_index: int) -> None:
         self.channels[channel_index].blocked = True

@@ -29,11 +29,13 @@ How the next features pass through the seam, without new back-doors:
 - *timers* are operator state: an operator's timer queue is snapshotted by its own
   ``snapshot_state`` / the keyed backend's sync part, i.e. inside
   :meth:`CheckpointedChain.snapshot_operators`, and is restored by deploy like any state;
-- *unaligned checkpoints* need the in-flight buffers of the input and a barrier that
-  overtakes output buffers: :class:`BlockableInput` grows a method that hands out the
-  buffers queued before a channel's barrier, and :class:`CheckpointedChain` one that emits
-  an event ahead of queued output; the checkpointer stores both with the snapshot. The
-  barrier handler already decides *when* from its returned :class:`Action`.
+- *unaligned checkpoints* (issue 17): :class:`BlockableInput` records the buffers a
+  channel delivers before its barrier (``record`` / ``take_recorded``), and
+  :class:`CheckpointedChain` sends a barrier ahead of the queued output
+  (``emit_barrier_unaligned``), handing back what it overtook; the checkpointer stores both
+  as channel state in the head operator's state file once the last barrier arrived. The
+  unaligned barrier handler decides *when* (its :class:`Action`), and its alignment timer
+  comes back through the subtask's mailbox.
 """
 
 from __future__ import annotations
@@ -46,14 +48,17 @@ from functools import partial
 from typing import Any, Protocol
 
 import anyio
+import orjson
 
 from streamlet.checkpoints.barriers import Action, BarrierHandler
+from streamlet.checkpoints.channel_state import CHANNEL_STATE_KEY, CHANNEL_STATE_VERSION
 from streamlet.checkpoints.coordinator import CheckpointCoordinator
 from streamlet.checkpoints.errors import CheckpointFailureReason
-from streamlet.checkpoints.events import CancelCheckpointMarker, CheckpointBarrier
+from streamlet.checkpoints.events import CancelCheckpointMarker, CheckpointBarrier, CheckpointKind
 from streamlet.checkpoints.pending import TaskId
 from streamlet.checkpoints.snapshotter import OperatorSnapshot, write_subtask_snapshot
 from streamlet.checkpoints.stats import SubtaskCheckpointStats
+from streamlet.runtime.channel_state import encode_buffer
 from streamlet.runtime.final_checkpoint import FinalCheckpoint
 
 __all__ = [
@@ -66,6 +71,8 @@ __all__ = [
 
 #: Work the synchronous part spends serializing key groups before the asynchronous part.
 _SERIALIZE_AHEAD_S = 0.001
+#: Work between two yields while the asynchronous part encodes channel state.
+_YIELD_EVERY_S = 0.002
 
 logger = logging.getLogger("streamlet.checkpoints")
 
@@ -112,6 +119,13 @@ class CheckpointedChain(Protocol):
         """
         ...
 
+    async def emit_barrier_unaligned(
+        self, barrier: CheckpointBarrier
+    ) -> list[tuple[Any, list[Any]]]:
+        """Send ``barrier`` ahead of the queued output on every edge that allows it (FIFO on
+        the others); return ``(channel, buffers it overtook)`` per channel."""
+        ...
+
     async def notify_checkpoint_complete(
         self, checkpoint_id: int, positions: list[Any] | None
     ) -> None:
@@ -131,6 +145,19 @@ class BlockableInput(Protocol):
     def block(self, channel: int) -> None: ...
 
     def unblock(self, channel: int) -> None: ...
+
+    def record(self, channel: int, encode: Callable[[Any], Any]) -> None:
+        """Keep every data buffer the channel delivers from now on, as ``encode(buffer)``."""
+        ...
+
+    def take_recorded(self, channel: int) -> list[Any]:
+        """Stop recording the channel and return what it delivered meanwhile."""
+        ...
+
+    @property
+    def channels(self) -> list[Any]:
+        """The channels, by index (channel state names their edge and subtasks)."""
+        ...
 
 
 class Mailbox(Protocol):
@@ -164,6 +191,8 @@ class SubtaskCheckpointer:
         max_parallelism: int,
         *,
         final: FinalCheckpoint | None = None,
+        post: Callable[[Callable[[], Awaitable[None]]], None] | None = None,
+        unaligned_sources: bool = False,
     ) -> None:
         self.chain = chain
         self.input = input
@@ -178,6 +207,17 @@ class SubtaskCheckpointer:
         self._writes: dict[int, anyio.CancelScope] = {}
         self._start_delay_ms: dict[int, float] = {}
         self.final = final
+        #: Runs a callable in the subtask between two batches (the alignment timer's way in).
+        self.post = post
+        #: Whether a source's barrier overtakes its output (unaligned, timeout 0).
+        self.unaligned_sources = unaligned_sources
+        #: Channel state of each unaligned checkpoint still being taken or written.
+        self._inflight: dict[int, _InFlight] = {}
+        #: The checkpoint whose input channels are being recorded, if any.
+        self._recording: int | None = None
+        self._timers: dict[int, anyio.CancelScope] = {}
+        #: id -> (buffer, its encoding) of the output buffers the last checkpoint kept.
+        self._encoded: dict[int, tuple[Any, bytes]] = {}
 
     # --- end of input (coordinator-triggered subtasks) ---
 
@@ -218,26 +258,107 @@ class SubtaskCheckpointer:
                 0.0, _wall_ms() - barrier.timestamp_ms
             )
         for checkpoint_id, reason in action.abort:
+            self._drop_inflight(checkpoint_id)
             await self.decline(checkpoint_id, reason, "aborted while aligning barriers")
             await self.chain.emit_event(CancelCheckpointMarker(checkpoint_id))
         if action.trigger is not None:
-            await self.snapshot(action.trigger, action.alignment_duration_ms or 0.0)
+            await self.snapshot(
+                action.trigger,
+                action.alignment_duration_ms or 0.0,
+                unaligned=action.unaligned,
+                record=action.record,
+            )
         for channel in action.block:
             gate.block(channel)
         for channel in action.unblock:
             gate.unblock(channel)
+        if action.recorded:
+            self._end_recording(action.recorded)
+        pending = getattr(self.handler, "pending_checkpoint_id", None)
+        for checkpoint_id in [c for c in self._timers if c != pending]:
+            self._timers.pop(checkpoint_id).cancel()
+        if action.timer_s is not None and action.alignment_started is not None:
+            assert self.task_group is not None
+            self.task_group.start_soon(
+                self._alignment_timer, action.alignment_started, action.timer_s
+            )
+
+    # --- unaligned checkpoints ---
+
+    async def _alignment_timer(self, checkpoint_id: int, delay_s: float) -> None:
+        with anyio.CancelScope() as scope:
+            self._timers[checkpoint_id] = scope
+            await anyio.sleep(delay_s)
+            self._timers.pop(checkpoint_id, None)
+            if self.post is not None:
+                self.post(partial(self.on_alignment_timeout, checkpoint_id))
+
+    async def on_alignment_timeout(self, checkpoint_id: int) -> None:
+        """The aligned-checkpoint timeout passed while aligning: go unaligned (mailbox)."""
+        on_timeout = getattr(self.handler, "on_alignment_timeout", None)
+        if on_timeout is not None:
+            await self._apply(on_timeout(checkpoint_id), None)
+
+    def cancel_timers(self) -> None:
+        """The subtask's input ended: no alignment timer may keep its task group open."""
+        for scope in self._timers.values():
+            scope.cancel()
+        self._timers.clear()
+
+    def _end_recording(self, channels: tuple[int, ...]) -> None:
+        checkpoint_id = self._recording
+        gate = self.input
+        assert gate is not None
+        inflight = None if checkpoint_id is None else self._inflight.get(checkpoint_id)
+        for channel in channels:
+            buffers = gate.take_recorded(channel)
+            if inflight is not None:
+                inflight.inputs[channel] = buffers
+                inflight.waiting.discard(channel)
+        if inflight is not None and not inflight.waiting:
+            self._recording = None
+            inflight.done.set()
+
+    def _drop_inflight(self, checkpoint_id: int) -> None:
+        """Forget the channel state of an aborted checkpoint and stop recording for it."""
+        inflight = self._inflight.pop(checkpoint_id, None)
+        if inflight is None:
+            return
+        if self._recording == checkpoint_id:
+            self._recording = None
+            gate = self.input
+            if gate is not None:
+                for channel in inflight.waiting:
+                    gate.take_recorded(channel)
+        inflight.aborted = True
+        inflight.done.set()
 
     # --- source trigger (mailbox) ---
 
     async def on_trigger(self, barrier: CheckpointBarrier) -> None:
         """The coordinator asked this source subtask to start checkpoint ``barrier``."""
         self._start_delay_ms[barrier.checkpoint_id] = max(0.0, _wall_ms() - barrier.timestamp_ms)
-        await self.snapshot(barrier, 0.0)
+        unaligned = self.unaligned_sources and barrier.kind is CheckpointKind.CHECKPOINT
+        if unaligned:
+            barrier = replace(barrier, unaligned=True)
+        await self.snapshot(barrier, 0.0, unaligned=unaligned)
 
     # --- the snapshot ---
 
-    async def snapshot(self, barrier: CheckpointBarrier, alignment_ms: float) -> None:
-        """Take the synchronous part, forward the barrier, start the asynchronous part."""
+    async def snapshot(
+        self,
+        barrier: CheckpointBarrier,
+        alignment_ms: float,
+        *,
+        unaligned: bool = False,
+        record: tuple[int, ...] = (),
+    ) -> None:
+        """Take the synchronous part, forward the barrier, start the asynchronous part.
+
+        Unaligned, the barrier overtakes the queued output (kept as output channel state)
+        and the channels in ``record`` are recorded until their barrier (input channel
+        state); the asynchronous part writes both once the last of them arrived.
+        """
         checkpoint_id = barrier.checkpoint_id
         chain = self.chain
         started = time.monotonic()
@@ -245,8 +366,21 @@ class SubtaskCheckpointer:
         positions = chain.source_positions()
         if positions is not None:
             self._positions[checkpoint_id] = positions
+        if unaligned:
+            inflight = _InFlight(await chain.emit_barrier_unaligned(barrier))
+            self._inflight[checkpoint_id] = inflight
+            if record:
+                gate = self.input
+                assert gate is not None
+                for channel in record:
+                    gate.record(channel, encode_buffer)
+                inflight.waiting = set(record)
+                self._recording = checkpoint_id
+            else:
+                inflight.done.set()
         sync_ms = (time.monotonic() - started) * 1000
-        await chain.emit_event(barrier)
+        if not unaligned:
+            await chain.emit_event(barrier)
         _serialize_ahead(snapshots, _SERIALIZE_AHEAD_S)
         stats = SubtaskCheckpointStats(
             operator=chain.chain_name,
@@ -254,6 +388,7 @@ class SubtaskCheckpointer:
             sync_duration_ms=sync_ms,
             alignment_duration_ms=alignment_ms,
             start_delay_ms=self._start_delay_ms.pop(checkpoint_id, 0.0),
+            unaligned_checkpoint=unaligned,
         )
         assert self.task_group is not None
         self.task_group.start_soon(self._write_and_ack, checkpoint_id, snapshots, stats)
@@ -273,6 +408,14 @@ class SubtaskCheckpointer:
         with anyio.CancelScope() as scope:
             self._writes[checkpoint_id] = scope
             try:
+                inflight = self._inflight.get(checkpoint_id)
+                if inflight is not None:
+                    await inflight.done.wait()
+                    self._inflight.pop(checkpoint_id, None)
+                    if inflight.aborted:
+                        return  # declined when it was aborted
+                    persisted = await self._attach_channel_state(inflight, snapshots)
+                    stats = replace(stats, persisted_data=persisted)
                 result = await write_subtask_snapshot(
                     self.coordinator.storage,
                     checkpoint_id,
@@ -310,6 +453,55 @@ class SubtaskCheckpointer:
                 "the checkpoint was aborted while this subtask was writing it",
             )
 
+    async def _attach_channel_state(
+        self, inflight: _InFlight, snapshots: list[OperatorSnapshot]
+    ) -> int:
+        """Put the channel state into the head operator's snapshot; return its size.
+
+        The overtaken output buffers are encoded here, yielding to the loop about every
+        two milliseconds (as the snapshotter does), so other subtasks keep running.
+        """
+        entries = []
+        last = time.monotonic()
+        # A buffer still queued at the next checkpoint is not encoded again (buffers are
+        # never changed once sent; the cache holds them, so their ids stay theirs).
+        previous, cache = self._encoded, {}
+        for channel, buffers in inflight.outputs:
+            if not buffers:
+                continue
+            encoded = []
+            for buffer in buffers:
+                hit = previous.get(id(buffer))
+                if hit is not None and hit[0] is buffer:
+                    data = hit[1]
+                else:
+                    data = orjson.dumps(encode_buffer(buffer))
+                cache[id(buffer)] = (buffer, data)
+                encoded.append(orjson.Fragment(data))
+                if time.monotonic() - last >= _YIELD_EVERY_S:
+                    await anyio.lowlevel.checkpoint()
+                    last = time.monotonic()
+            entries.append(_entry("output", channel, encoded))
+        self._encoded = cache
+        inflight.outputs = []
+        gate = self.input
+        for index, buffers in sorted(inflight.inputs.items()):
+            if buffers:
+                assert gate is not None
+                entries.append(_entry("input", gate.channels[index], buffers))
+        if not entries:
+            return 0
+        blob = orjson.dumps({"version": CHANNEL_STATE_VERSION, "entries": entries})
+        head = self.task_id[0]
+        extra = {CHANNEL_STATE_KEY: orjson.Fragment(blob)}
+        for snapshot in snapshots:
+            if snapshot.operator_uid == head:
+                snapshot.extra = {**(snapshot.extra or {}), **extra}
+                break
+        else:
+            snapshots.append(OperatorSnapshot(head, extra=extra))
+        return len(blob)
+
     def _cancel_writes(self, up_to: int, *, inclusive: bool = True) -> None:
         for checkpoint_id, scope in list(self._writes.items()):
             if checkpoint_id < up_to or (inclusive and checkpoint_id == up_to):
@@ -337,10 +529,42 @@ class SubtaskCheckpointer:
 
     async def notify_aborted(self, checkpoint_id: int) -> None:
         self._positions.pop(checkpoint_id, None)
+        self._drop_inflight(checkpoint_id)
         scope = self._writes.get(checkpoint_id)
         if scope is not None:
             scope.cancel()
         await self.chain.notify_checkpoint_aborted(checkpoint_id)
+
+
+class _InFlight:
+    """The channel state of one unaligned checkpoint in one subtask, while it is taken.
+
+    ``outputs`` are what the barrier overtook; ``inputs`` fill as the recorded channels'
+    barriers arrive (``waiting`` are those still recording); ``done`` is set once none is
+    left, or when the checkpoint was aborted (``aborted``).
+    """
+
+    __slots__ = ("aborted", "done", "inputs", "outputs", "waiting")
+
+    def __init__(self, outputs: list[tuple[Any, list[Any]]]) -> None:
+        self.outputs = outputs
+        self.inputs: dict[int, list[Any]] = {}
+        self.waiting: set[int] = set()
+        self.done = anyio.Event()
+        self.aborted = False
+
+
+def _entry(kind: str, channel: Any, buffers: list[Any]) -> dict[str, Any]:
+    edge = channel.edge
+    return {
+        "kind": kind,
+        "edge": edge.edge_id,
+        "producer": channel.producer_index,
+        "consumer": channel.consumer_index,
+        "producers": edge.producers,
+        "consumers": edge.consumers,
+        "buffers": buffers,
+    }
 
 
 def _serialize_ahead(snapshots: list[OperatorSnapshot], budget_s: float) -> None:

@@ -13,18 +13,25 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from streamlet.checkpoints.channel_state import ChannelStateEntry, edge_id
 from streamlet.graph.plan import ChainPlan, JobPlan
 from streamlet.graph.stream_graph import StreamNode
 from streamlet.operators.base import OperatorContext
 from streamlet.operators.core import SourceOperator
 from streamlet.operators.processing_time import ProcessingTimeService
-from streamlet.runtime.channels import Channel, InputGate, Notifier
+from streamlet.operators.records import TimestampedBatch
+from streamlet.runtime.channel_state import (
+    NOT_RESCALABLE,
+    ChannelStateRestoreError,
+    decode_buffer,
+)
+from streamlet.runtime.channels import Channel, EdgeInfo, InputGate, Notifier
 from streamlet.runtime.subtask import ChainedOperator, OutputWriter, Subtask, SubtaskSettings
 from streamlet.state.heap_backend import HeapKeyedStateBackend
 from streamlet.state.key_groups import key_group_range_for_subtask
 from streamlet.state.operator_state import OperatorStateBackend
 
-__all__ = ["Deployment", "RestoredState", "coordinator_triggered", "deploy"]
+__all__ = ["Deployment", "RestoredState", "coordinator_triggered", "deploy", "restore_channels"]
 
 
 @dataclass(slots=True)
@@ -34,11 +41,14 @@ class RestoredState:
     :param keyed: uid -> key group -> serialized key group
     :param operator: uid -> serialized operator state of every old subtask, in index order
     :param checkpoint_id: the id of the checkpoint or savepoint it came from
+    :param channel_state: the channel state entries of every state file
     """
 
     keyed: dict[str, dict[int, bytes]] = field(default_factory=dict)
     operator: dict[str, list[bytes]] = field(default_factory=dict)
     checkpoint_id: int | None = None
+    #: In-flight records of an unaligned checkpoint, put back into the channels first.
+    channel_state: list[ChannelStateEntry] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -107,10 +117,25 @@ def deploy(
     # (edge id, producer index) -> writer
     writers: dict[tuple[int, int], OutputWriter] = {}
     all_channels: list[Channel] = []
+    # channel-state edge id -> (edge info, producer index -> writer)
+    edges: dict[str, tuple[EdgeInfo, dict[int, OutputWriter]]] = {}
     for consumer in plan.chains:
         for edge in consumer.input_edges:
             producer = plan.chain_of[edge.upstream.id]
             partitioner = plan.partitioner(edge)
+            info = EdgeInfo(
+                edge_id(
+                    edge.upstream.operator_uid,
+                    edge.output_tag,
+                    edge.downstream.operator_uid,
+                    edge.input_index,
+                ),
+                partitioner.name,
+                producer.parallelism,
+                consumer.parallelism,
+            )
+            edge_writers: dict[int, OutputWriter] = {}
+            edges[info.edge_id] = (info, edge_writers)
             for i in range(producer.parallelism):
                 targets = partitioner.targets(i, producer.parallelism, consumer.parallelism)
                 channels = []
@@ -120,6 +145,9 @@ def deploy(
                         notifiers[consumer.index][j],
                         f"{edge.upstream.name}[{i}] -> {consumer.head.name}[{j}]",
                     )
+                    channel.edge = info
+                    channel.producer_index = i
+                    channel.consumer_index = j
                     channels.append(channel)
                     gate_channels[consumer.index][j].append(channel)
                     channel_inputs[consumer.index][j].append(edge.input_index)
@@ -129,7 +157,12 @@ def deploy(
                 )
                 head = edge.downstream
                 router.set_consumer(head.name, head.operator_uid, head.keyed)
-                writers[(id(edge), i)] = OutputWriter(channels, router, settings.batch_size)
+                writer = writers[(id(edge), i)] = OutputWriter(
+                    channels, router, settings.batch_size
+                )
+                edge_writers[i] = writer
+    if restored is not None and restored.channel_state:
+        restore_channels(restored.channel_state, edges)
 
     subtasks: list[Subtask] = []
     by_chain: dict[int, list[Subtask]] = {}
@@ -274,3 +307,80 @@ def _keyed_backend(
     if restored is not None and node.operator_uid in restored.keyed:
         backend.restore(restored.keyed[node.operator_uid])
     return backend
+
+
+def restore_channels(
+    entries: list[ChannelStateEntry],
+    edges: dict[str, tuple[EdgeInfo, dict[int, OutputWriter]]],
+) -> None:
+    """Put the in-flight records of an unaligned checkpoint back into the channels.
+
+    Each old channel's input state comes before its output state (that is their order in
+    the channel), and all of it before anything the new attempt sends. See
+    :mod:`streamlet.runtime.channel_state` for the rescaling rules.
+
+    :raises ChannelStateRestoreError: if the job lacks an edge the state belongs to, or
+        the state cannot move to the edge's new parallelism
+    """
+    order = {"input": 0, "output": 1}
+    ordered = sorted(entries, key=lambda e: (e.edge, e.producer, e.consumer, order[e.kind]))
+    for entry in ordered:
+        found = edges.get(entry.edge)
+        if found is None:
+            raise ChannelStateRestoreError(
+                f"the checkpoint holds in-flight records of edge {_edge_name(entry.edge)} "
+                f"that this job does not have; restore the job with that edge, or restore "
+                f"from a savepoint (always aligned, so without in-flight records)"
+            )
+        info, writers = found
+        buffers = [decode_buffer(b) for b in entry.buffers]
+        if entry.producers == info.producers and entry.consumers == info.consumers:
+            writer = writers.get(entry.producer)
+            channel = None
+            if writer is not None:
+                channel = next(
+                    (c for c in writer.channels if c.consumer_index == entry.consumer), None
+                )
+            if channel is None:
+                raise ChannelStateRestoreError(
+                    f"in-flight records of edge {_edge_name(entry.edge)} from subtask "
+                    f"{entry.producer} to {entry.consumer}: this job has no such channel"
+                )
+            channel.restore_buffers(buffers)
+            continue
+        if info.partitioner in NOT_RESCALABLE:
+            raise ChannelStateRestoreError(
+                f"cannot rescale the in-flight records of the {info.partitioner} edge "
+                f"{_edge_name(entry.edge)} from parallelism {entry.producers} -> "
+                f"{entry.consumers} to {info.producers} -> {info.consumers}: a "
+                f"{info.partitioner} edge maps subtasks one to one (or to all), so its "
+                f"channel state has no place at another parallelism (Flink refuses it "
+                f"too). Restore at the old parallelism, or from a savepoint (always "
+                f"aligned); an explicit shuffle()/rebalance() instead of forward or "
+                f"rescale makes the edge rescalable"
+            )
+        writer = writers[entry.producer % info.producers]
+        for buffer in buffers:
+            _route(writer, buffer)
+
+
+def _route(writer: OutputWriter, buffer: Any) -> None:
+    """Send a restored buffer through ``writer``'s router (rescaled channel state)."""
+    if type(buffer) is not list and type(buffer) is not TimestampedBatch:
+        buffer = buffer.records  # a KeyedBatch: the router computes keys anew
+    channels = writer.channels
+    if len(channels) == 1:
+        parts: list[Any] = [buffer]
+    elif type(buffer) is TimestampedBatch:
+        parts = writer._router.split_timestamped(buffer)
+    else:
+        parts = writer._router.split(buffer)
+    for channel, part in zip(channels, parts, strict=True):
+        if part:
+            channel.restore_buffers([part])
+
+
+def _edge_name(edge: str) -> str:
+    producer, tag, consumer, input_index = [*edge.split("|"), "", "", ""][:4]
+    side = f" (side output {tag!r})" if tag else ""
+    return f"{producer!r}{side} -> {consumer!r} input {input_index}"

@@ -12,6 +12,7 @@ waits in exactly one place.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
 from collections import deque
@@ -172,6 +173,24 @@ class OutputWriter:
         await self.flush()
         for index in range(len(self.channels)):
             await self._send(index, event)
+
+    @property
+    def overtakable(self) -> bool:
+        """Whether an unaligned barrier may overtake this edge's queued buffers."""
+        return bool(self.channels) and self.channels[0].overtakable
+
+    def overtake(self, barrier: Any) -> list[tuple[Channel, list[Any]]]:
+        """Send ``barrier`` ahead of everything queued on every channel, without waiting;
+        return, per channel, the buffers it overtook: those queued in the channel, then a
+        copy of this writer's unsent buffer (sent later, after the barrier)."""
+        taken = []
+        for index, channel in enumerate(self.channels):
+            buffers = channel.overtake(barrier)
+            pending = self._buffers[index]
+            if pending:
+                buffers.append(pending[:])
+            taken.append((channel, buffers))
+        return taken
 
 
 class ChainedOperator:
@@ -403,6 +422,21 @@ class Subtask:
         for writer in self.writers:
             await writer.emit_event(event)
 
+    async def emit_barrier_unaligned(
+        self, barrier: CheckpointBarrier
+    ) -> list[tuple[Channel, list[Any]]]:
+        # Overtake first, on every edge that allows it: the barrier must not wait behind
+        # a full channel of an aligned-only edge before it overtook the others.
+        taken = []
+        for writer in self.writers:
+            if writer.overtakable:
+                taken.extend(writer.overtake(barrier))
+        aligned = dataclasses.replace(barrier, unaligned=False)
+        for writer in self.writers:
+            if not writer.overtakable:
+                await writer.emit_event(aligned)
+        return taken
+
     async def notify_checkpoint_complete(
         self, checkpoint_id: int, positions: list[Any] | None
     ) -> None:
@@ -478,6 +512,8 @@ class Subtask:
             await self._run_source()
         else:
             await self._run_inputs()
+        if self.checkpointer is not None:
+            self.checkpointer.cancel_timers()
         await self._finish(self.root)
         await self.flush()
         for writer in self.writers:

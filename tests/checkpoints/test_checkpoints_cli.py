@@ -127,10 +127,11 @@ def test_show(job_dir, capsys):
         "CRC32",
         "KEY",
         "GROUPS",
+        "IN-FLIGHT",
         "STATUS",
     ]
     assert table[1].split()[:3] == ["counter", "0", "op-counter-0.state"]
-    assert table[1].split()[-3:] == ["0-3", "(4)", "ok"]
+    assert table[1].split()[-4:] == ["0-3", "(4)", "-", "ok"]  # no channel state
 
 
 def test_show_json_of_metadata_file(job_dir, capsys):

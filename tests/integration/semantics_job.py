@@ -107,14 +107,18 @@ def configure(
     env.set_restart_strategy(RestartStrategies.fixed_delay_restart(restarts, 0))
 
 
-async def _main(records: int, base: Path) -> None:
+async def _main(records: int, base: Path, unaligned: bool = False) -> None:
     env = StreamExecutionEnvironment.get_execution_environment()
     configure(env, base / "checkpoints")
+    if unaligned:
+        env.get_checkpoint_config().enable_unaligned_checkpoints()
+        env.set_channel_capacity(2)
     build(env, records, base / "out", delay_s=0.02)
     await env.execute("crash-job", restore="latest")
 
 
 if __name__ == "__main__":
-    # python semantics_job.py RECORDS BASE_DIR: runs (or resumes) the job to its end.
-    anyio.run(_main, int(sys.argv[1]), Path(sys.argv[2]))
+    # python semantics_job.py RECORDS BASE_DIR [unaligned]: runs (or resumes) the job to
+    # its end, with unaligned checkpoints if asked.
+    anyio.run(_main, int(sys.argv[1]), Path(sys.argv[2]), sys.argv[3:] == ["unaligned"])
     print("lines:", len(read_committed(Path(sys.argv[2]) / "out")))

@@ -81,7 +81,10 @@ async def test_failure_free_run_is_the_reference(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_process_killed_at_random_moments_resumes_exactly_once(tmp_path: Path) -> None:
+@pytest.mark.parametrize("checkpoints", ["aligned", "unaligned"])
+def test_process_killed_at_random_moments_resumes_exactly_once(
+    tmp_path: Path, checkpoints: str
+) -> None:
     """SIGKILL the whole process again and again; each start restores "latest"."""
     records = 6000
     rng = random.Random(1234)
@@ -90,6 +93,7 @@ def test_process_killed_at_random_moments_resumes_exactly_once(tmp_path: Path) -
         str(Path(__file__).with_name("semantics_job.py")),
         str(records),
         str(tmp_path),
+        *(["unaligned"] if checkpoints == "unaligned" else []),
     ]
     # Inherited entries first (under make mutants: the mutated copy's streamlet), then ROOT.
     inherited = os.environ.get("PYTHONPATH")

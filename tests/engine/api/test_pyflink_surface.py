@@ -19,6 +19,7 @@ import pytest
 import streamlet
 from streamlet import (
     CheckpointConfig,
+    CheckpointingMode,
     Configuration,
     Duration,
     ExternalizedCheckpointCleanup,
@@ -308,17 +309,38 @@ def test_checkpoint_times_take_durations() -> None:
     )
 
 
-def test_unaligned_checkpoints_are_refused_by_name_unless_switched_off() -> None:
+def test_unaligned_checkpoint_switches_round_trip_and_reject_non_bools() -> None:
     config = CheckpointConfig()
-    config.enable_unaligned_checkpoints(False).disable_unaligned_checkpoints()
-    config.set_force_unaligned_checkpoints(False)
     assert not config.is_unaligned_checkpoints_enabled()
     assert not config.is_force_unaligned_checkpoints()
+    config.enable_unaligned_checkpoints().set_force_unaligned_checkpoints()
+    assert config.is_unaligned_checkpoints_enabled() and config.is_force_unaligned_checkpoints()
+    assert config.takes_unaligned_checkpoints
+    config.set_checkpointing_mode(CheckpointingMode.AT_LEAST_ONCE)
+    assert not config.takes_unaligned_checkpoints  # Flink: EXACTLY_ONCE only
+    config.disable_unaligned_checkpoints()
+    assert not config.is_unaligned_checkpoints_enabled()
     for call in (config.enable_unaligned_checkpoints, config.set_force_unaligned_checkpoints):
-        with pytest.raises(NotImplementedError, match="unaligned checkpoints are not supported"):
-            call()
+        with pytest.raises(TypeError, match="expects a bool, got 'yes'"):
+            call("yes")
     config.set_aligned_checkpoint_timeout(Duration.of_seconds(1))
     assert config.get_alignment_timeout() == 1000
+    config.set_aligned_checkpoint_timeout(timedelta(milliseconds=30))
+    assert config.get_aligned_checkpoint_timeout() == 30
+    with pytest.raises(ValueError, match="aligned checkpoint timeout must be >= 0 ms"):
+        config.set_aligned_checkpoint_timeout(-1)
+
+
+def test_unaligned_options_by_flink_key() -> None:
+    env = StreamExecutionEnvironment.get_execution_environment()
+    conf = Configuration()
+    conf.set_string("execution.checkpointing.unaligned.enabled", "true")
+    conf.set_string("execution.checkpointing.unaligned.forced", "true")
+    conf.set_string("execution.checkpointing.aligned-checkpoint-timeout", "250 ms")
+    env.configure(conf)
+    config = env.get_checkpoint_config()
+    assert config.is_unaligned_checkpoints_enabled() and config.is_force_unaligned_checkpoints()
+    assert config.get_aligned_checkpoint_timeout() == 250
 
 
 def test_externalized_checkpoints_and_failing_on_errors(

@@ -55,7 +55,7 @@ class _Harness:
         self.snapshots: list[tuple[int, list[Any]]] = []
         self.declined: list[tuple[int, CheckpointFailureReason]] = []
 
-        async def snapshot(barrier: CheckpointBarrier, alignment_ms: float) -> None:
+        async def snapshot(barrier: CheckpointBarrier, alignment_ms: float, **_: Any) -> None:
             self.snapshots.append((barrier.checkpoint_id, list(self.delivered)))
 
         async def decline(
