@@ -67,6 +67,8 @@ class StreamExecutionEnvironment:
         self._clock: ProcessingTimeClock | None = None
         self._runtime_mode = RuntimeExecutionMode.STREAMING
         self._chaining = True
+        #: Flink's task I/O metrics (configuration key ``metrics.enabled``).
+        self._metrics_enabled = True
         #: Test hook (engine.testing.inject_faults): wraps chosen operators at deploy time.
         self._operator_wrapper: Any = None
 
@@ -541,6 +543,7 @@ class StreamExecutionEnvironment:
             auto_watermark_interval_ms=self._config.get_auto_watermark_interval(),
             batch_execution=batch,
             job_parameters=self._config.get_global_job_parameters(),
+            metrics_enabled=self._metrics_enabled,
         )
 
     def _take_runner(

@@ -66,6 +66,9 @@ __all__ = ["JobConfig", "JobRunner"]
 
 logger = logging.getLogger("streamlet.job")
 
+#: Failures kept for the REST API (Flink's ``web.exception-history-size`` default: 16).
+_EXCEPTION_HISTORY = 16
+
 
 @dataclass(frozen=True, slots=True)
 class JobConfig:
@@ -87,6 +90,9 @@ class JobConfig:
     batch_execution: bool = False
     #: ``ExecutionConfig.set_global_job_parameters``.
     job_parameters: dict[str, str] = field(default_factory=dict)
+    #: Flink's task I/O metrics (records in/out, busy/idle/backpressured time); off only
+    #: to measure what they cost (``metrics.enabled`` in the configuration).
+    metrics_enabled: bool = True
 
 
 class JobRunner:
@@ -122,6 +128,14 @@ class JobRunner:
         self._restored_from: str | None = None
         self.coordinator: CheckpointCoordinator | None = None
         self._gateway = MailboxGateway()
+        #: Wall-clock ms: the job's start and end (None while it runs), and the last
+        #: restore from a checkpoint (Flink's lastCheckpointRestoreTimestamp).
+        self.start_time_ms = int(time.time() * 1000)
+        self.end_time_ms: int | None = None
+        self.last_restore_timestamp_ms: int | None = None
+        #: The failures of attempts, oldest first, as (wall-clock ms, error): what the
+        #: REST API's ``/jobs/<id>/exceptions`` lists.
+        self.exceptions: list[tuple[int, BaseException]] = []
 
     def mark_cancelling(self) -> None:
         if not self.status.is_terminal:
@@ -152,6 +166,11 @@ class JobRunner:
                 if values:
                     out.setdefault(chained.ctx.operator_uid, {})[subtask.index] = values
         return out
+
+    @property
+    def deployment(self) -> Deployment | None:
+        """The subtasks and channels of the running attempt (None between attempts)."""
+        return self._deployment
 
     def channel_statistics(self) -> list[Any]:
         if self._deployment is None:
@@ -194,7 +213,12 @@ class JobRunner:
         """
         try:
             return await self._run()
+        except BaseException as exc:
+            if isinstance(exc, Exception) and not any(exc is e for _, e in self.exceptions):
+                self.exceptions.append((int(time.time() * 1000), exc))
+            raise
         finally:
+            self.end_time_ms = int(time.time() * 1000)
             # An operator wrapper may want to know (a FaultInjector warns about faults
             # that never fired).
             job_ended = getattr(self.config.operator_wrapper, "job_ended", None)
@@ -274,6 +298,7 @@ class JobRunner:
             if restore_point is not None:
                 restored = await self._read_state(restore_point)
                 self._restored_from = restore_point.location
+                self.last_restore_timestamp_ms = int(time.time() * 1000)
             settings = SubtaskSettings(
                 job_name=self.job_name,
                 attempt=attempt,
@@ -283,10 +308,13 @@ class JobRunner:
                 auto_watermark_interval_ms=self.config.auto_watermark_interval_ms,
                 batch_execution=self.config.batch_execution,
                 job_parameters=self.config.job_parameters,
+                metrics_enabled=self.config.metrics_enabled,
             )
             failure = await self._run_attempt(settings, splits, restored)
             if failure is None or self._stopped_with_savepoint:
                 return None
+            self.exceptions.append((int(time.time() * 1000), failure))
+            del self.exceptions[:-_EXCEPTION_HISTORY]
             if isinstance(failure.__cause__, OutputClosedError):
                 return failure  # its reader is gone: a restart would only fail again
             delay_ms = self.restart_strategy.on_failure()
