@@ -133,6 +133,8 @@ class JobRunner:
         self.start_time_ms = int(time.time() * 1000)
         self.end_time_ms: int | None = None
         self.last_restore_timestamp_ms: int | None = None
+        #: How many attempts started from a checkpoint or savepoint.
+        self.restores = 0
         #: The failures of attempts, oldest first, as (wall-clock ms, error): what the
         #: REST API's ``/jobs/<id>/exceptions`` lists.
         self.exceptions: list[tuple[int, BaseException]] = []
@@ -166,6 +168,11 @@ class JobRunner:
                 if values:
                     out.setdefault(chained.ctx.operator_uid, {})[subtask.index] = values
         return out
+
+    @property
+    def restored_from(self) -> str | None:
+        """Where the running attempt's state came from (None: a fresh start)."""
+        return self._restored_from
 
     @property
     def deployment(self) -> Deployment | None:
@@ -299,6 +306,7 @@ class JobRunner:
                 restored = await self._read_state(restore_point)
                 self._restored_from = restore_point.location
                 self.last_restore_timestamp_ms = int(time.time() * 1000)
+                self.restores += 1
             settings = SubtaskSettings(
                 job_name=self.job_name,
                 attempt=attempt,
