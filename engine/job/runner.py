@@ -133,8 +133,9 @@ class JobRunner:
         self.start_time_ms = int(time.time() * 1000)
         self.end_time_ms: int | None = None
         self.last_restore_timestamp_ms: int | None = None
-        #: How many attempts started from a checkpoint or savepoint.
+        #: How many attempts started from a checkpoint or savepoint, and the last of those.
         self.restores = 0
+        self.last_restored: CompletedCheckpoint | None = None
         #: The failures of attempts, oldest first, as (wall-clock ms, error): what the
         #: REST API's ``/jobs/<id>/exceptions`` lists.
         self.exceptions: list[tuple[int, BaseException]] = []
@@ -307,6 +308,7 @@ class JobRunner:
                 self._restored_from = restore_point.location
                 self.last_restore_timestamp_ms = int(time.time() * 1000)
                 self.restores += 1
+                self.last_restored = restore_point
             settings = SubtaskSettings(
                 job_name=self.job_name,
                 attempt=attempt,

@@ -20,7 +20,8 @@ import traceback
 from dataclasses import dataclass
 from typing import Any
 
-from streamlet.checkpoints.stats import CheckpointStats, CheckpointStatus
+from streamlet.checkpoints.events import CheckpointKind
+from streamlet.checkpoints.stats import CheckpointStats, CheckpointStatus, SubtaskCheckpointStats
 from streamlet.errors import JobExecutionError
 from streamlet.graph.plan import ChainPlan
 from streamlet.job.client import JobClient
@@ -356,7 +357,7 @@ def _checkpoint(view: JobView, stats: CheckpointStats) -> dict[str, Any]:
         "tasks": {},
     }
     for chain in view.metrics.runner.plan.chains:
-        mine = [s for s in stats.subtasks if s.operator == chain.head.operator_uid]
+        mine = _acks_of(stats, chain)
         out["tasks"][vertex_id(chain)] = _task_checkpoint(stats, chain, mine)
     if stats.status is CheckpointStatus.COMPLETED:
         out["external_path"] = stats.external_path
@@ -365,6 +366,12 @@ def _checkpoint(view: JobView, stats: CheckpointStats) -> dict[str, Any]:
         out["failure_timestamp"] = stats.failure_timestamp_ms
         out["failure_message"] = stats.failure_message
     return out
+
+
+def _acks_of(stats: CheckpointStats, chain: ChainPlan) -> list[SubtaskCheckpointStats]:
+    """The acknowledgements of ``chain``'s subtasks (named by chain name or head uid)."""
+    names = (chain.name, chain.head.operator_uid)
+    return [s for s in stats.subtasks if s.operator in names]
 
 
 def _task_checkpoint(stats: CheckpointStats, chain: ChainPlan, acks: list[Any]) -> dict[str, Any]:
@@ -396,12 +403,13 @@ def checkpoints(view: JobView) -> dict[str, Any]:
     completed = [s for s in history if s.status is CheckpointStatus.COMPLETED]
     runner = view.metrics.runner
     restored = None
-    if snapshot is not None and snapshot.restored_checkpoint_id is not None:
+    point = runner.last_restored
+    if point is not None:
         restored = {
-            "id": snapshot.restored_checkpoint_id,
+            "id": point.checkpoint_id,
             "restore_timestamp": runner.last_restore_timestamp_ms or -1,
-            "is_savepoint": False,
-            "external_path": runner.restored_from,
+            "is_savepoint": point.kind is CheckpointKind.SAVEPOINT,
+            "external_path": point.location,
         }
 
     def one(stats: CheckpointStats | None) -> dict[str, Any] | None:
@@ -460,7 +468,7 @@ def checkpoint_subtask_details(
     stats = _find_checkpoint(view, checkpoint_id)
     if stats is None:
         return None
-    acks = {s.subtask_index: s for s in stats.subtasks if s.operator == chain.head.operator_uid}
+    acks = {s.subtask_index: s for s in _acks_of(stats, chain)}
     subtasks: list[dict[str, Any]] = []
     for index in range(chain.parallelism):
         ack = acks.get(index)
