@@ -23,7 +23,7 @@ Per-second values are the change between two readings divided by the time betwee
 second sees one-second rates, a Prometheus server that scrapes every 15 s sees 15-second
 averages. Readings closer than half a second apart reuse the last rates, so two readers
 polling at once do not see rates over a few milliseconds. Like Flink's, every metric
-starts from zero in each attempt.
+starts from zero in each attempt; once no attempt runs, the last one's final figures stay.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from typing import Any
 
 from streamlet.graph.plan import ChainPlan
 from streamlet.job.runner import JobRunner
+from streamlet.runtime.deploy import Deployment
 from streamlet.runtime.subtask import Subtask
 
 __all__ = [
@@ -127,6 +128,12 @@ class JobMetrics:
         self._runner = runner
         self._bases: dict[tuple[str, int], _Base] = {}
         self._vertex_of = {chain.index: vertex_id(chain) for chain in runner.plan.chains}
+        #: The last attempt's final figures, shown once no attempt runs.
+        self._final: tuple[SubtaskReading, ...] = ()
+        runner.attempt_end_listeners.append(self._on_attempt_end)
+
+    def _on_attempt_end(self, deployment: Deployment) -> None:
+        self._final = self._read_deployment(deployment)
 
     @property
     def runner(self) -> JobRunner:
@@ -134,19 +141,20 @@ class JobMetrics:
 
     def read(self) -> MetricsReading:
         """Read every metric now."""
-        runner = self._runner
-        deployment = runner.deployment
-        subtasks: list[SubtaskReading] = []
-        if deployment is not None:
-            now = time.perf_counter()
-            for chain_index, chain_subtasks in deployment.by_chain.items():
-                vid = self._vertex_of[chain_index]
-                for subtask in chain_subtasks:
-                    subtasks.append(self._read_subtask(vid, subtask, now))
+        deployment = self._runner.deployment
+        subtasks = self._final if deployment is None else self._read_deployment(deployment)
         return MetricsReading(
             timestamp_ms=int(time.time() * 1000),
             job=self._job_metrics(),
-            subtasks=tuple(subtasks),
+            subtasks=subtasks,
+        )
+
+    def _read_deployment(self, deployment: Deployment) -> tuple[SubtaskReading, ...]:
+        now = time.perf_counter()
+        return tuple(
+            self._read_subtask(self._vertex_of[chain_index], subtask, now)
+            for chain_index, chain_subtasks in deployment.by_chain.items()
+            for subtask in chain_subtasks
         )
 
     def _job_metrics(self) -> dict[str, Any]:

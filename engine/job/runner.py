@@ -13,6 +13,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -139,6 +140,9 @@ class JobRunner:
         #: The failures of attempts, oldest first, as (wall-clock ms, error): what the
         #: REST API's ``/jobs/<id>/exceptions`` lists.
         self.exceptions: list[tuple[int, BaseException]] = []
+        #: Called with each attempt's deployment as the attempt ends, while its counters
+        #: can still be read (the metrics keep the final figures of a finished job).
+        self.attempt_end_listeners: list[Callable[[Deployment], None]] = []
 
     def mark_cancelling(self) -> None:
         if not self.status.is_terminal:
@@ -561,6 +565,8 @@ class JobRunner:
         finally:
             self._attempt_scope = None
             self._records_done += sum(s.records_in for s in deployment.subtasks)
+            for listener in self.attempt_end_listeners:
+                listener(deployment)
             self._deployment = None
         return failures[0] if failures else None  # type: ignore[return-value]
 
