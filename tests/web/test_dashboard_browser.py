@@ -3,7 +3,8 @@ Python package; no browser download): the page loads without console errors, dra
 job graph from the plan, shows live throughput, lists a completed checkpoint, and its
 savepoint button writes a savepoint. A screenshot goes to ``tests/artifacts/``.
 
-Skipped, saying why, only where no Chromium is installed; CI installs it (``.ci/run``).
+Skipped, saying why, only where no Chromium is installed; CI installs it (``.ci/run``)
+and sets ``STREAMLET_REQUIRE_BROWSER``, so there a missing browser fails instead.
 """
 
 from __future__ import annotations
@@ -36,6 +37,10 @@ ARGS = [
 
 playwright_api = pytest.importorskip("playwright.async_api", reason="playwright is not installed")
 if not Path(CHROMIUM).exists():
+    if os.environ.get("STREAMLET_REQUIRE_BROWSER"):  # CI (.ci/run) installs Chromium
+        raise RuntimeError(
+            f"STREAMLET_REQUIRE_BROWSER is set but there is no Chromium at {CHROMIUM}"
+        )
     pytest.skip(
         f"no Chromium at {CHROMIUM}: install Debian's package (apt-get install -y chromium) "
         "or set STREAMLET_CHROMIUM",
@@ -115,7 +120,12 @@ async def test_savepoint_button_writes_a_savepoint(tmp_path: Path) -> None:
             browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
             try:
                 page = await browser.new_page()
-                page.on("console", lambda m: m.type == "error" and problems.append(m.text))
+
+                def on_console(msg: Any) -> None:
+                    if msg.type == "error":
+                        problems.append(msg.text)
+
+                page.on("console", on_console)
                 page.on("pageerror", lambda exc: problems.append(str(exc)))
                 await page.goto(url)
                 await page.wait_for_selector("#job-graph g.vertex")
