@@ -4,14 +4,15 @@ Metrics are counted per batch (records in and out of every chained operator and 
 and idle / backpressured time is measured around the waits only (see
 ``streamlet.runtime.metrics``), so they should be close to free. This measures it on the
 engine benchmarks' (a) stateless ``map -> filter`` chain and (b) keyed running count at
-parallelism 1 and 4: each figure is the median of ``STREAMLET_BENCH_REPEAT`` ratios of CPU
-time (``time.process_time``), metrics-off run / metrics-on run, the two interleaved.
+parallelism 1 and 4: each figure is the median of ``STREAMLET_BENCH_METRICS_REPEAT`` (11)
+ratios of CPU time (``time.process_time``), metrics-off run / metrics-on run, interleaved.
 Target (issue 18): with metrics on, within 3% of off (ratio >= 0.97).
 """
 
 from __future__ import annotations
 
 import gc
+import os
 import statistics
 from typing import Any
 
@@ -30,6 +31,9 @@ from streamlet import StreamExecutionEnvironment
 from streamlet.api.configuration import Configuration
 
 TARGET = 0.97
+#: The difference sought (3%) is below a single run's noise on a shared machine (runs vary
+#: by 10% and more), so this takes more runs than the engine benchmarks.
+METRICS_REPEAT = int(os.environ.get("STREAMLET_BENCH_METRICS_REPEAT", str(max(REPEAT, 11))))
 
 
 def _env(parallelism: int, metrics: bool) -> StreamExecutionEnvironment:
@@ -68,14 +72,17 @@ def compare(job: Any, n: int, parallelism: int, repeat: int) -> dict[str, Any]:
 
 
 def run(report: dict[str, Any]) -> None:
-    print(f"\nmetrics overhead: CPU time metrics off / on (median of {REPEAT}; target >= {TARGET})")
+    print(
+        f"\nmetrics overhead: CPU time metrics off / on (median of {METRICS_REPEAT}; "
+        f"target >= {TARGET})"
+    )
     rows = []
     for name, job, parallelism in (
         ("a: map -> filter", stateless, 1),
         ("b: keyed running count", keyed, 1),
         ("b: keyed running count", keyed, 4),
     ):
-        result = compare(job, N, parallelism, REPEAT)
+        result = compare(job, N, parallelism, METRICS_REPEAT)
         verdict = "ok" if result["ratio"] >= TARGET else "BELOW TARGET"
         print(f"  {name:<24} p={parallelism}  {result['ratio']:.3f}  {verdict}")
         rows.append({"job": name, "parallelism": parallelism, **result})

@@ -19,7 +19,7 @@ turns them into Flink's metrics:
   Flink's gauges say it).
 
 Per-second values are the change between two readings divided by the time between them
-(the first reading of an attempt compares with its start): a reader that polls every
+(the first reading of an attempt compares with its start, however soon): a reader that polls every
 second sees one-second rates, a Prometheus server that scrapes every 15 s sees 15-second
 averages. Readings closer than half a second apart reuse the last rates, so two readers
 polling at once do not see rates over a few milliseconds. Like Flink's, every metric
@@ -116,6 +116,8 @@ class _Base:
     idle_s: float
     backpressured_s: float
     rates: tuple[float, float, float, float, float] = (0.0, 0.0, 0.0, 1000.0, 0.0)
+    #: False for the attempt's start (the first reading compares with it however soon).
+    read: bool = False
 
 
 class JobMetrics:
@@ -239,7 +241,7 @@ class JobMetrics:
             started = times.started_s if times is not None else now
             base = self._bases[key] = _Base(attempt, started, 0, 0, 0.0, 0.0)
         elapsed = now - base.at_s
-        if elapsed < _MIN_RATE_INTERVAL_S:
+        if elapsed <= 0 or (base.read and elapsed < _MIN_RATE_INTERVAL_S):
             return base.rates
         idle_ms = min(1000.0, 1000 * (idle_s - base.idle_s) / elapsed)
         backpressured_ms = min(
@@ -253,7 +255,7 @@ class JobMetrics:
             backpressured_ms,
         )
         self._bases[key] = _Base(
-            attempt, now, records_in, records_out, idle_s, backpressured_s, rates
+            attempt, now, records_in, records_out, idle_s, backpressured_s, rates, read=True
         )
         return rates
 

@@ -86,8 +86,8 @@ function drawGraph(details, vertexStats) {
   const svg = $("job-graph");
   const nodes = details.plan.nodes;
   const { depth, columns } = layout(nodes);
-  const W = 250, GAP_X = 110, GAP_Y = 26, LINE = 16;
-  const heights = Object.fromEntries(nodes.map((n) => [n.id, 72 + LINE * (n["streamlet-operators"] || []).length]));
+  const W = 220, GAP_X = 80, GAP_Y = 26, LINE = 16;
+  const heights = Object.fromEntries(nodes.map((n) => [n.id, 88 + LINE * (n["streamlet-operators"] || []).length]));
   const pos = {};
   let maxY = 0;
   for (const [col, ids] of Object.entries(columns)) {
@@ -135,8 +135,10 @@ function drawGraph(details, vertexStats) {
     }
     g.appendChild(el("text", { x: 10, y: y + 4, class: "figure throughput" },
       `in ${fmt(stats.inRate)}/s · out ${fmt(stats.outRate)}/s`));
-    g.appendChild(el("text", { x: 10, y: y + 22, class: "figure" },
-      `backpressure ${Math.round((stats.ratio || 0) * 100)}% · wm ${watermark(stats.watermark)}`));
+    g.appendChild(el("text", { x: 10, y: y + 20, class: "figure backpressure" },
+      `backpressure ${Math.round((stats.ratio || 0) * 100)}% (${level})`));
+    g.appendChild(el("text", { x: 10, y: y + 36, class: "figure watermark" },
+      `watermark ${watermark(stats.watermark)}`));
     svg.appendChild(g);
   }
 }
@@ -190,7 +192,7 @@ function drawThroughput(details, figures) {
   });
   const all = Object.values(state.throughput).flat();
   const max = Math.max(1, ...all.map((p) => p[1]));
-  const t0 = now - 120 * state.refreshMs;
+  const t0 = Math.min(now - 10 * state.refreshMs, ...all.map((p) => p[0]));
   svg.replaceChildren();
   const legend = $("throughput-legend");
   legend.replaceChildren();
