@@ -37,7 +37,10 @@ async def main() -> None:
         async with anyio.create_task_group() as group:
             group.start_soon(
                 lambda: demo.run_demo(
-                    lines=30_000, rate=2_500, workdir=Path(tmp) / "demo", out=Tee(),
+                    lines=30_000,
+                    rate=2_500,
+                    workdir=Path(tmp) / "demo",
+                    out=Tee(),
                     web_ui="127.0.0.1:0",
                 )
             )
