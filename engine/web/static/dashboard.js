@@ -138,7 +138,7 @@ function drawGraph(details, vertexStats) {
     g.appendChild(el("text", { x: 10, y: y + 20, class: "figure backpressure" },
       `backpressure ${Math.round((stats.ratio || 0) * 100)}% (${level})`));
     g.appendChild(el("text", { x: 10, y: y + 36, class: "figure watermark" },
-      `watermark ${watermark(stats.watermark)}`));
+      watermark(stats.watermark) === "no watermark" ? "no watermark" : `watermark ${watermark(stats.watermark)}`));
     svg.appendChild(g);
   }
 }
