@@ -101,6 +101,23 @@ MUTANTS = (
         replacement="    if False:\n",
         tests=("tests/integration/test_unaligned.py",),
     ),
+    Mutant(
+        # Issue 18: a wait for room in a full channel that ends is not added up, so a
+        # backpressured job reports none once its waits are over.
+        name="M7: backpressured time is not accumulated",
+        path="engine/runtime/subtask.py",
+        original="                times.backpressured_s += time.perf_counter() - start\n",
+        replacement="                times.backpressured_s += 0.0\n",
+        tests=("tests/engine/runtime/test_metrics.py",),
+    ),
+    Mutant(
+        # Issue 18: numRecordsIn counts batches instead of records.
+        name="M8: an operator's records in are counted per batch",
+        path="engine/runtime/subtask.py",
+        original="            self.records_in += len(batch)\n",
+        replacement="            self.records_in += 1\n",
+        tests=("tests/engine/runtime/test_metrics.py", "tests/web/test_rest.py"),
+    ),
 )
 
 

@@ -2,7 +2,7 @@
 
 Figures are ratios against baselines measured in the same run (shared machines are noisy).
 Select parts with ``python -m bench engine state checkpoint recovery latency time windows
-broadcast joins unaligned``.
+broadcast joins unaligned metrics``.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ PARTS = {
     "broadcast": "bench.bench_broadcast",
     "joins": "bench.bench_joins",
     "unaligned": "bench.bench_unaligned",
+    "metrics": "bench.bench_metrics",
 }
 
 

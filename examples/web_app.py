@@ -6,6 +6,7 @@ Needs the ``web`` extra (``pip install -e '.[web]'``; ``make`` installs it). The
     curl -X POST localhost:8000/events -d '{"user": "ada", "amount": 12}'
     curl localhost:8000/totals                  # {"ada": 12}
     curl localhost:8000/job                     # the job's status, restarts, records read
+    open http://127.0.0.1:8000/flink/           # the job's dashboard (Flink's REST API too)
 
 How the pieces fit:
 
@@ -17,6 +18,9 @@ How the pieces fit:
   with ``env.execute_async(...)``, which returns a :class:`~streamlet.JobClient` at once; on
   shutdown the lifespan ends the source, lets the job drain what was pushed, and cancels it
   if that takes too long.
+- ``/flink/`` is streamlet's web UI mounted beside these routes: the dashboard, Flink's
+  REST API (``/flink/jobs/<id>/checkpoints`` ...) and Prometheus metrics
+  (``/flink/metrics``). The lifespan adds the job to it once started.
 - The job keys events by user and keeps a running sum per user (keyed state, parallelism
   2). Its sink writes each new total into a dict, the *view*, which ``GET /totals`` serves.
   The view is eventually consistent: a ``POST`` returns when the event is buffered, and the
@@ -47,11 +51,13 @@ try:
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import JSONResponse
-    from starlette.routing import Route
+    from starlette.routing import Mount, Route
 except ImportError as exc:  # pragma: no cover - the web extra is part of `make`
     raise SystemExit(f"this example needs the web extra: pip install -e '.[web]' ({exc})") from exc
 
 from streamlet import JobClient, PushSource, StreamExecutionEnvironment
+from streamlet.web import JobRegistry
+from streamlet.web import create_app as web_ui
 
 logger = logging.getLogger("web_app")
 
@@ -102,6 +108,7 @@ def create_app(checkpoint_dir: str | None = None, parallelism: int = 2) -> Starl
     """Return the app; its lifespan starts the job and stops it on shutdown."""
     source = PushSource(max_buffered=1024, write_ahead_log=checkpoint_dir is not None)
     view = TotalsView()
+    jobs = JobRegistry()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -113,6 +120,7 @@ def create_app(checkpoint_dir: str | None = None, parallelism: int = 2) -> Starl
         build_job(env, source, view)
         client = await env.execute_async(JOB_NAME)
         app.state.job = client
+        jobs.add(client)  # the dashboard at /flink/ shows it from now on
         try:
             yield
         finally:
@@ -151,6 +159,7 @@ def create_app(checkpoint_dir: str | None = None, parallelism: int = 2) -> Starl
             Route("/events", post_events, methods=["POST"]),
             Route("/totals", get_totals),
             Route("/job", get_job),
+            Mount("/flink", app=web_ui(jobs)),
         ],
         lifespan=lifespan,
     )

@@ -136,6 +136,10 @@ async def test_web_app_against_a_real_server(
 
         job = (await http.get("/job")).json()
         assert job["name"] == example.JOB_NAME and job["status"] == "RUNNING"
+        # The dashboard and Flink's REST API, mounted beside the app's routes.
+        (listed,) = (await http.get("/flink/jobs")).json()["jobs"]
+        assert listed["status"] == "RUNNING"
+        assert (await http.get("/flink/")).status_code == 200
         bad = await http.post("/events", json={"user": "ada", "amount": "12"})
         assert bad.status_code == 422 and bad.json() == {"error": "amount must be a number"}
         assert (await http.post("/events", content=b"{oops")).status_code == 422

@@ -269,7 +269,13 @@ def _chaining(env: Any, key: str, value: Any) -> None:
         env.disable_operator_chaining()
 
 
+def _metrics(env: Any, key: str, value: Any) -> None:
+    env._metrics_enabled = _boolean(key, value)
+
+
 KEYS: dict[str, Setter] = {
+    # streamlet's own: Flink's task I/O metrics off, only to measure what they cost.
+    "metrics.enabled": _metrics,
     "parallelism.default": _parallelism,
     "pipeline.max-parallelism": _max_parallelism,
     "pipeline.auto-watermark-interval": _watermark_interval,

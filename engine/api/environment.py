@@ -7,6 +7,7 @@ import json
 import logging
 import math
 import os
+from functools import partial
 from typing import Any
 
 import anyio
@@ -67,6 +68,8 @@ class StreamExecutionEnvironment:
         self._clock: ProcessingTimeClock | None = None
         self._runtime_mode = RuntimeExecutionMode.STREAMING
         self._chaining = True
+        #: Flink's task I/O metrics (configuration key ``metrics.enabled``).
+        self._metrics_enabled = True
         #: Test hook (engine.testing.inject_faults): wraps chosen operators at deploy time.
         self._operator_wrapper: Any = None
 
@@ -540,6 +543,7 @@ class StreamExecutionEnvironment:
             auto_watermark_interval_ms=self._config.get_auto_watermark_interval(),
             batch_execution=batch,
             job_parameters=self._config.get_global_job_parameters(),
+            metrics_enabled=self._metrics_enabled,
         )
 
     def _take_runner(
@@ -568,6 +572,9 @@ class StreamExecutionEnvironment:
         *,
         restore: str | None = None,
         allow_non_restored_state: bool = False,
+        web_ui: str | int | None = None,
+        web_ui_token: str | None = None,
+        web_ui_linger_s: float = 0.0,
     ) -> Any:
         """Run the job until it ends; return its :class:`JobExecutionResult`.
 
@@ -585,13 +592,31 @@ class StreamExecutionEnvironment:
             checkpoint of this job name, or a fresh start if there is none) or the path of
             a checkpoint (``.../chk-N``) or savepoint to restore
         :param allow_non_restored_state: drop state of operator uids the job no longer has
+        :param web_ui: serve the dashboard, Flink's REST API and Prometheus metrics at
+            ``[HOST:]PORT`` while the job runs (the host defaults to 127.0.0.1; needs the
+            ``streamlet[web]`` extra and asyncio); the URL is printed to stderr
+        :param web_ui_token: with ``web_ui``, actions (savepoint, stop, cancel) need
+            ``Authorization: Bearer <token>``
+        :param web_ui_linger_s: with ``web_ui``, keep serving this long after the job ended
         :raises JobExecutionError: if a subtask failed beyond the restart strategy;
             ``__cause__`` is the user's error
+        :raises ImportError: for ``web_ui`` without the ``web`` extra installed
         """
+        if web_ui is None:
+            if web_ui_token is not None:
+                raise ValueError("web_ui_token needs web_ui (the address to serve it at)")
+            runner = self._take_runner(job_name, restore, allow_non_restored_state)
+            if event_loop_running():
+                return runner.run()
+            return anyio.run(runner.run)
+        from streamlet.web import parse_address, run_with_web_ui
+
+        parse_address(web_ui)  # a bad address fails before the job starts
         runner = self._take_runner(job_name, restore, allow_non_restored_state)
+        run = partial(run_with_web_ui, runner, web_ui, token=web_ui_token, linger_s=web_ui_linger_s)
         if event_loop_running():
-            return runner.run()
-        return anyio.run(runner.run)
+            return run()
+        return anyio.run(run)
 
     def execute_async(
         self,

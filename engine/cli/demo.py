@@ -187,10 +187,57 @@ async def run_demo(
     port: int | None = None,
     inject_failure: bool = True,
     out: Any = None,
+    web_ui: str | int | None = None,
+    keep_ui_s: float = 0.0,
 ) -> bool:
     """Run the demo; return True when every count matched (or, reading an external server,
-    when the job ended cleanly). It prints to ``out`` (default: the current stdout)."""
+    when the job ended cleanly). It prints to ``out`` (default: the current stdout).
+
+    :param web_ui: serve the dashboard at ``[HOST:]PORT`` while the job runs (a taken port
+        falls back to a free one); the URL is printed
+    :param keep_ui_s: keep serving it this long after the job ended (``inf``: until Ctrl-C)
+    """
     out = sys.stdout if out is None else out
+    if web_ui is None:
+        return await _run_demo(
+            lines, rate, parallelism, workdir, host, port, inject_failure, out, None
+        )
+    from streamlet.web import create_app, serve_web_ui
+    from streamlet.web.app import JobRegistry
+
+    jobs = JobRegistry()
+    async with anyio.create_task_group() as ui:
+        try:
+            url = await ui.start(serve_web_ui, create_app(jobs), web_ui)
+        except RuntimeError as exc:
+            out.write(f"streamlet demo: {exc}; serving the web UI on a free port instead\n")
+            url = await ui.start(serve_web_ui, create_app(jobs), "127.0.0.1:0")
+        out.write(f"streamlet demo: dashboard at {url}\n")
+        out.flush()
+        ok = await _run_demo(
+            lines, rate, parallelism, workdir, host, port, inject_failure, out, jobs
+        )
+        if keep_ui_s > 0:
+            until = "until Ctrl-C" if keep_ui_s == float("inf") else f"for {keep_ui_s:.0f} s"
+            out.write(f"\nthe dashboard stays up at {url} {until}\n")
+            out.flush()
+            with anyio.move_on_after(keep_ui_s):
+                await anyio.sleep_forever()
+        ui.cancel_scope.cancel()
+    return ok
+
+
+async def _run_demo(
+    lines: int,
+    rate: float,
+    parallelism: int,
+    workdir: Path,
+    host: str | None,
+    port: int | None,
+    inject_failure: bool,
+    out: Any,
+    jobs: Any,
+) -> bool:
     if workdir.exists():
         shutil.rmtree(workdir)
     output_dir = workdir / "out"
@@ -235,6 +282,8 @@ async def run_demo(
         )
         started = time.monotonic()
         client = await env.execute_async("streamlet-demo")
+        if jobs is not None:
+            jobs.add(client)
         tg.start_soon(_status_line, client, live, started, out)
         try:
             result = await client.wait()
@@ -300,7 +349,31 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--port", type=int, help="port of --host")
     parser.add_argument("--no-failure", action="store_true", help="do not inject a failure")
+    parser.add_argument(
+        "--web-ui",
+        metavar="[HOST:]PORT",
+        default="8081",
+        help="serve the dashboard here while the demo runs (default 8081 on 127.0.0.1)",
+    )
+    parser.add_argument("--no-web-ui", action="store_true", help="do not serve the dashboard")
+    parser.add_argument(
+        "--keep-ui",
+        action="store_true",
+        help="keep serving the dashboard after the demo ended, until Ctrl-C (else 5 s)",
+    )
     args = parser.parse_args(argv)
+    web_ui = None if args.no_web_ui else args.web_ui
+    if web_ui is not None:
+        try:
+            from streamlet.web import parse_address
+        except ImportError as exc:
+            print(f"streamlet demo: no dashboard: {exc}", file=sys.stderr)
+            web_ui = None
+        else:
+            try:
+                parse_address(web_ui)
+            except ValueError as exc:
+                parser.error(f"--web-ui: {exc}")
     if (args.host is None) != (args.port is None):
         parser.error("--host and --port go together")
     try:
@@ -313,6 +386,8 @@ def main(argv: list[str] | None = None) -> int:
                 host=args.host,
                 port=args.port,
                 inject_failure=not args.no_failure,
+                web_ui=web_ui,
+                keep_ui_s=float("inf") if args.keep_ui else 5.0,
             )
         )
     except KeyboardInterrupt:

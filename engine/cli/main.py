@@ -32,6 +32,7 @@ import contextlib
 import importlib.util
 import inspect
 import logging
+import math
 import os
 import runpy
 import sys
@@ -64,6 +65,8 @@ EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: stdout's reader went away (`| head`)
 
 _PROG = "streamlet"
 _JOB_MODULE = "__streamlet_job__"
+#: How long ``--web-ui`` keeps serving after the job ended, without ``--keep-ui``.
+_WEB_UI_LINGER_S = 5.0
 # Our own source trees: frames inside them are never "where the user's code failed".
 # The folders of the package and of its three lower layers (in a source checkout the four
 # top-level folders, installed streamlet/ and the folders inside it).
@@ -162,6 +165,24 @@ def _build_parser() -> argparse.ArgumentParser:
         help="drop restored state of operator uids the job no longer has",
     )
     job.add_argument("--job-name", metavar="NAME", help="job name (default: JOB_NAME or file stem)")
+    web = run.add_argument_group("web UI (needs streamlet[web])")
+    web.add_argument(
+        "--web-ui",
+        metavar="[HOST:]PORT",
+        help="serve the dashboard, Flink's REST API and Prometheus metrics (/metrics) at "
+        "HOST:PORT while the job runs (HOST defaults to 127.0.0.1; 0 picks a free port)",
+    )
+    web.add_argument(
+        "--keep-ui",
+        action="store_true",
+        help="keep serving the web UI after the job ended, until Ctrl-C (else 5 s)",
+    )
+    web.add_argument(
+        "--web-ui-token-env",
+        metavar="VAR",
+        help="protect the UI's actions (savepoint, stop, cancel) with the token in "
+        "environment variable VAR (a token on the command line would show in ps)",
+    )
     out = run.add_argument_group("output")
     out.add_argument(
         "--traceback", action="store_true", help="print the full traceback of a failure"
@@ -306,6 +327,9 @@ _JOB_OPTIONS = {
     "restore": "--restore",
     "allow_non_restored_state": "--allow-non-restored-state",
     "job_name": "--job-name",
+    "web_ui": "--web-ui",
+    "keep_ui": "--keep-ui",
+    "web_ui_token_env": "--web-ui-token-env",
 }
 
 
@@ -343,6 +367,39 @@ def _run_definition(script: Path, args: argparse.Namespace, err: TextIO) -> int:
     return anyio.run(_build_and_execute, build, job_name, script, args, err)
 
 
+def _web_ui_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``env.execute``'s web UI arguments from ``--web-ui``, ``--keep-ui`` and
+    ``--web-ui-token-env`` (checked by :func:`_check_web_ui` before the job is built)."""
+    if args.web_ui is None:
+        return {}
+    token = os.environ[args.web_ui_token_env] if args.web_ui_token_env else None
+    return {
+        "web_ui": args.web_ui,
+        "web_ui_token": token,
+        "web_ui_linger_s": math.inf if args.keep_ui else _WEB_UI_LINGER_S,
+    }
+
+
+def _check_web_ui(args: argparse.Namespace) -> None:
+    if args.web_ui is None:
+        if args.keep_ui or args.web_ui_token_env:
+            raise _UsageError("--keep-ui and --web-ui-token-env need --web-ui [HOST:]PORT")
+        return
+    try:
+        from streamlet.web import parse_address
+    except ImportError as exc:
+        raise _UsageError(str(exc), "pip install 'streamlet[web]'") from None
+    try:
+        parse_address(args.web_ui)
+    except ValueError as exc:
+        raise _UsageError(f"--web-ui: {exc}") from None
+    var = args.web_ui_token_env
+    if var and not os.environ.get(var):
+        raise _UsageError(
+            f"--web-ui-token-env {var}: the environment variable {var} is not set or empty"
+        )
+
+
 def _load_module(script: Path) -> ModuleType:
     spec = importlib.util.spec_from_file_location(_JOB_MODULE, script)
     if spec is None or spec.loader is None:  # pragma: no cover - a readable .py file loads
@@ -367,6 +424,7 @@ async def _build_and_execute(
                 await built
         _apply_options(env, args)  # ... and after, so they win over the script's choices
         _check_restore(env, args)
+        _check_web_ui(args)
     except _UsageError as exc:
         _report_usage(exc, err)
         return EXIT_USAGE
@@ -378,6 +436,7 @@ async def _build_and_execute(
             job_name,
             restore=args.restore,
             allow_non_restored_state=args.allow_non_restored_state,
+            **_web_ui_options(args),
         )
     except JobExecutionError as exc:
         if isinstance(exc.__cause__, NonRestoredStateError):

@@ -11,6 +11,7 @@ import contextlib
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,9 @@ __all__ = ["JobConfig", "JobRunner"]
 
 logger = logging.getLogger("streamlet.job")
 
+#: Failures kept for the REST API (Flink's ``web.exception-history-size`` default: 16).
+_EXCEPTION_HISTORY = 16
+
 
 @dataclass(frozen=True, slots=True)
 class JobConfig:
@@ -88,6 +92,9 @@ class JobConfig:
     batch_execution: bool = False
     #: ``ExecutionConfig.set_global_job_parameters``.
     job_parameters: dict[str, str] = field(default_factory=dict)
+    #: Flink's task I/O metrics (records in/out, busy/idle/backpressured time); off only
+    #: to measure what they cost (``metrics.enabled`` in the configuration).
+    metrics_enabled: bool = True
 
 
 class JobRunner:
@@ -128,6 +135,20 @@ class JobRunner:
         self._restored_from: str | None = None
         self.coordinator: CheckpointCoordinator | None = None
         self._gateway = MailboxGateway()
+        #: Wall-clock ms: the job's start and end (None while it runs), and the last
+        #: restore from a checkpoint (Flink's lastCheckpointRestoreTimestamp).
+        self.start_time_ms = int(time.time() * 1000)
+        self.end_time_ms: int | None = None
+        self.last_restore_timestamp_ms: int | None = None
+        #: How many attempts started from a checkpoint or savepoint, and the last of those.
+        self.restores = 0
+        self.last_restored: CompletedCheckpoint | None = None
+        #: The failures of attempts, oldest first, as (wall-clock ms, error): what the
+        #: REST API's ``/jobs/<id>/exceptions`` lists.
+        self.exceptions: list[tuple[int, BaseException]] = []
+        #: Called with each attempt's deployment as the attempt ends, while its counters
+        #: can still be read (the metrics keep the final figures of a finished job).
+        self.attempt_end_listeners: list[Callable[[Deployment], None]] = []
 
     def mark_cancelling(self) -> None:
         if not self.status.is_terminal:
@@ -158,6 +179,16 @@ class JobRunner:
                 if values:
                     out.setdefault(chained.ctx.operator_uid, {})[subtask.index] = values
         return out
+
+    @property
+    def restored_from(self) -> str | None:
+        """Where the running attempt's state came from (None: a fresh start)."""
+        return self._restored_from
+
+    @property
+    def deployment(self) -> Deployment | None:
+        """The subtasks and channels of the running attempt (None between attempts)."""
+        return self._deployment
 
     def channel_statistics(self) -> list[Any]:
         if self._deployment is None:
@@ -213,7 +244,12 @@ class JobRunner:
         """
         try:
             return await self._run()
+        except BaseException as exc:
+            if isinstance(exc, Exception) and not any(exc is e for _, e in self.exceptions):
+                self.exceptions.append((int(time.time() * 1000), exc))
+            raise
         finally:
+            self.end_time_ms = int(time.time() * 1000)
             # An operator wrapper may want to know (a FaultInjector warns about faults
             # that never fired).
             job_ended = getattr(self.config.operator_wrapper, "job_ended", None)
@@ -293,6 +329,9 @@ class JobRunner:
             if restore_point is not None:
                 restored = await self._read_state(restore_point)
                 self._restored_from = restore_point.location
+                self.last_restore_timestamp_ms = int(time.time() * 1000)
+                self.restores += 1
+                self.last_restored = restore_point
             settings = SubtaskSettings(
                 job_name=self.job_name,
                 attempt=attempt,
@@ -302,10 +341,13 @@ class JobRunner:
                 auto_watermark_interval_ms=self.config.auto_watermark_interval_ms,
                 batch_execution=self.config.batch_execution,
                 job_parameters=self.config.job_parameters,
+                metrics_enabled=self.config.metrics_enabled,
             )
             failure = await self._run_attempt(settings, splits, restored)
             if failure is None or self._stopped_with_savepoint:
                 return None
+            self.exceptions.append((int(time.time() * 1000), failure))
+            del self.exceptions[:-_EXCEPTION_HISTORY]
             if isinstance(failure.__cause__, OutputClosedError):
                 return failure  # its reader is gone: a restart would only fail again
             delay_ms = self.restart_strategy.on_failure()
@@ -590,6 +632,8 @@ class JobRunner:
         finally:
             self._attempt_scope = None
             self._records_done += sum(s.records_in for s in deployment.subtasks)
+            for listener in self.attempt_end_listeners:
+                listener(deployment)
             self._deployment = None
             self._final = None
             if self._drain_done is not None:  # the drained savepoint was taken, or never is

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import sys
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -43,6 +44,7 @@ from streamlet.operators.watermark_valve import StatusWatermarkValve
 from streamlet.operators.watermarks import MAX_WATERMARK, Watermark, WatermarkStatus
 from streamlet.runtime.channels import Channel, InputGate, Notifier
 from streamlet.runtime.checkpointing import SubtaskCheckpointer
+from streamlet.runtime.metrics import NO_WATERMARK, SubtaskTimes
 from streamlet.state.errors import StreamletInternalError
 from streamlet.state.keyed_batch import KeyedBatch
 
@@ -101,6 +103,8 @@ class SubtaskSettings:
     batch_execution: bool = False
     #: The job's global parameters (``RuntimeContext.get_job_parameter``).
     job_parameters: dict[str, str] = field(default_factory=dict)
+    #: Count records and measure idle / backpressured time (Flink's task I/O metrics).
+    metrics_enabled: bool = True
 
 
 class OutputWriter:
@@ -112,7 +116,15 @@ class OutputWriter:
     key group, and they travel with the records.
     """
 
-    __slots__ = ("_batch_size", "_buffers", "_router", "_single", "channels")
+    __slots__ = (
+        "_batch_size",
+        "_buffers",
+        "_router",
+        "_single",
+        "channels",
+        "records_out",
+        "times",
+    )
 
     def __init__(self, channels: list[Channel], router: Router, batch_size: int) -> None:
         self.channels = channels
@@ -121,8 +133,14 @@ class OutputWriter:
         # A buffer is a list or a KeyedBatch, of the kind of the parts it collects.
         self._buffers: list[Any] = [[] for _ in channels]
         self._single = len(channels) == 1
+        #: Records emitted through this writer (counted while metrics are on).
+        self.records_out = 0
+        #: The owning subtask's wait times (None: metrics off, nothing is measured).
+        self.times: SubtaskTimes | None = None
 
     async def emit(self, records: Any) -> None:
+        if self.times is not None:
+            self.records_out += len(records)
         batch_size = self._batch_size
         buffers = self._buffers
         if self._single:
@@ -159,7 +177,18 @@ class OutputWriter:
     async def _send(self, index: int, buffer: Any) -> None:
         channel = self.channels[index]
         if not channel.try_send(buffer):
-            await channel.send(buffer)
+            times = self.times
+            if times is None:
+                await channel.send(buffer)
+                return
+            # Backpressure: the consumer is behind. Timed only here, where we wait anyway.
+            start = time.perf_counter()
+            times.waiting_since = ("backpressured", start)
+            try:
+                await channel.send(buffer)
+            finally:
+                times.waiting_since = None
+                times.backpressured_s += time.perf_counter() - start
 
     async def flush(self) -> None:
         buffers = self._buffers
@@ -204,9 +233,14 @@ class ChainedOperator:
     __slots__ = (
         "accepts_timestamps",
         "children",
+        "counting",
         "ctx",
+        "input_watermark",
         "node_name",
         "op",
+        "output_watermark",
+        "records_in",
+        "records_out",
         "side_children",
         "side_writers",
         "writers",
@@ -221,6 +255,13 @@ class ChainedOperator:
         self.writers: list[OutputWriter] = []
         self.side_children: dict[str, list[ChainedOperator]] = {}
         self.side_writers: dict[str, list[OutputWriter]] = {}
+        #: Flink's operator metrics numRecordsIn / numRecordsOut (main output), counted per
+        #: batch while ``counting``; the watermarks last received and last emitted.
+        self.counting = True
+        self.records_in = 0
+        self.records_out = 0
+        self.input_watermark = NO_WATERMARK
+        self.output_watermark = NO_WATERMARK
 
     def failure(self, exc: BaseException, detail: str | None = None) -> JobExecutionError:
         ctx = self.ctx
@@ -251,6 +292,8 @@ class ChainedOperator:
             # TTL states with cleanup_incrementally(n, run_cleanup_for_every_record=True)
             # check n entries per record: once per batch, for all of its records.
             backend.ttl_cleanup_step(len(batch))
+        if self.counting:
+            self.records_in += len(batch)
         try:
             out = await process(batch)
         except Exception as exc:
@@ -273,6 +316,8 @@ class ChainedOperator:
                 await self._event_downstream(event)
 
     async def forward(self, out: Any) -> None:
+        if self.counting:
+            self.records_out += len(out)
         for writer in self.writers:
             try:
                 await writer.emit(out)
@@ -294,6 +339,8 @@ class ChainedOperator:
 
     async def _event_downstream(self, event: Watermark | WatermarkStatus) -> None:
         """Send a watermark or status to everything downstream, main and side outputs."""
+        if type(event) is Watermark:
+            self.output_watermark = event.timestamp
         for writer in self.writers:
             await writer.emit_event(event)
         for writers in self.side_writers.values():
@@ -309,6 +356,7 @@ class ChainedOperator:
     async def on_watermark(self, watermark: Watermark) -> None:
         """The operator's input watermark advanced: fire what is due, then forward it."""
         op = self.op
+        self.input_watermark = watermark.timestamp
         if op.generates_watermarks and watermark.timestamp != MAX_WATERMARK_TIMESTAMP:
             return  # the operator's own watermarks replace those it receives
         try:
@@ -378,6 +426,15 @@ class Subtask:
             for w in [*chained.writers, *(w for ws in chained.side_writers.values() for w in ws)]
         ]
         self.records_in = 0
+        #: Idle and backpressured time (None while metrics are off).
+        self.times: SubtaskTimes | None = None
+        if settings.metrics_enabled:
+            self.times = SubtaskTimes()
+            for writer in self.writers:
+                writer.times = self.times
+        else:
+            for chained in operators:
+                chained.counting = False
         #: The subtask's processing time: clock and the earliest wake-up its operators want.
         self.processing_time = processing_time or ProcessingTimeService(settings.clock)
         #: The operators to call when a requested processing time is reached (after open).
@@ -617,11 +674,20 @@ class Subtask:
                 await self.flush()
                 last_flush = now()
                 if not self.mailbox:
-                    if service.deadline == NEVER:
-                        await notifier.wait()
-                    else:
-                        with anyio.move_on_after(clock.seconds_until(service.deadline)):
+                    times = self.times
+                    if times is not None:
+                        start = time.perf_counter()
+                        times.waiting_since = ("idle", start)
+                    try:
+                        if service.deadline == NEVER:
                             await notifier.wait()
+                        else:
+                            with anyio.move_on_after(clock.seconds_until(service.deadline)):
+                                await notifier.wait()
+                    finally:
+                        if times is not None:
+                            times.waiting_since = None
+                            times.idle_s += time.perf_counter() - start
                 continue
             channel_index, buffer = item
             kind = type(buffer)
