@@ -350,7 +350,8 @@ def _checkpoint(view: JobView, stats: CheckpointStats) -> dict[str, Any]:
         "end_to_end_duration": int(stats.end_to_end_duration_ms or 0),
         "alignment_buffered": 0,
         "processed_data": 0,
-        "persisted_data": 0,
+        "persisted_data": stats.persisted_data,
+        "is_unaligned": stats.unaligned,
         "num_subtasks": stats.num_subtasks,
         "num_acknowledged_subtasks": stats.num_acknowledged_subtasks,
         "checkpoint_type": stats.kind.name,
@@ -385,7 +386,7 @@ def _task_checkpoint(stats: CheckpointStats, chain: ChainPlan, acks: list[Any]) 
         "end_to_end_duration": max(0, latest - stats.trigger_timestamp_ms) if latest else 0,
         "alignment_buffered": 0,
         "processed_data": 0,
-        "persisted_data": 0,
+        "persisted_data": sum(a.persisted_data for a in acks),
         "num_subtasks": chain.parallelism,
         "num_acknowledged_subtasks": len(acks),
     }
@@ -432,7 +433,7 @@ def checkpoints(view: JobView) -> dict[str, Any]:
             ),
             "alignment_buffered": _summary([]),
             "processed_data": _summary([]),
-            "persisted_data": _summary([]),
+            "persisted_data": _summary([float(s.persisted_data) for s in completed]),
         },
         "latest": {
             "completed": one(snapshot.latest_completed if snapshot else None),
@@ -490,11 +491,11 @@ def checkpoint_subtask_details(
                 "alignment": {
                     "buffered": 0,
                     "processed": 0,
-                    "persisted": 0,
+                    "persisted": ack.persisted_data,
                     "duration": round(ack.alignment_duration_ms),
                 },
                 "start_delay": round(ack.start_delay_ms),
-                "unaligned_checkpoint": False,
+                "unaligned_checkpoint": ack.unaligned_checkpoint,
                 "aborted": False,
             }
         )

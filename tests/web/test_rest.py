@@ -164,3 +164,34 @@ async def test_rest_routes_have_flinks_shapes(tmp_path: Path) -> None:
             assert missing.status_code == 404
             assert missing.json() == {"errors": ["Vertex nope not found"]}
             assert (await http.get(f"/jobs/{job.job_id}/checkpoints/details/x")).status_code == 404
+
+
+async def test_checkpoints_report_unaligned_checkpoints_and_their_in_flight_bytes(
+    tmp_path: Path,
+) -> None:
+    from streamlet import StreamExecutionEnvironment
+    from tests.integration.test_unaligned import _build, _configure
+
+    env = StreamExecutionEnvironment.get_execution_environment()
+    _configure(env, tmp_path)  # unaligned at once, tiny channels, a slow step: data in flight
+    _build(env, tmp_path / "out")
+    client = await env.execute_async("unaligned web")
+    await client.wait()
+    async with _client(create_app(client)) as http:
+        body = (await http.get(f"/jobs/{client.get_job_id()}/checkpoints")).json()
+        unaligned = [c for c in body["history"] if c["is_unaligned"]]
+        assert unaligned and any(c["persisted_data"] > 0 for c in unaligned)
+        assert body["summary"]["persisted_data"]["max"] > 0
+        checkpoint = max(unaligned, key=lambda c: c["persisted_data"])
+        assert (
+            sum(t["persisted_data"] for t in checkpoint["tasks"].values())
+            == (checkpoint["persisted_data"])
+        )
+        vid = max(checkpoint["tasks"], key=lambda v: checkpoint["tasks"][v]["persisted_data"])
+        details = (
+            await http.get(
+                f"/jobs/{client.get_job_id()}/checkpoints/details/{checkpoint['id']}/subtasks/{vid}"
+            )
+        ).json()
+        done = [s for s in details["subtasks"] if s["status"] == "completed"]
+        assert any(s["unaligned_checkpoint"] and s["alignment"]["persisted"] > 0 for s in done)
