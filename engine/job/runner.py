@@ -283,6 +283,7 @@ class JobRunner:
                 auto_watermark_interval_ms=self.config.auto_watermark_interval_ms,
                 batch_execution=self.config.batch_execution,
                 job_parameters=self.config.job_parameters,
+                incremental_checkpoints=coordinator.config.incremental,
             )
             failure = await self._run_attempt(settings, splits, restored)
             if failure is None or self._stopped_with_savepoint:
