@@ -98,23 +98,28 @@ def configure(
     mode: CheckpointingMode = CheckpointingMode.EXACTLY_ONCE,
     interval_ms: int = 20,
     restarts: int = 20,
+    incremental: bool = False,
+    retained: int = 1,
 ) -> None:
     env.set_parallelism(SPLITS)
     env.enable_checkpointing(interval_ms, mode)
     config = env.get_checkpoint_config()
     config.set_checkpoint_storage_dir(checkpoint_dir)
     config.set_tolerable_checkpoint_failure_number(1000)
+    config.enable_incremental_checkpointing(incremental)
+    config.set_max_retained_checkpoints(retained)
     env.set_restart_strategy(RestartStrategies.fixed_delay_restart(restarts, 0))
 
 
-async def _main(records: int, base: Path) -> None:
+async def _main(records: int, base: Path, incremental: bool) -> None:
     env = StreamExecutionEnvironment.get_execution_environment()
-    configure(env, base / "checkpoints")
+    configure(env, base / "checkpoints", incremental=incremental, retained=3 if incremental else 1)
     build(env, records, base / "out", delay_s=0.02)
     await env.execute("crash-job", restore="latest")
 
 
 if __name__ == "__main__":
-    # python semantics_job.py RECORDS BASE_DIR: runs (or resumes) the job to its end.
-    anyio.run(_main, int(sys.argv[1]), Path(sys.argv[2]))
+    # python semantics_job.py RECORDS BASE_DIR [incremental]: runs (or resumes) the job to
+    # its end, with incremental checkpoints if asked.
+    anyio.run(_main, int(sys.argv[1]), Path(sys.argv[2]), sys.argv[3:] == ["incremental"])
     print("lines:", len(read_committed(Path(sys.argv[2]) / "out")))
