@@ -2,7 +2,7 @@
 
 Figures are ratios against baselines measured in the same run (shared machines are noisy).
 Select parts with ``python -m bench engine state checkpoint recovery latency time windows
-broadcast joins``.
+broadcast joins incremental``.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ PARTS = {
     "windows": "bench.bench_windows",
     "broadcast": "bench.bench_broadcast",
     "joins": "bench.bench_joins",
+    "incremental": "bench.bench_incremental",
 }
 
 
