@@ -373,6 +373,8 @@ class HeapKeyedStateBackend:
             )
         self.get_state(descriptor)
         table = self._tables[descriptor.name]
+        if table.changed is not None:
+            return self._reduce_values_tracked(table, values, key_of, reduce)
         # The loops are written out flat: this is keyed reduce's whole per-record cost.
         writable = table.writable
         touch = table.touch
@@ -409,6 +411,62 @@ class HeapKeyedStateBackend:
             t = writable[index]
             if t is None:
                 t = touch(index, key)
+            acc = t.get(key)
+            acc = value if acc is None else reduce(acc, value)
+            t[key] = acc
+            append(acc)
+        return out
+
+    def _reduce_values_tracked(
+        self,
+        table: StateTable,
+        values: list[Any] | KeyedBatch,
+        key_of: Callable[[Any], Any],
+        reduce: Callable[[Any, Any], Any],
+    ) -> list[Any]:
+        """:meth:`reduce_values` with change tracking on: the keys are recorded here, in
+        the loop, rather than by a call of ``touch`` per record (which a pending snapshot's
+        key groups still take, for their copy-on-write)."""
+        changed = table.changed
+        assert changed is not None
+        captured = table.captured
+        tables = table.tables
+        touch = table.touch
+        out: list[Any] = []
+        append = out.append
+        if type(values) is list and not self._memo.bypassed:
+            memo = self._memo
+            get = memo.get
+            for value in values:
+                key = key_of(value)
+                try:
+                    index = get(key, -1)
+                except TypeError:  # unhashable: resolve() raises the error naming it
+                    index = -1
+                if index < 0:
+                    memo.note_hits(len(out))
+                    records, keys, indexes = self._rest(values[len(out) :], key, key_of)
+                    break
+                if captured[index]:
+                    t = touch(index, key)
+                else:
+                    changed[index].add(key)
+                    t = tables[index]
+                acc = t.get(key)
+                acc = value if acc is None else reduce(acc, value)
+                t[key] = acc
+                append(acc)
+            else:
+                memo.note_hits(len(out))
+                return out
+        else:
+            records, keys, indexes = self.resolve(values, key_of)
+        for value, key, index in zip(records, keys, indexes, strict=True):
+            if captured[index]:
+                t = touch(index, key)
+            else:
+                changed[index].add(key)
+                t = tables[index]
             acc = t.get(key)
             acc = value if acc is None else reduce(acc, value)
             t[key] = acc

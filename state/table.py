@@ -115,6 +115,11 @@ class StateTable:
         #            through touch, which records the key).
         self.changed: list[set[Any]] | None = None
 
+    @property
+    def captured(self) -> list[list[dict[Any, Any]]]:
+        """Per key group, the shadows of pending snapshots (empty: none needs the group)."""
+        return self._captured
+
     def track_changes(self) -> None:
         """Record, from now on, every key accessed (read or written: a value read may be
         mutated in place) per key group, for incremental snapshots. Every access then
