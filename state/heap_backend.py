@@ -734,10 +734,17 @@ class HeapKeyedStateBackend:
         self._generations = [g for g in self._generations if g[0] > checkpoint_id]
 
     def _frozen(
-        self, name: str, descriptor: StateDescriptor, changed: list[set[Any]] | None = None
+        self, name: str, descriptor: StateDescriptor, changed_keys: list[set[Any]] | None = None
     ) -> FrozenState:
         table = self._tables[name]
-        shadows = table.freeze(changed)
+        changed = None
+        if changed_keys is None:
+            shadows = table.freeze()
+        else:
+            # O(changed keys): their values are copied now, so nothing is captured and no
+            # access pays copy-on-write while the changes are written.
+            shadows = [None] * self._size
+            changed = table.copy_entries(changed_keys)
         ttl = descriptor.ttl_config
         if ttl is None:
             return FrozenState(

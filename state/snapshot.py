@@ -173,9 +173,11 @@ class FrozenState:
         time-to-live records ``"ttl:" + codec``)
     :param keep_unexpired: for a TTL state cleaned up in full snapshots, a function that
         copies a table without its expired entries (applied as it is serialized)
-    :param changed: for an incremental snapshot, per key group index the keys changed since
-        the base it extends (only those are written, as "put" and "remove" entries);
-        ``None`` writes the whole table
+    :param changed: for an incremental snapshot, per key group index the entries changed
+        since the base it extends, as of the snapshot (copied by ``snapshot_sync``, with
+        :data:`~streamlet.state.table.MISSING` for a removed key), or ``None`` where none
+        changed; only those are written, as "put" and "remove" entries. ``None`` writes the
+        whole table (from ``shadows``)
     """
 
     name: str
@@ -185,7 +187,7 @@ class FrozenState:
     shadows: list[dict[Any, Any] | None]
     codec: str | None = None
     keep_unexpired: Callable[[dict[Any, Any]], dict[Any, Any]] | None = None
-    changed: list[set[Any]] | None = None
+    changed: list[dict[Any, Any] | None] | None = None
 
 
 @dataclass(slots=True)
@@ -227,6 +229,8 @@ class KeyedStateSnapshot:
         used: set[int] = set()
         for state in self.states:
             used.update(i for i, shadow in enumerate(state.shadows) if shadow is not None)
+            if state.changed is not None:
+                used.update(i for i, entries in enumerate(state.changed) if entries is not None)
         used.update(key_group - self.key_group_range.start for key_group in self._serialized)
         for raws in self.pending.values():
             used.update(raws)
@@ -290,15 +294,18 @@ class KeyedStateSnapshot:
             payloads: list[bytes] = []
             changes = False
             for state in self.states:
-                shadow = state.shadows[index]
-                if shadow is None:
-                    continue
                 codec = state.codec or codec_name(state.serializer)
                 if state.changed is not None:
-                    for op, mode, payload in self._encode_changes(state, index, shadow):
-                        entries.append([state.name, state.kind, codec, mode, op])
-                        payloads.append(payload)
-                        changes = True
+                    changed = state.changed[index]
+                    if changed is not None:
+                        for op, mode, payload in self._encode_changes(state, changed):
+                            entries.append([state.name, state.kind, codec, mode, op])
+                            payloads.append(payload)
+                            changes = True
+                        state.changed[index] = None
+                    continue
+                shadow = state.shadows[index]
+                if shadow is None:
                     continue
                 mode, payload = yield from self._encode_state(state, index, shadow)
                 entries.append([state.name, state.kind, codec, mode])
@@ -375,17 +382,13 @@ class KeyedStateSnapshot:
         return self._encode_whole(state, view if keep is None else keep(view))
 
     def _encode_changes(
-        self, state: FrozenState, index: int, shadow: dict[Any, Any]
+        self, state: FrozenState, changed: dict[Any, Any]
     ) -> list[tuple[str, str, bytes]]:
-        """Encode the changed keys of one state's key group as of the snapshot: a "put"
-        entry for those with a value, a "remove" entry for those without. One step: the
-        values are read from the live dict, so they are encoded before anything else runs."""
-        assert state.changed is not None
-        live = state.table.tables[index]
+        """Encode the changed entries of one state's key group: a "put" entry for the keys
+        with a value, a "remove" entry for those without."""
         puts: dict[Any, Any] = {}
         removed: dict[Any, Any] = {}
-        for key in state.changed[index]:
-            value = shadow[key] if key in shadow else live.get(key, MISSING)
+        for key, value in changed.items():
             if value is MISSING:
                 removed[key] = 0
             else:
@@ -426,6 +429,7 @@ class KeyedStateSnapshot:
             steps.close()
         self._in_progress = {}
         for state in self.states:
+            state.changed = None
             for index, shadow in enumerate(state.shadows):
                 if shadow is not None:
                     state.shadows[index] = None

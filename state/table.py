@@ -161,19 +161,16 @@ class StateTable:
             changed[index].add(key)
         return table
 
-    def freeze(self, only: list[set[Any]] | None = None) -> list[dict[Any, Any] | None]:
+    def freeze(self) -> list[dict[Any, Any] | None]:
         """Capture every non-empty key group for a new snapshot; return its shadows.
 
         O(number of key groups): nothing is copied. The result has one entry per key
         group: a (still empty) shadow dict for a captured group, ``None`` for an empty one.
-
-        :param only: capture only the groups whose set here is not empty (the changed keys
-            of an incremental snapshot; such a group is captured even when empty now)
         """
         shadows: list[dict[Any, Any] | None] = []
         writable = self.writable
         for index, (table, captured) in enumerate(zip(self.tables, self._captured, strict=True)):
-            if table if only is None else only[index]:
+            if table:
                 shadow: dict[Any, Any] = {}
                 captured.append(shadow)
                 writable[index] = None
@@ -181,6 +178,21 @@ class StateTable:
             else:
                 shadows.append(None)
         return shadows
+
+    def copy_entries(self, keys: list[set[Any]]) -> list[dict[Any, Any] | None]:
+        """Return, per key group, a copy of the entries of ``keys`` (:data:`MISSING` for a
+        key without a value), or ``None`` where the set is empty."""
+        out: list[dict[Any, Any] | None] = []
+        for table, group in zip(self.tables, keys, strict=True):
+            if not group:
+                out.append(None)
+                continue
+            entries = {}
+            for key in group:
+                value = table.get(key, MISSING)
+                entries[key] = value if value is MISSING else clone_value(value)
+            out.append(entries)
+        return out
 
     def view_of(self, index: int, shadow: dict[Any, Any]) -> dict[Any, Any]:
         """Return group ``index`` as it was when ``shadow``'s snapshot was taken.
