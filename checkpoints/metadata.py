@@ -118,10 +118,20 @@ class StatePiece:
         if not isinstance(raw, dict):
             raise ValueError(f"a state piece must be an object, got {raw!r}")
         name = raw.get("file")
-        numbers = [raw.get("size"), raw.get("checksum"), raw.get("checkpoint_id")]
-        if not isinstance(name, str) or not all(type(n) is int and n >= 0 for n in numbers):
+        size, checksum, checkpoint_id = (
+            raw.get("size"),
+            raw.get("checksum"),
+            raw.get("checkpoint_id"),
+        )
+        if not (
+            isinstance(name, str)
+            and isinstance(size, int)
+            and isinstance(checksum, int)
+            and isinstance(checkpoint_id, int)
+            and all(type(n) is int and n >= 0 for n in (size, checksum, checkpoint_id))
+        ):
             raise ValueError(f"malformed state piece {raw!r}")
-        return cls(_plain_name(name, "state piece"), numbers[0], numbers[1], numbers[2])
+        return cls(_plain_name(name, "state piece"), size, checksum, checkpoint_id)
 
 
 @dataclass(frozen=True, slots=True)

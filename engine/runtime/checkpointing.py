@@ -70,7 +70,7 @@ _SERIALIZE_AHEAD_S = 0.001
 #: Incremental checkpoints: a new base (materialization) once the chain since the last one
 #: holds this many change pieces, or change pieces of as many bytes as the base (a restore
 #: then reads at most about twice the state), whichever comes first.
-MAX_CHANGE_PIECES = 50
+MAX_CHANGE_PIECES = 100
 MAX_CHANGE_BYTES_RATIO = 1.0
 
 logger = logging.getLogger("streamlet.checkpoints")
