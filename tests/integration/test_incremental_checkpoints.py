@@ -121,10 +121,12 @@ async def test_checkpoints_share_pieces_and_write_only_changes(tmp_path: Path) -
 async def test_restore_from_an_older_generation_at_another_parallelism(
     tmp_path: Path, parallelism: int
 ) -> None:
-    job_dir = await checkpointed_run(tmp_path, "rescale")
-    oldest = completed_dirs(job_dir)[0]
-    assert any(
-        len(h.pieces) > 1 for h in decode_metadata((oldest / "_metadata").read_bytes()).states
+    job_dir = await checkpointed_run(tmp_path, "rescale", retained=6)
+    # The oldest generation whose keyed state is a base and changes on top of it.
+    oldest = next(
+        chk
+        for chk in completed_dirs(job_dir)[:-1]
+        if any(len(h.pieces) > 1 for h in decode_metadata((chk / "_metadata").read_bytes()).states)
     )
     out: list[Any] = []
     env = env_for(tmp_path, parallelism)
