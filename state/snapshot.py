@@ -386,13 +386,10 @@ class KeyedStateSnapshot:
     ) -> list[tuple[str, str, bytes]]:
         """Encode the changed entries of one state's key group: a "put" entry for the keys
         with a value, a "remove" entry for those without."""
-        puts: dict[Any, Any] = {}
+        puts = {key: value for key, value in changed.items() if value is not MISSING}
         removed: dict[Any, Any] = {}
-        for key, value in changed.items():
-            if value is MISSING:
-                removed[key] = 0
-            else:
-                puts[key] = value
+        if len(puts) != len(changed):
+            removed = {key: 0 for key, value in changed.items() if value is MISSING}
         out = []
         if puts:
             out.append(("put", *self._encode_whole(state, puts)))

@@ -26,6 +26,7 @@ import copy
 import uuid
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
+from itertools import chain
 from typing import Any
 
 from .errors import StateError
@@ -78,6 +79,19 @@ def clone_value(value: Any) -> Any:
     if t is set or t is bytearray:
         return value.copy()
     return copy.deepcopy(value)
+
+
+def _immutable(values: list[Any]) -> bool:
+    """Whether every value is an immutable scalar (or :data:`MISSING`), or a tuple of them:
+    type scans at C speed, so the common values of keyed state need no copy."""
+    types = set(map(type, values))
+    types.discard(object)  # MISSING
+    if types <= _ATOMS:
+        return True
+    if types - _ATOMS != {tuple}:
+        return False
+    tuples = [v for v in values if type(v) is tuple]
+    return set(map(type, chain.from_iterable(tuples))) <= _ATOMS
 
 
 #: Marks, in a shadow, a key that had no value when the snapshot was taken.
@@ -187,11 +201,11 @@ class StateTable:
             if not group:
                 out.append(None)
                 continue
-            entries = {}
-            for key in group:
-                value = table.get(key, MISSING)
-                entries[key] = value if value is MISSING else clone_value(value)
-            out.append(entries)
+            get = table.get
+            values = [get(key, MISSING) for key in group]
+            if not _immutable(values):
+                values = [v if v is MISSING else clone_value(v) for v in values]
+            out.append(dict(zip(group, values, strict=True)))
         return out
 
     def view_of(self, index: int, shadow: dict[Any, Any]) -> dict[Any, Any]:

@@ -185,3 +185,31 @@ def test_tracking_routes_every_access_through_the_recording_path() -> None:
     state.value()  # a read counts: the value may be mutated in place
     snapshot = backend.snapshot_sync(1, incremental=True)
     assert snapshot.key_groups() == [backend.current_key_group]
+
+
+def test_a_value_mutated_in_place_after_the_cut_does_not_reach_the_snapshot() -> None:
+    backend = make_backend()
+    state = backend.get_state(ValueStateDescriptor("v"))
+    backend.set_current_key("a")
+    state.update([1])
+    backend.set_current_key("b")
+    state.update((1, [2]))
+    base = blobs(backend.snapshot_sync(1))
+    backend.notify_checkpoint_complete(1)
+    backend.set_current_key("a")
+    state.update([1, 2])
+    backend.set_current_key("b")
+    state.update((1, [3]))
+    snapshot = backend.snapshot_sync(2, incremental=True)
+    backend.set_current_key("a")
+    state.value().append(99)  # in place, after the cut
+    backend.set_current_key("b")
+    state.value()[1].append(99)
+    restored = make_backend()
+    restored.restore(base)
+    restored.restore_changes({kg: [blob] for kg, blob in blobs(snapshot).items()})
+    view = restored.get_state(ValueStateDescriptor("v"))
+    restored.set_current_key("a")
+    assert view.value() == [1, 2]
+    restored.set_current_key("b")
+    assert view.value() == (1, [3])
