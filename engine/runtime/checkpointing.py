@@ -322,7 +322,7 @@ class SubtaskCheckpointer:
                         snapshot.keyed.release()  # type: ignore[attr-defined]
                 snapshots.clear()
             if result.ok:
-                if self.coordinator.config.incremental:
+                if any(snapshots_of):  # a savepoint's full snapshots are no base
                     self._acked_pieces[checkpoint_id] = (
                         {
                             h.operator_uid: h.pieces
