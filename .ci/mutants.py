@@ -118,6 +118,26 @@ MUTANTS = (
         replacement="            self.records_in += 1\n",
         tests=("tests/engine/runtime/test_metrics.py", "tests/web/test_rest.py"),
     ),
+    Mutant(
+        # Reference counting ignored: retention removes a checkpoint's shared pieces even
+        # when a retained checkpoint still references them.
+        name="M9: a discarded checkpoint's shared pieces go, whoever else needs them",
+        path="checkpoints/storage.py",
+        original="                if holders:\n                    continue\n",
+        replacement="",
+        tests=(
+            "tests/checkpoints/test_shared_pieces.py",
+            "tests/integration/test_incremental_checkpoints.py",
+        ),
+    ),
+    Mutant(
+        # An incremental snapshot forgets its removed keys: a restore brings them back.
+        name="M10: incremental snapshots drop their removals",
+        path="state/snapshot.py",
+        original="        if removed:\n            try:\n",
+        replacement="        if removed and False:\n            try:\n",
+        tests=("tests/state/test_incremental_snapshot.py",),
+    ),
 )
 
 

@@ -2,7 +2,7 @@
 
 Figures are ratios against baselines measured in the same run (shared machines are noisy).
 Select parts with ``python -m bench engine state checkpoint recovery latency time windows
-broadcast joins unaligned metrics``.
+broadcast joins unaligned metrics incremental``.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ PARTS = {
     "joins": "bench.bench_joins",
     "unaligned": "bench.bench_unaligned",
     "metrics": "bench.bench_metrics",
+    "incremental": "bench.bench_incremental",
 }
 
 

@@ -18,7 +18,7 @@ from typing import Any, TextIO
 import orjson
 
 from .channel_state import CHANNEL_STATE_KEY, parse_channel_state
-from .metadata import METADATA_FILE_NAME
+from .metadata import METADATA_FILE_NAME, SHARED_DIR_NAME, shared_location
 from .state_file import read_state_file_from, read_state_header_from
 from .validation import CheckpointReport, Validity, find_checkpoint_dirs, inspect_checkpoint_dir
 
@@ -171,6 +171,11 @@ def _cmd_show(path: Path, as_json: bool, out: TextIO) -> int:
             ),
             ("state size", f"{_format_size(meta.state_size)} ({meta.state_size} bytes)"),
         ]
+        if meta.pieces:
+            # Flink's UI: the full size above, and what this checkpoint itself wrote.
+            size = meta.checkpointed_size
+            lines.append(("checkpointed size", f"{_format_size(size)} ({size} bytes)"))
+            lines.append(("shared pieces", str(len(meta.pieces))))
         if meta.extra:
             lines.append(("extra", orjson.dumps(meta.extra).decode()))
     width = max(len(k) for k, _ in lines)
@@ -225,31 +230,40 @@ def _file_rows(path: Path, report: CheckpointReport) -> list[dict[str, Any]]:
         return []
     problems = {p.file: p.reason for p in report.problems}
     rows = []
+    shared = Path(shared_location(str(path)))
     for h in report.metadata.states:
-        file_path = path / h.file_name
-        key_groups = "-"
-        in_flight = "-"
-        try:
-            with open(file_path, "rb") as f:
-                header = read_state_header_from(f, str(file_path))
-            kgs = sorted(header.keyed)
-            if kgs:
-                key_groups = f"{kgs[0]}-{kgs[-1]} ({len(kgs)})"
-            in_flight = _in_flight(file_path, h.size)
-        except Exception:  # a damaged or missing file: its problem is reported already
-            pass
-        rows.append(
-            {
-                "operator_uid": h.operator_uid,
-                "subtask_index": h.subtask_index,
-                "file": h.file_name,
-                "size": h.size,
-                "checksum": f"{h.checksum:08x}",
-                "key_groups": key_groups,
-                "in_flight": in_flight,
-                "status": problems.get(str(file_path), "ok"),
-            }
-        )
+        # The state file, then the shared pieces it references (base first); channel
+        # state is in the state file only.
+        files = [(path / h.file_name, h.file_name, h.size, h.checksum)]
+        files += [
+            (shared / p.file_name, f"{SHARED_DIR_NAME}/{p.file_name}", p.size, p.checksum)
+            for p in h.pieces
+        ]
+        for n, (file_path, shown, size, checksum) in enumerate(files):
+            key_groups = "-"
+            in_flight = "-"
+            try:
+                with open(file_path, "rb") as f:
+                    header = read_state_header_from(f, str(file_path))
+                kgs = sorted(header.keyed)
+                if kgs:
+                    key_groups = f"{kgs[0]}-{kgs[-1]} ({len(kgs)})"
+                if n == 0:
+                    in_flight = _in_flight(file_path, h.size)
+            except Exception:  # a damaged or missing file: its problem is reported already
+                pass
+            rows.append(
+                {
+                    "operator_uid": h.operator_uid,
+                    "subtask_index": h.subtask_index,
+                    "file": shown,
+                    "size": size,
+                    "checksum": f"{checksum:08x}",
+                    "key_groups": key_groups,
+                    "in_flight": in_flight,
+                    "status": problems.get(str(file_path), "ok"),
+                }
+            )
     return rows
 
 

@@ -513,7 +513,13 @@ class CheckpointCoordinator:
                     older, _Reason.CHECKPOINT_SUBSUMED, f"checkpoint {checkpoint_id} completed"
                 )
         duration_ms = (self._clock() - pending.trigger_time_s) * 1000.0
-        self._stats.report_completed(checkpoint_id, duration_ms, metadata.state_size, location)
+        self._stats.report_completed(
+            checkpoint_id,
+            duration_ms,
+            metadata.state_size,
+            location,
+            checkpointed_size=metadata.checkpointed_size,
+        )
         _log.info(
             "Completed %s %d for job %r in %.0f ms (%d bytes, %d files) at %s",
             pending.kind.value,

@@ -73,6 +73,23 @@ def state_file_name(operator_uid: str, subtask_index: int) -> str:
     return f"op-{safe_name(operator_uid)}-{subtask_index}.state"
 
 
+_PIECE = re.compile(r"^(\d+)-op-.*\.piece$")
+
+
+def piece_file_name(checkpoint_id: int, operator_uid: str, subtask_index: int, tag: str) -> str:
+    """Return the name of a shared piece (in ``shared/``) written by checkpoint
+    ``checkpoint_id`` for one (operator uid, subtask); ``tag`` (a few random hex digits)
+    keeps a piece of a crashed run that reused the id from ever being overwritten."""
+    return f"{checkpoint_id}-op-{safe_name(operator_uid)}-{subtask_index}-{tag}.piece"
+
+
+def parse_piece_file_name(name: str) -> int | None:
+    """Return the checkpoint id that wrote the shared piece ``name``, or ``None`` if it is
+    not a piece's name."""
+    match = _PIECE.match(name)
+    return int(match.group(1)) if match else None
+
+
 def is_temporary_name(name: str) -> bool:
     """True for files being written (``.<name>.<random>.tmp``): not part of a checkpoint."""
     return name.startswith(".") and name.endswith(".tmp")

@@ -20,6 +20,11 @@ Format: an orjson object (indented, for people who ``cat`` it) followed by one t
     }
     crc32:1a2b3c4d
 
+An incremental checkpoint's state entry also lists ``pieces``: the files in the job's
+``shared/`` directory holding its keyed state, a base and then the changes after it in
+order (see :class:`StatePiece`); pieces written by earlier checkpoints are shared with them.
+An entry without ``pieces`` (every savepoint's, every full checkpoint's) is self-contained.
+
 A truncated or edited file fails the trailer check and raises
 :class:`~streamlet.checkpoints.errors.CorruptCheckpointError`.
 """
@@ -41,21 +46,92 @@ __all__ = [
     "METADATA_FILE_NAME",
     "METADATA_FORMAT",
     "METADATA_VERSION",
+    "SHARED_DIR_NAME",
     "CheckpointMetadata",
     "OperatorInfo",
     "StateHandle",
+    "StatePiece",
     "decode_latest_pointer",
     "decode_metadata",
     "encode_latest_pointer",
     "encode_metadata",
+    "shared_location",
 ]
 
 METADATA_FILE_NAME = "_metadata"
 LATEST_POINTER_NAME = "_latest"
 """In a job's checkpoint directory: which checkpoint or savepoint completed last."""
+SHARED_DIR_NAME = "shared"
+"""In a job's checkpoint directory: the pieces incremental checkpoints share."""
 METADATA_FORMAT = "streamlet-checkpoint-metadata"
 METADATA_VERSION = 1
 _TRAILER_PREFIX = b"crc32:"
+
+
+def _plain_name(name: str, what: str) -> str:
+    if "/" in name or "\\" in name or "\x00" in name or name in ("", ".", ".."):
+        raise ValueError(f"{what} name {name!r} is not a plain file name")
+    return name
+
+
+def shared_location(checkpoint_location: str) -> str:
+    """Return where the shared pieces of the checkpoint at ``checkpoint_location`` are: the
+    ``shared/`` directory beside it, in its job directory."""
+    parent = checkpoint_location.rstrip("/").rpartition("/")[0]
+    return f"{parent}/{SHARED_DIR_NAME}"
+
+
+@dataclass(frozen=True, slots=True)
+class StatePiece:
+    """One file of keyed state in the job's ``shared/`` directory, written by checkpoint
+    ``checkpoint_id`` and referenced by it and by later incremental checkpoints.
+
+    It is a state file (:mod:`~streamlet.checkpoints.state_file`) holding only key groups:
+    full ones in a base, changes in the pieces after it.
+
+    :param file_name: its name inside ``shared/``
+    :param size: its size in bytes
+    :param checksum: CRC-32 of the whole file
+    :param checkpoint_id: the checkpoint that wrote it
+    """
+
+    file_name: str
+    size: int
+    checksum: int
+    checkpoint_id: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the JSON form used in ``_metadata``."""
+        return {
+            "file": self.file_name,
+            "size": self.size,
+            "checksum": self.checksum,
+            "checkpoint_id": self.checkpoint_id,
+        }
+
+    @classmethod
+    def from_dict(cls, raw: Any) -> StatePiece:
+        """Read the JSON form back, checking every field.
+
+        :raises ValueError: if a field is missing, of the wrong type or out of range
+        """
+        if not isinstance(raw, dict):
+            raise ValueError(f"a state piece must be an object, got {raw!r}")
+        name = raw.get("file")
+        size, checksum, checkpoint_id = (
+            raw.get("size"),
+            raw.get("checksum"),
+            raw.get("checkpoint_id"),
+        )
+        if not (
+            isinstance(name, str)
+            and isinstance(size, int)
+            and isinstance(checksum, int)
+            and isinstance(checkpoint_id, int)
+            and all(type(n) is int and n >= 0 for n in (size, checksum, checkpoint_id))
+        ):
+            raise ValueError(f"malformed state piece {raw!r}")
+        return cls(_plain_name(name, "state piece"), size, checksum, checkpoint_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +145,8 @@ class StateHandle:
     :param checksum: CRC-32 of the whole file
     :param parallelism: the operator's parallelism when it was written
     :param max_parallelism: the operator's max parallelism (number of key groups)
+    :param pieces: for incremental checkpoints, the shared pieces holding the keyed state
+        (a base, then changes, in order); empty when the file itself holds it
     """
 
     operator_uid: str
@@ -78,16 +156,25 @@ class StateHandle:
     checksum: int
     parallelism: int
     max_parallelism: int
+    pieces: tuple[StatePiece, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON form used in ``_metadata``."""
-        return {
+        out: dict[str, Any] = {
             "operator_uid": self.operator_uid,
             "subtask_index": self.subtask_index,
             "file": self.file_name,
             "size": self.size,
             "checksum": self.checksum,
         }
+        if self.pieces:
+            out["pieces"] = [piece.to_dict() for piece in self.pieces]
+        return out
+
+    @property
+    def state_size(self) -> int:
+        """Bytes of the whole state: the file and every piece it references."""
+        return self.size + sum(piece.size for piece in self.pieces)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,8 +229,27 @@ class CheckpointMetadata:
 
     @property
     def state_size(self) -> int:
-        """Total bytes of all state files."""
-        return sum(h.size for h in self.states)
+        """Total bytes of the state: every state file and every shared piece it references
+        (Flink's ``state_size``, the full size)."""
+        return sum(h.state_size for h in self.states)
+
+    @property
+    def checkpointed_size(self) -> int:
+        """Bytes this checkpoint wrote: its state files and the pieces it wrote itself, not
+        those shared with earlier checkpoints (Flink's ``checkpointed_size``; the full size
+        for a checkpoint without shared pieces)."""
+        own = {
+            piece.file_name: piece.size
+            for h in self.states
+            for piece in h.pieces
+            if piece.checkpoint_id == self.checkpoint_id
+        }
+        return sum(h.size for h in self.states) + sum(own.values())
+
+    @property
+    def pieces(self) -> frozenset[str]:
+        """Names of the shared pieces this checkpoint references."""
+        return frozenset(piece.file_name for h in self.states for piece in h.pieces)
 
     def handles_for(self, operator_uid: str) -> list[StateHandle]:
         """Return the handles of one operator, by subtask index."""
@@ -216,12 +322,12 @@ def decode_metadata(data: bytes, path: str = "<memory>") -> CheckpointMetadata:
                 checksum=int(s["checksum"]),
                 parallelism=operators[str(s["operator_uid"])].parallelism,
                 max_parallelism=operators[str(s["operator_uid"])].max_parallelism,
+                pieces=tuple(StatePiece.from_dict(p) for p in s.get("pieces") or ()),
             )
             for s in raw["states"]
         )
         for h in states:
-            if "/" in h.file_name or "\\" in h.file_name or h.file_name in ("", ".", ".."):
-                raise ValueError(f"state file name {h.file_name!r} is not a plain file name")
+            _plain_name(h.file_name, "state file")
         max_parallelism = raw["max_parallelism"]
         return CheckpointMetadata(
             checkpoint_id=int(raw["checkpoint_id"]),

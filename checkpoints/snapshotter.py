@@ -28,7 +28,7 @@ import functools
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import anyio
@@ -36,7 +36,7 @@ import anyio.lowlevel
 import anyio.to_thread
 
 from .errors import CheckpointFailureReason, CheckpointStorageError
-from .metadata import StateHandle
+from .metadata import StateHandle, StatePiece
 from .state_file import EncodedStateFile
 
 __all__ = [
@@ -97,6 +97,9 @@ class StateFileWriter(Protocol):
         """Remove one state file."""
         ...
 
+    # Optional, for incremental checkpoints: ``write_piece(checkpoint_id, operator_uid,
+    # subtask_index, data) -> StatePiece`` (see CheckpointStorage.write_piece).
+
 
 @dataclass(slots=True)
 class OperatorSnapshot:
@@ -106,12 +109,20 @@ class OperatorSnapshot:
     :param keyed: frozen keyed state, if the operator is keyed
     :param operator_state: frozen operator state, if any
     :param extra: small JSON-able data the engine reads back on restore
+    :param shared_base: for an incremental checkpoint, the shared pieces this snapshot's
+        keyed state extends (empty: it is a new base); its key groups go into a new piece
+        in the job's ``shared/`` directory, and the handle references ``shared_base`` and
+        that piece. ``None`` writes them into the state file (full, self-contained).
     """
 
     operator_uid: str
     keyed: KeyedStateSnapshot | None = None
     operator_state: OperatorStateSnapshot | None = None
     extra: Mapping[str, Any] | None = None
+    shared_base: tuple[StatePiece, ...] | None = None
+    #: Called with the checkpoint id once it completed (the keyed backend's
+    #: ``notify_checkpoint_complete``: the base of its next incremental snapshot).
+    confirm: Callable[[int], None] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +184,7 @@ async def write_subtask_snapshot(
     start = clock()
     yielder = _Yielder(clock)
     written: list[StateHandle] = []
+    new_bytes = 0
     failure: CheckpointFailureReason | None = None
     detail: str | None = None
     try:
@@ -180,12 +192,26 @@ async def write_subtask_snapshot(
         for op in operators:
             where = f"operator {op.operator_uid!r} subtask {subtask_index}"
             try:
-                data = await _encode(op, subtask_index, parallelism, max_parallelism, yielder)
-                written.append(
-                    await storage.write_state_file(
-                        checkpoint_id, op.operator_uid, subtask_index, data
-                    )
+                keyed = await _serialize_keyed(op, yielder)
+                pieces: tuple[StatePiece, ...] = ()
+                if op.shared_base is not None:
+                    pieces = op.shared_base
+                    if keyed:
+                        piece = await _encode(
+                            op, subtask_index, parallelism, max_parallelism, keyed, keyed_only=True
+                        )
+                        write_piece = storage.write_piece  # type: ignore[attr-defined]
+                        pieces += (
+                            await write_piece(checkpoint_id, op.operator_uid, subtask_index, piece),
+                        )
+                        new_bytes += len(piece.data)
+                    keyed = {}
+                data = await _encode(op, subtask_index, parallelism, max_parallelism, keyed)
+                handle = await storage.write_state_file(
+                    checkpoint_id, op.operator_uid, subtask_index, data
                 )
+                new_bytes += handle.size
+                written.append(replace(handle, pieces=pieces) if pieces else handle)
             except CheckpointStorageError as exc:
                 failure = CheckpointFailureReason.STORAGE_FAILURE
                 detail = f"{where}: {exc.path}: {exc.detail}"
@@ -202,21 +228,10 @@ async def write_subtask_snapshot(
     if failure is not None:
         await _cleanup(storage, checkpoint_id, written)
         return SnapshotResult(checkpoint_id, (), duration_ms, 0, failure=failure, detail=detail)
-    return SnapshotResult(
-        checkpoint_id,
-        tuple(written),
-        duration_ms,
-        sum(h.size for h in written),
-    )
+    return SnapshotResult(checkpoint_id, tuple(written), duration_ms, new_bytes)
 
 
-async def _encode(
-    op: OperatorSnapshot,
-    subtask_index: int,
-    parallelism: int,
-    max_parallelism: int,
-    yielder: _Yielder,
-) -> EncodedStateFile:
+async def _serialize_keyed(op: OperatorSnapshot, yielder: _Yielder) -> dict[int, bytes]:
     keyed: dict[int, bytes] = {}
     view = op.keyed
     if view is not None:
@@ -227,7 +242,22 @@ async def _encode(
                     await yielder.maybe_yield()
             keyed[kg] = view.serialize_key_group(kg)
             await yielder.maybe_yield()
-    blob = None if op.operator_state is None else op.operator_state.serialize()
+    return keyed
+
+
+async def _encode(
+    op: OperatorSnapshot,
+    subtask_index: int,
+    parallelism: int,
+    max_parallelism: int,
+    keyed: dict[int, bytes],
+    *,
+    keyed_only: bool = False,
+) -> EncodedStateFile:
+    """Encode a state file; ``keyed_only``: a shared piece, without operator state or extra."""
+    blob = None
+    if op.operator_state is not None and not keyed_only:
+        blob = op.operator_state.serialize()
     encode = functools.partial(
         EncodedStateFile.encode,
         op.operator_uid,
@@ -236,7 +266,7 @@ async def _encode(
         max_parallelism,
         keyed=keyed,
         operator=blob,
-        extra=op.extra,
+        extra=None if keyed_only else op.extra,
     )
     size = sum(map(len, keyed.values())) + (len(blob) if blob else 0)
     if size < _ENCODE_INLINE_BYTES:

@@ -79,6 +79,9 @@ class CheckpointStats:
     latest_ack_timestamp_ms: int | None = None
     end_to_end_duration_ms: float | None = None
     state_size: int = 0
+    #: Bytes the checkpoint wrote itself (Flink's ``checkpointed_size``): less than
+    #: ``state_size`` for an incremental checkpoint, which shares pieces of earlier ones.
+    checkpointed_size: int | None = None
     external_path: str | None = None
     failure_reason: CheckpointFailureReason | None = None
     failure_message: str | None = None
@@ -106,6 +109,9 @@ class CheckpointStats:
             "latest_ack_timestamp_ms": self.latest_ack_timestamp_ms,
             "end_to_end_duration_ms": self.end_to_end_duration_ms,
             "state_size": self.state_size,
+            "checkpointed_size": (
+                self.state_size if self.checkpointed_size is None else self.checkpointed_size
+            ),
             "num_subtasks": self.num_subtasks,
             "num_acknowledged_subtasks": self.num_acknowledged_subtasks,
             "external_path": self.external_path,
@@ -222,7 +228,12 @@ class CheckpointStatsTracker:
                 )
 
     def report_completed(
-        self, checkpoint_id: int, end_to_end_duration_ms: float, state_size: int, external_path: str
+        self,
+        checkpoint_id: int,
+        end_to_end_duration_ms: float,
+        state_size: int,
+        external_path: str,
+        checkpointed_size: int | None = None,
     ) -> CheckpointStats | None:
         """Record a completion; return its final statistics."""
         entry = self._in_progress.pop(checkpoint_id, None)
@@ -233,6 +244,7 @@ class CheckpointStatsTracker:
             status=CheckpointStatus.COMPLETED,
             end_to_end_duration_ms=end_to_end_duration_ms,
             state_size=state_size,
+            checkpointed_size=checkpointed_size,
             external_path=external_path,
         )
         self._completed += 1

@@ -45,7 +45,9 @@ from __future__ import annotations
 
 import errno
 import os
+import secrets
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import IO, Any
@@ -61,6 +63,8 @@ from .file_blob_store import FileBlobStore
 from .layout import (
     checkpoint_dir_name,
     parse_checkpoint_dir_name,
+    parse_piece_file_name,
+    piece_file_name,
     safe_name,
     savepoint_dir_name,
     state_file_name,
@@ -69,12 +73,15 @@ from .memory_blob_store import MemoryBlobStore
 from .metadata import (
     LATEST_POINTER_NAME,
     METADATA_FILE_NAME,
+    SHARED_DIR_NAME,
     CheckpointMetadata,
     StateHandle,
+    StatePiece,
     decode_latest_pointer,
     decode_metadata,
     encode_latest_pointer,
     encode_metadata,
+    shared_location,
 )
 from .state_file import (
     EncodedStateFile,
@@ -157,6 +164,15 @@ class CheckpointStorage:
         self._locations: dict[int, tuple[BlobStore, str, CheckpointKind]] = {}
         self._committed_savepoints: set[int] = set()
         self._pointer_id = 0
+        # Reference counting of the shared pieces of incremental checkpoints (Flink's
+        # SharedStateRegistry). Invariant, once loaded: _piece_refs[p] is the set of
+        # completed checkpoints on disk whose _metadata references piece p (none empty),
+        # and _pieces_of[n] is what checkpoint n references. Loaded from the completed
+        # checkpoints on disk at first need, so pieces of earlier runs are counted too.
+        self._piece_refs: dict[str, set[int]] | None = None
+        self._pieces_of: dict[int, frozenset[str]] = {}
+        # Pieces written for a checkpoint not committed yet: removed if it is discarded.
+        self._unregistered: dict[int, set[str]] = {}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.blobs!r}, {self.job_name!r})"
@@ -315,13 +331,118 @@ class CheckpointStorage:
         self.operations.append(("state", checkpoint_id, name))
         return handle
 
+    @property
+    def _shared_key(self) -> str:
+        return join_key(self.job_key, SHARED_DIR_NAME)
+
+    async def write_piece(
+        self, checkpoint_id: int, operator_uid: str, subtask_index: int, data: EncodedStateFile
+    ) -> StatePiece:
+        """Write one shared piece of an incremental checkpoint into the job's ``shared/``
+        directory; return its reference. It is removed again if the checkpoint is
+        discarded before it completes.
+
+        :raises CheckpointStorageError: if writing fails
+        :raises CorruptCheckpointError: if ``data`` is not a state file of that operator
+            and subtask
+        """
+        name = piece_file_name(checkpoint_id, operator_uid, subtask_index, secrets.token_hex(4))
+        key = join_key(self._shared_key, name)
+        handle = state_handle_for(data, name, operator_uid, subtask_index, self.blobs.location(key))
+        await self._hook("piece", checkpoint_id, name, self.blobs.location(self._shared_key))
+        self._unregistered.setdefault(checkpoint_id, set()).add(name)
+        await self._write(self.blobs, key, data.data, checkpoint_id, sync_dir=False)
+        self.operations.append(("piece", checkpoint_id, name))
+        return StatePiece(name, handle.size, handle.checksum, checkpoint_id)
+
+    def _load_piece_refs_sync(self) -> dict[str, set[int]]:
+        """Build the reference counts from the completed checkpoints on disk (once)."""
+        if self._piece_refs is not None:
+            return self._piece_refs
+        refs: dict[str, set[int]] = {}
+        try:
+            has_shared = SHARED_DIR_NAME in self.blobs.list(self.job_key)
+        except (FileNotFoundError, NotADirectoryError):
+            has_shared = False
+        if has_shared:
+            for checkpoint_id in self._checkpoint_ids_sync(completed=True):
+                if checkpoint_id in self._pieces_of:
+                    continue
+                key = join_key(self._checkpoint_dir(checkpoint_id)[1], METADATA_FILE_NAME)
+                try:
+                    metadata = decode_metadata(self.blobs.read(key, read_all), key)
+                except (OSError, CorruptCheckpointError):
+                    continue  # unreadable: it cannot be restored from either
+                self._pieces_of[checkpoint_id] = metadata.pieces
+        for checkpoint_id, pieces in self._pieces_of.items():
+            for name in pieces:
+                refs.setdefault(name, set()).add(checkpoint_id)
+        self._piece_refs = refs
+        return refs
+
+    async def _piece_refs_loaded(self) -> dict[str, set[int]]:
+        if self._piece_refs is not None:
+            return self._piece_refs
+        try:
+            return await self.blobs.run(self._load_piece_refs_sync)
+        except OSError as exc:
+            raise CheckpointStorageError(self.blobs.location(self.job_key), _describe(exc)) from exc
+
+    async def referenced_pieces(self) -> dict[str, frozenset[int]]:
+        """Return, per shared piece, the completed checkpoints that reference it."""
+        refs = await self._piece_refs_loaded()
+        return {name: frozenset(ids) for name, ids in refs.items()}
+
+    async def _release_pieces(self, checkpoint_id: int, pieces: set[str]) -> None:
+        """Drop ``checkpoint_id``'s references; remove the pieces nothing references now."""
+        refs = await self._piece_refs_loaded()
+        for name in sorted(pieces):
+            holders = refs.get(name)
+            if holders is not None:
+                holders.discard(checkpoint_id)
+                if holders:
+                    continue
+                del refs[name]
+            key = join_key(self._shared_key, name)
+            await self._hook("delete", checkpoint_id, name, self.blobs.location(self._shared_key))
+            try:
+                await self.blobs.run(self.blobs.remove, key)
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                raise CheckpointStorageError(self.blobs.location(key), _describe(exc)) from exc
+            self.operations.append(("delete", checkpoint_id, f"{SHARED_DIR_NAME}/{name}"))
+
     async def write_metadata(self, checkpoint_id: int, metadata: CheckpointMetadata) -> str:
         """Write ``_metadata`` last and atomically (the commit); return the location.
 
+        An incremental checkpoint's shared pieces are counted as referenced by it from then
+        on; one that references a piece removed meanwhile (its last holder was discarded
+        before this checkpoint completed) is refused before anything is written.
+
         :raises CheckpointStorageError: if writing fails (no ``_metadata`` is left behind)
+        :raises CorruptCheckpointError: if a shared piece it references is gone
         """
         store, directory = self._dir_of(checkpoint_id)
         location = store.location(directory)
+        pieces = metadata.pieces
+        if pieces:
+            if metadata.kind is CheckpointKind.SAVEPOINT:
+                raise ValueError(
+                    f"savepoint {checkpoint_id} references shared pieces; a savepoint must be "
+                    f"self-contained"
+                )
+            refs = await self._piece_refs_loaded()
+            own = self._unregistered.get(checkpoint_id, set())
+            for name in sorted(pieces):
+                if name not in refs and name not in own:
+                    raise CorruptCheckpointError(
+                        self.blobs.location(join_key(self._shared_key, name)),
+                        f"checkpoint {checkpoint_id} references a shared piece that was "
+                        f"removed with the checkpoints holding it; the next checkpoint "
+                        f"writes its keyed state in full",
+                        checkpoint_id=checkpoint_id,
+                    )
         data = encode_metadata(metadata)
         await self._hook("metadata", checkpoint_id, METADATA_FILE_NAME, location)
         key = join_key(directory, METADATA_FILE_NAME)
@@ -352,6 +473,12 @@ class CheckpointStorage:
             ) from exc
         finally:
             if committed:
+                if pieces:
+                    assert self._piece_refs is not None
+                    for name in pieces:
+                        self._piece_refs.setdefault(name, set()).add(checkpoint_id)
+                    self._pieces_of[checkpoint_id] = pieces
+                self._unregistered.pop(checkpoint_id, None)
                 self.operations.append(("metadata", checkpoint_id, METADATA_FILE_NAME))
                 if metadata.kind is CheckpointKind.SAVEPOINT:
                     self._committed_savepoints.add(checkpoint_id)
@@ -375,6 +502,10 @@ class CheckpointStorage:
         if parse_checkpoint_dir_name(_last_component(directory)) is None:
             return  # never remove a user's directory
         await self._hook("discard", checkpoint_id, "", store.location(directory))
+        if self._piece_refs is None and checkpoint_id not in self._pieces_of:
+            await self._piece_refs_loaded()  # a checkpoint of an earlier run: count first
+        pieces = set(self._pieces_of.pop(checkpoint_id, ()))
+        pieces |= self._unregistered.pop(checkpoint_id, set())
         try:
             await store.run(store.remove_tree, directory)
         except FileNotFoundError:
@@ -390,6 +521,10 @@ class CheckpointStorage:
             if known is not None and known[2] is CheckpointKind.CHECKPOINT:
                 del self._locations[checkpoint_id]
         self.operations.append(("discard", checkpoint_id, ""))
+        if pieces:
+            # After the directory: a crash in between leaves unreferenced pieces (removed
+            # at the next start), never a checkpoint whose pieces are gone.
+            await self._release_pieces(checkpoint_id, pieces)
 
     async def delete_state_file(self, checkpoint_id: int, handle: StateHandle) -> None:
         """Remove one state file (cleanup of a cancelled snapshot); a missing file is fine.
@@ -447,7 +582,28 @@ class CheckpointStorage:
             raise CheckpointStorageError(self.blobs.location(self.job_key), _describe(exc)) from exc
         for checkpoint_id in ids:
             await self.discard(checkpoint_id)
+        await self._discard_orphan_pieces(newer_than)
         return ids
+
+    async def _discard_orphan_pieces(self, newer_than: int) -> None:
+        """Remove shared pieces written by checkpoints above ``newer_than`` that no completed
+        checkpoint references (a crash in the middle of a checkpoint left them)."""
+        try:
+            names = await self.blobs.run(self.blobs.list, self._shared_key)
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        except OSError as exc:
+            raise CheckpointStorageError(
+                self.blobs.location(self._shared_key), _describe(exc)
+            ) from exc
+        refs = await self._piece_refs_loaded()
+        for name in sorted(names):
+            written_by = parse_piece_file_name(name)
+            if written_by is None or written_by <= newer_than or name in refs:
+                continue
+            if any(name in own for own in self._unregistered.values()):
+                continue
+            await self._release_pieces(written_by, {name})
 
     # --- reading ---
 
@@ -531,6 +687,36 @@ class CheckpointStorage:
             return await store.run(store.read, handle.file_name, reader)
         except FileNotFoundError:
             raise CorruptCheckpointError(path, "missing state file") from None
+        except OSError as exc:
+            raise CheckpointStorageError(path, _describe(exc)) from exc
+
+    async def read_piece(
+        self,
+        location: str,
+        handle: StateHandle,
+        piece: StatePiece,
+        key_groups: KeyGroupRange | None = None,
+    ) -> StateFileContents:
+        """Read one shared piece ``handle`` of the checkpoint at ``location`` references.
+
+        :raises CorruptCheckpointError: if the piece is missing, damaged, truncated or not
+            the one the handle names
+        :raises CheckpointStorageError: if it cannot be read
+        """
+        store = self.blobs.at(shared_location(location))
+        path = store.location(piece.file_name)
+        as_handle = replace(
+            handle, file_name=piece.file_name, size=piece.size, checksum=piece.checksum, pieces=()
+        )
+        reader = partial(
+            read_checked_state_file, handle=as_handle, path=path, key_groups=key_groups
+        )
+        try:
+            return await store.run(store.read, piece.file_name, reader)
+        except FileNotFoundError:
+            raise CorruptCheckpointError(
+                path, f"missing shared piece (written by checkpoint {piece.checkpoint_id})"
+            ) from None
         except OSError as exc:
             raise CheckpointStorageError(path, _describe(exc)) from exc
 

@@ -16,7 +16,7 @@ A checkpoint is
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from functools import partial
 from pathlib import Path
@@ -27,7 +27,7 @@ from .channel_state import CHANNEL_STATE_KEY, parse_channel_state
 from .errors import CorruptCheckpointError
 from .file_blob_store import FileBlobStore
 from .layout import is_temporary_name, parse_checkpoint_dir_name
-from .metadata import METADATA_FILE_NAME, CheckpointMetadata, decode_metadata
+from .metadata import METADATA_FILE_NAME, CheckpointMetadata, decode_metadata, shared_location
 from .state_file import read_checked_state_file
 
 __all__ = [
@@ -156,7 +156,57 @@ def inspect_checkpoint(
         )
     report.checkpoint_id = metadata.checkpoint_id
     report.problems.extend(_check_state_files(store, metadata, entries, deep))
+    if metadata.pieces:
+        report.problems.extend(_check_pieces(store.at(shared_location(location)), metadata, deep))
     return report
+
+
+def _check_pieces(shared: BlobStore, metadata: CheckpointMetadata, deep: bool) -> list[Problem]:
+    """Check every shared piece ``metadata`` references, once each: present in the job's
+    ``shared/`` directory with its recorded size and, in a deep check, intact."""
+    try:
+        entries = shared.list()
+    except (FileNotFoundError, NotADirectoryError):
+        entries = {}
+    except OSError as exc:
+        return [Problem(shared.location(), f"unreadable: {exc.strerror or exc}", True)]
+    problems: list[Problem] = []
+    seen: set[str] = set()
+    for handle in metadata.states:
+        for piece in handle.pieces:
+            name = piece.file_name
+            if name in seen:
+                continue
+            seen.add(name)
+            shown = shared.location(name)
+            if entries.get(name) is None:
+                problems.append(
+                    Problem(
+                        shown,
+                        f"missing shared piece (written by checkpoint {piece.checkpoint_id})",
+                        corrupt=False,
+                    )
+                )
+                continue
+            as_handle = replace(
+                handle, file_name=name, size=piece.size, checksum=piece.checksum, pieces=()
+            )
+            try:
+                if deep:
+                    shared.read(
+                        name, partial(read_checked_state_file, handle=as_handle, path=shown)
+                    )
+                elif entries[name] != piece.size:
+                    raise CorruptCheckpointError(
+                        shown, f"size mismatch: expected {piece.size} bytes, found {entries[name]}"
+                    )
+            except CorruptCheckpointError as exc:
+                problems.append(Problem(shown, f"shared piece: {exc.detail or exc}", corrupt=True))
+            except FileNotFoundError:
+                problems.append(Problem(shown, "missing shared piece", corrupt=False))
+            except OSError as exc:
+                problems.append(Problem(shown, f"unreadable: {exc.strerror or exc}", corrupt=True))
+    return problems
 
 
 def _check_state_files(

@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from itertools import islice
 from typing import Any, NoReturn
 
@@ -110,12 +110,14 @@ class HeapKeyedStateBackend:
 
     __slots__ = (
         "_current_key",
+        "_generations",
         "_kg_index",
         "_memo",
         "_pending",
         "_size",
         "_start",
         "_tables",
+        "_tracking",
         "_ttl_cleanups",
         "_ttl_configs",
         "_ttl_record_cleanups",
@@ -170,7 +172,14 @@ class HeapKeyedStateBackend:
         self._memo = KeyGroupMemo(max_parallelism, key_cache_size, key_group_range)
         self._views: dict[str, KeyedState] = {}
         self._tables: dict[str, StateTable] = {}
-        self._pending: dict[str, dict[int, RawTable]] = {}
+        self._pending: dict[str, dict[int, list[RawTable]]] = {}
+        #: Whether every state records the keys accessed, for incremental snapshots.
+        self._tracking = False
+        #: The keys each snapshot since the last confirmed one took, per state name and key
+        #: group index: (checkpoint id, changes), oldest first. An incremental snapshot
+        #: writes their union, the changes since the confirmed base (see
+        #: :meth:`snapshot_sync`), so an aborted snapshot loses no change.
+        self._generations: list[tuple[int, dict[str, list[set[Any]]]]] = []
         #: The processing time (epoch ms) that states with a time-to-live read: the wall
         #: clock unless the engine sets its job's clock (``clock.now_ms``) here; tests set
         #: a manual one. States registered already read the new one from their next access.
@@ -364,6 +373,8 @@ class HeapKeyedStateBackend:
             )
         self.get_state(descriptor)
         table = self._tables[descriptor.name]
+        if table.changed is not None:
+            return self._reduce_values_tracked(table, values, key_of, reduce)
         # The loops are written out flat: this is keyed reduce's whole per-record cost.
         writable = table.writable
         touch = table.touch
@@ -400,6 +411,62 @@ class HeapKeyedStateBackend:
             t = writable[index]
             if t is None:
                 t = touch(index, key)
+            acc = t.get(key)
+            acc = value if acc is None else reduce(acc, value)
+            t[key] = acc
+            append(acc)
+        return out
+
+    def _reduce_values_tracked(
+        self,
+        table: StateTable,
+        values: list[Any] | KeyedBatch,
+        key_of: Callable[[Any], Any],
+        reduce: Callable[[Any, Any], Any],
+    ) -> list[Any]:
+        """:meth:`reduce_values` with change tracking on: the keys are recorded here, in
+        the loop, rather than by a call of ``touch`` per record (which a pending snapshot's
+        key groups still take, for their copy-on-write)."""
+        changed = table.changed
+        assert changed is not None
+        captured = table.captured
+        tables = table.tables
+        touch = table.touch
+        out: list[Any] = []
+        append = out.append
+        if type(values) is list and not self._memo.bypassed:
+            memo = self._memo
+            get = memo.get
+            for value in values:
+                key = key_of(value)
+                try:
+                    index = get(key, -1)
+                except TypeError:  # unhashable: resolve() raises the error naming it
+                    index = -1
+                if index < 0:
+                    memo.note_hits(len(out))
+                    records, keys, indexes = self._rest(values[len(out) :], key, key_of)
+                    break
+                if captured[index]:
+                    t = touch(index, key)
+                else:
+                    changed[index].add(key)
+                    t = tables[index]
+                acc = t.get(key)
+                acc = value if acc is None else reduce(acc, value)
+                t[key] = acc
+                append(acc)
+            else:
+                memo.note_hits(len(out))
+                return out
+        else:
+            records, keys, indexes = self.resolve(values, key_of)
+        for value, key, index in zip(records, keys, indexes, strict=True):
+            if captured[index]:
+                t = touch(index, key)
+            else:
+                changed[index].add(key)
+                t = tables[index]
             acc = t.get(key)
             acc = value if acc is None else reduce(acc, value)
             t[key] = acc
@@ -479,10 +546,14 @@ class HeapKeyedStateBackend:
         # Decode everything first: on failure the raw data stays pending, nothing is lost.
         raws = self._pending.get(name, {})
         with _collector_paused():
-            decoded = {index: self._decode(descriptor, index, raw) for index, raw in raws.items()}
+            decoded = {
+                index: self._decode_all(descriptor, index, chain) for index, chain in raws.items()
+            }
         for index, data in decoded.items():
             table.load(index, data)
         self._pending.pop(name, None)
+        if self._tracking:
+            table.track_changes()
         if ttl is None:
             view = factory(self, table, descriptor)
         else:
@@ -523,6 +594,21 @@ class HeapKeyedStateBackend:
             return serializer
         return TtlSerializer(serializer, descriptor.kind)
 
+    def _decode_all(
+        self, descriptor: StateDescriptor, index: int, chain: list[RawTable]
+    ) -> dict[Any, Any]:
+        """Decode a base and the changes after it into one table."""
+        table: dict[Any, Any] = {}
+        for raw in chain:
+            if raw.op == "full":
+                table = self._decode(descriptor, index, raw)
+            elif raw.op == "put":
+                table.update(self._decode(descriptor, index, raw))
+            else:
+                for key in self._decode(descriptor, index, raw):
+                    table.pop(key, None)
+        return table
+
     def _decode(self, descriptor: StateDescriptor, index: int, raw: RawTable) -> dict[Any, Any]:
         name = descriptor.name
         if raw.kind != descriptor.kind:
@@ -543,9 +629,15 @@ class HeapKeyedStateBackend:
             )
         codec = raw.codec.removeprefix(TTL_CODEC_PREFIX) if ttl else raw.codec
         check_codec(self.operator_uid, name, codec, serializer)
-        serializer = self._codec_serializer(descriptor)
+        # The keys of a "remove" entry have placeholder values, written without serializer.
+        serializer = None if raw.op == "remove" else self._codec_serializer(descriptor)
         try:
-            return decode_table(raw.mode, raw.payload, serializer, element_wise=raw.kind == "list")
+            return decode_table(
+                raw.mode,
+                raw.payload,
+                serializer,
+                element_wise=raw.kind == "list" and raw.op != "remove",
+            )
         except Exception as exc:  # a custom serializer may raise anything
             raise StateSerializationError(
                 self.operator_uid,
@@ -556,21 +648,103 @@ class HeapKeyedStateBackend:
 
     # --- Snapshot and restore ---
 
-    def snapshot_sync(self) -> KeyedStateSnapshot:
+    def enable_change_tracking(self) -> None:
+        """Record, from now on, the keys accessed in every state, so that
+        :meth:`snapshot_sync` can take incremental snapshots (``incremental=True``).
+
+        Every state access then takes the copy-on-write path (a set insert more per
+        access). The engine calls it when incremental checkpointing is enabled.
+        """
+        self._tracking = True
+        for table in self._tables.values():
+            table.track_changes()
+
+    @property
+    def tracks_changes(self) -> bool:
+        """Whether :meth:`enable_change_tracking` was called."""
+        return self._tracking
+
+    def snapshot_sync(
+        self, checkpoint_id: int = 0, *, incremental: bool = False
+    ) -> KeyedStateSnapshot:
         """Freeze the current state and return it; O(states x key groups), not O(keys).
 
         Nothing is copied: while the snapshot is pending, the first access to each key of a
         captured key group records its old value for the snapshot (per-entry copy-on-write),
         so later changes never reach the snapshot and no access copies a whole key group.
+
+        With change tracking on, the keys accessed since the previous snapshot are kept
+        under ``checkpoint_id`` until :meth:`notify_checkpoint_complete` confirms it or a
+        later one. An incremental snapshot holds only the keys accessed since the last
+        confirmed snapshot (the base it extends), as "put" and "remove" entries.
+
+        :param checkpoint_id: the checkpoint this snapshot is for (needed with tracking)
+        :param incremental: write only the changes since the last confirmed snapshot
+        :raises StateError: if ``incremental`` is asked without change tracking
         """
+        if incremental and not self._tracking:
+            raise StateError(
+                f"operator {self.operator_uid!r}: an incremental snapshot needs change "
+                f"tracking; call enable_change_tracking() before the state is used"
+            )
+        if self._tracking:
+            taken: dict[str, list[set[Any]]] = {}
+            for name, table in self._tables.items():
+                changes = table.take_changes()
+                if changes is not None:
+                    taken[name] = changes
+            self._generations.append((checkpoint_id, taken))
+        if incremental:
+            states = [
+                self._frozen(name, view.descriptor, self._changes_of(name))
+                for name, view in self._views.items()
+            ]
+            return KeyedStateSnapshot(
+                self.operator_uid,
+                self.key_group_range,
+                self.max_parallelism,
+                states,
+                {},
+                incremental=True,
+            )
         states = [self._frozen(name, view.descriptor) for name, view in self._views.items()]
-        pending = {name: dict(raws) for name, raws in self._pending.items()}
+        pending = {
+            name: {index: list(chain) for index, chain in raws.items()}
+            for name, raws in self._pending.items()
+        }
         return KeyedStateSnapshot(
             self.operator_uid, self.key_group_range, self.max_parallelism, states, pending
         )
 
-    def _frozen(self, name: str, descriptor: StateDescriptor) -> FrozenState:
+    def _changes_of(self, name: str) -> list[set[Any]]:
+        """The keys of state ``name`` accessed since the last confirmed snapshot."""
+        parts = [taken[name] for _, taken in self._generations if name in taken]
+        if len(parts) == 1:
+            return parts[0]
+        merged: list[set[Any]] = [set() for _ in range(self._size)]
+        for part in parts:
+            for index, keys in enumerate(part):
+                if keys:
+                    merged[index] |= keys
+        return merged
+
+    def notify_checkpoint_complete(self, checkpoint_id: int) -> None:
+        """Snapshot ``checkpoint_id`` is durable and the base of the next incremental one:
+        forget the changes taken up to it (Flink's ``CheckpointListener``)."""
+        self._generations = [g for g in self._generations if g[0] > checkpoint_id]
+
+    def _frozen(
+        self, name: str, descriptor: StateDescriptor, changed_keys: list[set[Any]] | None = None
+    ) -> FrozenState:
         table = self._tables[name]
+        changed = None
+        if changed_keys is None:
+            shadows = table.freeze()
+        else:
+            # O(changed keys): their values are copied now, so nothing is captured and no
+            # access pays copy-on-write while the changes are written.
+            shadows = [None] * self._size
+            changed = table.copy_entries(changed_keys)
         ttl = descriptor.ttl_config
         if ttl is None:
             return FrozenState(
@@ -578,10 +752,11 @@ class HeapKeyedStateBackend:
                 descriptor.kind,
                 descriptor.serializer,  # type: ignore[attr-defined]
                 table,
-                table.freeze(),
+                shadows,
+                changed=changed,
             )
         keep = None
-        if ttl.get_cleanup_strategies().in_full_snapshot():
+        if changed is None and ttl.get_cleanup_strategies().in_full_snapshot():
             # Expired as of the cut: the time is read once, here.
             keep = expired_filter(descriptor.kind, ttl.ttl_ms, self.ttl_time_provider())
         return FrozenState(
@@ -589,9 +764,10 @@ class HeapKeyedStateBackend:
             descriptor.kind,
             self._codec_serializer(descriptor),
             table,
-            table.freeze(),
+            shadows,
             codec=TTL_CODEC_PREFIX + codec_name(descriptor.serializer),  # type: ignore[attr-defined]
             keep_unexpired=keep,
+            changed=changed,
         )
 
     def ttl_cleanup_step(self, records: int = 1) -> None:
@@ -609,8 +785,10 @@ class HeapKeyedStateBackend:
     def restore_key_group(self, key_group: int, data: bytes) -> None:
         """Load every state of ``key_group`` from ``data`` (as written by a snapshot).
 
-        Replaces what the backend held for that key group. States not registered yet keep
-        the data undecoded until they are.
+        A full entry replaces what the backend held for that state and key group; the
+        changes of an incremental snapshot apply on top of it (restore a base, then each
+        later change, in order). States not registered yet keep the data undecoded until
+        they are.
 
         :raises StateError: if ``key_group`` is not in this backend's range, or ``data`` is
             malformed or for another key group or max parallelism
@@ -631,9 +809,20 @@ class HeapKeyedStateBackend:
         for name, raw in entries:
             view = self._views.get(name)
             if view is None:
-                self._pending.setdefault(name, {})[index] = raw
+                chains = self._pending.setdefault(name, {})
+                if raw.op == "full":
+                    chains[index] = [raw]
+                else:
+                    chains.setdefault(index, []).append(raw)
+                continue
+            table = self._tables[name]
+            decoded = self._decode(view.descriptor, index, raw)
+            if raw.op == "full":
+                table.load(index, decoded)
+            elif raw.op == "put":
+                table.apply_changes(index, decoded, None)
             else:
-                self._tables[name].load(index, self._decode(view.descriptor, index, raw))
+                table.apply_changes(index, None, decoded)
         self.restored = True
 
     def restore(self, chunks: Mapping[int, bytes]) -> None:
@@ -647,6 +836,19 @@ class HeapKeyedStateBackend:
             for key_group, data in chunks.items():
                 if key_group in self.key_group_range:
                     self.restore_key_group(key_group, data)
+        self.restored = True
+
+    def restore_changes(self, changes: Mapping[int, Sequence[bytes]]) -> None:
+        """Apply, after :meth:`restore` of their bases, the changes of incremental snapshots
+        of the key groups this backend owns, oldest first per key group; ignore the others.
+
+        :raises StateError: as :meth:`restore_key_group`
+        """
+        with _collector_paused():
+            for key_group, blobs in changes.items():
+                if key_group in self.key_group_range:
+                    for data in blobs:
+                        self.restore_key_group(key_group, data)
         self.restored = True
 
     def has_state_named(self, name: str) -> bool:

@@ -17,6 +17,12 @@ The header is an orjson object. For keyed state it holds ``format`` (1), ``opera
 that has data in this key group) and ``payload_sizes``. Each payload is one state's table as
 written by :func:`streamlet.state.serde.encode_table`. Keeping states in separate payloads lets a
 restore hold a state's bytes undecoded until the user registers its descriptor (and its serializer).
+
+Incremental snapshots (a changelog per entry) write format 2: an entry may carry a fifth element,
+its operation. ``"put"`` sets the keys of its table to their values, ``"remove"`` removes the keys
+of its table (the values are placeholders); an entry without one (``"full"``) replaces the
+state's table of the key group. A restore applies the entries of a base and then of each later
+change, in order. A full snapshot with nothing but full entries stays format 1, byte for byte.
 """
 
 from __future__ import annotations
@@ -38,10 +44,11 @@ from .serde import (
     encode_table_chunk,
     join_table_chunks,
 )
-from .table import StateTable
+from .table import MISSING, StateTable
 
 __all__ = [
     "KEYED_MAGIC",
+    "OPS",
     "STEP_ENTRIES",
     "FrozenState",
     "KeyedStateSnapshot",
@@ -58,6 +65,10 @@ KEYED_MAGIC = b"SLK1"
 #: stays well below the 5 ms a loop step may take (issue 12).
 STEP_ENTRIES = 1024
 _FORMAT = 1
+#: Format of a key group holding changes ("put"/"remove" entries) as well.
+_CHANGES_FORMAT = 2
+#: Operations of an entry: replace the table, set some keys, remove some keys.
+OPS = ("full", "put", "remove")
 _LEN = struct.Struct("<I")
 
 
@@ -104,12 +115,15 @@ class RawTable:
     :param codec: the serializer's name (see :func:`streamlet.state.serde.codec_name`)
     :param mode: the table encoding (see :func:`streamlet.state.serde.encode_table`)
     :param payload: the encoded table
+    :param op: ``"full"`` (the table replaces the state's), ``"put"`` (its entries are set)
+        or ``"remove"`` (its keys are removed): see the module docstring
     """
 
     kind: str
     codec: str
     mode: str
     payload: bytes
+    op: str = "full"
 
 
 def read_key_group(data: bytes, key_group: int, max_parallelism: int) -> list[tuple[str, RawTable]]:
@@ -119,7 +133,7 @@ def read_key_group(data: bytes, key_group: int, max_parallelism: int) -> list[tu
         max_parallelism
     """
     header, payloads = unpack_frames(KEYED_MAGIC, data)
-    if header.get("format") != _FORMAT:
+    if header.get("format") not in (_FORMAT, _CHANGES_FORMAT):
         raise ValueError(f"unknown keyed state format {header.get('format')!r}")
     if header.get("key_group") != key_group:
         raise ValueError(f"the data is for key group {header.get('key_group')!r}")
@@ -132,10 +146,16 @@ def read_key_group(data: bytes, key_group: int, max_parallelism: int) -> list[tu
     states = header.get("states")
     if not isinstance(states, list) or len(states) != len(payloads):
         raise ValueError("the header's states do not match its payloads")
-    return [
-        (name, RawTable(kind, codec, mode, payload))
-        for (name, kind, codec, mode), payload in zip(states, payloads, strict=True)
-    ]
+    out: list[tuple[str, RawTable]] = []
+    for entry, payload in zip(states, payloads, strict=True):
+        if not isinstance(entry, list) or len(entry) not in (4, 5):
+            raise ValueError(f"malformed state entry {entry!r}")
+        op = entry[4] if len(entry) == 5 else "full"
+        if op not in OPS or not all(isinstance(part, str) for part in entry):
+            raise ValueError(f"malformed state entry {entry!r}")
+        name, kind, codec, mode = entry[:4]
+        out.append((name, RawTable(kind, codec, mode, payload, op)))
+    return out
 
 
 @dataclass(slots=True)
@@ -153,6 +173,11 @@ class FrozenState:
         time-to-live records ``"ttl:" + codec``)
     :param keep_unexpired: for a TTL state cleaned up in full snapshots, a function that
         copies a table without its expired entries (applied as it is serialized)
+    :param changed: for an incremental snapshot, per key group index the entries changed
+        since the base it extends, as of the snapshot (copied by ``snapshot_sync``, with
+        :data:`~streamlet.state.table.MISSING` for a removed key), or ``None`` where none
+        changed; only those are written, as "put" and "remove" entries. ``None`` writes the
+        whole table (from ``shadows``)
     """
 
     name: str
@@ -162,6 +187,7 @@ class FrozenState:
     shadows: list[dict[Any, Any] | None]
     codec: str | None = None
     keep_unexpired: Callable[[dict[Any, Any]], dict[Any, Any]] | None = None
+    changed: list[dict[Any, Any] | None] | None = None
 
 
 @dataclass(slots=True)
@@ -178,15 +204,19 @@ class KeyedStateSnapshot:
     :param key_group_range: the key groups of the backend
     :param max_parallelism: the backend's max parallelism (written into every key group)
     :param states: the registered states
-    :param pending: restored states not registered yet: name -> key group index -> raw data
-        (written back unchanged, so state survives a run that never registers it)
+    :param pending: restored states not registered yet: name -> key group index -> raw data,
+        a base and changes in order (written back unchanged, so state survives a run that
+        never registers it)
+    :param incremental: whether this snapshot holds only changes since a base (then
+        ``pending`` is empty: what was never registered never changed)
     """
 
     operator_uid: str
     key_group_range: KeyGroupRange
     max_parallelism: int
     states: list[FrozenState]
-    pending: dict[str, dict[int, RawTable]] = field(default_factory=dict)
+    pending: dict[str, dict[int, list[RawTable]]] = field(default_factory=dict)
+    incremental: bool = False
     #: Bytes of the key groups serialized so far (a second call returns the same bytes).
     _serialized: dict[int, bytes] = field(default_factory=dict)
     #: Key groups whose serialization in steps is under way, and where it stands.
@@ -199,6 +229,8 @@ class KeyedStateSnapshot:
         used: set[int] = set()
         for state in self.states:
             used.update(i for i, shadow in enumerate(state.shadows) if shadow is not None)
+            if state.changed is not None:
+                used.update(i for i, entries in enumerate(state.changed) if entries is not None)
         used.update(key_group - self.key_group_range.start for key_group in self._serialized)
         for raws in self.pending.values():
             used.update(raws)
@@ -260,21 +292,34 @@ class KeyedStateSnapshot:
             index = key_group - self.key_group_range.start
             entries: list[list[str]] = []
             payloads: list[bytes] = []
+            changes = False
             for state in self.states:
+                codec = state.codec or codec_name(state.serializer)
+                if state.changed is not None:
+                    changed = state.changed[index]
+                    if changed is not None:
+                        for op, mode, payload in self._encode_changes(state, changed):
+                            entries.append([state.name, state.kind, codec, mode, op])
+                            payloads.append(payload)
+                            changes = True
+                        state.changed[index] = None
+                    continue
                 shadow = state.shadows[index]
                 if shadow is None:
                     continue
                 mode, payload = yield from self._encode_state(state, index, shadow)
-                codec = state.codec or codec_name(state.serializer)
                 entries.append([state.name, state.kind, codec, mode])
                 payloads.append(payload)
             for name, raws in self.pending.items():
-                raw = raws.get(index)
-                if raw is not None:
-                    entries.append([name, raw.kind, raw.codec, raw.mode])
+                for raw in raws.get(index, ()):
+                    entry = [name, raw.kind, raw.codec, raw.mode]
+                    if raw.op != "full":
+                        entry.append(raw.op)
+                        changes = True
+                    entries.append(entry)
                     payloads.append(raw.payload)
             header = {
-                "format": _FORMAT,
+                "format": _CHANGES_FORMAT if changes else _FORMAT,
                 "operator_uid": self.operator_uid,
                 "key_group": key_group,
                 "max_parallelism": self.max_parallelism,
@@ -336,6 +381,25 @@ class KeyedStateSnapshot:
         view = table.view_of(index, shadow)
         return self._encode_whole(state, view if keep is None else keep(view))
 
+    def _encode_changes(
+        self, state: FrozenState, changed: dict[Any, Any]
+    ) -> list[tuple[str, str, bytes]]:
+        """Encode the changed entries of one state's key group: a "put" entry for the keys
+        with a value, a "remove" entry for those without."""
+        puts = {key: value for key, value in changed.items() if value is not MISSING}
+        removed: dict[Any, Any] = {}
+        if len(puts) != len(changed):
+            removed = {key: 0 for key, value in changed.items() if value is MISSING}
+        out = []
+        if puts:
+            out.append(("put", *self._encode_whole(state, puts)))
+        if removed:
+            try:
+                out.append(("remove", *encode_table(removed, None)))
+            except UnserializableValueError as exc:
+                raise StateSerializationError(self.operator_uid, state.name, str(exc)) from exc
+        return out
+
     def _encode_whole(self, state: FrozenState, table: dict[Any, Any]) -> tuple[str, bytes]:
         try:
             return encode_table(table, state.serializer, element_wise=state.kind == "list")
@@ -362,6 +426,7 @@ class KeyedStateSnapshot:
             steps.close()
         self._in_progress = {}
         for state in self.states:
+            state.changed = None
             for index, shadow in enumerate(state.shadows):
                 if shadow is not None:
                     state.shadows[index] = None

@@ -26,6 +26,7 @@ import copy
 import uuid
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
+from itertools import chain
 from typing import Any
 
 from .errors import StateError
@@ -80,6 +81,19 @@ def clone_value(value: Any) -> Any:
     return copy.deepcopy(value)
 
 
+def _immutable(values: list[Any]) -> bool:
+    """Whether every value is an immutable scalar (or :data:`MISSING`), or a tuple of them:
+    type scans at C speed, so the common values of keyed state need no copy."""
+    types = set(map(type, values))
+    types.discard(object)  # MISSING
+    if types <= _ATOMS:
+        return True
+    if types - _ATOMS != {tuple}:
+        return False
+    tuples = [v for v in values if type(v) is tuple]
+    return set(map(type, chain.from_iterable(tuples))) <= _ATOMS
+
+
 #: Marks, in a shadow, a key that had no value when the snapshot was taken.
 MISSING: Any = object()
 
@@ -91,7 +105,7 @@ class StateTable:
     :param size: number of key groups of the backend
     """
 
-    __slots__ = ("_captured", "name", "tables", "writable")
+    __slots__ = ("_captured", "changed", "name", "tables", "writable")
 
     def __init__(self, name: str, size: int) -> None:
         self.name = name
@@ -100,13 +114,43 @@ class StateTable:
         #: What state views access directly: the live dict, or ``None`` while a pending
         #: snapshot still needs the group (then :meth:`touch` is the way in). One extra
         #: trailing ``None`` stands for "no current key", so a view needs no separate check.
-        # Invariant: writable[i] is tables[i] if _captured[i] is empty, else None;
+        # Invariant: writable[i] is tables[i] if _captured[i] is empty and changes are not
+        #            tracked, else None;
         #            writable[size] is None.
         # Invariant: this list object is never replaced (views hold it).
         self.writable: list[dict[Any, Any] | None] = [*self.tables, None]
         #: Per key group, the shadows of the snapshots that captured it and have not
         #: serialized it yet.
         self._captured: list[list[dict[Any, Any]]] = [[] for _ in range(size)]
+        #: With change tracking on (:meth:`track_changes`, for incremental checkpoints),
+        #: per key group the keys accessed since the changes were last taken
+        #: (:meth:`take_changes`); ``None`` when off.
+        # Invariant: while tracking, writable[i] is None for every i (every access goes
+        #            through touch, which records the key).
+        self.changed: list[set[Any]] | None = None
+
+    @property
+    def captured(self) -> list[list[dict[Any, Any]]]:
+        """Per key group, the shadows of pending snapshots (empty: none needs the group)."""
+        return self._captured
+
+    def track_changes(self) -> None:
+        """Record, from now on, every key accessed (read or written: a value read may be
+        mutated in place) per key group, for incremental snapshots. Every access then
+        takes :meth:`touch`, the path accesses take while a snapshot is pending."""
+        if self.changed is None:
+            self.changed = [set() for _ in self.tables]
+            for index in range(len(self.tables)):
+                self.writable[index] = None
+
+    def take_changes(self) -> list[set[Any]] | None:
+        """Return the keys accessed per key group since the last call, and start afresh;
+        ``None`` when changes are not tracked."""
+        changed = self.changed
+        if changed is None:
+            return None
+        self.changed = [set() for _ in self.tables]
+        return changed
 
     def touch(self, index: int, key: Any) -> dict[Any, Any]:
         """Record ``key``'s value in every pending shadow of group ``index``; return the
@@ -120,10 +164,15 @@ class StateTable:
                 f"{self.name!r} is used"
             )
         table = self.tables[index]
-        old = table.get(key, MISSING)
-        for shadow in self._captured[index]:
-            if key not in shadow:
-                shadow[key] = old if old is MISSING else clone_value(old)
+        captured = self._captured[index]
+        if captured:
+            old = table.get(key, MISSING)
+            for shadow in captured:
+                if key not in shadow:
+                    shadow[key] = old if old is MISSING else clone_value(old)
+        changed = self.changed
+        if changed is not None:
+            changed[index].add(key)
         return table
 
     def freeze(self) -> list[dict[Any, Any] | None]:
@@ -143,6 +192,21 @@ class StateTable:
             else:
                 shadows.append(None)
         return shadows
+
+    def copy_entries(self, keys: list[set[Any]]) -> list[dict[Any, Any] | None]:
+        """Return, per key group, a copy of the entries of ``keys`` (:data:`MISSING` for a
+        key without a value), or ``None`` where the set is empty."""
+        out: list[dict[Any, Any] | None] = []
+        for table, group in zip(self.tables, keys, strict=True):
+            if not group:
+                out.append(None)
+                continue
+            get = table.get
+            values = [get(key, MISSING) for key in group]
+            if not _immutable(values):
+                values = [v if v is MISSING else clone_value(v) for v in values]
+            out.append(dict(zip(group, values, strict=True)))
+        return out
 
     def view_of(self, index: int, shadow: dict[Any, Any]) -> dict[Any, Any]:
         """Return group ``index`` as it was when ``shadow``'s snapshot was taken.
@@ -167,14 +231,26 @@ class StateTable:
             if pending is shadow:
                 del captured[position]
                 break
-        if not captured:
+        if not captured and self.changed is None:
             self.writable[index] = self.tables[index]
 
     def load(self, index: int, table: dict[Any, Any]) -> None:
         """Replace the table of key group ``index`` (used by restore)."""
         self.tables[index] = table
         self._captured[index].clear()
-        self.writable[index] = table
+        self.writable[index] = table if self.changed is None else None
+
+    def apply_changes(
+        self, index: int, upserts: dict[Any, Any] | None, removals: dict[Any, Any] | None
+    ) -> None:
+        """Apply an incremental snapshot's changes to key group ``index`` (used by restore):
+        set the keys of ``upserts`` to their values, remove the keys of ``removals``."""
+        table = self.tables[index]
+        if upserts:
+            table.update(upserts)
+        if removals:
+            for key in removals:
+                table.pop(key, None)
 
     def size(self) -> int:
         """Return the number of user keys with a value, over all key groups."""

@@ -248,6 +248,10 @@ def _savepoint_dir(env: Any, key: str, value: Any) -> None:
     env.get_checkpoint_config().set_default_savepoint_directory(str(value))
 
 
+def _incremental(env: Any, key: str, value: Any) -> None:
+    env.get_checkpoint_config().enable_incremental_checkpointing(_boolean(key, value))
+
+
 def _watermark_interval(env: Any, key: str, value: Any) -> None:
     env.get_config().set_auto_watermark_interval(int(parse_duration_ms(key, value)))
 
@@ -301,6 +305,8 @@ KEYS: dict[str, Setter] = {
     "state.checkpoints.dir": _checkpoint_dir,
     "execution.checkpointing.savepoint-dir": _savepoint_dir,
     "state.savepoints.dir": _savepoint_dir,
+    "execution.checkpointing.incremental": _incremental,
+    "state.backend.incremental": _incremental,
     "restart-strategy.type": _restart_type,
     "restart-strategy": _restart_type,
 }

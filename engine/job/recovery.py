@@ -202,6 +202,7 @@ async def read_restored_state(
         operator_blobs: list[Any] = [None] * info.parallelism
         keyed: dict[int, bytes] = {}
         has_keyed = False
+        changes: dict[int, list[bytes]] = {}
         for handle in metadata.handles_for(uid):
             contents = await storage.read_state_file(checkpoint.location, handle)
             raw = contents.extra.get(CHANNEL_STATE_KEY) if contents.extra else None
@@ -214,8 +215,19 @@ async def read_restored_state(
                 has_keyed = True
                 keyed.update(contents.keyed)
             operator_blobs[handle.subtask_index] = contents.operator
+            # An incremental checkpoint's keyed state: a base, then changes, in order.
+            for position, piece in enumerate(handle.pieces):
+                part = await storage.read_piece(checkpoint.location, handle, piece)
+                if position == 0:
+                    has_keyed = True
+                    keyed.update(part.keyed)
+                else:
+                    for kg, blob in part.keyed.items():
+                        changes.setdefault(kg, []).append(blob)
         if has_keyed:
             restored.keyed[uid] = keyed
+        if changes:
+            restored.keyed_changes[uid] = changes
         if any(blob is not None for blob in operator_blobs):
             restored.operator[uid] = [
                 _EMPTY_OPERATOR_STATE if blob is None else blob for blob in operator_blobs

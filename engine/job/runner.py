@@ -342,6 +342,7 @@ class JobRunner:
                 batch_execution=self.config.batch_execution,
                 job_parameters=self.config.job_parameters,
                 metrics_enabled=self.config.metrics_enabled,
+                incremental_checkpoints=coordinator.config.incremental,
             )
             failure = await self._run_attempt(settings, splits, restored)
             if failure is None or self._stopped_with_savepoint:

@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import replace
 from functools import partial
 from typing import Any, Protocol
@@ -55,6 +55,7 @@ from streamlet.checkpoints.channel_state import CHANNEL_STATE_KEY, CHANNEL_STATE
 from streamlet.checkpoints.coordinator import CheckpointCoordinator
 from streamlet.checkpoints.errors import CheckpointFailureReason
 from streamlet.checkpoints.events import CancelCheckpointMarker, CheckpointBarrier, CheckpointKind
+from streamlet.checkpoints.metadata import StatePiece
 from streamlet.checkpoints.pending import TaskId
 from streamlet.checkpoints.snapshotter import OperatorSnapshot, write_subtask_snapshot
 from streamlet.checkpoints.stats import SubtaskCheckpointStats
@@ -73,6 +74,11 @@ __all__ = [
 _SERIALIZE_AHEAD_S = 0.001
 #: Work between two yields while the asynchronous part encodes channel state.
 _YIELD_EVERY_S = 0.002
+#: Incremental checkpoints: a new base (materialization) once the chain since the last one
+#: holds this many change pieces, or change pieces of as many bytes as the base (a restore
+#: then reads at most about twice the state), whichever comes first.
+MAX_CHANGE_PIECES = 100
+MAX_CHANGE_BYTES_RATIO = 1.0
 
 logger = logging.getLogger("streamlet.checkpoints")
 
@@ -100,11 +106,15 @@ class CheckpointedChain(Protocol):
     @property
     def parallelism(self) -> int: ...
 
-    async def snapshot_operators(self, checkpoint_id: int) -> list[OperatorSnapshot]:
+    async def snapshot_operators(
+        self, checkpoint_id: int, incremental: Collection[str] = ()
+    ) -> list[OperatorSnapshot]:
         """Run every operator's ``snapshot_state`` hook, then freeze its state backends.
 
         This is the short synchronous part: the returned snapshots are copy-on-write views
-        the asynchronous part serializes while records keep flowing.
+        the asynchronous part serializes while records keep flowing. The keyed state of the
+        operators whose uid is in ``incremental`` is frozen as its changes since the last
+        confirmed snapshot (each snapshot's ``confirm`` confirms it).
         """
         ...
 
@@ -218,6 +228,13 @@ class SubtaskCheckpointer:
         self._timers: dict[int, anyio.CancelScope] = {}
         #: id -> (buffer, its encoding) of the output buffers the last checkpoint kept.
         self._encoded: dict[int, tuple[Any, bytes]] = {}
+        #: Incremental checkpoints: per operator uid, the shared pieces of the last
+        #: completed checkpoint (the base the next one extends), and those of each
+        #: checkpoint acknowledged and not completed yet, with what confirms them.
+        self._confirmed_pieces: dict[str, tuple[StatePiece, ...]] = {}
+        self._acked_pieces: dict[
+            int, tuple[dict[str, tuple[StatePiece, ...]], list[Callable[[int], None]]]
+        ] = {}
 
     # --- end of input (coordinator-triggered subtasks) ---
 
@@ -362,7 +379,18 @@ class SubtaskCheckpointer:
         checkpoint_id = barrier.checkpoint_id
         chain = self.chain
         started = time.monotonic()
-        snapshots = await chain.snapshot_operators(checkpoint_id)
+        incremental = (
+            self.coordinator.config.incremental and barrier.kind is CheckpointKind.CHECKPOINT
+        )
+        extend = self._extendable() if incremental else {}
+        if extend:
+            snapshots = await chain.snapshot_operators(checkpoint_id, frozenset(extend))
+        else:
+            snapshots = await chain.snapshot_operators(checkpoint_id)
+        if incremental:
+            for snapshot in snapshots:
+                if snapshot.keyed is not None:
+                    snapshot.shared_base = extend.get(snapshot.operator_uid, ())
         positions = chain.source_positions()
         if positions is not None:
             self._positions[checkpoint_id] = positions
@@ -405,6 +433,10 @@ class SubtaskCheckpointer:
         by a newer completed one) stops it and the snapshotter removes what it wrote.
         """
         chain = self.chain
+        # Which snapshots were incremental (their handles name their pieces), and what
+        # confirms their backends' changes once the checkpoint completes.
+        snapshots_of = [s.shared_base is not None for s in snapshots]
+        confirms = [s.confirm for s in snapshots if s.confirm is not None]
         with anyio.CancelScope() as scope:
             self._writes[checkpoint_id] = scope
             try:
@@ -433,6 +465,15 @@ class SubtaskCheckpointer:
                         snapshot.keyed.release()  # type: ignore[attr-defined]
                 snapshots.clear()
             if result.ok:
+                if any(snapshots_of):  # a savepoint's full snapshots are no base
+                    self._acked_pieces[checkpoint_id] = (
+                        {
+                            h.operator_uid: h.pieces
+                            for h, snapshot in zip(result.handles, snapshots_of, strict=False)
+                            if snapshot
+                        },
+                        confirms,
+                    )
                 stats = replace(
                     stats,
                     async_duration_ms=result.async_duration_ms,
@@ -502,6 +543,20 @@ class SubtaskCheckpointer:
             snapshots.append(OperatorSnapshot(head, extra=extra))
         return len(blob)
 
+    def _extendable(self) -> dict[str, tuple[StatePiece, ...]]:
+        """The operators whose next snapshot may be a change on top of the last completed
+        one, with its pieces; the others take a new base (none yet, or time for one)."""
+        out = {}
+        for uid, pieces in self._confirmed_pieces.items():
+            if pieces:
+                changes = pieces[1:]
+                if len(changes) >= MAX_CHANGE_PIECES or sum(
+                    p.size for p in changes
+                ) >= MAX_CHANGE_BYTES_RATIO * max(pieces[0].size, 1):
+                    continue
+            out[uid] = pieces
+        return out
+
     def _cancel_writes(self, up_to: int, *, inclusive: bool = True) -> None:
         for checkpoint_id, scope in list(self._writes.items()):
             if checkpoint_id < up_to or (inclusive and checkpoint_id == up_to):
@@ -523,6 +578,14 @@ class SubtaskCheckpointer:
         positions = self._positions.get(checkpoint_id)
         for cid in done:
             del self._positions[cid]
+        acked = self._acked_pieces.pop(checkpoint_id, None)
+        if acked is not None:
+            # A completed incremental checkpoint is the base of the next one.
+            self._confirmed_pieces = acked[0]
+            for confirm in acked[1]:
+                confirm(checkpoint_id)
+            for cid in [cid for cid in self._acked_pieces if cid < checkpoint_id]:
+                del self._acked_pieces[cid]
         await self.chain.notify_checkpoint_complete(checkpoint_id, positions)
         if self.final is not None:
             self.final.on_notify_complete(self.task_id, checkpoint_id)
@@ -530,6 +593,10 @@ class SubtaskCheckpointer:
     async def notify_aborted(self, checkpoint_id: int) -> None:
         self._positions.pop(checkpoint_id, None)
         self._drop_inflight(checkpoint_id)
+        if self._acked_pieces.pop(checkpoint_id, None) is not None or self._confirmed_pieces:
+            # The pieces of the last completed checkpoint may have gone with it (an abort
+            # names no cause here): the next checkpoint writes a new base, to be safe.
+            self._confirmed_pieces = {}
         scope = self._writes.get(checkpoint_id)
         if scope is not None:
             scope.cancel()

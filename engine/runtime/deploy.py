@@ -42,9 +42,12 @@ class RestoredState:
     :param operator: uid -> serialized operator state of every old subtask, in index order
     :param checkpoint_id: the id of the checkpoint or savepoint it came from
     :param channel_state: the channel state entries of every state file
+    :param keyed_changes: uid -> key group -> the changes of incremental checkpoints to
+        apply on top of ``keyed``, oldest first
     """
 
     keyed: dict[str, dict[int, bytes]] = field(default_factory=dict)
+    keyed_changes: dict[str, dict[int, list[bytes]]] = field(default_factory=dict)
     operator: dict[str, list[bytes]] = field(default_factory=dict)
     checkpoint_id: int | None = None
     #: In-flight records of an unaligned checkpoint, put back into the channels first.
@@ -222,6 +225,8 @@ def _build_subtask(
             op = node.create_operator()
             if op.keyed:
                 ctx.keyed_backend = _keyed_backend(plan, node, chain.parallelism, index, restored)
+                if settings.incremental_checkpoints:
+                    ctx.keyed_backend.enable_change_tracking()
                 # State time-to-live runs on the job's processing-time clock (a test's
                 # ManualClock too), as Flink's TTL runs on processing time.
                 ctx.keyed_backend.ttl_time_provider = processing_time.now_ms
@@ -280,7 +285,7 @@ def _context(
     if restored is not None and uid in restored.operator:
         operator_state.restore(restored.operator[uid], index, parallelism)
         was_restored = True
-    if restored is not None and uid in restored.keyed:
+    if restored is not None and (uid in restored.keyed or uid in restored.keyed_changes):
         was_restored = True
     return OperatorContext(
         operator_name=node.name,
@@ -306,6 +311,8 @@ def _keyed_backend(
     backend = HeapKeyedStateBackend(node.operator_uid, key_groups, plan.max_parallelism)
     if restored is not None and node.operator_uid in restored.keyed:
         backend.restore(restored.keyed[node.operator_uid])
+    if restored is not None and node.operator_uid in restored.keyed_changes:
+        backend.restore_changes(restored.keyed_changes[node.operator_uid])
     return backend
 
 

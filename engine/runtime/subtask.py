@@ -17,7 +17,7 @@ import logging
 import sys
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -105,6 +105,8 @@ class SubtaskSettings:
     job_parameters: dict[str, str] = field(default_factory=dict)
     #: Count records and measure idle / backpressured time (Flink's task I/O metrics).
     metrics_enabled: bool = True
+    #: Whether checkpoints are incremental: keyed backends then track changed keys.
+    incremental_checkpoints: bool = False
 
 
 class OutputWriter:
@@ -454,19 +456,31 @@ class Subtask:
 
     # --- the chain, as the checkpointer sees it (runtime.checkpointing.CheckpointedChain) ---
 
-    async def snapshot_operators(self, checkpoint_id: int) -> list[OperatorSnapshot]:
+    async def snapshot_operators(
+        self, checkpoint_id: int, incremental: Collection[str] = ()
+    ) -> list[OperatorSnapshot]:
         for chained in self.operators:
             await chained.call(partial(chained.op.snapshot_state, checkpoint_id))
         snapshots: list[OperatorSnapshot] = []
         for chained in self.operators:
             ctx = chained.ctx
-            keyed = ctx.keyed_backend.snapshot_sync() if ctx.keyed_backend is not None else None
+            backend = ctx.keyed_backend
+            keyed = None
+            confirm = None
+            if backend is not None:
+                keyed = backend.snapshot_sync(
+                    checkpoint_id, incremental=ctx.operator_uid in incremental
+                )
+                if backend.tracks_changes:
+                    confirm = backend.notify_checkpoint_complete
             operator_state = None
             if ctx.operator_state.has_state():
                 operator_state = ctx.operator_state.snapshot_sync()
             if keyed is None and operator_state is None:
                 continue
-            snapshots.append(OperatorSnapshot(ctx.operator_uid, keyed, operator_state))
+            snapshots.append(
+                OperatorSnapshot(ctx.operator_uid, keyed, operator_state, confirm=confirm)
+            )
         return snapshots
 
     def source_positions(self) -> list[Any] | None:

@@ -176,3 +176,17 @@ def test_fs_state_backend_and_other_storage_choices():
         cfg.set_checkpoint_storage(42)
     with pytest.raises(ValueError, match=r"^unsupported checkpoint storage scheme 'hdfs'"):
         FsStateBackend("hdfs://nn/x")
+
+
+def test_incremental_checkpointing_is_off_by_default_and_takes_a_bool():
+    config = CheckpointConfig()
+    assert not config.is_incremental_checkpointing_enabled()
+    assert config.enable_incremental_checkpointing() is config
+    assert config.is_incremental_checkpointing_enabled()
+    config.enable_incremental_checkpointing(False)
+    assert not config.is_incremental_checkpointing_enabled()
+    with pytest.raises(TypeError, match="takes a bool, got 'yes'"):
+        config.enable_incremental_checkpointing("yes")  # type: ignore[arg-type]
+    config.incremental = 1  # type: ignore[assignment]
+    with pytest.raises(TypeError, match="takes a bool"):
+        config.validate()

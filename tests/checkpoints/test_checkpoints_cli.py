@@ -236,3 +236,45 @@ def test_module_entry_point(job_dir):
     )
     assert proc.returncode == 0, proc.stderr
     assert "2 valid" in proc.stdout
+
+
+@pytest.fixture
+def incremental_job_dir(tmp_path):
+    """<base>/job with chk-1 (a base) and chk-2 (changes on top of it)."""
+    from tests.checkpoints.test_shared_pieces import checkpoint
+
+    storage = FileCheckpointStorage(tmp_path / "base", "job")
+
+    async def build():
+        (h1,) = await checkpoint(storage, 1, ())
+        await checkpoint(storage, 2, h1.pieces)
+
+    anyio.run(build)
+    return tmp_path / "base" / "job"
+
+
+def test_show_incremental_reports_full_and_checkpointed_size_and_pieces(
+    incremental_job_dir, capsys
+):
+    chk = incremental_job_dir / "chk-2"
+    meta = orjson.loads((chk / "_metadata").read_bytes().rpartition(b"\ncrc32:")[0])
+    pieces = meta["states"][0]["pieces"]
+    code, out, _ = run(capsys, "show", str(chk))
+    assert code == 0
+    state = meta["states"][0]["size"]
+    full = state + sum(p["size"] for p in pieces)
+    own = state + pieces[1]["size"]
+    assert f"({full} bytes)" in out.split("state size:")[1].splitlines()[0]
+    assert f"({own} bytes)" in out.split("checkpointed size:")[1].splitlines()[0]
+    for piece in pieces:
+        row = next(line for line in out.splitlines() if piece["file"] in line)
+        assert row.split()[2] == f"shared/{piece['file']}" and row.split()[-1] == "ok"
+
+
+def test_validate_reports_a_missing_shared_piece(incremental_job_dir, capsys):
+    shared = incremental_job_dir / "shared"
+    base = min(shared.iterdir(), key=lambda p: int(p.name.split("-")[0]))
+    base.unlink()
+    code, out, _ = run(capsys, "validate", str(incremental_job_dir / "chk-2"))
+    assert code == 1
+    assert f"{base}: missing shared piece (written by checkpoint 1)" in out

@@ -98,19 +98,24 @@ def configure(
     mode: CheckpointingMode = CheckpointingMode.EXACTLY_ONCE,
     interval_ms: int = 20,
     restarts: int = 20,
+    incremental: bool = False,
+    retained: int = 1,
 ) -> None:
     env.set_parallelism(SPLITS)
     env.enable_checkpointing(interval_ms, mode)
     config = env.get_checkpoint_config()
     config.set_checkpoint_storage_dir(checkpoint_dir)
     config.set_tolerable_checkpoint_failure_number(1000)
+    config.enable_incremental_checkpointing(incremental)
+    config.set_max_retained_checkpoints(retained)
     env.set_restart_strategy(RestartStrategies.fixed_delay_restart(restarts, 0))
 
 
-async def _main(records: int, base: Path, unaligned: bool = False) -> None:
+async def _main(records: int, base: Path, checkpoints: str) -> None:
     env = StreamExecutionEnvironment.get_execution_environment()
-    configure(env, base / "checkpoints")
-    if unaligned:
+    incremental = checkpoints == "incremental"
+    configure(env, base / "checkpoints", incremental=incremental, retained=3 if incremental else 1)
+    if checkpoints == "unaligned":
         env.get_checkpoint_config().enable_unaligned_checkpoints()
         env.set_channel_capacity(2)
     build(env, records, base / "out", delay_s=0.02)
@@ -118,7 +123,7 @@ async def _main(records: int, base: Path, unaligned: bool = False) -> None:
 
 
 if __name__ == "__main__":
-    # python semantics_job.py RECORDS BASE_DIR [unaligned]: runs (or resumes) the job to
-    # its end, with unaligned checkpoints if asked.
-    anyio.run(_main, int(sys.argv[1]), Path(sys.argv[2]), sys.argv[3:] == ["unaligned"])
+    # python semantics_job.py RECORDS BASE_DIR [aligned|unaligned|incremental]: runs (or
+    # resumes) the job to its end, with that kind of checkpoints (aligned full by default).
+    anyio.run(_main, int(sys.argv[1]), Path(sys.argv[2]), (sys.argv[3:] or ["aligned"])[0])
     print("lines:", len(read_committed(Path(sys.argv[2]) / "out")))

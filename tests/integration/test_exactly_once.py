@@ -34,9 +34,18 @@ SEEDS = int(os.environ.get("STREAMLET_SOAK_SEEDS", "50"))
 ROOT = Path(__file__).resolve().parents[2]
 
 
-async def _run(tmp_path: Path, seed: int, mode: CheckpointingMode) -> tuple[list[str], int, int]:
+async def _run(
+    tmp_path: Path, seed: int, mode: CheckpointingMode, incremental: bool = False
+) -> tuple[list[str], int, int]:
     env = StreamExecutionEnvironment.get_execution_environment()
-    configure(env, tmp_path / "checkpoints", mode=mode)
+    # Incremental: several retained generations share pieces, and restores fall back on them.
+    configure(
+        env,
+        tmp_path / "checkpoints",
+        mode=mode,
+        incremental=incremental,
+        retained=3 if incremental else 1,
+    )
     injector = inject_faults(
         env,
         FaultInjector.random(
@@ -53,9 +62,12 @@ async def _run(tmp_path: Path, seed: int, mode: CheckpointingMode) -> tuple[list
     return read_committed(tmp_path / "out"), result.restart_count, len(injector.fired)
 
 
+@pytest.mark.parametrize("incremental", [False, True], ids=["full", "incremental"])
 @pytest.mark.parametrize("seed", range(SEEDS))
-async def test_exactly_once_under_random_faults(tmp_path: Path, seed: int) -> None:
-    lines, restarts, fired = await _run(tmp_path, seed, CheckpointingMode.EXACTLY_ONCE)
+async def test_exactly_once_under_random_faults(
+    tmp_path: Path, seed: int, incremental: bool
+) -> None:
+    lines, restarts, fired = await _run(tmp_path, seed, CheckpointingMode.EXACTLY_ONCE, incremental)
     alerts = [line for line in lines if line.startswith("ALERT")]
     assert not alerts, alerts[:5]
     # Faults firing in the same attempt cause one restart between them.
@@ -63,9 +75,12 @@ async def test_exactly_once_under_random_faults(tmp_path: Path, seed: int) -> No
     assert sorted(lines) == expected_lines(RECORDS)
 
 
+@pytest.mark.parametrize("incremental", [False, True], ids=["full", "incremental"])
 @pytest.mark.parametrize("seed", range(0, SEEDS, 5))
-async def test_at_least_once_loses_nothing_under_random_faults(tmp_path: Path, seed: int) -> None:
-    lines, _, _ = await _run(tmp_path, seed, CheckpointingMode.AT_LEAST_ONCE)
+async def test_at_least_once_loses_nothing_under_random_faults(
+    tmp_path: Path, seed: int, incremental: bool
+) -> None:
+    lines, _, _ = await _run(tmp_path, seed, CheckpointingMode.AT_LEAST_ONCE, incremental)
     assert not [line for line in lines if line.startswith("ALERT")]
     assert set(lines) == set(expected_lines(RECORDS))
 
@@ -81,7 +96,7 @@ async def test_failure_free_run_is_the_reference(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("checkpoints", ["aligned", "unaligned"])
+@pytest.mark.parametrize("checkpoints", ["aligned", "unaligned", "incremental"])
 def test_process_killed_at_random_moments_resumes_exactly_once(
     tmp_path: Path, checkpoints: str
 ) -> None:
@@ -93,7 +108,7 @@ def test_process_killed_at_random_moments_resumes_exactly_once(
         str(Path(__file__).with_name("semantics_job.py")),
         str(records),
         str(tmp_path),
-        *(["unaligned"] if checkpoints == "unaligned" else []),
+        checkpoints,
     ]
     # Inherited entries first (under make mutants: the mutated copy's streamlet), then ROOT.
     inherited = os.environ.get("PYTHONPATH")

@@ -243,3 +243,16 @@ def test_add_source_takes_a_source_and_refuses_anything_else() -> None:
     assert out == [4, 5]
     with pytest.raises(TypeError, match="add_source\\(\\) needs a streamlet Source"):
         env.add_source(lambda: 1)  # type: ignore[arg-type]
+
+
+def test_incremental_checkpointing_from_flinks_key() -> None:
+    config = Configuration()
+    config.set_string("execution.checkpointing.incremental", "true")
+    env = StreamExecutionEnvironment.get_execution_environment(config)
+    assert env.get_checkpoint_config().is_incremental_checkpointing_enabled()
+    config.set_string("execution.checkpointing.incremental", "false")
+    env = StreamExecutionEnvironment.get_execution_environment(config)
+    assert not env.get_checkpoint_config().is_incremental_checkpointing_enabled()
+    config.set_string("execution.checkpointing.incremental", "maybe")
+    with pytest.raises(ValueError, match=r"execution\.checkpointing\.incremental"):
+        StreamExecutionEnvironment.get_execution_environment(config)
