@@ -14,9 +14,11 @@ May import ``state``; never ``operators`` or ``engine`` (DESIGN §1).
 #
 # Per subtask (pure, synchronous):
 #   barriers.py    Action (what a handler tells the subtask) and the BarrierHandler protocol
-#   alignment.py   BarrierAligner (EXACTLY_ONCE) and create_barrier_handler
+#   alignment.py   BarrierAligner (EXACTLY_ONCE)
 #   tracking.py    BarrierTracker (AT_LEAST_ONCE)
-#   unaligned.py   UnalignedBarrierHandler (unaligned, aligned checkpoint timeout)
+#   unaligned.py   UnalignedBarrierHandler (unaligned, aligned checkpoint timeout): extends
+#                  the aligner
+#   handlers.py    create_barrier_handler: which of the three a subtask gets
 #
 # Formats:
 #   state_file.py  one state file per (operator uid, subtask), sections per key group
@@ -42,7 +44,6 @@ May import ``state``; never ``operators`` or ``engine`` (DESIGN §1).
 # Command line: cli.py, __main__.py (python -m streamlet.checkpoints list|show|validate)
 
 from .alignment import BarrierAligner as BarrierAligner
-from .alignment import create_barrier_handler as create_barrier_handler
 from .barriers import Action as Action
 from .barriers import BarrierHandler as BarrierHandler
 from .blob_store import BlobStore as BlobStore
@@ -66,6 +67,7 @@ from .events import EndOfPartition as EndOfPartition
 from .events import Event as Event
 from .failures import FailureTolerance as FailureTolerance
 from .file_blob_store import FileBlobStore as FileBlobStore
+from .handlers import create_barrier_handler as create_barrier_handler
 from .memory_blob_store import MemoryBlobStore as MemoryBlobStore
 from .metadata import CheckpointMetadata as CheckpointMetadata
 from .metadata import OperatorInfo as OperatorInfo

@@ -33,14 +33,11 @@ from collections.abc import Callable
 
 from streamlet.state.errors import StreamletInternalError
 
-from .barriers import Action, BarrierHandler
-from .config import CheckpointingMode
+from .barriers import Action
 from .errors import CheckpointFailureReason
 from .events import CancelCheckpointMarker, CheckpointBarrier
-from .tracking import BarrierTracker
-from .unaligned import UnalignedBarrierHandler
 
-__all__ = ["BarrierAligner", "create_barrier_handler"]
+__all__ = ["BarrierAligner"]
 
 _NOTHING = Action()
 
@@ -169,25 +166,3 @@ class BarrierAligner:
             raise StreamletInternalError(f"{what} was read from blocked channel {channel}")
         if channel in self._ended:
             raise StreamletInternalError(f"{what} was read from channel {channel} after it ended")
-
-
-def create_barrier_handler(
-    mode: CheckpointingMode,
-    num_channels: int,
-    *,
-    clock: Callable[[], float] = time.monotonic,
-    unaligned: bool = False,
-    aligned_timeout_ms: int = 0,
-) -> BarrierHandler:
-    """Return the barrier handler for ``mode``: an aligner or a tracker, or with
-    ``unaligned`` (EXACTLY_ONCE only) the unaligned handler with ``aligned_timeout_ms``.
-
-    :raises ValueError: if ``num_channels < 1``
-    """
-    if mode is CheckpointingMode.EXACTLY_ONCE and unaligned:
-        return UnalignedBarrierHandler(
-            num_channels, aligned_timeout_ms=aligned_timeout_ms, clock=clock
-        )
-    if mode is CheckpointingMode.EXACTLY_ONCE:
-        return BarrierAligner(num_channels, clock=clock)
-    return BarrierTracker(num_channels, clock=clock)

@@ -16,7 +16,7 @@ the returned :class:`~streamlet.checkpoints.barriers.Action` names those channel
 subtask records and the checkpointer stores; this handler only decides, over channel
 indices, with no I/O.
 
-Everything else follows :class:`~streamlet.checkpoints.alignment.BarrierAligner`: one
+Everything else is inherited from :class:`~streamlet.checkpoints.alignment.BarrierAligner`: one
 checkpoint at a time (a newer barrier subsumes the older one, which is also why at most one
 unaligned checkpoint is in progress), cancel markers abort, stale ids are ignored, and an
 ended channel counts as having delivered the barrier.
@@ -28,11 +28,10 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 
-from streamlet.state.errors import StreamletInternalError
-
+from .alignment import BarrierAligner
 from .barriers import Action
 from .errors import CheckpointFailureReason
-from .events import CancelCheckpointMarker, CheckpointBarrier, CheckpointKind
+from .events import CheckpointBarrier, CheckpointKind
 
 __all__ = ["UnalignedBarrierHandler"]
 
@@ -43,7 +42,7 @@ def _wall_ms() -> int:
     return int(time.time() * 1000)
 
 
-class UnalignedBarrierHandler:
+class UnalignedBarrierHandler(BarrierAligner):
     """Unaligned (or aligned-until-timeout) barrier handling over ``num_channels`` channels.
 
     :param num_channels: input channels of the subtask (at least 1)
@@ -62,37 +61,20 @@ class UnalignedBarrierHandler:
         clock: Callable[[], float] = time.monotonic,
         wall_clock_ms: Callable[[], int] = _wall_ms,
     ) -> None:
-        if num_channels < 1:
-            raise ValueError(f"num_channels must be >= 1, got {num_channels}")
+        super().__init__(num_channels, clock=clock)
         if aligned_timeout_ms < 0:
             raise ValueError(f"aligned_timeout_ms must be >= 0, got {aligned_timeout_ms}")
-        self.num_channels = num_channels
         self.aligned_timeout_ms = aligned_timeout_ms
-        self._clock = clock
         self._wall_clock_ms = wall_clock_ms
-        self._current: CheckpointBarrier | None = None
         # Invariant: while aligned, _blocked == _arrived; while unaligned, nothing is
         # blocked and _recording == all channels - _arrived - _ended.
         self._unaligned = False
-        self._arrived: set[int] = set()
-        self._blocked: set[int] = set()
-        self._ended: set[int] = set()
         self._recording: set[int] = set()
-        self._started_s = 0.0
-        self._latest_handled = 0
-
-    @property
-    def blocked_channels(self) -> frozenset[int]:
-        return frozenset(self._blocked)
 
     @property
     def recording_channels(self) -> frozenset[int]:
         """Channels whose input is channel state of the pending unaligned checkpoint."""
         return frozenset(self._recording)
-
-    @property
-    def pending_checkpoint_id(self) -> int | None:
-        return None if self._current is None else self._current.checkpoint_id
 
     @property
     def is_unaligned(self) -> bool:
@@ -113,7 +95,7 @@ class UnalignedBarrierHandler:
                 return self._unaligned_arrival(channel)
             if barrier.unaligned and current.kind is CheckpointKind.CHECKPOINT:
                 return self._to_unaligned()
-            return self._aligned_arrival()
+            return self._after_arrival()
         if cid <= self._latest_handled or (current is not None and cid < current.checkpoint_id):
             return _NOTHING
         aborts: tuple[tuple[int, CheckpointFailureReason], ...] = ()
@@ -127,11 +109,11 @@ class UnalignedBarrierHandler:
         self._arrived = {channel}
         self._started_s = self._clock()
         if barrier.kind is not CheckpointKind.CHECKPOINT:
-            return self._aligned_arrival(abort=aborts, alignment_started=cid)
+            return self._after_arrival(abort=aborts, alignment_started=cid)
         remaining_ms = self.aligned_timeout_ms - (self._wall_clock_ms() - barrier.timestamp_ms)
         if barrier.unaligned or self.aligned_timeout_ms == 0 or remaining_ms <= 0:
             return self._to_unaligned(abort=aborts, alignment_started=cid)
-        action = self._aligned_arrival(abort=aborts, alignment_started=cid)
+        action = self._after_arrival(abort=aborts, alignment_started=cid)
         if action.trigger is None:
             action = _with(action, timer_s=remaining_ms / 1000.0)
         return action
@@ -145,25 +127,6 @@ class UnalignedBarrierHandler:
             return _NOTHING  # savepoints stay aligned
         return self._to_unaligned()
 
-    def on_cancel_marker(self, channel: int, marker: CancelCheckpointMarker) -> Action:
-        """Handle a cancel marker read from ``channel``: abort the checkpoint it names.
-
-        :raises StreamletInternalError: if ``channel`` is blocked, ended or out of range
-        """
-        self._check_readable(channel, "a cancel marker")
-        cid = marker.checkpoint_id
-        current = self._current
-        if cid <= self._latest_handled or (current is not None and cid < current.checkpoint_id):
-            return _NOTHING
-        aborts: list[tuple[int, CheckpointFailureReason]] = []
-        if current is not None and current.checkpoint_id != cid:
-            aborts.append(
-                (current.checkpoint_id, CheckpointFailureReason.CHECKPOINT_DECLINED_SUBSUMED)
-            )
-        aborts.append((cid, CheckpointFailureReason.CHECKPOINT_DECLINED_ON_CANCELLATION_BARRIER))
-        self._reset(cid)
-        return self._emit(set(), abort=tuple(aborts))
-
     def on_end_of_partition(self, channel: int) -> Action:
         """Handle the end of ``channel``; it counts as having delivered the barrier.
 
@@ -175,18 +138,9 @@ class UnalignedBarrierHandler:
             return _NOTHING
         if self._unaligned:
             return self._unaligned_arrival(channel)
-        return self._aligned_arrival()
+        return self._after_arrival()
 
     # --- internals ---
-
-    def _aligned_arrival(self, **extra: object) -> Action:
-        current = self._current
-        assert current is not None
-        if len(self._arrived | self._ended) == self.num_channels:
-            duration_ms = (self._clock() - self._started_s) * 1000.0
-            self._reset(current.checkpoint_id)
-            return self._emit(set(), trigger=current, alignment_duration_ms=duration_ms, **extra)
-        return self._emit(set(self._arrived), **extra)
 
     def _to_unaligned(self, **extra: object) -> Action:
         current = self._current
@@ -221,27 +175,9 @@ class UnalignedBarrierHandler:
         return Action(recorded=recorded) if recorded else _NOTHING
 
     def _reset(self, handled_id: int) -> None:
-        self._current = None
+        super()._reset(handled_id)
         self._unaligned = False
-        self._arrived = set()
         self._recording = set()
-        self._latest_handled = max(self._latest_handled, handled_id)
-
-    def _emit(self, new_blocked: set[int], **fields: object) -> Action:
-        block = tuple(sorted(new_blocked - self._blocked))
-        unblock = tuple(sorted(self._blocked - new_blocked))
-        self._blocked = new_blocked
-        return Action(block=block, unblock=unblock, **fields)  # type: ignore[arg-type]
-
-    def _check_readable(self, channel: int, what: str) -> None:
-        if not 0 <= channel < self.num_channels:
-            raise StreamletInternalError(
-                f"{what} on channel {channel}, but the subtask has {self.num_channels} channels"
-            )
-        if channel in self._blocked:
-            raise StreamletInternalError(f"{what} was read from blocked channel {channel}")
-        if channel in self._ended:
-            raise StreamletInternalError(f"{what} was read from channel {channel} after it ended")
 
 
 def _with(action: Action, **fields: object) -> Action:

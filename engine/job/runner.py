@@ -18,7 +18,6 @@ from typing import Any
 
 import anyio
 
-from streamlet.checkpoints.alignment import create_barrier_handler
 from streamlet.checkpoints.completed import CompletedCheckpoint
 from streamlet.checkpoints.config import CheckpointConfig
 from streamlet.checkpoints.coordinator import CheckpointCoordinator
@@ -29,6 +28,7 @@ from streamlet.checkpoints.errors import (
 )
 from streamlet.checkpoints.events import CheckpointKind
 from streamlet.checkpoints.file_blob_store import FileBlobStore
+from streamlet.checkpoints.handlers import create_barrier_handler
 from streamlet.checkpoints.layout import safe_name
 from streamlet.checkpoints.storage import (
     CheckpointStorage,

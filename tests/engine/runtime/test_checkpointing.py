@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from streamlet.checkpoints.alignment import create_barrier_handler
 from streamlet.checkpoints.config import CheckpointingMode
 from streamlet.checkpoints.errors import CheckpointFailureReason
 from streamlet.checkpoints.events import CancelCheckpointMarker, CheckpointBarrier, EndOfPartition
+from streamlet.checkpoints.handlers import create_barrier_handler
 from streamlet.runtime.channels import Channel, InputGate, Notifier
 from streamlet.runtime.checkpointing import SubtaskCheckpointer
 
