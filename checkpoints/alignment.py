@@ -93,16 +93,9 @@ class BarrierAligner:
         if current is not None and cid == current.checkpoint_id:
             self._arrived.add(channel)
             return self._after_arrival()
-        if cid <= self._latest_handled or (current is not None and cid < current.checkpoint_id):
+        if self._is_stale(cid):
             return _NOTHING
-        aborts: tuple[tuple[int, CheckpointFailureReason], ...] = ()
-        if current is not None:
-            aborts = (
-                (current.checkpoint_id, CheckpointFailureReason.CHECKPOINT_DECLINED_SUBSUMED),
-            )
-        self._current = barrier
-        self._arrived = {channel}
-        self._started_s = self._clock()
+        aborts = self._start(channel, barrier)
         return self._after_arrival(abort=aborts, alignment_started=cid)
 
     def on_cancel_marker(self, channel: int, marker: CancelCheckpointMarker) -> Action:
@@ -113,7 +106,7 @@ class BarrierAligner:
         self._check_readable(channel, "a cancel marker")
         cid = marker.checkpoint_id
         current = self._current
-        if cid <= self._latest_handled or (current is not None and cid < current.checkpoint_id):
+        if self._is_stale(cid):
             return _NOTHING
         aborts: list[tuple[int, CheckpointFailureReason]] = []
         if current is not None and current.checkpoint_id != cid:
@@ -136,6 +129,29 @@ class BarrierAligner:
         return self._after_arrival()
 
     # --- internals ---
+
+    def _is_stale(self, checkpoint_id: int) -> bool:
+        """Whether ``checkpoint_id`` was handled already or is older than the pending one."""
+        current = self._current
+        return checkpoint_id <= self._latest_handled or (
+            current is not None and checkpoint_id < current.checkpoint_id
+        )
+
+    def _start(
+        self, channel: int, barrier: CheckpointBarrier
+    ) -> tuple[tuple[int, CheckpointFailureReason], ...]:
+        """Begin aligning ``barrier``, first read from ``channel``; return the abort of the
+        checkpoint it subsumes, if one was pending."""
+        current = self._current
+        aborts: tuple[tuple[int, CheckpointFailureReason], ...] = ()
+        if current is not None:
+            aborts = (
+                (current.checkpoint_id, CheckpointFailureReason.CHECKPOINT_DECLINED_SUBSUMED),
+            )
+        self._current = barrier
+        self._arrived = {channel}
+        self._started_s = self._clock()
+        return aborts
 
     def _after_arrival(self, **extra: object) -> Action:
         current = self._current

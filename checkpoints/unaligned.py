@@ -30,7 +30,6 @@ from dataclasses import replace
 
 from .alignment import BarrierAligner
 from .barriers import Action
-from .errors import CheckpointFailureReason
 from .events import CheckpointBarrier, CheckpointKind
 
 __all__ = ["UnalignedBarrierHandler"]
@@ -96,18 +95,11 @@ class UnalignedBarrierHandler(BarrierAligner):
             if barrier.unaligned and current.kind is CheckpointKind.CHECKPOINT:
                 return self._to_unaligned()
             return self._after_arrival()
-        if cid <= self._latest_handled or (current is not None and cid < current.checkpoint_id):
+        if self._is_stale(cid):
             return _NOTHING
-        aborts: tuple[tuple[int, CheckpointFailureReason], ...] = ()
-        if current is not None:
-            aborts = (
-                (current.checkpoint_id, CheckpointFailureReason.CHECKPOINT_DECLINED_SUBSUMED),
-            )
-        self._current = barrier
+        aborts = self._start(channel, barrier)
         self._unaligned = False
         self._recording = set()
-        self._arrived = {channel}
-        self._started_s = self._clock()
         if barrier.kind is not CheckpointKind.CHECKPOINT:
             return self._after_arrival(abort=aborts, alignment_started=cid)
         remaining_ms = self.aligned_timeout_ms - (self._wall_clock_ms() - barrier.timestamp_ms)
