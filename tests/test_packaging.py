@@ -99,6 +99,8 @@ def test_plain_install_imports_and_runs_a_job(tmp_path: Path) -> None:
             "import importlib.metadata as m",
             "files = m.distribution('streamlet').files",
             "print(sorted({f.parts[0] for f in files if f.suffix == '.py'}))",
+            # The dashboard's page, script and style are data files of the package.
+            "print(sorted(f.name for f in files if 'static' in f.parts))",
         ]
     )
     tops = subprocess.run(
@@ -110,7 +112,9 @@ def test_plain_install_imports_and_runs_a_job(tmp_path: Path) -> None:
         env=CLEAN_ENV,
     )
     assert tops.returncode == 0, tops.stderr
-    assert tops.stdout.strip() == str([IMPORT_NAME])
+    top_names, static = tops.stdout.strip().splitlines()
+    assert top_names == str([IMPORT_NAME])
+    assert static == str(["dashboard.css", "dashboard.js", "index.html"])
     for name in USER_NAMES:
         missing = subprocess.run(
             [str(python), "-c", f"import {name}"],

@@ -10,6 +10,8 @@ import httpx
 import pytest
 
 from streamlet.web import create_app
+from tests.helpers import SPLITS, Ranges
+from tests.integration.test_drain import KEYS, N, build, env_for
 from tests.web.web_job import running_job
 
 pytestmark = pytest.mark.asyncio
@@ -50,6 +52,31 @@ async def test_trigger_savepoint_then_stop_with_savepoint(tmp_path: Path) -> Non
             operation = await _outcome(http, job.job_id, response.json()["request-id"])
             assert operation["location"].startswith(str(tmp_path / "savepoints"))
             assert job.status.value == "FINISHED"
+
+
+async def test_stop_with_drain_fires_the_windows_before_the_savepoint(tmp_path: Path) -> None:
+    """``{"drain": true}`` is Flink's drain: the one-day window, which would stay open in a
+    plain stop's savepoint, fires with everything the sources read."""
+    source = Ranges(N, pause_after=N // 8)
+    out: list[Any] = []
+    env = env_for(tmp_path)
+    build(env, source, out)
+    job = await env.execute_async("drained")
+    with anyio.fail_after(10):
+        while source.paused < SPLITS:
+            await anyio.sleep(0.005)
+    async with _client(create_app(job)) as http:
+        target = str(tmp_path / "savepoints")
+        response = await http.post(
+            f"/jobs/{job.job_id}/stop", json={"drain": True, "targetDirectory": target}
+        )
+        assert response.status_code == 202
+        operation = await _outcome(http, job.job_id, response.json()["request-id"])
+    assert operation["location"].startswith(target)
+    assert (Path(operation["location"]) / "_metadata").is_file()
+    await job.wait()
+    assert sorted(key for key, _ in out) == list(range(KEYS))  # every window fired once
+    assert sum(count for _, count in out) == SPLITS * -(-(N // 8) // 16) * 16
 
 
 async def test_cancel_ends_the_job(tmp_path: Path) -> None:
@@ -93,8 +120,9 @@ async def test_actions_refuse_bad_requests(tmp_path: Path) -> None:
             bad = await http.post(base + "/savepoints", json={"cancel-job": "yes"})
             assert bad.status_code == 400
             assert bad.json() == {"errors": ["'cancel-job' must be true or false, got 'yes'"]}
-            drain = await http.post(base + "/stop", json={"drain": True})
+            drain = await http.post(base + "/stop", json={"drain": "yes"})
             assert drain.status_code == 400
+            assert drain.json() == {"errors": ["'drain' must be true or false, got 'yes'"]}
             unknown = await http.get(base + "/savepoints/nope")
             assert unknown.status_code == 404
             assert job.status.value == "RUNNING"
