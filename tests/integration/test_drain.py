@@ -22,6 +22,7 @@ from streamlet import (
     TumblingEventTimeWindows,
     WatermarkStrategy,
 )
+from streamlet.job.client import JobClient
 from tests.helpers import SPLITS, Ranges
 
 pytestmark = pytest.mark.asyncio
@@ -53,15 +54,21 @@ def env_for(tmp_path: Path) -> StreamExecutionEnvironment:
     return env
 
 
-async def _stop_when_paused(
-    tmp_path: Path, source: Ranges, out: list[Any], *, drain: bool
-) -> tuple[str, Any]:
+async def start_until_paused(tmp_path: Path, source: Ranges, out: list[Any]) -> JobClient:
+    """Start the job and return its client once every split has paused."""
     env = env_for(tmp_path)
     build(env, source, out)
     client = await env.execute_async("drained")
     with anyio.fail_after(10):
         while source.paused < SPLITS:
             await anyio.sleep(0.005)
+    return client
+
+
+async def _stop_when_paused(
+    tmp_path: Path, source: Ranges, out: list[Any], *, drain: bool
+) -> tuple[str, Any]:
+    client = await start_until_paused(tmp_path, source, out)
     with anyio.fail_after(20):
         path = await client.stop_with_savepoint(drain, str(tmp_path / "savepoints"))
         return path, await client.wait()

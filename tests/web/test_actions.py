@@ -11,7 +11,7 @@ import pytest
 
 from streamlet.web import create_app
 from tests.helpers import SPLITS, Ranges
-from tests.integration.test_drain import KEYS, N, build, env_for
+from tests.integration.test_drain import KEYS, N, start_until_paused
 from tests.web.web_job import running_job
 
 pytestmark = pytest.mark.asyncio
@@ -59,12 +59,7 @@ async def test_stop_with_drain_fires_the_windows_before_the_savepoint(tmp_path: 
     plain stop's savepoint, fires with everything the sources read."""
     source = Ranges(N, pause_after=N // 8)
     out: list[Any] = []
-    env = env_for(tmp_path)
-    build(env, source, out)
-    job = await env.execute_async("drained")
-    with anyio.fail_after(10):
-        while source.paused < SPLITS:
-            await anyio.sleep(0.005)
+    job = await start_until_paused(tmp_path, source, out)
     async with _client(create_app(job)) as http:
         target = str(tmp_path / "savepoints")
         response = await http.post(
