@@ -21,7 +21,7 @@ from pyflink.datastream import (
 from pyflink.datastream.data_stream import CloseableIterator
 from pyflink.datastream.state import ValueStateDescriptor
 
-from streamlet.flink.translate import normalise_key
+from streamlet.flink.keys import normalise_key
 from streamlet.operators.derived import _field_getter
 from streamlet.operators.functions import FUNCTION_METHODS, FunctionAdapter
 

@@ -28,7 +28,7 @@ from streamlet.graph.stream_graph import StreamGraph, StreamNode
 from streamlet.operators.sources.collection import CollectionSource, SequenceSource
 from streamlet.operators.sources.text_file import TextFileSource
 
-__all__ = ["FlinkJobResult", "flink_configuration", "normalise_key", "run_on_flink"]
+__all__ = ["FlinkJobResult", "flink_configuration", "run_on_flink"]
 
 
 @dataclass(slots=True)
@@ -40,22 +40,6 @@ class FlinkJobResult:
     job_name: str
     net_runtime_ms: float
     collected: list[list[Any]] = field(default_factory=list)
-
-
-def normalise_key(key: Any) -> Any:
-    """A key in the form Flink hashes, with streamlet's key equality.
-
-    Flink partitions on the serialized key, so ``1``, ``1.0`` and ``True`` (one key in
-    streamlet, equal in Python) would be three keys. Booleans and integral floats become
-    ints, recursively inside tuples, so equal keys stay one key.
-    """
-    if isinstance(key, bool):
-        return int(key)
-    if isinstance(key, float) and key.is_integer():
-        return int(key)
-    if isinstance(key, tuple):
-        return tuple(normalise_key(k) for k in key)
-    return key
 
 
 def flink_configuration(
