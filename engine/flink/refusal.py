@@ -8,6 +8,7 @@ that does not translate and what to use instead, so a user fixes the job in one 
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,6 +66,14 @@ class FlinkTranslationError(ValueError):
         )
 
 
+def _user_defines(fn: Any, method: str) -> bool:
+    """Whether the user's class (not one of streamlet's base classes) defines ``method``."""
+    return any(
+        method in vars(cls) and not cls.__module__.startswith("streamlet.")
+        for cls in type(fn).__mro__
+    )
+
+
 def _refusals_of(node: StreamNode) -> list[Refusal]:
     found: list[Refusal] = []
 
@@ -89,11 +98,11 @@ def _refusals_of(node: StreamNode) -> list[Refusal]:
             "run this job on streamlet's own runtime (runner='local')",
         )
     fn: Any = node.function
-    if fn is not None and not callable(getattr(fn, "__func__", None)):
+    if fn is not None and not inspect.isroutine(fn) and not isinstance(fn, type):
         for hook, instead in _UNSUPPORTED_HOOKS.items():
-            if callable(getattr(fn, hook, None)):
+            if _user_defines(fn, hook):
                 refuse(f"the function's {hook}() hook", instead)
-        if callable(getattr(fn, "open", None)) and node.keyed:
+        if node.keyed and _user_defines(fn, "open"):
             refuse(
                 "a keyed function with open() (keyed state through the RuntimeContext is "
                 "not translated yet)",

@@ -222,5 +222,7 @@ def _translate(upstream: Any, node: StreamNode, fns: Any, pickled: Any) -> Any:
         return upstream.process(fns.Reduce(fn, f"{node.operator_uid}-reduce"), output_type=pickled)
     if api in ("sum", "min", "max"):
         reduce = fns.field_reduce(api, node.args[0])
-        return upstream.process(fns.Reduce(reduce, f"{node.operator_uid}-{api}"), output_type=pickled)
+        return upstream.process(
+            fns.Reduce(reduce, f"{node.operator_uid}-{api}"), output_type=pickled
+        )
     raise AssertionError(f"untranslated operation {api!r} passed check_translatable")
