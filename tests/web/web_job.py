@@ -107,9 +107,7 @@ def _nothing_in_flight(client: JobClient) -> bool:
     deployment = client._runner.deployment
     if deployment is None:
         return False
-    written = sum(
-        w.records_out for s in deployment.subtasks if s.gate is None for w in s.writers
-    )
+    written = sum(w.records_out for s in deployment.subtasks if s.gate is None for w in s.writers)
     read = sum(s.root.records_in for s in deployment.subtasks if s.gate is not None)
     return written == read
 
