@@ -94,6 +94,8 @@ class StreamExecutionEnvironment(Protocol):
 
     def _check_forward_edges(self, node: StreamNode) -> None: ...
 
+    def _execute_on_flink(self, job_name: str, runner: str, flink_address: str | None) -> Any: ...
+
     def execute(
         self,
         job_name: str = ...,

@@ -617,15 +617,17 @@ class StreamExecutionEnvironment:
         if web_ui is None:
             if web_ui_token is not None:
                 raise ValueError("web_ui_token needs web_ui (the address to serve it at)")
-            runner = self._take_runner(job_name, restore, allow_non_restored_state)
+            job_runner = self._take_runner(job_name, restore, allow_non_restored_state)
             if event_loop_running():
-                return runner.run()
-            return anyio.run(runner.run)
+                return job_runner.run()
+            return anyio.run(job_runner.run)
         from streamlet.web import parse_address, run_with_web_ui
 
         parse_address(web_ui)  # a bad address fails before the job starts
-        runner = self._take_runner(job_name, restore, allow_non_restored_state)
-        run = partial(run_with_web_ui, runner, web_ui, token=web_ui_token, linger_s=web_ui_linger_s)
+        job_runner = self._take_runner(job_name, restore, allow_non_restored_state)
+        run = partial(
+            run_with_web_ui, job_runner, web_ui, token=web_ui_token, linger_s=web_ui_linger_s
+        )
         if event_loop_running():
             return run()
         return anyio.run(run)

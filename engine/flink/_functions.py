@@ -98,7 +98,7 @@ class FlatMap(_UserFunction, FlatMapFunction):
     api = "flat_map"
 
     def flat_map(self, value: Any) -> Iterable[Any]:
-        return self.call(value)  # type: ignore[no-any-return]
+        return self.call(value)
 
 
 class Filter(_UserFunction, FilterFunction):
