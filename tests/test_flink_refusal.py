@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from streamlet import KeyedProcessFunction, MapFunction, PushSource, StreamExecutionEnvironment
+from streamlet import MapFunction, PushSource, StreamExecutionEnvironment
 from streamlet.flink import FlinkTranslationError, check_translatable
 from streamlet.flink.keys import normalise_key
 from streamlet.flink.translate import flink_configuration
@@ -29,23 +29,18 @@ class _Notified(MapFunction):
         pass
 
 
-class _Process(KeyedProcessFunction):
-    def process_element(self, value, ctx):
-        yield value
-
-
 def test_refusal_lists_every_node_with_what_to_use_instead() -> None:
     env = StreamExecutionEnvironment.get_execution_environment()
     push = env.from_source(PushSource(), source_name="queue").uid("queue-uid")
     mapped = push.map(_Notified()).name("notified").uid("notified-uid")
-    mapped.key_by(lambda x: x).process(_Process()).name("proc").uid("proc-uid").print()
+    mapped.key_by(lambda x: x).min_by(0).name("proc").uid("proc-uid").print()
     with pytest.raises(FlinkTranslationError) as info:
         env.execute("refused", runner="flink")
     message = str(info.value)
     assert "'queue' (uid 'queue-uid'): the Python source PushSource" in message
     assert "from_collection, from_sequence or read_text_file" in message
     assert "'notified' (uid 'notified-uid'): the function's notify_checkpoint_complete()" in message
-    assert "'proc' (uid 'proc-uid'): process() on a keyed stream" in message
+    assert "'proc' (uid 'proc-uid'): min_by() on a keyed stream" in message
     assert len(info.value.refusals) == 3
     assert isinstance(info.value, ValueError)
 

@@ -7,6 +7,8 @@ them by reference to this installed code.
 
 from __future__ import annotations
 
+import base64
+import pickle
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -18,19 +20,29 @@ from pyflink.datastream import (
     KeySelector,
     MapFunction,
 )
+from pyflink.datastream import OutputTag as FlinkOutputTag
+from pyflink.datastream import ProcessFunction as FlinkProcessFunction
 from pyflink.datastream.data_stream import CloseableIterator
-from pyflink.datastream.state import ValueStateDescriptor
+from pyflink.datastream.state import (
+    ListStateDescriptor,
+    MapStateDescriptor,
+    ValueStateDescriptor,
+)
 
 from streamlet.flink.keys import normalise_key
 from streamlet.operators.derived import _field_getter
 from streamlet.operators.functions import FUNCTION_METHODS, FunctionAdapter
+from streamlet.operators.records import OutputTag
+from streamlet.operators.time import TimeDomain
 
 __all__ = [
     "ByIndex",
     "Filter",
     "FlatMap",
+    "KeyedProcess",
     "Map",
     "NormalisedKey",
+    "Process",
     "Reduce",
     "collect_async",
     "field_reduce",
@@ -51,6 +63,7 @@ class _Context:
             except Exception:
                 return default
 
+        self._flink = flink_context
         self._index = read("get_index_of_this_subtask", 0)
         self._parallelism = read("get_number_of_parallel_subtasks", 1)
         self._task_name = read("get_task_name", "")
@@ -63,6 +76,164 @@ class _Context:
 
     def get_task_name(self) -> str:
         return str(self._task_name)
+
+    # Keyed state (on a keyed stream): streamlet's descriptors, as Flink state. Every value
+    # is pickled (streamlet's values are Python objects).
+
+    def get_state(self, descriptor: Any) -> Any:
+        return _ValueState(self._flink_value(descriptor.name), descriptor.default_value)
+
+    def get_list_state(self, descriptor: Any) -> Any:
+        pickled = Types.PICKLED_BYTE_ARRAY()
+        return self._flink.get_list_state(ListStateDescriptor(descriptor.name, pickled))
+
+    def get_map_state(self, descriptor: Any) -> Any:
+        # Not pickled keys: Flink's heap backend compares map keys as Java byte[] (by
+        # identity), so a pickled key put once is never found again. Keys are encoded as
+        # strings (base64 of the pickle) and decoded on the way out.
+        flink_descriptor = MapStateDescriptor(
+            descriptor.name, Types.STRING(), Types.PICKLED_BYTE_ARRAY()
+        )
+        return _MapState(self._flink.get_map_state(flink_descriptor))
+
+    def get_reducing_state(self, descriptor: Any) -> Any:
+        return _ReducingState(self._flink_value(descriptor.name), descriptor.reduce)
+
+    def get_aggregating_state(self, descriptor: Any) -> Any:
+        return _AggregatingState(self._flink_value(descriptor.name), descriptor.aggregate_function)
+
+    def _flink_value(self, name: str) -> Any:
+        pickled = Types.PICKLED_BYTE_ARRAY()
+        return self._flink.get_state(ValueStateDescriptor(name, pickled))
+
+
+class _ValueState:
+    def __init__(self, state: Any, default: Any) -> None:
+        self._state = state
+        self._default = default
+
+    def value(self) -> Any:
+        value = self._state.value()
+        return self._default if value is None else value
+
+    def update(self, value: Any) -> None:
+        self._state.update(value)
+
+    def clear(self) -> None:
+        self._state.clear()
+
+
+def _encode(key: Any) -> str:
+    return base64.b64encode(pickle.dumps(key)).decode("ascii")
+
+
+def _decode(key: str) -> Any:
+    return pickle.loads(base64.b64decode(key))
+
+
+class _MapState:
+    def __init__(self, state: Any) -> None:
+        self._state = state
+
+    def get(self, key: Any) -> Any:
+        return self._state.get(_encode(key))
+
+    def put(self, key: Any, value: Any) -> None:
+        self._state.put(_encode(key), value)
+
+    def put_all(self, entries: Any) -> None:
+        for key, value in dict(entries).items():
+            self.put(key, value)
+
+    def remove(self, key: Any) -> None:
+        self._state.remove(_encode(key))
+
+    def contains(self, key: Any) -> bool:
+        return bool(self._state.contains(_encode(key)))
+
+    def keys(self) -> list[Any]:
+        return [_decode(k) for k in self._state.keys()]
+
+    def values(self) -> list[Any]:
+        return list(self._state.values())
+
+    def items(self) -> list[tuple[Any, Any]]:
+        return [(_decode(k), v) for k, v in self._state.items()]
+
+    def is_empty(self) -> bool:
+        return bool(self._state.is_empty())
+
+    def clear(self) -> None:
+        self._state.clear()
+
+
+class _ReducingState:
+    def __init__(self, state: Any, reduce: Callable[[Any, Any], Any]) -> None:
+        self._state = state
+        self._reduce = reduce
+
+    def get(self) -> Any:
+        return self._state.value()
+
+    def add(self, value: Any) -> None:
+        current = self._state.value()
+        self._state.update(value if current is None else self._reduce(current, value))
+
+    def clear(self) -> None:
+        self._state.clear()
+
+
+class _AggregatingState:
+    def __init__(self, state: Any, function: Any) -> None:
+        self._state = state
+        self._function = function
+
+    def get(self) -> Any:
+        acc = self._state.value()
+        return None if acc is None else self._function.get_result(acc)
+
+    def add(self, value: Any) -> None:
+        acc = self._state.value()
+        if acc is None:
+            acc = self._function.create_accumulator()
+        self._state.update(self._function.add(value, acc))
+
+    def clear(self) -> None:
+        self._state.clear()
+
+
+class _ProcessContext:
+    """The ``ctx`` a streamlet process function gets, over Flink's."""
+
+    def __init__(self, flink_ctx: Any, time_domain: Any = None) -> None:
+        self._ctx = flink_ctx
+        self._time_domain = time_domain
+
+    def timestamp(self) -> int | None:
+        return self._ctx.timestamp()
+
+    def timer_service(self) -> Any:
+        return self._ctx.timer_service()
+
+    def get_current_key(self) -> Any:
+        return self._ctx.get_current_key()
+
+    def time_domain(self) -> Any:
+        return self._time_domain
+
+
+def _outputs(result: Any, tags: dict[str, Any]) -> Iterable[Any]:
+    """A streamlet function's outputs as Flink's: ``(OutputTag, value)`` pairs go to the
+    side output of the same id."""
+    if result is None:
+        return
+    for item in result:
+        if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], OutputTag):
+            tag = tags.get(item[0].tag_id)
+            if tag is not None:
+                yield tag, item[1]
+            continue
+        yield item
 
 
 class _UserFunction:
@@ -106,6 +277,39 @@ class Filter(_UserFunction, FilterFunction):
 
     def filter(self, value: Any) -> bool:
         return bool(self.call(value))
+
+
+class _Processes(_UserFunction):
+    api = "process"
+
+    def __init__(self, fn: Any, side_tags: list[str]) -> None:
+        super().__init__(fn)
+        self.side_tags = side_tags
+        self.tags: dict[str, Any] = {}
+
+    def open(self, runtime_context: Any) -> None:
+        pickled = Types.PICKLED_BYTE_ARRAY()
+        self.tags = {tag: FlinkOutputTag(tag, pickled) for tag in self.side_tags}
+        super().open(runtime_context)
+
+    def process_element(self, value: Any, ctx: Any) -> Iterable[Any]:
+        return _outputs(self.call(value, _ProcessContext(ctx)), self.tags)
+
+
+class Process(_Processes, FlinkProcessFunction):
+    """A streamlet ProcessFunction on a non-keyed stream."""
+
+
+class KeyedProcess(_Processes, KeyedProcessFunction):
+    """A streamlet KeyedProcessFunction: state through streamlet's descriptors, timers,
+    and ``(OutputTag, value)`` side outputs."""
+
+    def on_timer(self, timestamp: int, ctx: Any) -> Iterable[Any]:
+        on_timer = getattr(self.fn, "on_timer", None)
+        if on_timer is None:
+            return ()
+        domain = TimeDomain[ctx.time_domain().name]  # streamlet's enum, as users compare
+        return _outputs(on_timer(timestamp, _ProcessContext(ctx, domain)), self.tags)
 
 
 class ByIndex(MapFunction):

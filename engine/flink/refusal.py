@@ -23,6 +23,7 @@ SUPPORTED: dict[str, tuple[bool, bool]] = {
     "map": (True, True),
     "flat_map": (True, True),
     "filter": (True, True),
+    "process": (True, True),
     "reduce": (False, True),
     "sum": (False, True),
     "min": (False, True),
@@ -102,12 +103,6 @@ def _refusals_of(node: StreamNode) -> list[Refusal]:
         for hook, instead in _UNSUPPORTED_HOOKS.items():
             if _user_defines(fn, hook):
                 refuse(f"the function's {hook}() hook", instead)
-        if node.keyed and _user_defines(fn, "open"):
-            refuse(
-                "a keyed function with open() (keyed state through the RuntimeContext is "
-                "not translated yet)",
-                "keyed reduce/sum/min/max, or streamlet's own runtime",
-            )
     return found
 
 

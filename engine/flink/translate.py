@@ -174,8 +174,15 @@ def run_on_flink(
                 ds = env.from_source(file_source, WatermarkStrategy.no_watermarks(), node.name)
             streams[node.id] = ds.uid(node.operator_uid)
             continue
-        (edge,) = node.inputs
-        upstream = _partition(streams[edge.upstream.id], edge.partitioner)
+        inputs = []
+        for edge in node.inputs:
+            upstream = streams[edge.upstream.id]
+            if edge.output_tag is not None:
+                tag = fns.FlinkOutputTag(edge.output_tag, pickled)
+                upstream = upstream.get_side_output(tag)
+            inputs.append(_partition(upstream, edge.partitioner))
+        # A node with several inputs is fed by their union (streamlet has no union node).
+        upstream = inputs[0].union(*inputs[1:]) if len(inputs) > 1 else inputs[0]
         if node.keyed:
             upstream = upstream.key_by(fns.NormalisedKey(node.key_selector), key_type=pickled)
         if api == "print":
@@ -218,6 +225,10 @@ def _translate(upstream: Any, node: StreamNode, fns: Any, pickled: Any) -> Any:
         return upstream.flat_map(fns.FlatMap(fn), output_type=pickled)
     if api == "filter":
         return upstream.filter(fns.Filter(fn))
+    if api == "process":
+        tags = sorted({e.output_tag for e in node.outputs if e.output_tag is not None})
+        process = fns.KeyedProcess(fn, tags) if node.keyed else fns.Process(fn, tags)
+        return upstream.process(process, output_type=pickled)
     if api == "reduce":
         return upstream.process(fns.Reduce(fn, f"{node.operator_uid}-reduce"), output_type=pickled)
     if api in ("sum", "min", "max"):
