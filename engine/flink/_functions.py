@@ -12,7 +12,9 @@ import pickle
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from pyflink.common import Types
+from pyflink.common import Duration, Types
+from pyflink.common.watermark_strategy import TimestampAssigner
+from pyflink.common.watermark_strategy import WatermarkStrategy as FlinkWatermarkStrategy
 from pyflink.datastream import (
     FilterFunction,
     FlatMapFunction,
@@ -30,6 +32,7 @@ from pyflink.datastream.state import (
 )
 
 from streamlet.flink.keys import normalise_key
+from streamlet.flink.refusal import watermark_kind
 from streamlet.operators.derived import _field_getter
 from streamlet.operators.functions import FUNCTION_METHODS, FunctionAdapter
 from streamlet.operators.records import OutputTag
@@ -46,6 +49,7 @@ __all__ = [
     "Reduce",
     "collect_async",
     "field_reduce",
+    "watermark_strategy",
 ]
 
 
@@ -364,6 +368,38 @@ def field_reduce(kind: str, position: int | str) -> Callable[[Any, Any], Any]:
     if kind == "min":
         return lambda a, b: replace(a, min(get(a), get(b)))
     return lambda a, b: replace(a, max(get(a), get(b)))
+
+
+class _Timestamps(TimestampAssigner):
+    """A streamlet timestamp assigner as Flink's."""
+
+    def __init__(self, assigner: Any) -> None:
+        self.assigner = assigner
+
+    def extract_timestamp(self, value: Any, record_timestamp: int) -> int:
+        # Flink passes Long.MIN_VALUE for "no timestamp"; streamlet says None.
+        previous = None if record_timestamp < -(2**62) else record_timestamp
+        return int(self.assigner.extract_timestamp(value, previous))
+
+
+def watermark_strategy(strategy: Any) -> Any:
+    """Flink's WatermarkStrategy for a streamlet one with a built-in generator (checked by
+    :func:`~streamlet.flink.refusal.check_translatable`)."""
+    kind = watermark_kind(strategy)
+    assert kind is not None, "custom watermark generators are refused before translation"
+    if kind[0] == "monotonous":
+        flink = FlinkWatermarkStrategy.for_monotonous_timestamps()
+    elif kind[0] == "bounded":
+        flink = FlinkWatermarkStrategy.for_bounded_out_of_orderness(Duration.of_millis(kind[1]))
+    else:
+        flink = FlinkWatermarkStrategy.no_watermarks()
+    assigner = strategy.create_timestamp_assigner()
+    if assigner is not None:
+        flink = flink.with_timestamp_assigner(_Timestamps(assigner))
+    idle = strategy.get_idle_timeout_ms()
+    if idle is not None:
+        flink = flink.with_idleness(Duration.of_millis(idle))
+    return flink
 
 
 def collect_async(ds: Any, type_info: Any) -> Any:

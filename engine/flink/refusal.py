@@ -8,6 +8,7 @@ that does not translate and what to use instead, so a user fixes the job in one 
 
 from __future__ import annotations
 
+import functools
 import inspect
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +16,11 @@ from typing import Any
 from streamlet.graph.stream_graph import StreamGraph, StreamNode
 from streamlet.operators.sources.collection import CollectionSource, SequenceSource
 from streamlet.operators.sources.text_file import TextFileSource
+from streamlet.operators.watermarks import (
+    AscendingTimestampsWatermarks,
+    BoundedOutOfOrdernessWatermarks,
+    NoWatermarksGenerator,
+)
 
 __all__ = ["SUPPORTED", "FlinkTranslationError", "Refusal", "check_translatable"]
 
@@ -28,6 +34,7 @@ SUPPORTED: dict[str, tuple[bool, bool]] = {
     "sum": (False, True),
     "min": (False, True),
     "max": (False, True),
+    "assign_timestamps_and_watermarks": (True, False),
     "print": (True, False),
     "execute_and_collect": (True, False),
 }
@@ -67,6 +74,19 @@ class FlinkTranslationError(ValueError):
         )
 
 
+def watermark_kind(strategy: Any) -> tuple[str, int] | None:
+    """``("monotonous", 0)``, ``("bounded", bound_ms)`` or ``("none", 0)`` for the built-in
+    generators of a streamlet WatermarkStrategy, ``None`` for a custom one."""
+    factory = strategy._factory
+    if factory is NoWatermarksGenerator:
+        return ("none", 0)
+    if factory is AscendingTimestampsWatermarks:
+        return ("monotonous", 0)
+    if isinstance(factory, functools.partial) and factory.func is BoundedOutOfOrdernessWatermarks:
+        return ("bounded", int(factory.args[0]))
+    return None
+
+
 def _user_defines(fn: Any, method: str) -> bool:
     """Whether the user's class (not one of streamlet's base classes) defines ``method``."""
     return any(
@@ -97,6 +117,11 @@ def _refusals_of(node: StreamNode) -> list[Refusal]:
         refuse(
             f"{api}() on a {stream} stream is not translated yet",
             "run this job on streamlet's own runtime (runner='local')",
+        )
+    if api == "assign_timestamps_and_watermarks" and watermark_kind(node.args[0]) is None:
+        refuse(
+            "a custom watermark generator (WatermarkStrategy.for_generator)",
+            "for_monotonous_timestamps() or for_bounded_out_of_orderness(...)",
         )
     fn: Any = node.function
     if fn is not None and not inspect.isroutine(fn) and not isinstance(fn, type):

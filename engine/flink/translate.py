@@ -225,6 +225,8 @@ def _translate(upstream: Any, node: StreamNode, fns: Any, pickled: Any) -> Any:
         return upstream.flat_map(fns.FlatMap(fn), output_type=pickled)
     if api == "filter":
         return upstream.filter(fns.Filter(fn))
+    if api == "assign_timestamps_and_watermarks":
+        return upstream.assign_timestamps_and_watermarks(fns.watermark_strategy(node.args[0]))
     if api == "process":
         tags = sorted({e.output_tag for e in node.outputs if e.output_tag is not None})
         process = fns.KeyedProcess(fn, tags) if node.keyed else fns.Process(fn, tags)
