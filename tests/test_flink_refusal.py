@@ -83,3 +83,11 @@ def test_keys_follow_streamlets_equality(key, expected) -> None:
     assert normalise_key(key) == expected
     assert type(normalise_key(key)) is type(expected)
     assert normalise_key(1.5) == 1.5
+
+
+def test_custom_partitioner_is_refused() -> None:
+    env = StreamExecutionEnvironment.get_execution_environment()
+    ds = env.from_collection([1, 2]).partition_custom(lambda key, n: key % n, lambda x: x)
+    ds.map(lambda x: x).name("after").print()
+    with pytest.raises(FlinkTranslationError, match=r"'after' .*partition_custom\(\) input"):
+        check_translatable(env._graph)

@@ -13,6 +13,7 @@ import inspect
 from dataclasses import dataclass
 from typing import Any
 
+from streamlet.graph.partitioners import CustomPartitioner
 from streamlet.graph.stream_graph import StreamGraph, StreamNode
 from streamlet.operators.sources.collection import CollectionSource, SequenceSource
 from streamlet.operators.sources.text_file import TextFileSource
@@ -102,6 +103,12 @@ def _refusals_of(node: StreamNode) -> list[Refusal]:
         found.append(Refusal(node.name, node.operator_uid, feature, instead))
 
     api = node.operation.api
+    for edge in node.inputs:
+        if isinstance(edge.partitioner, CustomPartitioner):
+            refuse(
+                "a partition_custom() input (a Python partitioner Flink cannot call)",
+                "key_by on the value the partitioner reads, or rebalance()",
+            )
     if node.kind == "source":
         source = node.source
         if not isinstance(source, _SOURCES):
