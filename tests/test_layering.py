@@ -40,7 +40,7 @@ def layer_of(module: str) -> str | None:
 #: engine's sub-layers, top to bottom; each may import itself and those after it. The
 #: modules at the package's root: ``errors`` (importable from every sub-layer), the facade
 #: ``__init__`` and ``__main__`` (above them all).
-SUBLAYERS = ("cli", "testing", "api", "web", "job", "runtime", "graph")
+SUBLAYERS = ("cli", "testing", "api", "web", "flink", "job", "runtime", "graph")
 
 
 def sublayer_of(module: str) -> str:

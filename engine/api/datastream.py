@@ -7,6 +7,7 @@ calls (``rebalance()``, ``shuffle()``, ...) and ``union`` add no node: they deci
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol, overload
 
@@ -92,6 +93,8 @@ class StreamExecutionEnvironment(Protocol):
     def _check_parallelism(self, parallelism: int, what: str) -> None: ...
 
     def _check_forward_edges(self, node: StreamNode) -> None: ...
+
+    def _execute_on_flink(self, job_name: str, runner: str, flink_address: str | None) -> Any: ...
 
     def execute(
         self,
@@ -636,7 +639,14 @@ class DataStream(_NodeHandle):
             raise TypeError(f"sink_to() needs a Sink instance, got {sink!r}")
         return self._sink("sink_to", getattr(sink, "name", "Sink"), args=(sink,))
 
-    def execute_and_collect(self, job_name: str | None = None, limit: int | None = None) -> Any:
+    def execute_and_collect(
+        self,
+        job_name: str | None = None,
+        limit: int | None = None,
+        *,
+        runner: str = "local",
+        flink_address: str | None = None,
+    ) -> Any:
         """Run the job and return this stream's records.
 
         Which form runs where:
@@ -650,9 +660,20 @@ class DataStream(_NodeHandle):
           job is stopped then).
 
         Breaking out of the iteration and closing the iterator stop the job.
+
+        With ``runner="flink"`` the job runs on Apache Flink (``flink_address`` as for
+        :meth:`StreamExecutionEnvironment.execute`) and the records come back as a list
+        once the job has finished (bounded jobs only), ``limit`` applied: inside an event
+        loop as an awaitable of that list.
         """
         if limit is not None and (not isinstance(limit, int) or limit < 0):
             raise ValueError(f"limit must be a non-negative int, got {limit!r}")
+        if runner != "local" or flink_address is not None:
+            self._add("execute_and_collect", "Collect Sink", args=(None,)).parallelism = None
+            ran = self._env._execute_on_flink(job_name or "Collect Job", runner, flink_address)
+            if inspect.isawaitable(ran):
+                return _first_collected(ran, limit)
+            return ran.collected[0][:limit]
         send, receive = anyio.create_memory_object_stream[list[Any]](16)
         node = self._add("execute_and_collect", "Collect Sink", args=(send,))
         node.parallelism = None
@@ -662,6 +683,11 @@ class DataStream(_NodeHandle):
             with collected as records:
                 return list(records)
         return collected
+
+
+async def _first_collected(ran: Any, limit: int | None) -> list[Any]:
+    result = await ran
+    return list(result.collected[0][:limit])
 
 
 class KeyedStream(DataStream):

@@ -11,6 +11,7 @@ from functools import partial
 from typing import Any
 
 import anyio
+import anyio.to_thread
 
 from streamlet.api.configuration import Configuration, apply_configuration
 from streamlet.api.datastream import DataStream
@@ -575,6 +576,8 @@ class StreamExecutionEnvironment:
         web_ui: str | int | None = None,
         web_ui_token: str | None = None,
         web_ui_linger_s: float = 0.0,
+        runner: str = "local",
+        flink_address: str | None = None,
     ) -> Any:
         """Run the job until it ends; return its :class:`JobExecutionResult`.
 
@@ -598,25 +601,75 @@ class StreamExecutionEnvironment:
         :param web_ui_token: with ``web_ui``, actions (savepoint, stop, cancel) need
             ``Authorization: Bearer <token>``
         :param web_ui_linger_s: with ``web_ui``, keep serving this long after the job ended
+        :param runner: ``"local"`` (streamlet's runtime) or ``"flink"``: translate the job
+            and run it on Apache Flink (needs the ``streamlet[flink]`` extra and Java); it
+            returns a :class:`~streamlet.flink.translate.FlinkJobResult`
+        :param flink_address: with ``runner="flink"``, the ``host:port`` of a remote
+            cluster's REST endpoint (default: Flink's local mini-cluster)
         :raises JobExecutionError: if a subtask failed beyond the restart strategy;
             ``__cause__`` is the user's error
         :raises ImportError: for ``web_ui`` without the ``web`` extra installed
+        :raises FlinkTranslationError: with ``runner="flink"``, before any JVM starts, for
+            a job with parts that do not translate (all listed)
         """
+        if runner != "local" or flink_address is not None:
+            return self._execute_on_flink(job_name, runner, flink_address, restore, web_ui)
         if web_ui is None:
             if web_ui_token is not None:
                 raise ValueError("web_ui_token needs web_ui (the address to serve it at)")
-            runner = self._take_runner(job_name, restore, allow_non_restored_state)
+            job_runner = self._take_runner(job_name, restore, allow_non_restored_state)
             if event_loop_running():
-                return runner.run()
-            return anyio.run(runner.run)
+                return job_runner.run()
+            return anyio.run(job_runner.run)
         from streamlet.web import parse_address, run_with_web_ui
 
         parse_address(web_ui)  # a bad address fails before the job starts
-        runner = self._take_runner(job_name, restore, allow_non_restored_state)
-        run = partial(run_with_web_ui, runner, web_ui, token=web_ui_token, linger_s=web_ui_linger_s)
+        job_runner = self._take_runner(job_name, restore, allow_non_restored_state)
+        run = partial(
+            run_with_web_ui, job_runner, web_ui, token=web_ui_token, linger_s=web_ui_linger_s
+        )
         if event_loop_running():
             return run()
         return anyio.run(run)
+
+    def _execute_on_flink(
+        self,
+        job_name: str,
+        runner: str,
+        flink_address: str | None,
+        restore: str | None = None,
+        web_ui: str | int | None = None,
+    ) -> Any:
+        """``execute(runner="flink")``: the sync form runs the job; inside an event loop, an
+        awaitable that runs it in a worker thread (the JVM calls block)."""
+        if runner != "flink":
+            raise ValueError(f'runner must be "local" or "flink", got {runner!r}')
+        if restore is not None or web_ui is not None:
+            raise ValueError(
+                "runner='flink' does not take restore= or web_ui= (not translated yet): "
+                "restore through Flink's savepoints, watch the job in Flink's web UI"
+            )
+        if not isinstance(job_name, str) or not job_name:
+            raise ValueError(f"job name must be a non-empty string, got {job_name!r}")
+        from streamlet.flink import check_translatable, run_on_flink
+
+        self._apply_chaining()
+        graph, self._graph = self._graph, StreamGraph()
+        check_translatable(graph)  # refused here, before the JVM starts
+        interval = self._checkpoint_config.get_checkpoint_interval()
+        run = partial(
+            run_on_flink,
+            graph,
+            job_name,
+            parallelism=self._parallelism,
+            max_parallelism=self._max_parallelism,
+            checkpoint_interval_ms=None if interval < 0 else interval,
+            restart_strategy=self._restart_strategy,
+            address=flink_address,
+        )
+        if event_loop_running():
+            return anyio.to_thread.run_sync(run)
+        return run()
 
     def execute_async(
         self,

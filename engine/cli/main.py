@@ -165,6 +165,18 @@ def _build_parser() -> argparse.ArgumentParser:
         help="drop restored state of operator uids the job no longer has",
     )
     job.add_argument("--job-name", metavar="NAME", help="job name (default: JOB_NAME or file stem)")
+    job.add_argument(
+        "--runner",
+        choices=("local", "flink"),
+        help="where the job runs: streamlet's runtime (local, the default) or Apache Flink "
+        "(needs streamlet[flink] and Java)",
+    )
+    job.add_argument(
+        "--flink-address",
+        metavar="HOST:PORT",
+        help="with --runner flink, the REST address of a Flink cluster (default: Flink's "
+        "local mini-cluster)",
+    )
     web = run.add_argument_group("web UI (needs streamlet[web])")
     web.add_argument(
         "--web-ui",
@@ -330,6 +342,8 @@ _JOB_OPTIONS = {
     "web_ui": "--web-ui",
     "keep_ui": "--keep-ui",
     "web_ui_token_env": "--web-ui-token-env",
+    "runner": "--runner",
+    "flink_address": "--flink-address",
 }
 
 
@@ -431,6 +445,8 @@ async def _build_and_execute(
     except Exception as exc:
         _report_exception(f"cannot build the job of {script}", exc, script, args.traceback, err)
         return EXIT_USAGE
+    if args.runner == "flink" or args.flink_address is not None:
+        return await _execute_on_flink(env, job_name, script, args, err)
     try:
         result = await env.execute(
             job_name,
@@ -532,6 +548,52 @@ def _check_restore(env: StreamExecutionEnvironment, args: argparse.Namespace) ->
             "give a chk-N directory, a savepoint directory, or 'latest'; "
             "'streamlet checkpoints list DIR' shows what there is",
         )
+
+
+async def _execute_on_flink(
+    env: StreamExecutionEnvironment,
+    job_name: str,
+    script: Path,
+    args: argparse.Namespace,
+    err: TextIO,
+) -> int:
+    """``--runner flink``: translate and run the job on Flink; an untranslatable job is a
+    usage error (nothing ran), a failed Flink job exit 1."""
+    from streamlet.flink import FlinkTranslationError
+
+    given = [flag for attr, flag in _FLINK_REFUSED.items() if getattr(args, attr)]
+    if given or (args.flink_address is not None and args.runner == "local"):
+        _report_usage(
+            _UsageError(
+                f"{', '.join(given) or '--runner local'} cannot be combined with the Flink "
+                f"runner (--runner flink / --flink-address)",
+                "restore and watch Flink jobs with Flink's own savepoints and web UI",
+            ),
+            err,
+        )
+        return EXIT_USAGE
+    try:
+        result = await env.execute(job_name, runner="flink", flink_address=args.flink_address)
+    except FlinkTranslationError as exc:
+        _report_usage(_UsageError(str(exc)), err)
+        return EXIT_USAGE
+    except Exception as exc:
+        _report_exception(None, exc, script, args.traceback, err)
+        return EXIT_FAILED
+    err.write(
+        f"streamlet: job {result.job_name!r} finished on Flink in "
+        f"{result.net_runtime_ms / 1000:.1f} s (Flink job id {result.job_id})\n"
+    )
+    return EXIT_OK
+
+
+#: Options of streamlet's runtime that the Flink runner does not take.
+_FLINK_REFUSED = {
+    "restore": "--restore",
+    "allow_non_restored_state": "--allow-non-restored-state",
+    "web_ui": "--web-ui",
+    "checkpoint_dir": "--checkpoint-dir",
+}
 
 
 def _report_result(result: JobExecutionResult, err: TextIO) -> None:

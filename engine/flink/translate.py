@@ -1,0 +1,241 @@
+"""Translate a streamlet logical graph into a PyFlink DataStream job and run it.
+
+Only :func:`run_on_flink` touches PyFlink, and it imports it on call: importing
+``streamlet`` (or this module) never loads ``pyflink``. The job is checked by
+:func:`~streamlet.flink.refusal.check_translatable` first, so an untranslatable job is
+refused before a JVM starts.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from streamlet.flink.refusal import check_translatable
+from streamlet.graph.partitioners import (
+    BroadcastPartitioner,
+    ForwardPartitioner,
+    GlobalPartitioner,
+    KeyGroupPartitioner,
+    Partitioner,
+    RebalancePartitioner,
+    RescalePartitioner,
+    ShufflePartitioner,
+)
+from streamlet.graph.stream_graph import StreamGraph, StreamNode
+from streamlet.operators.sources.collection import CollectionSource, SequenceSource
+from streamlet.operators.sources.text_file import TextFileSource
+
+__all__ = ["FlinkJobResult", "flink_configuration", "run_on_flink"]
+
+
+@dataclass(slots=True)
+class FlinkJobResult:
+    """What a job run on Flink returns: its id and name, wall time, and what it collected
+    (one list per ``execute_and_collect`` node, in graph order)."""
+
+    job_id: str
+    job_name: str
+    net_runtime_ms: float
+    collected: list[list[Any]] = field(default_factory=list)
+
+
+def flink_configuration(
+    parallelism: int,
+    max_parallelism: int,
+    checkpoint_interval_ms: int | None,
+    restart: Any,
+    address: str | None,
+) -> dict[str, str]:
+    """Flink configuration keys for the job's settings.
+
+    Restart strategies default to ``none`` so a task failure reaches the caller rather than
+    restarting forever; streamlet's fixed-delay strategy maps to Flink's.
+    """
+    conf = {
+        "parallelism.default": str(parallelism),
+        "pipeline.max-parallelism": str(max_parallelism),
+        # The Python workers must run this interpreter (with streamlet installed).
+        "python.executable": sys.executable,
+        "python.client.executable": sys.executable,
+        "restart-strategy.type": "none",
+    }
+    if checkpoint_interval_ms is not None:
+        conf["execution.checkpointing.interval"] = f"{checkpoint_interval_ms} ms"
+    attempts = getattr(restart, "restart_attempts", None)
+    delay = getattr(restart, "delay_ms", None)
+    if attempts is not None and delay is not None:
+        conf["restart-strategy.type"] = "fixed-delay"
+        conf["restart-strategy.fixed-delay.attempts"] = str(attempts)
+        conf["restart-strategy.fixed-delay.delay"] = f"{int(delay)} ms"
+    if address is not None:
+        host, sep, port = address.rpartition(":")
+        if not sep or not host or not port.isdigit():
+            raise ValueError(f'flink_address must be "host:port", got {address!r}')
+        conf["execution.target"] = "remote"
+        conf["rest.address"] = host
+        conf["rest.port"] = port
+    return conf
+
+
+def _partition(ds: Any, partitioner: Partitioner | None) -> Any:
+    """Apply the edge's partitioner to the upstream PyFlink stream."""
+    if isinstance(partitioner, KeyGroupPartitioner):
+        return ds  # key_by: the keyed node applies Flink's key_by itself
+    if partitioner is None or isinstance(partitioner, ForwardPartitioner):
+        return ds if partitioner is None else ds.forward()
+    methods: list[tuple[type[Partitioner], str]] = [
+        (RebalancePartitioner, "rebalance"),
+        (RescalePartitioner, "rescale"),
+        (ShufflePartitioner, "shuffle"),
+        (BroadcastPartitioner, "broadcast"),
+        (GlobalPartitioner, "global"),
+    ]
+    for cls, method in methods:
+        if isinstance(partitioner, cls):
+            return getattr(ds, method)()
+    raise ValueError(f"the Flink runner cannot translate the partitioner {partitioner!r}")
+
+
+def _named(ds: Any, node: StreamNode) -> Any:
+    ds = ds.name(node.name).uid(node.operator_uid)
+    if node.parallelism is not None:
+        ds = ds.set_parallelism(node.parallelism)
+    return ds
+
+
+def run_on_flink(
+    graph: StreamGraph,
+    job_name: str,
+    *,
+    parallelism: int,
+    max_parallelism: int,
+    checkpoint_interval_ms: int | None = None,
+    restart_strategy: Any = None,
+    address: str | None = None,
+) -> FlinkJobResult:
+    """Run ``graph`` on Flink (the local mini-cluster, or the cluster at ``address``).
+
+    :raises FlinkTranslationError: before any JVM starts, for nodes that do not translate
+    :raises ImportError: without the ``streamlet[flink]`` extra
+    :raises RuntimeError: if the Flink job failed (the Java error's message included)
+    """
+    check_translatable(graph)
+    conf = flink_configuration(
+        parallelism, max_parallelism, checkpoint_interval_ms, restart_strategy, address
+    )
+    try:
+        from pyflink.common import Configuration, Types
+        from pyflink.common.watermark_strategy import WatermarkStrategy
+        from pyflink.datastream import StreamExecutionEnvironment
+        from pyflink.datastream.connectors.file_system import FileSource, StreamFormat
+        from pyflink.datastream.connectors.number_seq import NumberSequenceSource
+    except ImportError as exc:
+        raise ImportError(
+            "runner='flink' needs PyFlink: pip install 'streamlet[flink]' (and Java 11+)"
+        ) from exc
+
+    from streamlet.flink import _functions as fns
+
+    configuration = Configuration()
+    for key, value in conf.items():
+        configuration.set_string(key, value)
+    env = StreamExecutionEnvironment.get_execution_environment(configuration)
+    pickled = Types.PICKLED_BYTE_ARRAY()
+    streams: dict[int, Any] = {}
+    collects: list[Any] = []
+    for node in graph.nodes:
+        api = node.operation.api
+        if node.kind == "source":
+            source = node.source
+            if isinstance(source, CollectionSource | SequenceSource):
+                # Not PyFlink's from_collection: it re-reads from the start after a
+                # failover. A sequence source checkpoints its position; a collection is
+                # read by index from that sequence.
+                if isinstance(source, SequenceSource):
+                    seq = NumberSequenceSource(source.start, source.end)
+                    ds = env.from_source(seq, WatermarkStrategy.no_watermarks(), node.name)
+                    ds = ds.map(int, output_type=pickled)
+                else:
+                    data = list(source._data)
+                    seq = NumberSequenceSource(0, len(data) - 1) if data else None
+                    if seq is None:
+                        raise ValueError(
+                            f"{node.name!r}: the Flink runner cannot read an empty collection"
+                        )
+                    ds = env.from_source(seq, WatermarkStrategy.no_watermarks(), node.name)
+                    ds = ds.map(fns.ByIndex(data), output_type=pickled)
+            else:
+                assert isinstance(source, TextFileSource)
+                fmt = StreamFormat.text_line_format(source.encoding)
+                file_source = FileSource.for_record_stream_format(fmt, source.path).build()
+                ds = env.from_source(file_source, WatermarkStrategy.no_watermarks(), node.name)
+            streams[node.id] = ds.uid(node.operator_uid)
+            continue
+        inputs = []
+        for edge in node.inputs:
+            upstream = streams[edge.upstream.id]
+            if edge.output_tag is not None:
+                tag = fns.FlinkOutputTag(edge.output_tag, pickled)
+                upstream = upstream.get_side_output(tag)
+            inputs.append(_partition(upstream, edge.partitioner))
+        # A node with several inputs is fed by their union (streamlet has no union node).
+        upstream = inputs[0].union(*inputs[1:]) if len(inputs) > 1 else inputs[0]
+        if node.keyed:
+            upstream = upstream.key_by(fns.NormalisedKey(node.key_selector), key_type=pickled)
+        if api == "print":
+            sink = upstream.print()
+            sink.name(node.name).uid(node.operator_uid)
+            continue
+        if api == "execute_and_collect":
+            # Not PyFlink's execute_and_collect(), which runs only this sink: collect
+            # asynchronously and run the whole job, so the job's other sinks run too.
+            collects.append(upstream)
+            continue
+        streams[node.id] = _named(_translate(upstream, node, fns, pickled), node)
+
+    iterators = [fns.collect_async(ds, pickled) for ds in collects]
+    start = time.monotonic()
+    try:
+        if iterators:
+            client = env.execute_async(job_name)
+            collected = [list(it) for it in iterators]
+            client.get_job_execution_result().result()
+            job_id = str(client.get_job_id())
+        else:
+            result = env.execute(job_name)
+            collected = []
+            job_id = str(result.get_job_id())
+    except Exception as exc:
+        raise RuntimeError(f"the Flink job {job_name!r} failed: {exc}") from exc
+    finally:
+        for it in iterators:
+            it.close()
+    return FlinkJobResult(job_id, job_name, (time.monotonic() - start) * 1000, collected)
+
+
+def _translate(upstream: Any, node: StreamNode, fns: Any, pickled: Any) -> Any:
+    api = node.operation.api
+    fn = node.function
+    if api == "map":
+        return upstream.map(fns.Map(fn), output_type=pickled)
+    if api == "flat_map":
+        return upstream.flat_map(fns.FlatMap(fn), output_type=pickled)
+    if api == "filter":
+        return upstream.filter(fns.Filter(fn))
+    if api == "assign_timestamps_and_watermarks":
+        return upstream.assign_timestamps_and_watermarks(fns.watermark_strategy(node.args[0]))
+    if api == "process":
+        tags = sorted({e.output_tag for e in node.outputs if e.output_tag is not None})
+        process = fns.KeyedProcess(fn, tags) if node.keyed else fns.Process(fn, tags)
+        return upstream.process(process, output_type=pickled)
+    if api == "reduce":
+        return upstream.process(fns.Reduce(fn, f"{node.operator_uid}-reduce"), output_type=pickled)
+    if api in ("sum", "min", "max"):
+        reduce = fns.field_reduce(api, node.args[0])
+        return upstream.process(
+            fns.Reduce(reduce, f"{node.operator_uid}-{api}"), output_type=pickled
+        )
+    raise AssertionError(f"untranslated operation {api!r} passed check_translatable")

@@ -1,0 +1,93 @@
+"""The Flink runner's checks that need no PyFlink: refusal before any JVM, lazy import."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from streamlet import MapFunction, PushSource, StreamExecutionEnvironment
+from streamlet.flink import FlinkTranslationError, check_translatable
+from streamlet.flink.keys import normalise_key
+from streamlet.flink.translate import flink_configuration
+
+
+def test_importing_streamlet_does_not_import_pyflink() -> None:
+    code = (
+        "import sys, streamlet, streamlet.flink\n"
+        "assert 'pyflink' not in sys.modules, 'pyflink imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+class _Notified(MapFunction):
+    def map(self, value):
+        return value
+
+    def notify_checkpoint_complete(self, checkpoint_id):
+        pass
+
+
+def test_refusal_lists_every_node_with_what_to_use_instead() -> None:
+    env = StreamExecutionEnvironment.get_execution_environment()
+    push = env.from_source(PushSource(), source_name="queue").uid("queue-uid")
+    mapped = push.map(_Notified()).name("notified").uid("notified-uid")
+    mapped.key_by(lambda x: x).min_by(0).name("proc").uid("proc-uid").print()
+    with pytest.raises(FlinkTranslationError) as info:
+        env.execute("refused", runner="flink")
+    message = str(info.value)
+    assert "'queue' (uid 'queue-uid'): the Python source PushSource" in message
+    assert "from_collection, from_sequence or read_text_file" in message
+    assert "'notified' (uid 'notified-uid'): the function's notify_checkpoint_complete()" in message
+    assert "'proc' (uid 'proc-uid'): min_by() on a keyed stream" in message
+    assert len(info.value.refusals) == 3
+    assert isinstance(info.value, ValueError)
+
+
+def test_refusal_happens_without_starting_a_jvm() -> None:
+    code = (
+        "import sys\n"
+        "from streamlet import PushSource, StreamExecutionEnvironment\n"
+        "from streamlet.flink import FlinkTranslationError\n"
+        "env = StreamExecutionEnvironment.get_execution_environment()\n"
+        "env.from_source(PushSource()).print()\n"
+        "try:\n"
+        "    env.execute('x', runner='flink')\n"
+        "except FlinkTranslationError:\n"
+        "    pass\n"
+        "else:\n"
+        "    raise SystemExit('not refused')\n"
+        "assert 'pyflink' not in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_translatable_job_passes_the_check() -> None:
+    env = StreamExecutionEnvironment.get_execution_environment()
+    env.from_collection([1, 2]).map(lambda x: x).key_by(lambda x: x).sum(0).print()
+    check_translatable(env._graph)
+
+
+def test_unknown_runner_and_bad_address_are_named() -> None:
+    env = StreamExecutionEnvironment.get_execution_environment()
+    env.from_collection([1]).print()
+    with pytest.raises(ValueError, match="runner must be"):
+        env.execute("x", runner="spark")
+    with pytest.raises(ValueError, match="host:port"):
+        flink_configuration(1, 128, None, None, "nowhere")
+
+
+@pytest.mark.parametrize(("key", "expected"), [(True, 1), (1.0, 1), (1, 1), ((True, 2.0), (1, 2))])
+def test_keys_follow_streamlets_equality(key, expected) -> None:
+    assert normalise_key(key) == expected
+    assert type(normalise_key(key)) is type(expected)
+    assert normalise_key(1.5) == 1.5
+
+
+def test_custom_partitioner_is_refused() -> None:
+    env = StreamExecutionEnvironment.get_execution_environment()
+    ds = env.from_collection([1, 2]).partition_custom(lambda key, n: key % n, lambda x: x)
+    ds.map(lambda x: x).name("after").print()
+    with pytest.raises(FlinkTranslationError, match=r"'after' .*partition_custom\(\) input"):
+        check_translatable(env._graph)
