@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 
-from streamlet import MapFunction, PushSource, StreamExecutionEnvironment
+from streamlet import MapFunction, PushSource, RestartStrategies, StreamExecutionEnvironment
 from streamlet.flink import FlinkTranslationError, check_translatable
 from streamlet.flink.keys import normalise_key
 from streamlet.flink.translate import flink_configuration
@@ -91,3 +92,31 @@ def test_custom_partitioner_is_refused() -> None:
     ds.map(lambda x: x).name("after").print()
     with pytest.raises(FlinkTranslationError, match=r"'after' .*partition_custom\(\) input"):
         check_translatable(env._graph)
+
+
+def test_every_restart_strategy_maps_to_flinks_keys() -> None:
+    def keys(strategy: Any) -> dict[str, str]:
+        conf = flink_configuration(1, 128, None, strategy, None)
+        return {k: v for k, v in conf.items() if k.startswith("restart-strategy.")}
+
+    assert keys(None) == keys(RestartStrategies.no_restart()) == {"restart-strategy.type": "none"}
+    assert keys(RestartStrategies.fixed_delay_restart(3, 500)) == {
+        "restart-strategy.type": "fixed-delay",
+        "restart-strategy.fixed-delay.attempts": "3",
+        "restart-strategy.fixed-delay.delay": "500 ms",
+    }
+    exponential = RestartStrategies.exponential_delay_restart(10, 2000, 2.0, 60000, 0.1)
+    assert keys(exponential) == {
+        "restart-strategy.type": "exponential-delay",
+        "restart-strategy.exponential-delay.initial-backoff": "10 ms",
+        "restart-strategy.exponential-delay.max-backoff": "2000 ms",
+        "restart-strategy.exponential-delay.backoff-multiplier": "2.0",
+        "restart-strategy.exponential-delay.reset-backoff-threshold": "60000 ms",
+        "restart-strategy.exponential-delay.jitter-factor": "0.1",
+    }
+    assert keys(RestartStrategies.failure_rate_restart(4, 60000, 100)) == {
+        "restart-strategy.type": "failure-rate",
+        "restart-strategy.failure-rate.max-failures-per-interval": "4",
+        "restart-strategy.failure-rate.failure-rate-interval": "60000 ms",
+        "restart-strategy.failure-rate.delay": "100 ms",
+    }

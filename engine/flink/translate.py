@@ -8,6 +8,7 @@ refused before a JVM starts.
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from dataclasses import dataclass, field
@@ -25,6 +26,13 @@ from streamlet.graph.partitioners import (
     ShufflePartitioner,
 )
 from streamlet.graph.stream_graph import StreamGraph, StreamNode
+from streamlet.job.restart import (
+    ExponentialDelayRestartStrategy,
+    FailureRateRestartStrategy,
+    FixedDelayRestartStrategy,
+    NoRestartStrategy,
+    RestartStrategy,
+)
 from streamlet.operators.sources.collection import CollectionSource, SequenceSource
 from streamlet.operators.sources.text_file import TextFileSource
 
@@ -42,17 +50,60 @@ class FlinkJobResult:
     collected: list[list[Any]] = field(default_factory=list)
 
 
+def _ms(value: float) -> str:
+    return f"{int(value)} ms"
+
+
+def _restart_keys(restart: RestartStrategy | None) -> dict[str, str]:
+    """Flink's ``restart-strategy.*`` keys for one of streamlet's restart strategies."""
+    if restart is None or isinstance(restart, NoRestartStrategy):
+        return {}
+    if isinstance(restart, FixedDelayRestartStrategy):
+        return {
+            "restart-strategy.type": "fixed-delay",
+            "restart-strategy.fixed-delay.attempts": str(restart.restart_attempts),
+            "restart-strategy.fixed-delay.delay": _ms(restart.delay_ms),
+        }
+    if isinstance(restart, ExponentialDelayRestartStrategy):
+        prefix = "restart-strategy.exponential-delay."
+        keys = {
+            "restart-strategy.type": "exponential-delay",
+            prefix + "initial-backoff": _ms(restart.initial_backoff_ms),
+            prefix + "max-backoff": _ms(restart.max_backoff_ms),
+            prefix + "backoff-multiplier": str(restart.backoff_multiplier),
+            prefix + "reset-backoff-threshold": _ms(restart.reset_backoff_threshold_ms),
+            prefix + "jitter-factor": str(restart.jitter_factor),
+        }
+        attempts = restart.attempts_before_reset_backoff
+        if math.isfinite(attempts):  # unbounded is Flink's default (Integer.MAX_VALUE)
+            keys[prefix + "attempts-before-reset-backoff"] = str(int(attempts))
+        return keys
+    if isinstance(restart, FailureRateRestartStrategy):
+        prefix = "restart-strategy.failure-rate."
+        return {
+            "restart-strategy.type": "failure-rate",
+            prefix + "max-failures-per-interval": str(restart.max_failures_per_interval),
+            prefix + "failure-rate-interval": _ms(restart.failure_rate_interval_ms),
+            prefix + "delay": _ms(restart.delay_ms),
+        }
+    raise ValueError(
+        f"the Flink runner cannot pass on the restart strategy {type(restart).__name__}: "
+        "use one of RestartStrategies' (no_restart, fixed_delay_restart, "
+        "exponential_delay_restart, failure_rate_restart)"
+    )
+
+
 def flink_configuration(
     parallelism: int,
     max_parallelism: int,
     checkpoint_interval_ms: int | None,
-    restart: Any,
+    restart: RestartStrategy | None,
     address: str | None,
 ) -> dict[str, str]:
     """Flink configuration keys for the job's settings.
 
     Restart strategies default to ``none`` so a task failure reaches the caller rather than
-    restarting forever; streamlet's fixed-delay strategy maps to Flink's.
+    restarting forever; each of streamlet's strategies maps to Flink's of the same name.
     """
     conf = {
         "parallelism.default": str(parallelism),
@@ -64,12 +115,7 @@ def flink_configuration(
     }
     if checkpoint_interval_ms is not None:
         conf["execution.checkpointing.interval"] = f"{checkpoint_interval_ms} ms"
-    attempts = getattr(restart, "restart_attempts", None)
-    delay = getattr(restart, "delay_ms", None)
-    if attempts is not None and delay is not None:
-        conf["restart-strategy.type"] = "fixed-delay"
-        conf["restart-strategy.fixed-delay.attempts"] = str(attempts)
-        conf["restart-strategy.fixed-delay.delay"] = f"{int(delay)} ms"
+    conf.update(_restart_keys(restart))
     if address is not None:
         host, sep, port = address.rpartition(":")
         if not sep or not host or not port.isdigit():
