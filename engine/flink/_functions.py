@@ -12,24 +12,35 @@ import pickle
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from pyflink.common import Duration, Types
+from pyflink.common import Duration, Time, Types
 from pyflink.common.watermark_strategy import TimestampAssigner
 from pyflink.common.watermark_strategy import WatermarkStrategy as FlinkWatermarkStrategy
+from pyflink.datastream import AggregateFunction as FlinkAggregateFunction
+from pyflink.datastream import CountWindow as FlinkCountWindow
 from pyflink.datastream import (
     FilterFunction,
     FlatMapFunction,
     KeyedProcessFunction,
     KeySelector,
     MapFunction,
+    ReduceFunction,
 )
 from pyflink.datastream import OutputTag as FlinkOutputTag
 from pyflink.datastream import ProcessFunction as FlinkProcessFunction
+from pyflink.datastream import ProcessWindowFunction as FlinkProcessWindowFunction
+from pyflink.datastream import TimeWindow as FlinkTimeWindow
+from pyflink.datastream import Trigger as FlinkTrigger
+from pyflink.datastream import TriggerResult as FlinkTriggerResult
+from pyflink.datastream import window as flink_window
 from pyflink.datastream.data_stream import CloseableIterator
+from pyflink.datastream.state import AggregatingStateDescriptor as FlinkAggregatingStateDescriptor
 from pyflink.datastream.state import (
     ListStateDescriptor,
     MapStateDescriptor,
     ValueStateDescriptor,
 )
+from pyflink.datastream.state import ReducingStateDescriptor as FlinkReducingStateDescriptor
+from pyflink.datastream.window import SessionWindowTimeGapExtractor
 
 from streamlet.flink.keys import normalise_key
 from streamlet.flink.refusal import watermark_kind
@@ -37,19 +48,28 @@ from streamlet.operators.derived import _field_getter
 from streamlet.operators.functions import FUNCTION_METHODS, FunctionAdapter
 from streamlet.operators.records import OutputTag
 from streamlet.operators.time import TimeDomain
+from streamlet.operators.windowing.windows import GLOBAL_WINDOW, CountWindow, TimeWindow
 
 __all__ = [
     "ByIndex",
     "Filter",
     "FlatMap",
+    "GapExtractor",
     "KeyedProcess",
     "Map",
     "NormalisedKey",
     "Process",
     "Reduce",
+    "WindowAggregate",
+    "WindowProcess",
+    "WindowReduce",
+    "WindowTrigger",
     "collect_async",
     "field_reduce",
+    "streamlet_window",
     "watermark_strategy",
+    "window_assigner",
+    "windowed",
 ]
 
 
@@ -406,3 +426,333 @@ def collect_async(ds: Any, type_info: Any) -> Any:
     """An iterator over ``ds``'s records that fills once the job is executed (Java's
     ``collectAsync``): the job is then run whole, with its other sinks."""
     return CloseableIterator(ds._j_data_stream.collectAsync(), type_info)
+
+
+# --- windows ---
+#
+# A window node runs on PyFlink's own window operator (Python, in the worker), which takes
+# a PyFlink assigner, trigger and window function. The assigner is PyFlink's counterpart of
+# streamlet's built-in one; the trigger is streamlet's own trigger object (built-in or the
+# user's) behind :class:`WindowTrigger`, so it decides exactly as on streamlet's runtime; the
+# functions are the user's behind :class:`WindowReduce`, :class:`WindowAggregate` and
+# :class:`WindowProcess`. The user sees streamlet's windows (TimeWindow, CountWindow,
+# GLOBAL_WINDOW), never PyFlink's.
+
+
+def _no_timestamp(timestamp: int | None) -> int | None:
+    """Flink's "no timestamp" (None or Long.MIN_VALUE) as streamlet's ``None``."""
+    return None if timestamp is None or timestamp < -(2**62) else timestamp
+
+
+def streamlet_window(window: Any, count_window: bool) -> Any:
+    """PyFlink's window as streamlet's: a TimeWindow as streamlet's TimeWindow, PyFlink's
+    GlobalWindow as :data:`GLOBAL_WINDOW`, or as ``CountWindow(0)`` for streamlet's
+    ``count_window(n)`` (which PyFlink runs as GlobalWindows with a purging count
+    trigger, as Flink's Java ``countWindow`` does)."""
+    if isinstance(window, FlinkTimeWindow):
+        return TimeWindow(window.start, window.end)
+    if isinstance(window, FlinkCountWindow):
+        return CountWindow(window.id)
+    return CountWindow(0) if count_window else GLOBAL_WINDOW
+
+
+def _flink_state(get: Callable[[Any], Any], descriptor: Any) -> Any:
+    """Flink state for one of streamlet's state descriptors, through ``get`` (a trigger
+    context's ``get_partitioned_state``), seen with streamlet's state API.
+
+    Reducing and aggregating state are Flink's own here (not a ValueState as in
+    :class:`_Context`), so that merging windows can merge them
+    (``merge_partitioned_state``)."""
+    flink = _flink_descriptor(descriptor)
+    state = get(flink)
+    if descriptor.kind == "value":
+        return _ValueState(state, descriptor.default_value)
+    if descriptor.kind == "map":
+        return _MapState(state)
+    return state
+
+
+def _flink_descriptor(descriptor: Any) -> Any:
+    pickled = Types.PICKLED_BYTE_ARRAY()
+    kind = descriptor.kind
+    if kind == "value":
+        return ValueStateDescriptor(descriptor.name, pickled)
+    if kind == "list":
+        return ListStateDescriptor(descriptor.name, pickled)
+    if kind == "map":
+        return MapStateDescriptor(descriptor.name, Types.STRING(), pickled)
+    if kind == "reducing":
+        return FlinkReducingStateDescriptor(
+            descriptor.name, WindowReduce(descriptor.reduce), pickled
+        )
+    if kind == "aggregating":
+        return FlinkAggregatingStateDescriptor(
+            descriptor.name, WindowAggregate(descriptor.aggregate_function), pickled
+        )
+    raise ValueError(f"the Flink runner cannot translate state of kind {kind!r}")
+
+
+class _TriggerContext:
+    """The TriggerContext (and OnMergeContext) a streamlet trigger gets, over PyFlink's."""
+
+    def __init__(self, flink_ctx: Any) -> None:
+        self._ctx = flink_ctx
+
+    def get_current_processing_time(self) -> int:
+        return int(self._ctx.get_current_processing_time())
+
+    def get_current_watermark(self) -> int:
+        return int(self._ctx.get_current_watermark())
+
+    def register_processing_time_timer(self, time: int) -> None:
+        self._ctx.register_processing_time_timer(time)
+
+    def register_event_time_timer(self, time: int) -> None:
+        self._ctx.register_event_time_timer(time)
+
+    def delete_processing_time_timer(self, time: int) -> None:
+        self._ctx.delete_processing_time_timer(time)
+
+    def delete_event_time_timer(self, time: int) -> None:
+        self._ctx.delete_event_time_timer(time)
+
+    def get_partitioned_state(self, descriptor: Any) -> Any:
+        return _flink_state(self._ctx.get_partitioned_state, descriptor)
+
+    def merge_partitioned_state(self, descriptor: Any) -> None:
+        self._ctx.merge_partitioned_state(_flink_descriptor(descriptor))
+
+    def get_metric_group(self) -> Any:
+        return self._ctx.get_metric_group()
+
+
+class WindowTrigger(FlinkTrigger):
+    """A streamlet trigger (built-in or the user's) as PyFlink's: the same decisions, with
+    its partitioned state and timers in PyFlink's window operator."""
+
+    def __init__(self, trigger: Any, count_window: bool) -> None:
+        super().__init__()
+        self.trigger = trigger
+        self.count_window = count_window
+
+    def _result(self, result: Any) -> Any:
+        return FlinkTriggerResult[result.name]
+
+    def on_element(self, element: Any, timestamp: int, window: Any, ctx: Any) -> Any:
+        w = streamlet_window(window, self.count_window)
+        stamp = _no_timestamp(timestamp)
+        return self._result(self.trigger.on_element(element, stamp, w, _TriggerContext(ctx)))
+
+    def on_processing_time(self, time: int, window: Any, ctx: Any) -> Any:
+        w = streamlet_window(window, self.count_window)
+        return self._result(self.trigger.on_processing_time(time, w, _TriggerContext(ctx)))
+
+    def on_event_time(self, time: int, window: Any, ctx: Any) -> Any:
+        w = streamlet_window(window, self.count_window)
+        return self._result(self.trigger.on_event_time(time, w, _TriggerContext(ctx)))
+
+    def can_merge(self) -> bool:
+        return bool(self.trigger.can_merge())
+
+    def on_merge(self, window: Any, ctx: Any) -> None:
+        self.trigger.on_merge(streamlet_window(window, self.count_window), _TriggerContext(ctx))
+
+    def clear(self, window: Any, ctx: Any) -> None:
+        self.trigger.clear(streamlet_window(window, self.count_window), _TriggerContext(ctx))
+
+
+class WindowReduce(ReduceFunction):
+    """A streamlet reduce function (a callable, or an object with ``reduce``) as PyFlink's."""
+
+    def __init__(self, function: Any) -> None:
+        reduce = getattr(function, "reduce", None)
+        self.reduce_fn: Callable[[Any, Any], Any] = reduce if callable(reduce) else function
+
+    def reduce(self, value1: Any, value2: Any) -> Any:
+        return self.reduce_fn(value1, value2)
+
+
+class WindowAggregate(FlinkAggregateFunction):
+    """A streamlet AggregateFunction as PyFlink's."""
+
+    def __init__(self, function: Any) -> None:
+        self.function = function
+
+    def create_accumulator(self) -> Any:
+        return self.function.create_accumulator()
+
+    def add(self, value: Any, accumulator: Any) -> Any:
+        return self.function.add(value, accumulator)
+
+    def get_result(self, accumulator: Any) -> Any:
+        return self.function.get_result(accumulator)
+
+    def merge(self, acc_a: Any, acc_b: Any) -> Any:
+        return self.function.merge(acc_a, acc_b)
+
+
+class GapExtractor(SessionWindowTimeGapExtractor):
+    """The dynamic gap of a streamlet session assigner, in ms, checked as streamlet checks
+    it (through the assigner's own window of an element)."""
+
+    def __init__(self, assigner: Any) -> None:
+        self.assigner = assigner
+
+    def extract(self, element: Any) -> int:
+        window = self.assigner._window_at(element, 0)[0]
+        return int(window.end - window.start)
+
+
+class _StateStore:
+    """``context.window_state()`` / ``global_state()`` of a process window function:
+    streamlet's descriptors over PyFlink's KeyedStateStore (as :class:`_Context` does)."""
+
+    def __init__(self, store: Any) -> None:
+        self._context = _Context(store)
+
+    def get_state(self, descriptor: Any) -> Any:
+        return self._context.get_state(descriptor)
+
+    def get_list_state(self, descriptor: Any) -> Any:
+        return self._context.get_list_state(descriptor)
+
+    def get_map_state(self, descriptor: Any) -> Any:
+        return self._context.get_map_state(descriptor)
+
+    def get_reducing_state(self, descriptor: Any) -> Any:
+        return self._context.get_reducing_state(descriptor)
+
+    def get_aggregating_state(self, descriptor: Any) -> Any:
+        return self._context.get_aggregating_state(descriptor)
+
+
+class _WindowFunctionContext:
+    """The ``context`` of a streamlet ProcessWindowFunction, over PyFlink's."""
+
+    def __init__(self, flink_ctx: Any, count_window: bool) -> None:
+        self._ctx = flink_ctx
+        self._count_window = count_window
+
+    def window(self) -> Any:
+        return streamlet_window(self._ctx.window(), self._count_window)
+
+    def current_processing_time(self) -> int:
+        return int(self._ctx.current_processing_time())
+
+    def current_watermark(self) -> int:
+        return int(self._ctx.current_watermark())
+
+    def window_state(self) -> Any:
+        return _StateStore(self._ctx.window_state())
+
+    def global_state(self) -> Any:
+        return _StateStore(self._ctx.global_state())
+
+
+class WindowProcess(FlinkProcessWindowFunction):
+    """The window function of a streamlet window node, as PyFlink's ProcessWindowFunction.
+
+    It runs what streamlet's window operator runs over a fired window: for ``process`` /
+    ``apply`` the user's function over the elements; for ``reduce`` / ``aggregate`` the
+    optional window function over the one pre-aggregated value (or that value itself). A
+    ``window_all`` node's functions take no key. It is always set, even without a user
+    window function, so the ``open``/``close`` hooks of the reduce or aggregate function
+    run as on streamlet.
+    """
+
+    def __init__(self, spec: Any, count_window: bool) -> None:
+        self.kind: str = spec.kind
+        self.function = spec.function
+        self.window_function = spec.window_function
+        self.all_windows: bool = spec.all_windows
+        self.count_window = count_window
+
+    def _user_functions(self) -> list[Any]:
+        return [
+            fn
+            for fn in (self.function, self.window_function)
+            if fn is not None and not isinstance(fn, type)
+        ]
+
+    def open(self, runtime_context: Any) -> None:
+        context = _Context(runtime_context)
+        for fn in self._user_functions():
+            hook = getattr(fn, "open", None)
+            if callable(hook):
+                hook(context)
+
+    def close(self) -> None:
+        for fn in self._user_functions():
+            hook = getattr(fn, "close", None)
+            if callable(hook):
+                hook()
+
+    def _evaluated(self) -> Any:
+        return self.window_function if self.kind in ("reduce", "aggregate") else self.function
+
+    def process(self, key: Any, context: Any, elements: Iterable[Any]) -> Iterable[Any]:
+        inputs = list(elements)
+        fn = self._evaluated()
+        if fn is None:
+            return inputs
+        process = getattr(fn, "process", None)
+        if callable(process):
+            ctx = _WindowFunctionContext(context, self.count_window)
+            result = process(ctx, inputs) if self.all_windows else process(key, ctx, inputs)
+        else:
+            apply = getattr(fn, "apply", fn)
+            window = streamlet_window(context.window(), self.count_window)
+            result = apply(window, inputs) if self.all_windows else apply(key, window, inputs)
+        return [] if result is None else list(result)
+
+    def clear(self, context: Any) -> None:
+        clear = getattr(self._evaluated(), "clear", None)
+        if callable(clear):
+            clear(_WindowFunctionContext(context, self.count_window))
+
+
+def window_assigner(assigner: Any) -> Any:
+    """PyFlink's counterpart of one of streamlet's built-in assigners (others are refused
+    by :func:`~streamlet.flink.refusal.check_translatable`)."""
+
+    def ms(value: int) -> Any:
+        return Time.milliseconds(value)
+
+    name = type(assigner).__name__
+    if name in ("TumblingEventTimeWindows", "TumblingProcessingTimeWindows"):
+        cls = getattr(flink_window, name)
+        return cls.of(ms(assigner.get_size()), ms(assigner.get_offset()))
+    if name in ("SlidingEventTimeWindows", "SlidingProcessingTimeWindows"):
+        cls = getattr(flink_window, name)
+        return cls.of(ms(assigner.get_size()), ms(assigner.get_slide()), ms(assigner.get_offset()))
+    if name in ("EventTimeSessionWindows", "ProcessingTimeSessionWindows"):
+        cls = getattr(flink_window, name)
+        gap = assigner.get_gap()
+        if gap is None:
+            return cls.with_dynamic_gap(GapExtractor(assigner))
+        return cls.with_gap(ms(gap))
+    if name in ("GlobalWindows", "CountTumblingWindowAssigner"):
+        return flink_window.GlobalWindows.create()
+    raise AssertionError(f"the assigner {assigner!r} is refused before translation")
+
+
+def windowed(upstream: Any, spec: Any, pickled: Any) -> Any:
+    """The window node ``spec`` on the keyed PyFlink stream ``upstream``."""
+    assigner = spec.assigner
+    count_window = type(assigner).__name__ == "CountTumblingWindowAssigner"
+    trigger = spec.trigger or assigner.get_default_trigger()
+    windows = upstream.window(window_assigner(assigner)).trigger(
+        WindowTrigger(trigger, count_window)
+    )
+    if spec.allowed_lateness:
+        windows = windows.allowed_lateness(spec.allowed_lateness)
+    if spec.late_tag is not None:
+        windows = windows.side_output_late_data(FlinkOutputTag(spec.late_tag, pickled))
+    function = WindowProcess(spec, count_window)
+    if spec.kind == "reduce":
+        return windows.reduce(WindowReduce(spec.function), function, output_type=pickled)
+    if spec.kind == "aggregate":
+        return windows.aggregate(
+            WindowAggregate(spec.function), function, accumulator_type=pickled, output_type=pickled
+        )
+    return windows.process(function, output_type=pickled)

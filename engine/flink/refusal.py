@@ -22,6 +22,17 @@ from streamlet.operators.watermarks import (
     BoundedOutOfOrdernessWatermarks,
     NoWatermarksGenerator,
 )
+from streamlet.operators.windowing.assigners import (
+    CountSlidingWindowAssigner,
+    CountTumblingWindowAssigner,
+    EventTimeSessionWindows,
+    GlobalWindows,
+    ProcessingTimeSessionWindows,
+    SlidingEventTimeWindows,
+    SlidingProcessingTimeWindows,
+    TumblingEventTimeWindows,
+    TumblingProcessingTimeWindows,
+)
 
 __all__ = ["SUPPORTED", "FlinkTranslationError", "Refusal", "check_translatable"]
 
@@ -35,6 +46,8 @@ SUPPORTED: dict[str, tuple[bool, bool]] = {
     "sum": (False, True),
     "min": (False, True),
     "max": (False, True),
+    # window(...) and window_all(...) (a window_all stream is keyed by one constant key)
+    "window": (False, True),
     "assign_timestamps_and_watermarks": (True, False),
     "print": (True, False),
     "execute_and_collect": (True, False),
@@ -49,6 +62,58 @@ _UNSUPPORTED_HOOKS = {
 }
 
 _SOURCES = (CollectionSource, SequenceSource, TextFileSource)
+
+#: The assigners with a PyFlink counterpart (exact types: a subclass may assign otherwise).
+_ASSIGNERS = frozenset(
+    {
+        TumblingEventTimeWindows,
+        TumblingProcessingTimeWindows,
+        SlidingEventTimeWindows,
+        SlidingProcessingTimeWindows,
+        EventTimeSessionWindows,
+        ProcessingTimeSessionWindows,
+        GlobalWindows,
+        CountTumblingWindowAssigner,
+    }
+)
+
+
+def _window_refusals(spec: Any) -> list[tuple[str, str]]:
+    """(feature, instead) for the parts of a window node that do not translate.
+
+    PyFlink 2.3's window operator takes an assigner, a trigger, allowed lateness, a late
+    data side output and a window function, but no evictor: evictors, and the count
+    windows that need one, stay on streamlet's runtime.
+    """
+    found: list[tuple[str, str]] = []
+    assigner = spec.assigner
+    if isinstance(assigner, CountSlidingWindowAssigner):
+        found.append(
+            (
+                "a sliding count window (count_window(size, slide)) needs an evictor "
+                "(Flink's CountEvictor), and PyFlink 2.3's windows have none; its "
+                "CountSlidingWindowAssigner fires other windows than Flink's countWindow",
+                "count_window(size) (tumbling), or streamlet's own runtime",
+            )
+        )
+    elif type(assigner) not in _ASSIGNERS:
+        found.append(
+            (
+                f"the custom window assigner {type(assigner).__name__} (only the built-in "
+                "assigners have PyFlink counterparts)",
+                "a built-in assigner (tumbling, sliding, session, global, count_window), "
+                "or streamlet's own runtime",
+            )
+        )
+    if spec.evictor is not None:
+        found.append(
+            (
+                f"the evictor {spec.evictor!r} (PyFlink 2.3's windows have no evictors)",
+                "a window function that skips the elements the evictor would remove, "
+                "or streamlet's own runtime",
+            )
+        )
+    return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,11 +195,17 @@ def _refusals_of(node: StreamNode) -> list[Refusal]:
             "a custom watermark generator (WatermarkStrategy.for_generator)",
             "for_monotonous_timestamps() or for_bounded_out_of_orderness(...)",
         )
-    fn: Any = node.function
-    if fn is not None and not inspect.isroutine(fn) and not isinstance(fn, type):
-        for hook, instead in _UNSUPPORTED_HOOKS.items():
-            if _user_defines(fn, hook):
-                refuse(f"the function's {hook}() hook", instead)
+    functions: list[Any] = [node.function]
+    if api == "window":
+        spec = node.args[0]
+        for feature, instead in _window_refusals(spec):
+            refuse(feature, instead)
+        functions = [spec.function, spec.window_function]
+    for fn in functions:
+        if fn is not None and not inspect.isroutine(fn) and not isinstance(fn, type):
+            for hook, instead in _UNSUPPORTED_HOOKS.items():
+                if _user_defines(fn, hook):
+                    refuse(f"the function's {hook}() hook", instead)
     return found
 
 

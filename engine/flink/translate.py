@@ -284,4 +284,6 @@ def _translate(upstream: Any, node: StreamNode, fns: Any, pickled: Any) -> Any:
         return upstream.process(
             fns.Reduce(reduce, f"{node.operator_uid}-{api}"), output_type=pickled
         )
+    if api == "window":
+        return fns.windowed(upstream, node.args[0], pickled)
     raise AssertionError(f"untranslated operation {api!r} passed check_translatable")
