@@ -8,7 +8,22 @@ from typing import Any
 
 import pytest
 
-from streamlet import MapFunction, PushSource, RestartStrategies, StreamExecutionEnvironment
+from streamlet import (
+    CountEvictor,
+    CountTrigger,
+    EventTimeSessionWindows,
+    GlobalWindows,
+    MapFunction,
+    OutputTag,
+    PushSource,
+    RestartStrategies,
+    SlidingProcessingTimeWindows,
+    StreamExecutionEnvironment,
+    Trigger,
+    TriggerResult,
+    TumblingEventTimeWindows,
+    TumblingProcessingTimeWindows,
+)
 from streamlet.flink import FlinkTranslationError, check_translatable
 from streamlet.flink.keys import normalise_key
 from streamlet.flink.translate import flink_configuration
@@ -120,3 +135,71 @@ def test_every_restart_strategy_maps_to_flinks_keys() -> None:
         "restart-strategy.failure-rate.failure-rate-interval": "60000 ms",
         "restart-strategy.failure-rate.delay": "100 ms",
     }
+
+
+class _Sum:
+    def create_accumulator(self):
+        return 0
+
+    def add(self, value, accumulator):
+        return accumulator + value
+
+    def get_result(self, accumulator):
+        return accumulator
+
+    def merge(self, a, b):
+        return a + b
+
+
+class _Always(Trigger):
+    def on_element(self, element, timestamp, window, ctx):
+        return TriggerResult.FIRE
+
+    def on_event_time(self, time, window, ctx):
+        return TriggerResult.CONTINUE
+
+    def on_processing_time(self, time, window, ctx):
+        return TriggerResult.CONTINUE
+
+    def clear(self, window, ctx):
+        pass
+
+
+class _Everything(TumblingEventTimeWindows):
+    """A user assigner (a subclass of a built-in one may assign otherwise)."""
+
+
+def test_windows_with_builtin_assigners_and_any_trigger_translate() -> None:
+    env = StreamExecutionEnvironment.get_execution_environment()
+    keyed = env.from_collection([1, 2]).key_by(lambda x: x % 2)
+    keyed.window(TumblingEventTimeWindows.of(10)).allowed_lateness(5).side_output_late_data(
+        OutputTag("late")
+    ).reduce(lambda a, b: a + b).print()
+    keyed.window(SlidingProcessingTimeWindows.of(10, 5)).aggregate(_Sum()).print()
+    keyed.window(EventTimeSessionWindows.with_gap(5)).trigger(CountTrigger.of(2)).apply(
+        lambda key, window, inputs: inputs
+    ).print()
+    keyed.window(GlobalWindows.create()).trigger(_Always()).reduce(lambda a, b: a + b).print()
+    keyed.count_window(3).reduce(lambda a, b: a + b).print()
+    env.from_collection([1]).window_all(TumblingProcessingTimeWindows.of(10)).apply(
+        lambda window, inputs: inputs
+    ).print()
+    check_translatable(env._graph)
+
+
+def test_evictors_sliding_count_windows_and_custom_assigners_are_refused() -> None:
+    env = StreamExecutionEnvironment.get_execution_environment()
+    keyed = env.from_collection([1, 2]).key_by(lambda x: x)
+    keyed.count_window(3, 1).reduce(lambda a, b: a + b).name("sliding").uid("s").print()
+    keyed.window(TumblingEventTimeWindows.of(10)).evictor(CountEvictor.of(2)).reduce(
+        lambda a, b: a + b
+    ).name("evicted").uid("e").print()
+    keyed.window(_Everything(10, 0)).reduce(lambda a, b: a + b).name("own").uid("o").print()
+    with pytest.raises(FlinkTranslationError) as info:
+        check_translatable(env._graph)
+    message = str(info.value)
+    assert "'sliding' (uid 's'): a sliding count window" in message
+    assert "instead: count_window(size) (tumbling)" in message
+    assert "'evicted' (uid 'e'): the evictor CountEvictor" in message
+    assert "'own' (uid 'o'): the custom window assigner _Everything" in message
+    assert len(info.value.refusals) == 3

@@ -752,7 +752,7 @@ def windowed(upstream: Any, spec: Any, pickled: Any) -> Any:
     if spec.kind == "reduce":
         return windows.reduce(WindowReduce(spec.function), function, output_type=pickled)
     if spec.kind == "aggregate":
-        return windows.aggregate(
-            WindowAggregate(spec.function), function, accumulator_type=pickled, output_type=pickled
-        )
+        # No accumulator_type: PyFlink's default is a fresh pickled type, which pickles
+        # with the window's descriptor (``pickled`` holds its Java twin once used).
+        return windows.aggregate(WindowAggregate(spec.function), function, output_type=pickled)
     return windows.process(function, output_type=pickled)
