@@ -13,6 +13,7 @@ from streamlet import (
     CountTrigger,
     EventTimeSessionWindows,
     GlobalWindows,
+    KeyedProcessFunction,
     MapFunction,
     OutputTag,
     PushSource,
@@ -165,6 +166,11 @@ class _Always(Trigger):
         pass
 
 
+class _Stamps(KeyedProcessFunction):
+    def process_element(self, value, ctx):
+        yield ctx.timestamp()
+
+
 class _Everything(TumblingEventTimeWindows):
     """A user assigner (a subclass of a built-in one may assign otherwise)."""
 
@@ -203,3 +209,21 @@ def test_evictors_sliding_count_windows_and_custom_assigners_are_refused() -> No
     assert "'evicted' (uid 'e'): the evictor CountEvictor" in message
     assert "'own' (uid 'o'): the custom window assigner _Everything" in message
     assert len(info.value.refusals) == 3
+
+
+def test_window_results_stamped_otherwise_on_flink_are_refused_before_a_timestamp_reader() -> None:
+    env = StreamExecutionEnvironment.get_execution_environment()
+    keyed = env.from_collection([1, 2]).key_by(lambda x: x)
+    counted = keyed.count_window(2).reduce(lambda a, b: a + b).name("counted").uid("c")
+    counted.map(lambda x: x).key_by(lambda x: x).process(_Stamps()).name("reader").print()
+    # The default event-time trigger stamps max_timestamp() on both runners: translated.
+    timed = keyed.window(TumblingEventTimeWindows.of(10)).reduce(lambda a, b: a + b)
+    timed.key_by(lambda x: x).process(_Stamps()).print()
+    # A count-triggered window whose results only reach a sink: translated.
+    keyed.count_window(3).reduce(lambda a, b: a + b).map(lambda x: x).print()
+    with pytest.raises(FlinkTranslationError) as info:
+        check_translatable(env._graph)
+    assert len(info.value.refusals) == 1
+    assert "'counted' (uid 'c'): its results feed 'reader', which reads timestamps" in str(
+        info.value
+    )

@@ -33,6 +33,7 @@ from streamlet.operators.windowing.assigners import (
     TumblingEventTimeWindows,
     TumblingProcessingTimeWindows,
 )
+from streamlet.operators.windowing.triggers import EventTimeTrigger, ProcessingTimeTrigger
 
 __all__ = ["SUPPORTED", "FlinkTranslationError", "Refusal", "check_translatable"]
 
@@ -76,6 +77,49 @@ _ASSIGNERS = frozenset(
         CountTumblingWindowAssigner,
     }
 )
+
+
+#: Operations that pass their input's timestamps on without reading them.
+_TIMESTAMP_BLIND = frozenset(
+    {"map", "flat_map", "filter", "reduce", "sum", "min", "max", "print", "execute_and_collect"}
+)
+
+
+def _stamped_as_on_streamlet(spec: Any) -> bool:
+    """Whether the window's results carry ``window.max_timestamp()`` on Flink too.
+
+    Streamlet (and Flink's Java WindowOperator) stamp every firing with the window's
+    ``max_timestamp()``; PyFlink's window operator stamps it with the time of what fired it:
+    the timer's time (the window's end, for the EventTimeTrigger and the
+    ProcessingTimeTrigger), or the element's timestamp for a firing by element (count and
+    custom triggers, continuous triggers' early firings, late firings within an allowed
+    lateness).
+    """
+    trigger = spec.trigger or spec.assigner.get_default_trigger()
+    if type(trigger) is ProcessingTimeTrigger:
+        return True
+    return type(trigger) is EventTimeTrigger and spec.allowed_lateness == 0
+
+
+def _timestamp_reader(node: StreamNode) -> StreamNode | None:
+    """The first node downstream of ``node``'s main output that reads record timestamps
+    (a process function, an event-time window, a timestamp assigner), if any."""
+    pending = [edge.downstream for edge in node.outputs if edge.output_tag is None]
+    seen: set[int] = set()
+    while pending:
+        down = pending.pop()
+        if down.id in seen:
+            continue
+        seen.add(down.id)
+        api = down.operation.api
+        if api == "window" and not down.args[0].assigner.is_event_time():
+            blind = True
+        else:
+            blind = api in _TIMESTAMP_BLIND
+        if not blind:
+            return down
+        pending.extend(edge.downstream for edge in down.outputs)
+    return None
 
 
 def _window_refusals(spec: Any) -> list[tuple[str, str]]:
@@ -200,6 +244,16 @@ def _refusals_of(node: StreamNode) -> list[Refusal]:
         spec = node.args[0]
         for feature, instead in _window_refusals(spec):
             refuse(feature, instead)
+        reader = None if _stamped_as_on_streamlet(spec) else _timestamp_reader(node)
+        if reader is not None:
+            refuse(
+                f"its results feed {reader.name!r}, which reads timestamps, but on Flink "
+                "a firing by element or by an early timer is stamped with that element's "
+                "or timer's time, not the window's max_timestamp() (PyFlink's window "
+                "operator)",
+                "the assigner's default trigger without allowed_lateness, or streamlet's "
+                "own runtime",
+            )
         functions = [spec.function, spec.window_function]
     for fn in functions:
         if fn is not None and not inspect.isroutine(fn) and not isinstance(fn, type):
