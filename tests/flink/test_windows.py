@@ -16,6 +16,7 @@ from streamlet import (
     CountTrigger,
     EventTimeSessionWindows,
     GlobalWindows,
+    KeyedProcessFunction,
     ProcessAllWindowFunction,
     ProcessWindowFunction,
     SlidingEventTimeWindows,
@@ -69,6 +70,11 @@ def _stamped(env, data, bound=0):
 SPAN = 1000
 
 
+class _Stamps(KeyedProcessFunction):
+    def process_element(self, value, ctx):
+        yield (value, ctx.timestamp())
+
+
 def test_tumbling_event_time_reduce_with_bounded_out_of_orderness() -> None:
     data = [("a", 2), ("b", 4), ("a", 12), ("a", 3), ("b", 11), ("a", 25), ("a", 1), ("b", 13)]
 
@@ -78,11 +84,20 @@ def test_tumbling_event_time_reduce_with_bounded_out_of_orderness() -> None:
             .key_by(lambda t: t[0])
             .window(TumblingEventTimeWindows.of(10))
             .reduce(lambda x, y: (x[0], x[1] + y[1]))
+            .key_by(lambda t: t[0])
+            .process(_Stamps())
         )
 
     local, flink = _both(build, parallelism=1)
     _same(local, flink)
-    assert sorted(flink) == [("a", 6), ("a", 12), ("a", 25), ("b", 4), ("b", 24)]
+    # Each result carries its window's max_timestamp() (end - 1) on both runners.
+    assert sorted(flink) == [
+        (("a", 6), 9),
+        (("a", 12), 19),
+        (("a", 25), 29),
+        (("b", 4), 9),
+        (("b", 24), 19),
+    ]
 
 
 class _Average(AggregateFunction):
