@@ -16,6 +16,7 @@ from streamlet import (
     KeyedProcessFunction,
     MapFunction,
     OutputTag,
+    ProcessWindowFunction,
     PushSource,
     RestartStrategies,
     SlidingProcessingTimeWindows,
@@ -24,6 +25,7 @@ from streamlet import (
     TriggerResult,
     TumblingEventTimeWindows,
     TumblingProcessingTimeWindows,
+    ValueStateDescriptor,
 )
 from streamlet.flink import FlinkTranslationError, check_translatable
 from streamlet.flink.keys import normalise_key
@@ -227,3 +229,21 @@ def test_window_results_stamped_otherwise_on_flink_are_refused_before_a_timestam
     assert "'counted' (uid 'c'): its results feed 'reader', which reads timestamps" in str(
         info.value
     )
+
+
+class _PerWindow(ProcessWindowFunction):
+    def process(self, key, context, elements):
+        state = context.window_state().get_state(ValueStateDescriptor("n", default_value=0))
+        state.update(state.value() + 1)
+        yield state.value()
+
+
+def test_per_window_state_in_session_windows_is_refused() -> None:
+    env = StreamExecutionEnvironment.get_execution_environment()
+    keyed = env.from_collection([1, 2]).key_by(lambda x: x)
+    keyed.window(EventTimeSessionWindows.with_gap(5)).process(_PerWindow()).name("s").print()
+    keyed.window(TumblingEventTimeWindows.of(5)).process(_PerWindow()).print()  # translates
+    with pytest.raises(FlinkTranslationError) as info:
+        check_translatable(env._graph)
+    assert len(info.value.refusals) == 1
+    assert "'s' (uid" in str(info.value) and "per-window state" in str(info.value)

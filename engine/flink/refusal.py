@@ -122,6 +122,28 @@ def _timestamp_reader(node: StreamNode) -> StreamNode | None:
     return None
 
 
+def _code_names(code: Any) -> set[str]:
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if inspect.iscode(const):
+            names |= _code_names(const)
+    return names
+
+
+def _reads_window_state(fn: Any) -> bool:
+    """Whether the user's window function class names ``window_state`` in its code."""
+    if fn is None or inspect.isroutine(fn):
+        return False
+    for cls in type(fn).__mro__:
+        if cls.__module__.startswith("streamlet.") or cls is object:
+            continue
+        for member in vars(cls).values():
+            code = getattr(member, "__code__", None)
+            if code is not None and "window_state" in _code_names(code):
+                return True
+    return False
+
+
 def _window_refusals(spec: Any) -> list[tuple[str, str]]:
     """(feature, instead) for the parts of a window node that do not translate.
 
@@ -147,6 +169,16 @@ def _window_refusals(spec: Any) -> list[tuple[str, str]]:
                 "assigners have PyFlink counterparts)",
                 "a built-in assigner (tumbling, sliding, session, global, count_window), "
                 "or streamlet's own runtime",
+            )
+        )
+    if assigner.is_merging and any(
+        _reads_window_state(fn) for fn in (spec.function, spec.window_function)
+    ):
+        found.append(
+            (
+                "per-window state (context.window_state()) in merging (session) windows: "
+                "Flink's window operator does not allow it",
+                "context.global_state(), or streamlet's own runtime",
             )
         )
     if spec.evictor is not None:
