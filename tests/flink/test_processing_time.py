@@ -19,6 +19,7 @@ import pytest
 from streamlet import (
     CountTrigger,
     KeyedProcessFunction,
+    ProcessingTimeSessionWindows,
     ProcessWindowFunction,
     StreamExecutionEnvironment,
     TimeDomain,
@@ -103,12 +104,27 @@ def test_processing_time_windows_with_a_count_trigger() -> None:
             .window(TumblingProcessingTimeWindows.of(size))
             .reduce(lambda a, b: a + b)
         )
-        return counted.map(lambda r: ("counted", r)).union(pending.map(lambda r: ("pending", r)))
+        # Sessions an hour long: each key's elements merge into one session, whose count
+        # trigger's state (a reducing state) is merged with it.
+        sessions = (
+            numbers.key_by(lambda x: x % 2)
+            .window(ProcessingTimeSessionWindows.with_gap(HOUR))
+            .trigger(CountTrigger.of(3))
+            .apply(lambda key, window, inputs: [(key, sorted(inputs))])
+        )
+        return counted.map(lambda r: ("counted", r)).union(
+            pending.map(lambda r: ("pending", r)), sessions.map(lambda r: ("session", r))
+        )
 
     local, flink = _both(build, parallelism=1)
     assert Counter(map(repr, flink)) == Counter(map(repr, local))
+    assert not [r for kind, r in flink if kind == "pending"]
+    assert sorted(r for kind, r in flink if kind == "session") == [
+        (0, [0, 2, 4]),
+        (1, [1, 3, 5]),
+    ]
     # Five elements per key: firings at the 2nd and 4th, each over all the window holds.
-    assert sorted(r for _, r in flink) == [
+    assert sorted(r for kind, r in flink if kind == "counted") == [
         (0, size, 2 * size, [0, 2]),
         (0, size, 2 * size, [0, 2, 4, 6]),
         (1, size, 2 * size, [1, 3]),
