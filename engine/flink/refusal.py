@@ -8,14 +8,17 @@ that does not translate and what to use instead, so a user fixes the job in one 
 
 from __future__ import annotations
 
+import codecs
 import functools
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from streamlet.graph.partitioners import CustomPartitioner
 from streamlet.graph.stream_graph import StreamGraph, StreamNode
 from streamlet.operators.sources.collection import CollectionSource, SequenceSource
+from streamlet.operators.sources.socket import SocketTextStreamSource
 from streamlet.operators.sources.text_file import TextFileSource
 from streamlet.operators.watermarks import (
     AscendingTimestampsWatermarks,
@@ -62,7 +65,10 @@ _UNSUPPORTED_HOOKS = {
     "notify_checkpoint_aborted": "checkpoint notifications: run on streamlet's own runtime",
 }
 
-_SOURCES = (CollectionSource, SequenceSource, TextFileSource)
+_SOURCES = (CollectionSource, SequenceSource, TextFileSource, SocketTextStreamSource)
+
+#: The reconnect delay of Flink's socket source (``SocketTextStreamFunction``), fixed there.
+FLINK_SOCKET_RETRY_DELAY_MS = 500
 
 #: The assigners with a PyFlink counterpart (exact types: a subclass may assign otherwise).
 _ASSIGNERS = frozenset(
@@ -258,6 +264,8 @@ def _refusals_of(node: StreamNode) -> list[Refusal]:
                 f"has no replayable Flink counterpart)",
                 "from_collection, from_sequence or read_text_file, or a Flink connector",
             )
+        if isinstance(source, SocketTextStreamSource):
+            _socket_refusals(source, refuse)
         return found
     support = SUPPORTED.get(api)
     if support is None or not support[1 if node.keyed else 0]:
@@ -293,6 +301,30 @@ def _refusals_of(node: StreamNode) -> list[Refusal]:
                 if _user_defines(fn, hook):
                     refuse(f"the function's {hook}() hook", instead)
     return found
+
+
+def _socket_refusals(source: SocketTextStreamSource, refuse: Callable[[str, str], None]) -> None:
+    """What of ``socket_text_stream`` Flink's ``socketTextStream`` cannot do."""
+    if source.write_ahead_log:
+        refuse(
+            "socket_text_stream(write_ahead_log=True): Flink's socket source has no "
+            "write-ahead log, so a failover loses the lines read since the last checkpoint",
+            "write_ahead_log=False (at-most-once after a failure, as Flink's "
+            "socketTextStream), or a replayable source (files, a Flink connector such as "
+            "Kafka) for exactly-once",
+        )
+    if source.retry_delay_ms != FLINK_SOCKET_RETRY_DELAY_MS:
+        refuse(
+            f"socket_text_stream(retry_delay_ms={source.retry_delay_ms}): Flink's socket "
+            f"source waits a fixed {FLINK_SOCKET_RETRY_DELAY_MS} ms between reconnects",
+            f"leave retry_delay_ms at its default ({FLINK_SOCKET_RETRY_DELAY_MS})",
+        )
+    if codecs.lookup(source.encoding).name != "utf-8":
+        refuse(
+            f"socket_text_stream(encoding={source.encoding!r}): the Flink runner's socket "
+            f"source decodes UTF-8",
+            "send UTF-8, or decode the bytes yourself on streamlet's own runtime",
+        )
 
 
 def check_translatable(graph: StreamGraph) -> None:

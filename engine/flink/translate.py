@@ -34,6 +34,7 @@ from streamlet.job.restart import (
     RestartStrategy,
 )
 from streamlet.operators.sources.collection import CollectionSource, SequenceSource
+from streamlet.operators.sources.socket import SocketTextStreamSource
 from streamlet.operators.sources.text_file import TextFileSource
 
 __all__ = ["FlinkJobResult", "flink_configuration", "run_on_flink"]
@@ -213,6 +214,8 @@ def run_on_flink(
                         )
                     ds = env.from_source(seq, WatermarkStrategy.no_watermarks(), node.name)
                     ds = ds.map(fns.ByIndex(data), output_type=pickled)
+            elif isinstance(source, SocketTextStreamSource):
+                ds = _socket_text_stream(env, source, pickled)
             else:
                 assert isinstance(source, TextFileSource)
                 fmt = StreamFormat.text_line_format(source.encoding)
@@ -260,6 +263,17 @@ def run_on_flink(
         for it in iterators:
             it.close()
     return FlinkJobResult(job_id, job_name, (time.monotonic() - start) * 1000, collected)
+
+
+def _socket_text_stream(env: Any, source: SocketTextStreamSource, pickled: Any) -> Any:
+    """Flink's own ``socketTextStream`` (PyFlink's Python API lacks it): a non-parallel
+    source, at-most-once after a failover as in Flink, which ends when the connection
+    closes and ``max_retry`` reconnects failed. Its Java strings become pickled ``str``s."""
+    from pyflink.datastream.data_stream import DataStream
+
+    j_env = env._j_stream_execution_environment
+    j_stream = j_env.socketTextStream(source.host, source.port, source.delimiter, source.max_retry)
+    return DataStream(j_stream).map(str, output_type=pickled)
 
 
 def _translate(upstream: Any, node: StreamNode, fns: Any, pickled: Any) -> Any:
