@@ -8,7 +8,7 @@ calls (``rebalance()``, ``shuffle()``, ...) and ``union`` add no node: they deci
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator
 from typing import TYPE_CHECKING, Any, Protocol, overload
 
 import anyio
@@ -672,8 +672,9 @@ class DataStream(_NodeHandle):
             self._add("execute_and_collect", "Collect Sink", args=(None,)).parallelism = None
             ran = self._env._execute_on_flink(job_name or "Collect Job", runner, flink_address)
             if inspect.isawaitable(ran):
-                return _first_collected(ran, limit)
-            return ran.collected[0][:limit]
+                return FlinkCollecting(ran, limit)
+            records = ran.collected[0][:limit]
+            return records if limit is not None else FlinkCollected(records)
         send, receive = anyio.create_memory_object_stream[list[Any]](16)
         node = self._add("execute_and_collect", "Collect Sink", args=(send,))
         node.parallelism = None
@@ -685,9 +686,59 @@ class DataStream(_NodeHandle):
         return collected
 
 
-async def _first_collected(ran: Any, limit: int | None) -> list[Any]:
-    result = await ran
-    return list(result.collected[0][:limit])
+class FlinkCollected(list[Any]):
+    """The records of a job that ran on Flink, in the local form's shapes: a list, and also
+    a context manager (``with ds.execute_and_collect() as results:``, PyFlink's
+    ``CloseableIterator`` form), so a program runs unchanged on either runner."""
+
+    def __enter__(self) -> FlinkCollected:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Nothing to stop: the Flink job has finished when the records are here."""
+
+
+class FlinkCollecting:
+    """The records of a job running on Flink, inside an event loop: ``await`` it for the
+    list, or use it as the local form is used, ``async with`` and ``async for``. The job
+    runs (in a worker thread) when it is first awaited or iterated."""
+
+    def __init__(self, ran: Awaitable[Any], limit: int | None) -> None:
+        self._ran: Awaitable[Any] | None = ran
+        self._limit = limit
+        self._records: list[Any] | None = None
+
+    async def _result(self) -> list[Any]:
+        if self._records is None:
+            ran, self._ran = self._ran, None
+            if ran is None:
+                raise RuntimeError("the Flink job of this execute_and_collect() failed before")
+            result = await ran
+            self._records = list(result.collected[0][: self._limit])
+        return self._records
+
+    def __await__(self) -> Generator[Any, None, list[Any]]:
+        return self._result().__await__()
+
+    async def __aenter__(self) -> FlinkCollecting:
+        await self._result()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        return None
+
+    def __aiter__(self) -> AsyncIterator[Any]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[Any]:
+        for record in await self._result():
+            yield record
+
+    async def aclose(self) -> None:
+        """Nothing to stop: the records come once the Flink job has finished."""
 
 
 class KeyedStream(DataStream):
