@@ -148,6 +148,15 @@ def _partition(ds: Any, partitioner: Partitioner | None) -> Any:
     raise ValueError(f"the Flink runner cannot translate the partitioner {partitioner!r}")
 
 
+def _source_parallelism(node: StreamNode, default: int) -> Any:
+    """A function that sets a source node's parallelism on a PyFlink stream (the identity
+    when the source runs at the job's default)."""
+    wanted = node.resolved_parallelism(default)
+    if wanted == default and node.parallelism is None:
+        return lambda ds: ds
+    return lambda ds: ds.set_parallelism(wanted)
+
+
 def _named(ds: Any, node: StreamNode) -> Any:
     ds = ds.name(node.name).uid(node.operator_uid)
     if node.parallelism is not None:
@@ -199,14 +208,17 @@ def run_on_flink(
         api = node.operation.api
         if node.kind == "source":
             source = node.source
+            # The source's own parallelism (set_parallelism, or its limit): records of a
+            # one-subtask source keep their order downstream, as on streamlet's runtime.
+            sized = _source_parallelism(node, parallelism)
             if isinstance(source, CollectionSource | SequenceSource):
                 # Not PyFlink's from_collection: it re-reads from the start after a
                 # failover. A sequence source checkpoints its position; a collection is
                 # read by index from that sequence.
                 if isinstance(source, SequenceSource):
                     seq = NumberSequenceSource(source.start, source.end)
-                    ds = env.from_source(seq, WatermarkStrategy.no_watermarks(), node.name)
-                    ds = ds.map(int, output_type=pickled)
+                    ds = sized(env.from_source(seq, WatermarkStrategy.no_watermarks(), node.name))
+                    ds = sized(ds.map(int, output_type=pickled))
                 else:
                     data = list(source._data)
                     seq = NumberSequenceSource(0, len(data) - 1) if data else None
@@ -214,13 +226,15 @@ def run_on_flink(
                         raise ValueError(
                             f"{node.name!r}: the Flink runner cannot read an empty collection"
                         )
-                    ds = env.from_source(seq, WatermarkStrategy.no_watermarks(), node.name)
-                    ds = ds.map(fns.ByIndex(data), output_type=pickled)
+                    ds = sized(env.from_source(seq, WatermarkStrategy.no_watermarks(), node.name))
+                    ds = sized(ds.map(fns.ByIndex(data), output_type=pickled))
             else:
                 assert isinstance(source, TextFileSource)
                 fmt = StreamFormat.text_line_format(source.encoding)
                 file_source = FileSource.for_record_stream_format(fmt, source.path).build()
-                ds = env.from_source(file_source, WatermarkStrategy.no_watermarks(), node.name)
+                ds = sized(
+                    env.from_source(file_source, WatermarkStrategy.no_watermarks(), node.name)
+                )
             streams[node.id] = ds.uid(node.operator_uid)
             continue
         if node.operation.inputs == 2:
