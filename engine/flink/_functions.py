@@ -37,9 +37,9 @@ from pyflink.datastream.state import (
 
 from streamlet.flink.keys import normalise_key
 from streamlet.flink.refusal import watermark_kind
-from streamlet.operators.derived import _field_getter
 from streamlet.operators.broadcast import check_broadcast_function
 from streamlet.operators.connected import check_co_function
+from streamlet.operators.derived import _field_getter
 from streamlet.operators.functions import FUNCTION_METHODS, FunctionAdapter
 from streamlet.operators.records import OutputTag
 from streamlet.operators.time import TimeDomain
@@ -50,9 +50,9 @@ __all__ = [
     "ByIndex",
     "Co",
     "Encode",
-    "Identity",
     "Filter",
     "FlatMap",
+    "Identity",
     "KeyedBroadcast",
     "KeyedCo",
     "KeyedProcess",
@@ -60,8 +60,8 @@ __all__ = [
     "NormalisedKey",
     "Process",
     "Reduce",
-    "collect_async",
     "broadcast_descriptor",
+    "collect_async",
     "field_reduce",
     "watermark_strategy",
 ]
