@@ -157,8 +157,10 @@ def _refusals_of(node: StreamNode) -> list[Refusal]:
         return found
     if api == "interval_join":
         refuse(
-            "interval_join() (PyFlink has no interval join, and its buffering with "
-            "watermark cleanup is not re-implemented on Flink yet)",
+            "interval_join() (PyFlink has no interval join, and a keyed co-process "
+            "function cannot stand in for it: a Python function's outputs carry its "
+            "input record's timestamp, not the later of the pair's, so event time "
+            "downstream would differ)",
             "run this job on streamlet's own runtime (runner='local'), or join in windows "
             "(a.join(b).where(k1).equal_to(k2).window(...)) once windows translate",
         )
