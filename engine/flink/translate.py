@@ -357,9 +357,10 @@ def _translate_two_inputs(first: Any, second: Any, node: StreamNode, fns: Any, p
 
 def _file_sink(upstream: Any, node: StreamNode, fns: Any) -> None:
     """streamlet's FileSink as Flink's row-format FileSink: each record encoded to its line
-    by the sink's encoder (in Python), written by Flink's string encoder into part files
-    ``<prefix>-<uuid>-<subtask>-<counter><suffix>`` directly in the directory (the base
-    path bucket assigner). In-progress and pending files are dot-files until their
+    by the sink's encoder (in Python), written by Flink's string encoder (in the sink's
+    encoding, which Java must know by that name) into part files
+    ``<prefix>-<uuid>-<counter><suffix>`` (a uuid per writer) directly in the directory
+    (the base path bucket assigner). In-progress and pending files are dot-files until their
     checkpoint commits them, so :func:`~streamlet.read_committed` reads only committed
     data. The rolling policy: streamlet's default policy as Flink's of the same limits;
     otherwise (streamlet rolls at every checkpoint) Flink's on-checkpoint policy."""
