@@ -51,20 +51,25 @@ def test_file_sink_output_reads_as_on_streamlet(tmp_path) -> None:
 
 
 class _FailOnce:
-    """Fails at record ``at`` the first time (a marker file says it already did, across the
-    Python worker processes of both attempts); slowed a little so checkpoints complete, and
-    commit part files, before the failure."""
+    """Fails once, at the first record from ``at`` on that finds committed part files in
+    ``directory`` (a checkpoint completed and committed some of this attempt's output);
+    a marker file, seen by the Python workers of both attempts, says it failed already and
+    how many files were committed then. Slowed a little, so checkpoints come between
+    records."""
 
-    def __init__(self, marker: str, at: int) -> None:
+    def __init__(self, marker: str, directory: str, at: int) -> None:
         self.marker = marker
+        self.directory = directory
         self.at = at
 
     def __call__(self, value: int) -> str:
         time.sleep(0.0005)
-        if value == self.at and not os.path.exists(self.marker):
-            with open(self.marker, "w") as f:
-                f.write("failed once")
-            raise RuntimeError("injected failure")
+        if value >= self.at and not os.path.exists(self.marker):
+            committed = [n for n in os.listdir(self.directory) if not n.startswith(".")]
+            if committed:
+                with open(self.marker, "w") as f:
+                    f.write(str(len(committed)))
+                raise RuntimeError("injected failure")
         return f"line {value}"
 
 
@@ -76,16 +81,17 @@ def test_file_sink_failover_commits_every_line_exactly_once(tmp_path) -> None:
     env.set_parallelism(2)
     env.enable_checkpointing(100)
     env.set_restart_strategy(RestartStrategies.fixed_delay_restart(1, 0))
+    sink = _sink(directory, RollingPolicy.on_checkpoint_rolling_policy())
     (
         env.from_collection(list(range(n)))
-        .map(_FailOnce(marker, at=3 * n // 4))
-        .sink_to(_sink(directory, RollingPolicy.on_checkpoint_rolling_policy()))
+        .map(_FailOnce(marker, str(directory), at=n // 2))
+        .sink_to(sink)
         .uid("files")
     )
     env.execute("file sink failover", runner="flink")
-    assert os.path.exists(marker), "the failure was not injected"
+    assert os.path.exists(marker), "no part file was committed before the input ended"
+    with open(marker) as f:
+        assert int(f.read()) > 0  # the first attempt had committed output when it failed
     committed = read_committed(directory, prefix="out", suffix=".txt")
     expected = [f"line {v}" for v in range(n)]
     assert Counter(committed) == Counter(expected)  # no line lost, none twice
-    # Part files rolled at checkpoints, so the first attempt committed some before failing.
-    assert len([p for p in directory.iterdir() if not p.name.startswith(".")]) > 2
