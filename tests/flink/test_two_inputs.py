@@ -11,6 +11,7 @@ from streamlet import (
     BroadcastProcessFunction,
     CoFlatMapFunction,
     CoMapFunction,
+    CoProcessFunction,
     KeyedBroadcastProcessFunction,
     KeyedCoProcessFunction,
     ListStateDescriptor,
@@ -64,17 +65,49 @@ class _SeenPerKey(CoFlatMapFunction):
         return None  # nothing for this input
 
 
+class _CountPerKey(CoMapFunction):
+    """A CoMap on connected keyed streams: one keyed count shared by both inputs."""
+
+    def open(self, runtime_context):
+        self.count = runtime_context.get_state(ValueStateDescriptor("count", default_value=0))
+
+    def map1(self, value):
+        self.count.update(self.count.value() + 1)
+        return ("count", value % 2, self.count.value())
+
+    def map2(self, value):
+        self.count.update(self.count.value() + 1)
+        return ("count", len(value) % 2, self.count.value())
+
+
+WORDS = OutputTag("words")
+
+
+class _Split(CoProcessFunction):
+    def process_element1(self, value, ctx):
+        yield ("main", value)
+
+    def process_element2(self, value, ctx):
+        yield WORDS, value
+
+
 def test_connect_co_map_and_hash_partitioned_co_flat_map() -> None:
     def build(env):
         numbers = env.from_collection(list(range(12)))
         words = env.from_collection(["a", "b", "c"])
         tagged = numbers.connect(words).map(_Tag())
         seen = numbers.key_by(lambda n: n % 3).connect(words).flat_map(_SeenPerKey())
-        return tagged.union(seen)
+        counts = numbers.connect(words).key_by(lambda n: n % 2, len).map(_CountPerKey())
+        split = numbers.connect(words).process(_Split())
+        side = split.get_side_output(WORDS).map(lambda w: ("side", w))
+        return tagged.union(seen, counts, split, side)
 
     local, flink = _both(build)
     assert Counter(flink) == Counter(local)
     assert ("word", "B") in flink and ("number", 110) in flink
+    # Words (length 1) share key 1 with the odd numbers: 6 + 3 updates of one count.
+    assert max(n for kind, k, n in (r for r in flink if r[0] == "count") if k == 1) == 9
+    assert sorted(r for r in flink if r[0] == "side") == [("side", w) for w in "abc"]
     seen = [r for r in flink if r[0] == "seen"]
     totals = {key: max(n for _, k, n in seen if k == key) for key in range(3)}
     assert totals == {0: 4, 1: 4, 2: 4}
