@@ -54,8 +54,8 @@ class _FailOnce:
     """Fails once, at the first record from ``at`` on that finds committed part files in
     ``directory`` (a checkpoint completed and committed some of this attempt's output);
     a marker file, seen by the Python workers of both attempts, says it failed already and
-    how many files were committed then. Slowed a little, so checkpoints come between
-    records."""
+    how many files were committed then. Slowed, so both subtasks look for seconds while
+    checkpoints (every 100 ms) complete, also on a loaded machine."""
 
     def __init__(self, marker: str, directory: str, at: int) -> None:
         self.marker = marker
@@ -63,7 +63,7 @@ class _FailOnce:
         self.at = at
 
     def __call__(self, value: int) -> str:
-        time.sleep(0.0005)
+        time.sleep(0.002)
         if value >= self.at and not os.path.exists(self.marker):
             committed = [n for n in os.listdir(self.directory) if not n.startswith(".")]
             if committed:
@@ -84,7 +84,7 @@ def test_file_sink_failover_commits_every_line_exactly_once(tmp_path) -> None:
     sink = _sink(directory, RollingPolicy.on_checkpoint_rolling_policy())
     (
         env.from_collection(list(range(n)))
-        .map(_FailOnce(marker, str(directory), at=n // 2))
+        .map(_FailOnce(marker, str(directory), at=n // 4))
         .sink_to(sink)
         .uid("files")
     )
