@@ -259,3 +259,25 @@ def test_readme_orders_and_payments_run_on_flink() -> None:
         .execute_and_collect(runner="flink")
     )
     assert sorted(matched) == [(1, 12, "book"), (2, 3, "pen")]
+
+
+class _VisitsKeysIndirectly(KeyedBroadcastProcessFunction):
+    """Reaches apply_to_keyed_state through getattr, which the check before the JVM
+    cannot see: the Flink-side context refuses it with the reason."""
+
+    def process_element(self, value, ctx):
+        return []
+
+    def process_broadcast_element(self, value, ctx):
+        getattr(ctx, "apply_" + "to_keyed_state")(LIMITS, lambda key, state: None)
+
+
+def test_apply_to_keyed_state_fails_with_the_reason_on_flink() -> None:
+    env = StreamExecutionEnvironment.get_execution_environment()
+    env.set_parallelism(1)
+    rules = env.from_collection([1]).broadcast(LIMITS)
+    stream = env.from_collection([("a", 1)]).key_by(lambda r: r[0]).connect(rules)
+    with pytest.raises(
+        RuntimeError, match=r"apply_to_keyed_state\(\) has no counterpart in PyFlink"
+    ):
+        stream.process(_VisitsKeysIndirectly()).execute_and_collect(runner="flink")
