@@ -9,13 +9,19 @@ from typing import Any
 import pytest
 
 from streamlet import (
+    CoMapFunction,
     CountEvictor,
     CountTrigger,
     EventTimeSessionWindows,
+    FileSink,
     GlobalWindows,
+    KeyedBroadcastProcessFunction,
     KeyedProcessFunction,
+    ListStateDescriptor,
     MapFunction,
+    MapStateDescriptor,
     OutputTag,
+    ProcessJoinFunction,
     ProcessWindowFunction,
     PushSource,
     RestartStrategies,
@@ -26,6 +32,8 @@ from streamlet import (
     TumblingEventTimeWindows,
     TumblingProcessingTimeWindows,
     ValueStateDescriptor,
+    WatermarkStrategy,
+    read_committed,
 )
 from streamlet.flink import FlinkTranslationError, check_translatable
 from streamlet.flink.keys import normalise_key
@@ -247,3 +255,92 @@ def test_per_window_state_in_session_windows_is_refused() -> None:
         check_translatable(env._graph)
     assert len(info.value.refusals) == 1
     assert "'s' (uid" in str(info.value) and "per-window state" in str(info.value)
+
+
+class _Swap(CoMapFunction):
+    def map1(self, value):
+        return value
+
+    def map2(self, value):
+        return -value
+
+
+RULES = MapStateDescriptor("rules")
+WAITING = ListStateDescriptor("waiting")
+
+
+class _ReadsRules(KeyedBroadcastProcessFunction):
+    def process_element(self, value, ctx):
+        yield value, ctx.get_broadcast_state(RULES).get("limit")
+
+    def process_broadcast_element(self, value, ctx):
+        ctx.get_broadcast_state(RULES).put("limit", value)
+
+
+class _VisitsKeys(_ReadsRules):
+    def process_broadcast_element(self, value, ctx):
+        def clear(key, state):
+            state.clear()
+
+        ctx.apply_to_keyed_state(WAITING, clear)
+
+
+def test_two_input_operators_broadcast_state_and_file_sink_translate(tmp_path) -> None:
+    env = StreamExecutionEnvironment.get_execution_environment()
+    a = env.from_collection([1, 2])
+    b = env.from_collection([3])
+    a.connect(b).map(_Swap()).print()
+    a.connect(b).key_by(lambda x: x, lambda y: y).map(_Swap()).print()
+    a.key_by(lambda x: x).connect(b).map(_Swap()).print()
+    a.key_by(lambda x: x).connect(b.broadcast(RULES)).process(_ReadsRules()).print()
+    a.sink_to(FileSink(tmp_path))
+    check_translatable(env._graph)
+
+
+def test_apply_to_keyed_state_is_refused() -> None:
+    env = StreamExecutionEnvironment.get_execution_environment()
+    rules = env.from_collection([50]).broadcast(RULES)
+    events = env.from_collection([("s1", 1)]).key_by(lambda r: r[0])
+    events.connect(rules).process(_VisitsKeys()).name("alerts").print()
+    with pytest.raises(FlinkTranslationError) as info:
+        check_translatable(env._graph)
+    assert len(info.value.refusals) == 1
+    assert "'alerts'" in str(info.value) and "ctx.apply_to_keyed_state()" in str(info.value)
+
+
+class _Paid(ProcessJoinFunction):
+    def process_element(self, left, right, ctx):
+        yield left, right
+
+
+def test_interval_join_and_other_sinks_are_refused(tmp_path) -> None:
+    env = StreamExecutionEnvironment.get_execution_environment()
+    strategy = WatermarkStrategy.for_monotonous_timestamps().with_timestamp_assigner(
+        lambda r, _ts: r
+    )
+    a = env.from_collection([1]).assign_timestamps_and_watermarks(strategy)
+    joined = (
+        a.key_by(lambda x: x).interval_join(a.key_by(lambda x: x)).between(0, 5).process(_Paid())
+    )
+    joined.name("join").print()
+
+    class _Subclassed(FileSink):
+        pass
+
+    a.sink_to(_Subclassed(tmp_path / "a")).name("custom")
+    a.sink_to(FileSink(tmp_path / "b", commit_on_end_of_input=False)).name("never")
+    with pytest.raises(FlinkTranslationError) as info:
+        check_translatable(env._graph)
+    message = str(info.value)
+    assert "'join'" in message and "interval_join() (PyFlink has no interval join" in message
+    assert "'custom'" in message and "the Python sink _Subclassed" in message
+    assert "'never'" in message and "commit_on_end_of_input=False" in message
+    assert len(info.value.refusals) == 3
+
+
+def test_read_committed_orders_flinks_part_counters_by_value(tmp_path) -> None:
+    # Flink's FileSink names part files part-<uuid>-<counter>, counters not zero-padded.
+    for counter in (0, 2, 10, 9):
+        (tmp_path / f"part-0a1b-{counter}").write_text(f"line {counter}\n")
+    (tmp_path / ".part-0a1b-11.inprogress.3c4d").write_text("pending\n")
+    assert read_committed(tmp_path) == ["line 0", "line 2", "line 9", "line 10"]

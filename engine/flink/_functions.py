@@ -16,15 +16,19 @@ from pyflink.common import Duration, Time, Types
 from pyflink.common.watermark_strategy import TimestampAssigner
 from pyflink.common.watermark_strategy import WatermarkStrategy as FlinkWatermarkStrategy
 from pyflink.datastream import AggregateFunction as FlinkAggregateFunction
-from pyflink.datastream import CountWindow as FlinkCountWindow
 from pyflink.datastream import (
+    BroadcastProcessFunction,
+    CoProcessFunction,
     FilterFunction,
     FlatMapFunction,
+    KeyedBroadcastProcessFunction,
+    KeyedCoProcessFunction,
     KeyedProcessFunction,
     KeySelector,
     MapFunction,
     ReduceFunction,
 )
+from pyflink.datastream import CountWindow as FlinkCountWindow
 from pyflink.datastream import OutputTag as FlinkOutputTag
 from pyflink.datastream import ProcessFunction as FlinkProcessFunction
 from pyflink.datastream import ProcessWindowFunction as FlinkProcessWindowFunction
@@ -44,17 +48,26 @@ from pyflink.datastream.window import SessionWindowTimeGapExtractor
 
 from streamlet.flink.keys import normalise_key
 from streamlet.flink.refusal import watermark_kind
+from streamlet.operators.broadcast import check_broadcast_function
+from streamlet.operators.connected import check_co_function
 from streamlet.operators.derived import _field_getter
 from streamlet.operators.functions import FUNCTION_METHODS, FunctionAdapter
 from streamlet.operators.records import OutputTag
 from streamlet.operators.time import TimeDomain
 from streamlet.operators.windowing.windows import GLOBAL_WINDOW, CountWindow, TimeWindow
+from streamlet.state.errors import StateError
 
 __all__ = [
+    "Broadcast",
     "ByIndex",
+    "Co",
+    "Encode",
     "Filter",
     "FlatMap",
     "GapExtractor",
+    "Identity",
+    "KeyedBroadcast",
+    "KeyedCo",
     "KeyedProcess",
     "Map",
     "NormalisedKey",
@@ -64,6 +77,7 @@ __all__ = [
     "WindowProcess",
     "WindowReduce",
     "WindowTrigger",
+    "broadcast_descriptor",
     "collect_async",
     "field_reduce",
     "streamlet_window",
@@ -329,11 +343,250 @@ class KeyedProcess(_Processes, KeyedProcessFunction):
     and ``(OutputTag, value)`` side outputs."""
 
     def on_timer(self, timestamp: int, ctx: Any) -> Iterable[Any]:
+        return _on_timer(self.fn, timestamp, ctx, self.tags)
+
+
+def _on_timer(fn: Any, timestamp: int, ctx: Any, tags: dict[str, Any]) -> Iterable[Any]:
+    """The user's ``on_timer`` (if any) with streamlet's TimeDomain in its context."""
+    on_timer = getattr(fn, "on_timer", None)
+    if on_timer is None:
+        return ()
+    domain = TimeDomain[ctx.time_domain().name]  # streamlet's enum, as users compare
+    return _outputs(on_timer(timestamp, _ProcessContext(ctx, domain)), tags)
+
+
+class _TwoInputs(_UserFunction):
+    """A two-input node's user object: its ``open``/``close`` once, one method per input,
+    side output tags made at ``open``."""
+
+    def __init__(self, fn: Any, side_tags: list[str]) -> None:
+        self.fn = fn
+        self.side_tags = side_tags
+        self.tags: dict[str, Any] = {}
+
+    def open(self, runtime_context: Any) -> None:
+        pickled = Types.PICKLED_BYTE_ARRAY()
+        self.tags = {tag: FlinkOutputTag(tag, pickled) for tag in self.side_tags}
+        super().open(runtime_context)
+
+
+class _CoFunctions(_TwoInputs):
+    """``connect(...).map / flat_map / process``: all three run as Flink's co-process
+    function, which calls the user's ``map1``/``map2``, ``flat_map1``/``flat_map2`` or
+    ``process_element1``/``process_element2``.
+
+    A CoMap's result is one record (even a tuple that looks like a side output), a
+    CoFlatMap's any number, a CoProcess's any number with ``yield tag, value`` side outputs:
+    as on streamlet's runtime.
+    """
+
+    def __init__(self, fn: Any, api: str, side_tags: list[str]) -> None:
+        super().__init__(fn, side_tags)
+        self.co_api = api
+        self.calls = check_co_function(fn, api)
+
+    def _run(self, index: int, value: Any, ctx: Any) -> Iterable[Any]:
+        call = self.calls[index]
+        if self.co_api == "co_map":
+            return (call(value),)
+        if self.co_api == "co_flat_map":
+            result = call(value)
+            return () if result is None else result
+        return _outputs(call(value, _ProcessContext(ctx)), self.tags)
+
+    def process_element1(self, value: Any, ctx: Any) -> Iterable[Any]:
+        return self._run(0, value, ctx)
+
+    def process_element2(self, value: Any, ctx: Any) -> Iterable[Any]:
+        return self._run(1, value, ctx)
+
+
+class Co(_CoFunctions, CoProcessFunction):
+    """A co-function on connected streams that are not both keyed."""
+
+
+class KeyedCo(_CoFunctions, KeyedCoProcessFunction):
+    """A co-function on connected keyed streams: keyed state shared by both inputs (each
+    keyed by its own selector), one set of timers, ``on_timer`` with its key current."""
+
+    def on_timer(self, timestamp: int, ctx: Any) -> Iterable[Any]:
+        return _on_timer(self.fn, timestamp, ctx, self.tags)
+
+
+def broadcast_descriptor(name: str) -> Any:
+    """Flink's descriptor of the broadcast state ``name``: keys as base64 strings of their
+    pickle (a pickled byte[] key is compared by identity in Java, so never found again),
+    values pickled."""
+    return MapStateDescriptor(name, Types.STRING(), Types.PICKLED_BYTE_ARRAY())
+
+
+class _BroadcastState:
+    """One broadcast state as streamlet's ``BroadcastState`` (``writable``) or
+    ``ReadOnlyBroadcastState``, over Flink's."""
+
+    def __init__(self, state: Any, writable: bool) -> None:
+        self._state = state
+        self._writable = writable
+
+    def get(self, key: Any) -> Any:
+        return self._state.get(_encode(key))
+
+    def contains(self, key: Any) -> bool:
+        return bool(self._state.contains(_encode(key)))
+
+    def keys(self) -> list[Any]:
+        return [_decode(k) for k in self._state.keys()]
+
+    def values(self) -> list[Any]:
+        return list(self._state.values())
+
+    def items(self) -> list[tuple[Any, Any]]:
+        return [(_decode(k), v) for k, v in self._state.items()]
+
+    def is_empty(self) -> bool:
+        return bool(self._state.is_empty())
+
+    def __contains__(self, key: Any) -> bool:
+        return self.contains(key)
+
+    def __iter__(self) -> Any:
+        return iter(self.keys())
+
+    def __len__(self) -> int:
+        return len(self.keys())
+
+    def _check_writable(self, method: str) -> None:
+        if not self._writable:
+            raise StateError(
+                f"broadcast state is read-only in process_element(): {method}() is refused, "
+                f"as every subtask sees other events and the copies would differ; write it "
+                f"in process_broadcast_element()"
+            )
+
+    def put(self, key: Any, value: Any) -> None:
+        self._check_writable("put")
+        self._state.put(_encode(key), value)
+
+    def put_all(self, entries: Any) -> None:
+        self._check_writable("put_all")
+        for key, value in dict(entries).items():
+            self._state.put(_encode(key), value)
+
+    def remove(self, key: Any) -> None:
+        self._check_writable("remove")
+        self._state.remove(_encode(key))
+
+    def clear(self) -> None:
+        self._check_writable("clear")
+        for key in list(self._state.keys()):
+            self._state.remove(key)
+
+
+class _BroadcastContext:
+    """The ``ctx`` of a broadcast function's methods, over Flink's: the timestamp, time,
+    the broadcast states (of the descriptors given to ``broadcast(...)``), and on a keyed
+    event stream the key and timers."""
+
+    def __init__(
+        self, flink_ctx: Any, names: frozenset[str], writable: bool, time_domain: Any = None
+    ) -> None:
+        self._ctx = flink_ctx
+        self._names = names
+        self._writable = writable
+        self._time_domain = time_domain
+
+    def timestamp(self) -> int | None:
+        return self._ctx.timestamp()
+
+    def current_processing_time(self) -> int:
+        return int(self._ctx.current_processing_time())
+
+    def current_watermark(self) -> int:
+        return int(self._ctx.current_watermark())
+
+    def get_broadcast_state(self, descriptor: Any) -> _BroadcastState:
+        name = getattr(descriptor, "name", None)
+        if name not in self._names:
+            raise StateError(
+                f"get_broadcast_state() got {descriptor!r}, which is not a broadcast state of "
+                f"this operator (declared: {sorted(self._names)}); pass the "
+                f"MapStateDescriptor given to broadcast(...)"
+            )
+        state = self._ctx.get_broadcast_state(broadcast_descriptor(name))
+        return _BroadcastState(state, self._writable)
+
+    def get_current_key(self) -> Any:
+        return self._ctx.get_current_key()
+
+    def timer_service(self) -> Any:
+        return self._ctx.timer_service()
+
+    def time_domain(self) -> Any:
+        return self._time_domain
+
+    def apply_to_keyed_state(self, state_descriptor: Any, function: Any) -> None:
+        raise StateError(
+            "ctx.apply_to_keyed_state() has no counterpart in PyFlink (Java's "
+            "KeyedStateFunction is not exposed to Python functions): run this job on "
+            "streamlet's own runtime (runner='local')"
+        )
+
+
+class _BroadcastFunctions(_TwoInputs):
+    """``events.connect(rules.broadcast(...)).process(f)``: ``process_element`` with the
+    broadcast states read-only, ``process_broadcast_element`` with them writable."""
+
+    def __init__(self, fn: Any, state_names: list[str], side_tags: list[str]) -> None:
+        super().__init__(fn, side_tags)
+        self.state_names = frozenset(state_names)
+        self.calls = check_broadcast_function(fn)
+
+    def process_element(self, value: Any, ctx: Any) -> Iterable[Any]:
+        context = _BroadcastContext(ctx, self.state_names, writable=False)
+        return _outputs(self.calls[0](value, context), self.tags)
+
+    def process_broadcast_element(self, value: Any, ctx: Any) -> Iterable[Any]:
+        context = _BroadcastContext(ctx, self.state_names, writable=True)
+        return _outputs(self.calls[1](value, context), self.tags)
+
+
+class Broadcast(_BroadcastFunctions, BroadcastProcessFunction):
+    """A streamlet BroadcastProcessFunction (non-keyed events)."""
+
+
+class KeyedBroadcast(_BroadcastFunctions, KeyedBroadcastProcessFunction):
+    """A streamlet KeyedBroadcastProcessFunction: events with their key, keyed state and
+    timers; ``on_timer`` sees the broadcast states read-only."""
+
+    def on_timer(self, timestamp: int, ctx: Any) -> Iterable[Any]:
         on_timer = getattr(self.fn, "on_timer", None)
         if on_timer is None:
             return ()
-        domain = TimeDomain[ctx.time_domain().name]  # streamlet's enum, as users compare
-        return _outputs(on_timer(timestamp, _ProcessContext(ctx, domain)), self.tags)
+        domain = TimeDomain[ctx.time_domain().name]
+        context = _BroadcastContext(ctx, self.state_names, writable=False, time_domain=domain)
+        return _outputs(on_timer(timestamp, context), self.tags)
+
+
+class Identity(MapFunction):
+    """Passes records on: after Flink's ``key_by``, it keeps them on the subtask that owns
+    their key (the one keyed input of connected streams that are not both keyed)."""
+
+    def map(self, value: Any) -> Any:
+        return value
+
+
+class Encode(MapFunction):
+    """A record as its line for Flink's FileSink: the streamlet sink's encoder, run here
+    (Flink's SimpleStringEncoder writes the Java string, plus a newline)."""
+
+    def __init__(self, encoder: Callable[[Any], str]) -> None:
+        self.encoder = encoder
+
+    def map(self, value: Any) -> str:
+        line = self.encoder(value)
+        if not isinstance(line, str):
+            raise TypeError(f"the FileSink's encoder returned {line!r}, not a str")
+        return line
 
 
 class ByIndex(MapFunction):

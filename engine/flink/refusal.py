@@ -17,6 +17,7 @@ from typing import Any
 
 from streamlet.graph.partitioners import CustomPartitioner
 from streamlet.graph.stream_graph import StreamGraph, StreamNode
+from streamlet.operators.sinks.file import FileSink
 from streamlet.operators.sources.collection import CollectionSource, SequenceSource
 from streamlet.operators.sources.socket import SocketTextStreamSource
 from streamlet.operators.sources.text_file import TextFileSource
@@ -53,7 +54,14 @@ SUPPORTED: dict[str, tuple[bool, bool]] = {
     # window(...) and window_all(...) (a window_all stream is keyed by one constant key)
     "window": (False, True),
     "assign_timestamps_and_watermarks": (True, False),
+    # Two inputs: connect(...).map / flat_map / process and the broadcast state pattern
+    # (keyed: both inputs keyed, or the events keyed).
+    "co_map": (True, True),
+    "co_flat_map": (True, True),
+    "co_process": (True, True),
+    "broadcast_process": (True, True),
     "print": (True, False),
+    "sink_to": (True, False),
     "execute_and_collect": (True, False),
 }
 
@@ -243,6 +251,35 @@ def _user_defines(fn: Any, method: str) -> bool:
     )
 
 
+def _calls(function: Any, name: str) -> bool:
+    """Whether ``function``'s code (or code nested in it: closures, comprehensions)
+    names ``name``, an attribute it may call. A check of the code, not of what runs, so a
+    call made through ``getattr`` goes unseen; the Flink-side context raises then."""
+    code = getattr(getattr(function, "__func__", function), "__code__", None)
+    stack = [code] if code is not None else []
+    while stack:
+        code = stack.pop()
+        if name in code.co_names:
+            return True
+        stack.extend(c for c in code.co_consts if inspect.iscode(c))
+    return False
+
+
+def _refuse_sink(sink: Any, refuse: Any) -> None:
+    if type(sink) is not FileSink:
+        refuse(
+            f"the Python sink {type(sink).__name__} (only streamlet's FileSink has a Flink "
+            f"counterpart)",
+            "FileSink.for_row_format(path, encoder).build(), print(), or streamlet's own runtime",
+        )
+    elif sink.commit_on_end_of_input is False:
+        refuse(
+            "a FileSink with commit_on_end_of_input=False (Flink's FileSink always commits "
+            "its last part files at the end of a bounded input)",
+            "leave commit_on_end_of_input at its default",
+        )
+
+
 def _refusals_of(node: StreamNode) -> list[Refusal]:
     found: list[Refusal] = []
 
@@ -267,6 +304,16 @@ def _refusals_of(node: StreamNode) -> list[Refusal]:
         if isinstance(source, SocketTextStreamSource):
             _socket_refusals(source, refuse)
         return found
+    if api == "interval_join":
+        refuse(
+            "interval_join() (PyFlink has no interval join, and a keyed co-process "
+            "function cannot stand in for it: a Python function's outputs carry its "
+            "input record's timestamp, not the later of the pair's, so event time "
+            "downstream would differ)",
+            "run this job on streamlet's own runtime (runner='local'), or join in windows "
+            "(a.join(b).where(k1).equal_to(k2).window(...)) once windows translate",
+        )
+        return found
     support = SUPPORTED.get(api)
     if support is None or not support[1 if node.keyed else 0]:
         stream = "keyed" if node.keyed else "non-keyed"
@@ -274,6 +321,21 @@ def _refusals_of(node: StreamNode) -> list[Refusal]:
             f"{api}() on a {stream} stream is not translated yet",
             "run this job on streamlet's own runtime (runner='local')",
         )
+    if (
+        api == "broadcast_process"
+        and node.keyed
+        and _calls(
+            getattr(node.function, "process_broadcast_element", None), "apply_to_keyed_state"
+        )
+    ):
+        refuse(
+            "ctx.apply_to_keyed_state() in process_broadcast_element() (Java's "
+            "KeyedStateFunction; PyFlink has no counterpart)",
+            "keep what the rule changes in broadcast state and apply it in "
+            "process_element() (or on_timer) per key, or run on streamlet's own runtime",
+        )
+    if api == "sink_to":
+        _refuse_sink(node.args[0], refuse)
     if api == "assign_timestamps_and_watermarks" and watermark_kind(node.args[0]) is None:
         refuse(
             "a custom watermark generator (WatermarkStrategy.for_generator)",

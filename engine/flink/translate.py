@@ -33,6 +33,9 @@ from streamlet.job.restart import (
     NoRestartStrategy,
     RestartStrategy,
 )
+from streamlet.operators.connected import KeySelectors
+from streamlet.operators.sinks.file import FileSink as StreamletFileSink
+from streamlet.operators.sinks.file_config import DefaultRollingPolicy
 from streamlet.operators.sources.collection import CollectionSource, SequenceSource
 from streamlet.operators.sources.socket import SocketTextStreamSource
 from streamlet.operators.sources.text_file import TextFileSource
@@ -146,6 +149,15 @@ def _partition(ds: Any, partitioner: Partitioner | None) -> Any:
     raise ValueError(f"the Flink runner cannot translate the partitioner {partitioner!r}")
 
 
+def _source_parallelism(node: StreamNode, default: int) -> Any:
+    """A function that sets a source node's parallelism on a PyFlink stream (the identity
+    when the source runs at the job's default)."""
+    wanted = node.resolved_parallelism(default)
+    if wanted == default and node.parallelism is None:
+        return lambda ds: ds
+    return lambda ds: ds.set_parallelism(wanted)
+
+
 def _named(ds: Any, node: StreamNode) -> Any:
     ds = ds.name(node.name).uid(node.operator_uid)
     if node.parallelism is not None:
@@ -197,14 +209,17 @@ def run_on_flink(
         api = node.operation.api
         if node.kind == "source":
             source = node.source
+            # The source's own parallelism (set_parallelism, or its limit): records of a
+            # one-subtask source keep their order downstream, as on streamlet's runtime.
+            sized = _source_parallelism(node, parallelism)
             if isinstance(source, CollectionSource | SequenceSource):
                 # Not PyFlink's from_collection: it re-reads from the start after a
                 # failover. A sequence source checkpoints its position; a collection is
                 # read by index from that sequence.
                 if isinstance(source, SequenceSource):
                     seq = NumberSequenceSource(source.start, source.end)
-                    ds = env.from_source(seq, WatermarkStrategy.no_watermarks(), node.name)
-                    ds = ds.map(int, output_type=pickled)
+                    ds = sized(env.from_source(seq, WatermarkStrategy.no_watermarks(), node.name))
+                    ds = sized(ds.map(int, output_type=pickled))
                 else:
                     data = list(source._data)
                     seq = NumberSequenceSource(0, len(data) - 1) if data else None
@@ -212,31 +227,34 @@ def run_on_flink(
                         raise ValueError(
                             f"{node.name!r}: the Flink runner cannot read an empty collection"
                         )
-                    ds = env.from_source(seq, WatermarkStrategy.no_watermarks(), node.name)
-                    ds = ds.map(fns.ByIndex(data), output_type=pickled)
+                    ds = sized(env.from_source(seq, WatermarkStrategy.no_watermarks(), node.name))
+                    ds = sized(ds.map(fns.ByIndex(data), output_type=pickled))
             elif isinstance(source, SocketTextStreamSource):
                 ds = _socket_text_stream(env, source, pickled)
             else:
                 assert isinstance(source, TextFileSource)
                 fmt = StreamFormat.text_line_format(source.encoding)
                 file_source = FileSource.for_record_stream_format(fmt, source.path).build()
-                ds = env.from_source(file_source, WatermarkStrategy.no_watermarks(), node.name)
+                ds = sized(
+                    env.from_source(file_source, WatermarkStrategy.no_watermarks(), node.name)
+                )
             streams[node.id] = ds.uid(node.operator_uid)
             continue
-        inputs = []
-        for edge in node.inputs:
-            upstream = streams[edge.upstream.id]
-            if edge.output_tag is not None:
-                tag = fns.FlinkOutputTag(edge.output_tag, pickled)
-                upstream = upstream.get_side_output(tag)
-            inputs.append(_partition(upstream, edge.partitioner))
-        # A node with several inputs is fed by their union (streamlet has no union node).
-        upstream = inputs[0].union(*inputs[1:]) if len(inputs) > 1 else inputs[0]
+        if node.operation.inputs == 2:
+            first = _input(node, 0, streams, fns, pickled)
+            second = _input(node, 1, streams, fns, pickled)
+            two = _translate_two_inputs(first, second, node, fns, pickled)
+            streams[node.id] = _named(two, node)
+            continue
+        upstream = _input(node, 0, streams, fns, pickled)
         if node.keyed:
             upstream = upstream.key_by(fns.NormalisedKey(node.key_selector), key_type=pickled)
         if api == "print":
             sink = upstream.print()
             sink.name(node.name).uid(node.operator_uid)
+            continue
+        if api == "sink_to":
+            _file_sink(upstream, node, fns)
             continue
         if api == "execute_and_collect":
             # Not PyFlink's execute_and_collect(), which runs only this sink: collect
@@ -261,7 +279,10 @@ def run_on_flink(
         raise RuntimeError(f"the Flink job {job_name!r} failed: {exc}") from exc
     finally:
         for it in iterators:
-            it.close()
+            try:
+                it.close()
+            except Exception:  # a job that failed to start has no client to close with
+                pass
     return FlinkJobResult(job_id, job_name, (time.monotonic() - start) * 1000, collected)
 
 
@@ -276,6 +297,127 @@ def _socket_text_stream(env: Any, source: SocketTextStreamSource, pickled: Any) 
     return DataStream(j_stream).map(str, output_type=pickled)
 
 
+def _input(node: StreamNode, index: int, streams: dict[int, Any], fns: Any, pickled: Any) -> Any:
+    """The PyFlink stream of input ``index`` of ``node``: the union of its edges (streamlet
+    has no union node), each from its side output if it carries one, partitioned as the
+    edge says. A broadcast state's edges are left unpartitioned: the broadcast node
+    broadcasts them with its descriptors."""
+    inputs = []
+    for edge in node.inputs:
+        if edge.input_index != index:
+            continue
+        upstream = streams[edge.upstream.id]
+        if edge.output_tag is not None:
+            tag = fns.FlinkOutputTag(edge.output_tag, pickled)
+            upstream = upstream.get_side_output(tag)
+        if node.operation.api == "broadcast_process" and index == 1:
+            inputs.append(upstream)
+        elif isinstance(edge.partitioner, KeyGroupPartitioner) and node.operation.inputs == 2:
+            inputs.append(upstream)  # keyed (or hash-partitioned) by the two-input node
+        else:
+            inputs.append(_partition(upstream, edge.partitioner))
+    return inputs[0].union(*inputs[1:]) if len(inputs) > 1 else inputs[0]
+
+
+def _side_tags(node: StreamNode) -> list[str]:
+    return sorted({e.output_tag for e in node.outputs if e.output_tag is not None})
+
+
+def _hash_partitioned(ds: Any, node: StreamNode, index: int, fns: Any, pickled: Any) -> Any:
+    """Input ``index`` of a two-input node that is not keyed: hash-partitioned by its key
+    selector if it was keyed (``a.key_by(k).connect(b)``), else as it is."""
+    for edge in node.inputs:
+        if edge.input_index == index and isinstance(edge.partitioner, KeyGroupPartitioner):
+            # Flink's key_by and a pass-through map at the node's parallelism: the map's
+            # subtasks forward to the node's (PyFlink's partition_custom cannot feed a
+            # two-input operator: its Python operator configuration fails).
+            selector = fns.NormalisedKey(edge.partitioner.key_selector)
+            keyed = ds.key_by(selector, key_type=pickled).map(fns.Identity(), output_type=pickled)
+            keyed = keyed.name(f"{node.name}: key_by input {index + 1}")
+            keyed = keyed.uid(f"{node.operator_uid}-key-by-{index + 1}")
+            if node.parallelism is not None:
+                keyed = keyed.set_parallelism(node.parallelism)
+            return keyed.forward()
+    return ds
+
+
+def _translate_two_inputs(first: Any, second: Any, node: StreamNode, fns: Any, pickled: Any) -> Any:
+    """``connect(...).map/flat_map/process`` and the broadcast state pattern, as Flink's
+    (keyed) co-process and (keyed) broadcast process functions."""
+    api = node.operation.api
+    tags = _side_tags(node)
+    if api == "broadcast_process":
+        names = [d.name for d in node.args[0]]
+        descriptors = [fns.broadcast_descriptor(name) for name in names]
+        rules = second.broadcast(*descriptors)
+        if node.keyed:
+            events = first.key_by(fns.NormalisedKey(node.key_selector), key_type=pickled)
+            function: Any = fns.KeyedBroadcast(node.function, names, tags)
+        else:
+            events = first
+            function = fns.Broadcast(node.function, names, tags)
+        return events.connect(rules).process(function, output_type=pickled)
+    if node.keyed:
+        selectors = node.key_selector
+        assert isinstance(selectors, KeySelectors)
+        connected = first.key_by(fns.NormalisedKey(selectors.first), key_type=pickled).connect(
+            second.key_by(fns.NormalisedKey(selectors.second), key_type=pickled)
+        )
+        return connected.process(fns.KeyedCo(node.function, api, tags), output_type=pickled)
+    first = _hash_partitioned(first, node, 0, fns, pickled)
+    second = _hash_partitioned(second, node, 1, fns, pickled)
+    return first.connect(second).process(fns.Co(node.function, api, tags), output_type=pickled)
+
+
+def _file_sink(upstream: Any, node: StreamNode, fns: Any) -> None:
+    """streamlet's FileSink as Flink's row-format FileSink: each record encoded to its line
+    by the sink's encoder (in Python), written by Flink's string encoder (in the sink's
+    encoding, which Java must know by that name) into part files
+    ``<prefix>-<uuid>-<counter><suffix>`` (a uuid per writer) directly in the directory
+    (the base path bucket assigner). In-progress and pending files are dot-files until their
+    checkpoint commits them, so :func:`~streamlet.read_committed` reads only committed
+    data. The rolling policy: streamlet's default policy as Flink's of the same limits;
+    otherwise (streamlet rolls at every checkpoint) Flink's on-checkpoint policy."""
+    from pyflink.common import Types
+    from pyflink.common.serialization import Encoder
+    from pyflink.datastream.connectors.file_system import (
+        BucketAssigner,
+        FileSink,
+        OutputFileConfig,
+        RollingPolicy,
+    )
+
+    sink = node.args[0]
+    assert isinstance(sink, StreamletFileSink)
+    lines = upstream.map(fns.Encode(sink.encoder), output_type=Types.STRING())
+    lines = lines.name(f"{node.name}: encode").uid(f"{node.operator_uid}-encode")
+    if node.parallelism is not None:
+        lines = lines.set_parallelism(node.parallelism)
+    config = (
+        OutputFileConfig.builder()
+        .with_part_prefix(sink.prefix)
+        .with_part_suffix(sink.suffix)
+        .build()
+    )
+    policy = sink.rolling_policy
+    if isinstance(policy, DefaultRollingPolicy):
+        assert policy.part_size is not None and policy.rollover_interval_ms is not None
+        assert policy.inactivity_interval_ms is not None
+        rolling: Any = RollingPolicy.default_rolling_policy(
+            policy.part_size, policy.rollover_interval_ms, policy.inactivity_interval_ms
+        )
+    else:
+        rolling = RollingPolicy.on_checkpoint_rolling_policy()
+    flink_sink = (
+        FileSink.for_row_format(str(sink.directory), Encoder.simple_string_encoder(sink.encoding))
+        .with_output_file_config(config)
+        .with_bucket_assigner(BucketAssigner.base_path_bucket_assigner())
+        .with_rolling_policy(rolling)
+        .build()
+    )
+    _named(lines.sink_to(flink_sink), node)
+
+
 def _translate(upstream: Any, node: StreamNode, fns: Any, pickled: Any) -> Any:
     api = node.operation.api
     fn = node.function
@@ -288,7 +430,7 @@ def _translate(upstream: Any, node: StreamNode, fns: Any, pickled: Any) -> Any:
     if api == "assign_timestamps_and_watermarks":
         return upstream.assign_timestamps_and_watermarks(fns.watermark_strategy(node.args[0]))
     if api == "process":
-        tags = sorted({e.output_tag for e in node.outputs if e.output_tag is not None})
+        tags = _side_tags(node)
         process = fns.KeyedProcess(fn, tags) if node.keyed else fns.Process(fn, tags)
         return upstream.process(process, output_type=pickled)
     if api == "reduce":

@@ -499,10 +499,13 @@ def read_committed(
     encoding: str = "utf-8",
 ) -> list[str]:
     """Return the lines of every visible part file in ``directory``, files sorted by name
-    (so the parts of one writer come in the order they were written).
+    with their numbers compared as numbers (so the parts of one writer come in the order
+    they were written).
 
-    Dot-files (in-progress and pending part files) are skipped. Blocking: call it from a
-    worker thread inside a running job.
+    Reads the part files of streamlet's FileSink and those of Flink's FileSink (as the
+    Flink runner writes them: ``part-<uuid>-<counter>``, counters not zero-padded, so
+    ``...-10`` comes after ``...-9``). Dot-files (in-progress and pending part files of
+    either) are skipped. Blocking: call it from a worker thread inside a running job.
 
     :param prefix: only read files named ``<prefix>-...``
     :param suffix: only read files whose names end with ``suffix``
@@ -510,12 +513,15 @@ def read_committed(
     """
     root = Path(directory)
     names = sorted(
-        entry.name
-        for entry in os.scandir(root)
-        if not entry.name.startswith(".")
-        and entry.is_file()
-        and (prefix is None or entry.name.startswith(f"{prefix}-"))
-        and (suffix is None or entry.name.endswith(suffix))
+        (
+            entry.name
+            for entry in os.scandir(root)
+            if not entry.name.startswith(".")
+            and entry.is_file()
+            and (prefix is None or entry.name.startswith(f"{prefix}-"))
+            and (suffix is None or entry.name.endswith(suffix))
+        ),
+        key=_natural_order,
     )
     lines: list[str] = []
     for name in names:
@@ -525,6 +531,23 @@ def read_committed(
             parts.pop()
         lines.extend(parts)
     return lines
+
+
+_DIGITS = re.compile(r"(\d+)")
+
+
+def _natural_order(name: str) -> tuple[tuple[int, int, str], ...]:
+    """``name`` split into text and numbers, numbers compared by value (``part-x-10``
+    after ``part-x-9``; zero-padded counters keep their order), without converting them
+    to ints (a name read from disk may hold any run of digits)."""
+    order = []
+    for piece in _DIGITS.split(name):
+        if piece.isdigit():
+            digits = piece.lstrip("0")
+            order.append((1, len(digits), digits))
+        else:
+            order.append((0, 0, piece))
+    return tuple(order)
 
 
 # --- blocking file operations (run in worker threads) ---
