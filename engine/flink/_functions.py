@@ -104,7 +104,11 @@ class _Context:
         self._flink = flink_context
         self._index = read("get_index_of_this_subtask", 0)
         self._parallelism = read("get_number_of_parallel_subtasks", 1)
+        self._max_parallelism = read("get_max_number_of_parallel_subtasks", self._parallelism)
         self._task_name = read("get_task_name", "")
+        self._task_name_with_subtasks = read("get_task_name_with_subtasks", self._task_name)
+        self._attempt = read("get_attempt_number", 0)
+        self._metrics = read("get_metrics_group", None)
 
     def get_index_of_this_subtask(self) -> int:
         return int(self._index)
@@ -112,8 +116,33 @@ class _Context:
     def get_number_of_parallel_subtasks(self) -> int:
         return int(self._parallelism)
 
+    def get_max_number_of_parallel_subtasks(self) -> int:
+        return int(self._max_parallelism)
+
     def get_task_name(self) -> str:
         return str(self._task_name)
+
+    def get_task_name_with_subtasks(self) -> str:
+        return str(self._task_name_with_subtasks)
+
+    def get_attempt_number(self) -> int:
+        return int(self._attempt)
+
+    def get_metrics_group(self) -> Any:
+        """Flink's metric group of the subtask (``counter``, ``gauge``, ``meter``,
+        ``distribution``, ``add_group``: the names streamlet's has), reported by Flink."""
+        if self._metrics is None:
+            raise StateError(
+                "this subtask's metric group is not available from PyFlink here; the job "
+                "runs on Flink, whose metrics go to Flink's reporters"
+            )
+        return self._metrics
+
+    def get_job_parameter(self, key: str, default_value: str) -> str:
+        try:
+            return str(self._flink.get_job_parameter(key, default_value))
+        except Exception:
+            return default_value
 
     # Keyed state (on a keyed stream): streamlet's descriptors, as Flink state. Every value
     # is pickled (streamlet's values are Python objects).

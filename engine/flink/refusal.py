@@ -61,6 +61,8 @@ SUPPORTED: dict[str, tuple[bool, bool]] = {
     "co_process": (True, True),
     "broadcast_process": (True, True),
     "print": (True, False),
+    # add_sink(fn): fn runs in the calling process, on the records Flink collects to it.
+    "add_sink": (True, False),
     "sink_to": (True, False),
     "execute_and_collect": (True, False),
 }
@@ -336,6 +338,8 @@ def _refusals_of(node: StreamNode) -> list[Refusal]:
         )
     if api == "sink_to":
         _refuse_sink(node.args[0], refuse)
+    if api == "add_sink":
+        _callback_sink_refusals(node.function, refuse)
     if api == "assign_timestamps_and_watermarks" and watermark_kind(node.args[0]) is None:
         refuse(
             "a custom watermark generator (WatermarkStrategy.for_generator)",
@@ -363,6 +367,21 @@ def _refusals_of(node: StreamNode) -> list[Refusal]:
                 if _user_defines(fn, hook):
                     refuse(f"the function's {hook}() hook", instead)
     return found
+
+
+def _callback_sink_refusals(fn: Any, refuse: Callable[[str, str], None]) -> None:
+    """``add_sink(fn)`` on Flink calls ``fn`` in the calling process, once per record Flink
+    collects back to it: what needs more than a plain call cannot be done there."""
+    instead = (
+        "a plain function or a SinkFunction with invoke() only (on Flink it runs in the "
+        "calling process, once per record), print(), or a FileSink"
+    )
+    if inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(getattr(fn, "invoke", None)):
+        refuse("an async add_sink() function", instead)
+    if not inspect.isroutine(fn) and not isinstance(fn, type):
+        for hook in ("open", "close"):
+            if _user_defines(fn, hook):
+                refuse(f"the sink function's {hook}() hook", instead)
 
 
 def _socket_refusals(source: SocketTextStreamSource, refuse: Callable[[str, str], None]) -> None:

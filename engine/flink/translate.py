@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import math
 import sys
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from streamlet.errors import JobExecutionError
 from streamlet.flink.refusal import check_translatable
 from streamlet.graph.partitioners import (
     BroadcastPartitioner,
@@ -34,6 +37,7 @@ from streamlet.job.restart import (
     RestartStrategy,
 )
 from streamlet.operators.connected import KeySelectors
+from streamlet.operators.functions import FUNCTION_METHODS, FunctionAdapter
 from streamlet.operators.sinks.file import FileSink as StreamletFileSink
 from streamlet.operators.sinks.file_config import DefaultRollingPolicy
 from streamlet.operators.sources.collection import CollectionSource, SequenceSource
@@ -205,6 +209,7 @@ def run_on_flink(
     pickled = Types.PICKLED_BYTE_ARRAY()
     streams: dict[int, Any] = {}
     collects: list[Any] = []
+    callbacks: list[tuple[Any, StreamNode, Callable[[Any], Any]]] = []
     for node in graph.nodes:
         api = node.operation.api
         if node.kind == "source":
@@ -261,29 +266,92 @@ def run_on_flink(
             # asynchronously and run the whole job, so the job's other sinks run too.
             collects.append(upstream)
             continue
+        if api == "add_sink":
+            # PyFlink has no Python sink function: the records are collected to this
+            # process and the function is called here, once per record, as they come.
+            adapter = FunctionAdapter(node.function, FUNCTION_METHODS["add_sink"], "add_sink")
+            callbacks.append((upstream, node, adapter.call))
+            continue
         streams[node.id] = _named(_translate(upstream, node, fns, pickled), node)
 
     iterators = [fns.collect_async(ds, pickled) for ds in collects]
+    sink_iterators = [fns.collect_async(ds, pickled) for ds, _, _ in callbacks]
     start = time.monotonic()
     try:
-        if iterators:
+        if iterators or sink_iterators:
             client = env.execute_async(job_name)
-            collected = [list(it) for it in iterators]
+            sinks = [
+                (it, n, call) for it, (_, n, call) in zip(sink_iterators, callbacks, strict=True)
+            ]
+            collected = _consume(job_name, client, iterators, sinks)
             client.get_job_execution_result().result()
             job_id = str(client.get_job_id())
         else:
             result = env.execute(job_name)
             collected = []
             job_id = str(result.get_job_id())
+    except JobExecutionError:
+        raise  # an add_sink() function failed here: _consume named it
     except Exception as exc:
         raise RuntimeError(f"the Flink job {job_name!r} failed: {exc}") from exc
     finally:
-        for it in iterators:
+        for it in iterators + sink_iterators:
             try:
                 it.close()
             except Exception:  # a job that failed to start has no client to close with
                 pass
     return FlinkJobResult(job_id, job_name, (time.monotonic() - start) * 1000, collected)
+
+
+def _consume(
+    job_name: str,
+    client: Any,
+    collects: list[Any],
+    sinks: list[tuple[Any, StreamNode, Callable[[Any], Any]]],
+) -> list[list[Any]]:
+    """Read every collect iterator at once (one thread each: Flink's collect sinks stall
+    the job when one of them is not read), into lists for ``execute_and_collect`` and into
+    the ``add_sink`` functions; return the lists. A sink function that raises cancels the
+    job, and its error is raised here, naming the sink."""
+    lists: list[list[Any]] = [[] for _ in collects]
+    failures: list[tuple[StreamNode, BaseException]] = []
+
+    def read_list(iterator: Any, into: list[Any]) -> None:
+        into.extend(iterator)
+
+    def read_sink(iterator: Any, node: StreamNode, call: Callable[[Any], Any]) -> None:
+        try:
+            for record in iterator:
+                call(record)
+        except BaseException as exc:
+            failures.append((node, exc))
+            try:
+                client.cancel().result()
+            except Exception:  # already ending: the sink's error is what is reported
+                pass
+
+    threads = [
+        threading.Thread(target=read_list, args=(it, into), daemon=True)
+        for it, into in zip(collects, lists, strict=True)
+    ] + [threading.Thread(target=read_sink, args=sink, daemon=True) for sink in sinks]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if failures:
+        node, exc = failures[0]
+        raise JobExecutionError(
+            node.name,
+            node.operator_uid,
+            0,
+            1,
+            job_name=job_name,
+            detail=(
+                f"its add_sink() function, called in this process on the records of the "
+                f"Flink job, raised {type(exc).__name__}: {exc}"
+            ),
+        ) from exc
+    return lists
 
 
 def _socket_text_stream(env: Any, source: SocketTextStreamSource, pickled: Any) -> Any:
