@@ -8,6 +8,7 @@ refused before a JVM starts.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 import time
@@ -152,6 +153,21 @@ def _named(ds: Any, node: StreamNode) -> Any:
     return ds
 
 
+def _environment(env_class: Any, configuration: Any, *, remote: bool) -> Any:
+    """PyFlink's environment for ``configuration``.
+
+    Not ``get_execution_environment`` for a remote cluster: outside ``flink run`` it always
+    builds a local environment, which sets ``execution.target`` back to local and starts a
+    mini-cluster on the cluster's REST port. Java's constructor keeps the configured target.
+    """
+    if not remote:
+        return env_class.get_execution_environment(configuration)
+    from pyflink.java_gateway import get_gateway
+
+    jvm_env = get_gateway().jvm.org.apache.flink.streaming.api.environment
+    return env_class(jvm_env.StreamExecutionEnvironment(configuration._j_configuration))
+
+
 def run_on_flink(
     graph: StreamGraph,
     job_name: str,
@@ -161,17 +177,35 @@ def run_on_flink(
     checkpoint_interval_ms: int | None = None,
     restart_strategy: Any = None,
     address: str | None = None,
-) -> FlinkJobResult:
-    """Run ``graph`` on Flink (the local mini-cluster, or the cluster at ``address``).
+    restore: str | None = None,
+    allow_non_restored_state: bool = False,
+    detached: bool = False,
+    savepoint_directory: str | None = None,
+) -> Any:
+    """Run ``graph`` on Flink (the local mini-cluster, or the cluster at ``address``);
+    return its :class:`FlinkJobResult`, or with ``detached`` (a cluster only) at once its
+    :class:`~streamlet.flink.cluster.FlinkJobClient`.
 
+    :param restore: the path of a savepoint or retained checkpoint to start from (Flink's
+        ``execution.state-recovery.path``, formerly ``execution.savepoint.path``)
+    :param allow_non_restored_state: skip state of operators the job no longer has
+    :param savepoint_directory: the client's default savepoint directory
     :raises FlinkTranslationError: before any JVM starts, for nodes that do not translate
     :raises ImportError: without the ``streamlet[flink]`` extra
-    :raises RuntimeError: if the Flink job failed (the Java error's message included)
+    :raises RuntimeError: if the Flink job failed (the Java error's message included); on
+        a cluster a :class:`~streamlet.flink.cluster.FlinkJobError` with Flink's root
+        exception
     """
     check_translatable(graph)
     conf = flink_configuration(
         parallelism, max_parallelism, checkpoint_interval_ms, restart_strategy, address
     )
+    if restore is not None:
+        conf["execution.state-recovery.path"] = restore
+        if allow_non_restored_state:
+            conf["execution.state-recovery.ignore-unclaimed-state"] = "true"
+    if detached and address is None:
+        raise ValueError("a detached Flink job needs flink_address (a cluster's REST address)")
     try:
         from pyflink.common import Configuration, Types
         from pyflink.common.watermark_strategy import WatermarkStrategy
@@ -185,10 +219,14 @@ def run_on_flink(
 
     from streamlet.flink import _functions as fns
 
+    if address is not None:
+        from streamlet.flink.cluster import python_jar_keys
+
+        conf.update(python_jar_keys(address))
     configuration = Configuration()
     for key, value in conf.items():
         configuration.set_string(key, value)
-    env = StreamExecutionEnvironment.get_execution_environment(configuration)
+    env = _environment(StreamExecutionEnvironment, configuration, remote=address is not None)
     pickled = Types.PICKLED_BYTE_ARRAY()
     streams: dict[int, Any] = {}
     collects: list[Any] = []
@@ -243,6 +281,26 @@ def run_on_flink(
         streams[node.id] = _named(_translate(upstream, node, fns, pickled), node)
 
     iterators = [fns.collect_async(ds, pickled) for ds in collects]
+    if address is not None:
+        from streamlet.flink.cluster import run_remote
+
+        try:
+            ran = run_remote(
+                env,
+                job_name,
+                address,
+                iterators,
+                detached=detached,
+                savepoint_directory=savepoint_directory,
+            )
+        except BaseException:
+            for it in iterators:  # a fetcher whose job never started fails to close
+                with contextlib.suppress(Exception):
+                    it.close()
+            raise
+        for it in iterators:
+            it.close()
+        return ran
     start = time.monotonic()
     try:
         if iterators:
