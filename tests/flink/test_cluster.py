@@ -24,7 +24,8 @@ from tests.flink.standalone import StandaloneCluster
 pytestmark = pytest.mark.slow
 
 LINES = ["to be or not to be", "that is the question", "to be"]
-N = 3000
+N = 6000
+DELAY_S = 0.005
 
 
 @pytest.fixture(scope="module")
@@ -102,9 +103,28 @@ def _printed(cluster: StandaloneCluster, tag: str) -> list[tuple[int, int]]:
     return records
 
 
+@pytest.fixture
+def small_python_bundles(monkeypatch):
+    """Python bundles of 10 records: a barrier waits until the Python worker has processed
+    the records sent to it, by default up to 100,000 (all of a slow test job's input, so
+    the savepoint would come when the job has ended)."""
+    from streamlet.flink import translate
+
+    configuration = translate.flink_configuration
+
+    def with_small_bundles(*args, **kwargs):
+        conf = configuration(*args, **kwargs)
+        conf["python.fn-execution.bundle.size"] = "10"
+        conf["python.fn-execution.bundle.time"] = "100"
+        return conf
+
+    monkeypatch.setattr(translate, "flink_configuration", with_small_bundles)
+
+
+@pytest.mark.usefixtures("small_python_bundles")
 def test_savepoint_cancel_restore_and_stop_with_savepoint(cluster, tmp_path) -> None:
     directory = (tmp_path / "savepoints").as_uri()
-    first = _sums_job(0.01, "first").execute_async(
+    first = _sums_job(DELAY_S, "first").execute_async(
         "sums", runner="flink", flink_address=cluster.address
     )
     assert isinstance(first, FlinkJobClient)
@@ -116,7 +136,7 @@ def test_savepoint_cancel_restore_and_stop_with_savepoint(cluster, tmp_path) -> 
     first.cancel()
     assert first.get_job_status() is JobStatus.CANCELED
 
-    second = _sums_job(0.01, "second").execute_async(
+    second = _sums_job(DELAY_S, "second").execute_async(
         "sums", runner="flink", flink_address=cluster.address, restore=savepoint
     )
     second.wait_until_running()
