@@ -36,6 +36,7 @@ from typing import Any
 
 from streamlet.checkpoints.errors import CheckpointError, CheckpointFailureReason
 from streamlet.errors import JobCancelledError, JobExecutionError
+from streamlet.flink.result import FlinkJobResult
 from streamlet.job.client import savepoint_arguments
 from streamlet.job.result import JobStatus
 
@@ -418,15 +419,13 @@ class FlinkJobClient:
 
     def wait(self, timeout_s: float | None = None) -> Any:
         """Wait until the job ends; return its
-        :class:`~streamlet.flink.translate.FlinkJobResult` (``net_runtime_ms`` is Flink's
+        :class:`~streamlet.flink.result.FlinkJobResult` (``net_runtime_ms`` is Flink's
         job duration, from scheduling to the end, without the client's start-up).
 
         :raises FlinkJobError: if the job failed (Flink's root exception in the message)
         :raises JobCancelledError: if it was cancelled
         :raises TimeoutError: if it still runs after ``timeout_s``
         """
-        from streamlet.flink.translate import FlinkJobResult
-
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         while True:
             job = self._rest.job(self._job_id)

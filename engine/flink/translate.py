@@ -11,10 +11,10 @@ from __future__ import annotations
 import contextlib
 import math
 import sys
-from dataclasses import dataclass, field
 from typing import Any
 
 from streamlet.flink.refusal import check_translatable
+from streamlet.flink.result import FlinkJobResult
 from streamlet.graph.partitioners import (
     BroadcastPartitioner,
     ForwardPartitioner,
@@ -37,18 +37,6 @@ from streamlet.operators.sources.collection import CollectionSource, SequenceSou
 from streamlet.operators.sources.text_file import TextFileSource
 
 __all__ = ["FlinkJobResult", "flink_configuration", "run_on_flink"]
-
-
-@dataclass(slots=True)
-class FlinkJobResult:
-    """What a job run on Flink returns: its id and name, Flink's net runtime of the job
-    (from its start on the cluster to its end: no JVM or mini-cluster start), and what it
-    collected (one list per ``execute_and_collect`` node, in graph order)."""
-
-    job_id: str
-    job_name: str
-    net_runtime_ms: float
-    collected: list[list[Any]] = field(default_factory=list)
 
 
 def _ms(value: float) -> str:
