@@ -10,8 +10,10 @@ the tests read to see what a job computed.
 from __future__ import annotations
 
 import ast
+import re
 import time
 from collections import Counter
+from typing import Any
 
 import pytest
 
@@ -93,11 +95,12 @@ def _sums_job(delay_s: float, tag: str) -> StreamExecutionEnvironment:
     return env
 
 
-def _printed(cluster: StandaloneCluster, tag: str) -> list[tuple[int, int]]:
-    """The ``(key, sum)`` records the job tagged ``tag`` printed (``"1> (tag, (k, s))"``)."""
+def _printed(cluster: StandaloneCluster, tag: str) -> list[Any]:
+    """The records the job tagged ``tag`` printed (``"1> (tag, record)"``, or without the
+    subtask prefix at parallelism 1)."""
     records = []
     for line in cluster.log_text("*taskexecutor*.out").splitlines():
-        _, _, text = line.partition("> ")
+        text = re.sub(r"^\d+> ", "", line)  # a print sink of parallelism 1 has no prefix
         if text.startswith(f"('{tag}',"):
             records.append(ast.literal_eval(text)[1])
     return records
@@ -181,3 +184,37 @@ def _wait_for(condition, timeout_s: float = 120.0) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError("condition not met in time")
         time.sleep(0.2)
+
+
+SCRIPT = """
+from streamlet import MapFunction
+
+
+class Tag(MapFunction):
+    # A class of the script: the cluster's Python workers cannot import the script, so
+    # the CLI has it pickled by value.
+    def map(self, value):
+        return ("cli", value)
+
+
+def build(env):
+    env.from_sequence(1, 10).key_by(lambda x: x % 2).sum(0).map(Tag()).print()
+"""
+
+
+def test_cli_runs_a_job_script_with_its_own_classes_on_the_cluster(
+    cluster, tmp_path, monkeypatch
+) -> None:
+    import io
+    import textwrap
+
+    from streamlet.cli.main import main
+
+    script = tmp_path / "job.py"
+    script.write_text(textwrap.dedent(SCRIPT))
+    err = io.StringIO()
+    monkeypatch.setattr("sys.stderr", err)
+    assert main(["run", str(script), "--flink-address", cluster.address, "-p", "1"]) == 0
+    assert "finished on Flink" in err.getvalue()
+    odd, even = [1, 4, 9, 16, 25], [2, 6, 12, 20, 30]  # running sums of 1,3,.. and 2,4,..
+    assert sorted(_printed(cluster, "cli")) == sorted(odd + even)
