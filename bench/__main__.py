@@ -2,7 +2,8 @@
 
 Figures are ratios against baselines measured in the same run (shared machines are noisy).
 Select parts with ``python -m bench engine state checkpoint recovery latency time windows
-broadcast joins unaligned metrics incremental``.
+broadcast joins unaligned metrics incremental flink``
+(``flink`` needs the ``streamlet[flink]`` extra and Java, and says so otherwise).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ PARTS = {
     "unaligned": "bench.bench_unaligned",
     "metrics": "bench.bench_metrics",
     "incremental": "bench.bench_incremental",
+    "flink": "bench.bench_flink",
 }
 
 

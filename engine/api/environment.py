@@ -613,7 +613,14 @@ class StreamExecutionEnvironment:
             a job with parts that do not translate (all listed)
         """
         if runner != "local" or flink_address is not None:
-            return self._execute_on_flink(job_name, runner, flink_address, restore, web_ui)
+            return self._execute_on_flink(
+                job_name,
+                runner,
+                flink_address,
+                restore,
+                web_ui,
+                allow_non_restored_state=allow_non_restored_state,
+            )
         if web_ui is None:
             if web_ui_token is not None:
                 raise ValueError("web_ui_token needs web_ui (the address to serve it at)")
@@ -639,23 +646,38 @@ class StreamExecutionEnvironment:
         flink_address: str | None,
         restore: str | None = None,
         web_ui: str | int | None = None,
+        *,
+        allow_non_restored_state: bool = False,
+        detached: bool = False,
     ) -> Any:
         """``execute(runner="flink")``: the sync form runs the job; inside an event loop, an
-        awaitable that runs it in a worker thread (the JVM calls block)."""
+        awaitable that runs it in a worker thread (the JVM calls block). ``restore`` is
+        the path of a Flink savepoint or retained checkpoint; ``detached`` returns the
+        job's :class:`~streamlet.flink.cluster.FlinkJobClient` once it is submitted."""
         if runner != "flink":
             raise ValueError(f'runner must be "local" or "flink", got {runner!r}')
-        if restore is not None or web_ui is not None:
+        if web_ui is not None:
             raise ValueError(
-                "runner='flink' does not take restore= or web_ui= (not translated yet): "
-                "restore through Flink's savepoints, watch the job in Flink's web UI"
+                "runner='flink' does not take web_ui= (not translated): watch the job in "
+                "Flink's web UI"
+            )
+        if restore is not None and (
+            not isinstance(restore, str | os.PathLike) or restore in ("", "latest")
+        ):
+            raise ValueError(
+                "runner='flink' restores from the path of a Flink savepoint or retained "
+                f"checkpoint (what trigger_savepoint returned), got {restore!r}: Flink keeps "
+                f"no list of a job's checkpoints by name for 'latest'"
             )
         if not isinstance(job_name, str) or not job_name:
             raise ValueError(f"job name must be a non-empty string, got {job_name!r}")
         from streamlet.flink import check_translatable, run_on_flink
+        from streamlet.flink.refusal import FAULT_INJECTION
 
         self._apply_chaining()
         graph, self._graph = self._graph, StreamGraph()
-        check_translatable(graph)  # refused here, before the JVM starts
+        # Refused here, before the JVM starts.
+        check_translatable(graph, [FAULT_INJECTION] if self._operator_wrapper else [])
         interval = self._checkpoint_config.get_checkpoint_interval()
         run = partial(
             run_on_flink,
@@ -666,6 +688,10 @@ class StreamExecutionEnvironment:
             checkpoint_interval_ms=None if interval < 0 else interval,
             restart_strategy=self._restart_strategy,
             address=flink_address,
+            restore=None if restore is None else os.fspath(restore),
+            allow_non_restored_state=allow_non_restored_state,
+            detached=detached,
+            savepoint_directory=self._checkpoint_config.get_default_savepoint_directory(),
         )
         if event_loop_running():
             return anyio.to_thread.run_sync(run)
@@ -678,6 +704,8 @@ class StreamExecutionEnvironment:
         restore: str | None = None,
         allow_non_restored_state: bool = False,
         task_group: Any = None,
+        runner: str = "local",
+        flink_address: str | None = None,
     ) -> Any:
         """Start the job in the background and return its client.
 
@@ -691,17 +719,37 @@ class StreamExecutionEnvironment:
           of its own in a background (daemon) thread, and the client's methods block and
           may be called from any thread (``wait()``, ``cancel()``, ``get_job_status()``).
 
+        With ``runner="flink"`` and ``flink_address`` the job is submitted to that Flink
+        cluster and the client is a :class:`~streamlet.flink.cluster.FlinkJobClient`, which
+        controls it through Flink's REST API (its methods block; inside an event loop the
+        awaitable gives it once the job is submitted). ``restore`` is then the path of a
+        Flink savepoint.
+
         :param task_group: run the job in this anyio task group (async form only)
         """
-        runner = self._take_runner(job_name, restore, allow_non_restored_state)
+        if runner != "local" or flink_address is not None:
+            if flink_address is None:
+                raise ValueError(
+                    "execute_async(runner='flink') needs flink_address, the REST address "
+                    "of a Flink cluster; on Flink's local mini-cluster use execute()"
+                )
+            return self._execute_on_flink(
+                job_name,
+                runner,
+                flink_address,
+                restore,
+                allow_non_restored_state=allow_non_restored_state,
+                detached=True,
+            )
+        job_runner = self._take_runner(job_name, restore, allow_non_restored_state)
         if not event_loop_running():
             if task_group is not None:
                 raise ValueError(
                     "execute_async(task_group=...) needs a running event loop (the group's); "
                     "await it inside an async program"
                 )
-            return ThreadedJobClient(runner)
-        return _started(JobClient(runner), task_group)
+            return ThreadedJobClient(job_runner)
+        return _started(JobClient(job_runner), task_group)
 
     def get_execution_plan(self) -> str:
         """Describe the chains, parallelisms and edges the job would run with, as JSON."""

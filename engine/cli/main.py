@@ -156,7 +156,8 @@ def _build_parser() -> argparse.ArgumentParser:
         "--restore",
         metavar="latest|PATH",
         help="restore the newest valid checkpoint of the job ('latest'; needs a checkpoint "
-        "directory) or a checkpoint/savepoint directory",
+        "directory) or a checkpoint/savepoint directory; with --runner flink, the path of a "
+        "Flink savepoint or retained checkpoint",
     )
     job.add_argument(
         "-n",
@@ -437,7 +438,8 @@ async def _build_and_execute(
             if inspect.isawaitable(built):
                 await built
         _apply_options(env, args)  # ... and after, so they win over the script's choices
-        _check_restore(env, args)
+        if not _on_flink(args):
+            _check_restore(env, args)  # a Flink savepoint is the cluster's to read
         _check_web_ui(args)
     except _UsageError as exc:
         _report_usage(exc, err)
@@ -445,7 +447,7 @@ async def _build_and_execute(
     except Exception as exc:
         _report_exception(f"cannot build the job of {script}", exc, script, args.traceback, err)
         return EXIT_USAGE
-    if args.runner == "flink" or args.flink_address is not None:
+    if _on_flink(args):
         return await _execute_on_flink(env, job_name, script, args, err)
     try:
         result = await env.execute(
@@ -531,6 +533,10 @@ def _apply_options(env: StreamExecutionEnvironment, args: argparse.Namespace) ->
             raise _UsageError(f"{flag}: {exc}") from None
 
 
+def _on_flink(args: argparse.Namespace) -> bool:
+    return args.runner == "flink" or args.flink_address is not None
+
+
 def _check_restore(env: StreamExecutionEnvironment, args: argparse.Namespace) -> None:
     if args.restore is None:
         return
@@ -567,13 +573,41 @@ async def _execute_on_flink(
             _UsageError(
                 f"{', '.join(given) or '--runner local'} cannot be combined with the Flink "
                 f"runner (--runner flink / --flink-address)",
-                "restore and watch Flink jobs with Flink's own savepoints and web UI",
+                "watch a Flink job in Flink's web UI; restore it with --restore SAVEPOINT",
             ),
             err,
         )
         return EXIT_USAGE
+    if args.restore == "latest":
+        _report_usage(
+            _UsageError(
+                "--restore latest cannot be combined with the Flink runner: Flink keeps no "
+                "list of a job's checkpoints by name",
+                "give the path of a savepoint or retained checkpoint (--restore PATH)",
+            ),
+            err,
+        )
+        return EXIT_USAGE
+    if args.allow_non_restored_state and args.restore is None:
+        _report_usage(_UsageError("--allow-non-restored-state needs --restore PATH"), err)
+        return EXIT_USAGE
+    if args.flink_address is not None:
+        # The job script's classes must reach the cluster's Python workers, which cannot
+        # import the script by the module name it was loaded under: pickle it by value.
+        module = sys.modules.get(_JOB_MODULE)
+        with contextlib.suppress(ImportError):  # without PyFlink, execute says what to install
+            import cloudpickle  # type: ignore[import-untyped]  # PyFlink's dependency
+
+            if module is not None:
+                cloudpickle.register_pickle_by_value(module)
     try:
-        result = await env.execute(job_name, runner="flink", flink_address=args.flink_address)
+        result = await env.execute(
+            job_name,
+            runner="flink",
+            flink_address=args.flink_address,
+            restore=args.restore,
+            allow_non_restored_state=args.allow_non_restored_state,
+        )
     except FlinkTranslationError as exc:
         _report_usage(_UsageError(str(exc)), err)
         return EXIT_USAGE
@@ -589,8 +623,6 @@ async def _execute_on_flink(
 
 #: Options of streamlet's runtime that the Flink runner does not take.
 _FLINK_REFUSED = {
-    "restore": "--restore",
-    "allow_non_restored_state": "--allow-non-restored-state",
     "web_ui": "--web-ui",
     "checkpoint_dir": "--checkpoint-dir",
 }

@@ -11,7 +11,7 @@ from __future__ import annotations
 import codecs
 import functools
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +19,7 @@ from streamlet.graph.partitioners import CustomPartitioner
 from streamlet.graph.stream_graph import StreamGraph, StreamNode
 from streamlet.operators.sinks.file import FileSink
 from streamlet.operators.sources.collection import CollectionSource, SequenceSource
+from streamlet.operators.sources.file_source import FileSource
 from streamlet.operators.sources.socket import SocketTextStreamSource
 from streamlet.operators.sources.text_file import TextFileSource
 from streamlet.operators.watermarks import (
@@ -75,7 +76,13 @@ _UNSUPPORTED_HOOKS = {
     "notify_checkpoint_aborted": "checkpoint notifications: run on streamlet's own runtime",
 }
 
-_SOURCES = (CollectionSource, SequenceSource, TextFileSource, SocketTextStreamSource)
+_SOURCES = (
+    CollectionSource,
+    SequenceSource,
+    TextFileSource,
+    FileSource,
+    SocketTextStreamSource,
+)
 
 #: The reconnect delay of Flink's socket source (``SocketTextStreamFunction``), fixed there.
 FLINK_SOCKET_RETRY_DELAY_MS = 500
@@ -305,6 +312,12 @@ def _refusals_of(node: StreamNode) -> list[Refusal]:
             )
         if isinstance(source, SocketTextStreamSource):
             _socket_refusals(source, refuse)
+        if isinstance(source, FileSource) and not _is_utf8(source.stream_format.charset_name):
+            refuse(
+                f"a FileSource in {source.stream_format.charset_name!r}: the Flink runner "
+                f"reads files in UTF-8 (Java's charset names differ from Python's)",
+                "UTF-8 files, or streamlet's own runtime",
+            )
         return found
     if api == "interval_join":
         refuse(
@@ -384,6 +397,10 @@ def _callback_sink_refusals(fn: Any, refuse: Callable[[str, str], None]) -> None
                 refuse(f"the sink function's {hook}() hook", instead)
 
 
+def _is_utf8(encoding: str) -> bool:
+    return codecs.lookup(encoding).name == "utf-8"
+
+
 def _socket_refusals(source: SocketTextStreamSource, refuse: Callable[[str, str], None]) -> None:
     """What of ``socket_text_stream`` Flink's ``socketTextStream`` cannot do."""
     if source.write_ahead_log:
@@ -400,7 +417,7 @@ def _socket_refusals(source: SocketTextStreamSource, refuse: Callable[[str, str]
             f"source waits a fixed {FLINK_SOCKET_RETRY_DELAY_MS} ms between reconnects",
             f"leave retry_delay_ms at its default ({FLINK_SOCKET_RETRY_DELAY_MS})",
         )
-    if codecs.lookup(source.encoding).name != "utf-8":
+    if not _is_utf8(source.encoding):
         refuse(
             f"socket_text_stream(encoding={source.encoding!r}): the Flink runner's socket "
             f"source decodes UTF-8",
@@ -408,12 +425,24 @@ def _socket_refusals(source: SocketTextStreamSource, refuse: Callable[[str, str]
         )
 
 
-def check_translatable(graph: StreamGraph) -> None:
-    """Raise one :class:`FlinkTranslationError` naming every node that does not translate.
+#: Fault injection wraps streamlet's operators, which do not run on Flink.
+FAULT_INJECTION = Refusal(
+    "<job>",
+    "-",
+    "fault injection (streamlet.testing.inject_faults) wraps streamlet's operators, which "
+    "do not run on Flink",
+    "raise from your own function at a chosen record (as tests/flink/test_failover.py "
+    "does), or test on streamlet's own runtime",
+)
+
+
+def check_translatable(graph: StreamGraph, job_refusals: Sequence[Refusal] = ()) -> None:
+    """Raise one :class:`FlinkTranslationError` naming every node that does not translate
+    (after ``job_refusals``, what the environment refuses of the job as a whole).
 
     Runs on the graph alone (no PyFlink import, no JVM), so a job is refused at once.
     """
-    refusals = [r for node in graph.nodes for r in _refusals_of(node)]
+    refusals = [*job_refusals, *(r for node in graph.nodes for r in _refusals_of(node))]
     if not graph.nodes:
         refusals.append(
             Refusal("<job>", "-", "the job has no operators", "add a source and a sink first")

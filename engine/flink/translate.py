@@ -8,16 +8,16 @@ refused before a JVM starts.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 import threading
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from streamlet.errors import JobExecutionError
 from streamlet.flink.refusal import check_translatable
+from streamlet.flink.result import FlinkJobResult
 from streamlet.graph.partitioners import (
     BroadcastPartitioner,
     ForwardPartitioner,
@@ -41,21 +41,11 @@ from streamlet.operators.functions import FUNCTION_METHODS, FunctionAdapter
 from streamlet.operators.sinks.file import FileSink as StreamletFileSink
 from streamlet.operators.sinks.file_config import DefaultRollingPolicy
 from streamlet.operators.sources.collection import CollectionSource, SequenceSource
+from streamlet.operators.sources.file_source import FileSource as StreamletFileSource
 from streamlet.operators.sources.socket import SocketTextStreamSource
 from streamlet.operators.sources.text_file import TextFileSource
 
 __all__ = ["FlinkJobResult", "flink_configuration", "run_on_flink"]
-
-
-@dataclass(slots=True)
-class FlinkJobResult:
-    """What a job run on Flink returns: its id and name, wall time, and what it collected
-    (one list per ``execute_and_collect`` node, in graph order)."""
-
-    job_id: str
-    job_name: str
-    net_runtime_ms: float
-    collected: list[list[Any]] = field(default_factory=list)
 
 
 def _ms(value: float) -> str:
@@ -169,6 +159,21 @@ def _named(ds: Any, node: StreamNode) -> Any:
     return ds
 
 
+def _environment(env_class: Any, configuration: Any, *, remote: bool) -> Any:
+    """PyFlink's environment for ``configuration``.
+
+    Not ``get_execution_environment`` for a remote cluster: outside ``flink run`` it always
+    builds a local environment, which sets ``execution.target`` back to local and starts a
+    mini-cluster on the cluster's REST port. Java's constructor keeps the configured target.
+    """
+    if not remote:
+        return env_class.get_execution_environment(configuration)
+    from pyflink.java_gateway import get_gateway
+
+    jvm_env = get_gateway().jvm.org.apache.flink.streaming.api.environment
+    return env_class(jvm_env.StreamExecutionEnvironment(configuration._j_configuration))
+
+
 def run_on_flink(
     graph: StreamGraph,
     job_name: str,
@@ -178,17 +183,35 @@ def run_on_flink(
     checkpoint_interval_ms: int | None = None,
     restart_strategy: Any = None,
     address: str | None = None,
-) -> FlinkJobResult:
-    """Run ``graph`` on Flink (the local mini-cluster, or the cluster at ``address``).
+    restore: str | None = None,
+    allow_non_restored_state: bool = False,
+    detached: bool = False,
+    savepoint_directory: str | None = None,
+) -> Any:
+    """Run ``graph`` on Flink (the local mini-cluster, or the cluster at ``address``);
+    return its :class:`FlinkJobResult`, or with ``detached`` (a cluster only) at once its
+    :class:`~streamlet.flink.cluster.FlinkJobClient`.
 
+    :param restore: the path of a savepoint or retained checkpoint to start from (Flink's
+        ``execution.state-recovery.path``, formerly ``execution.savepoint.path``)
+    :param allow_non_restored_state: skip state of operators the job no longer has
+    :param savepoint_directory: the client's default savepoint directory
     :raises FlinkTranslationError: before any JVM starts, for nodes that do not translate
     :raises ImportError: without the ``streamlet[flink]`` extra
-    :raises RuntimeError: if the Flink job failed (the Java error's message included)
+    :raises RuntimeError: if the Flink job failed (the Java error's message included); on
+        a cluster a :class:`~streamlet.flink.cluster.FlinkJobError` with Flink's root
+        exception
     """
     check_translatable(graph)
     conf = flink_configuration(
         parallelism, max_parallelism, checkpoint_interval_ms, restart_strategy, address
     )
+    if restore is not None:
+        conf["execution.state-recovery.path"] = restore
+        if allow_non_restored_state:
+            conf["execution.state-recovery.ignore-unclaimed-state"] = "true"
+    if detached and address is None:
+        raise ValueError("a detached Flink job needs flink_address (a cluster's REST address)")
     try:
         from pyflink.common import Configuration, Types
         from pyflink.common.watermark_strategy import WatermarkStrategy
@@ -202,10 +225,14 @@ def run_on_flink(
 
     from streamlet.flink import _functions as fns
 
+    if address is not None:
+        from streamlet.flink.cluster import python_jar_keys
+
+        conf.update(python_jar_keys(address))
     configuration = Configuration()
     for key, value in conf.items():
         configuration.set_string(key, value)
-    env = StreamExecutionEnvironment.get_execution_environment(configuration)
+    env = _environment(StreamExecutionEnvironment, configuration, remote=address is not None)
     pickled = Types.PICKLED_BYTE_ARRAY()
     streams: dict[int, Any] = {}
     collects: list[Any] = []
@@ -237,9 +264,16 @@ def run_on_flink(
             elif isinstance(source, SocketTextStreamSource):
                 ds = _socket_text_stream(env, source, pickled)
             else:
-                assert isinstance(source, TextFileSource)
-                fmt = StreamFormat.text_line_format(source.encoding)
-                file_source = FileSource.for_record_stream_format(fmt, source.path).build()
+                # read_text_file and FileSource.for_record_stream_format: Flink's FileSource
+                # (its enumerator skips hidden files, as streamlet's does).
+                if isinstance(source, StreamletFileSource):
+                    fmt = StreamFormat.text_line_format(source.stream_format.charset_name)
+                    paths = source.paths
+                else:
+                    assert isinstance(source, TextFileSource)
+                    fmt = StreamFormat.text_line_format(source.encoding)
+                    paths = [source.path]
+                file_source = FileSource.for_record_stream_format(fmt, *paths).build()
                 ds = sized(
                     env.from_source(file_source, WatermarkStrategy.no_watermarks(), node.name)
                 )
@@ -276,20 +310,46 @@ def run_on_flink(
 
     iterators = [fns.collect_async(ds, pickled) for ds in collects]
     sink_iterators = [fns.collect_async(ds, pickled) for ds, _, _ in callbacks]
-    start = time.monotonic()
+    sinks = [(it, n, call) for it, (_, n, call) in zip(sink_iterators, callbacks, strict=True)]
+    if address is not None:
+        from streamlet.flink.cluster import run_remote
+
+        if detached and sinks:
+            raise ValueError(
+                f"{sinks[0][1].name!r}: an add_sink() function runs in the calling process on "
+                f"the records Flink collects to it, so a job with one cannot be submitted "
+                f"detached (execute_async); use execute(), or print() or a FileSink"
+            )
+        try:
+            ran = run_remote(
+                env,
+                job_name,
+                address,
+                iterators,
+                detached=detached,
+                savepoint_directory=savepoint_directory,
+                drain=lambda client: _consume(job_name, client, iterators, sinks),
+            )
+        except BaseException:
+            for it in iterators + sink_iterators:  # a fetcher whose job never started
+                with contextlib.suppress(Exception):  # fails to close
+                    it.close()
+            raise
+        for it in iterators + sink_iterators:
+            it.close()
+        return ran
     try:
         if iterators or sink_iterators:
             client = env.execute_async(job_name)
-            sinks = [
-                (it, n, call) for it, (_, n, call) in zip(sink_iterators, callbacks, strict=True)
-            ]
             collected = _consume(job_name, client, iterators, sinks)
-            client.get_job_execution_result().result()
-            job_id = str(client.get_job_id())
+            result = client.get_job_execution_result().result()
         else:
             result = env.execute(job_name)
             collected = []
-            job_id = str(result.get_job_id())
+        job_id = str(result.get_job_id())
+        # Flink's net runtime (as a cluster's REST duration): without the mini-cluster's
+        # start, which the wall time of this call includes.
+        runtime_ms = float(result.get_net_runtime())
     except JobExecutionError:
         raise  # an add_sink() function failed here: _consume named it
     except Exception as exc:
@@ -300,7 +360,7 @@ def run_on_flink(
                 it.close()
             except Exception:  # a job that failed to start has no client to close with
                 pass
-    return FlinkJobResult(job_id, job_name, (time.monotonic() - start) * 1000, collected)
+    return FlinkJobResult(job_id, job_name, runtime_ms, collected)
 
 
 def _consume(
@@ -316,8 +376,13 @@ def _consume(
     lists: list[list[Any]] = [[] for _ in collects]
     failures: list[tuple[StreamNode, BaseException]] = []
 
+    read_errors: list[BaseException] = []
+
     def read_list(iterator: Any, into: list[Any]) -> None:
-        into.extend(iterator)
+        try:
+            into.extend(iterator)
+        except BaseException as exc:  # raised below, as list(iterator) would have
+            read_errors.append(exc)
 
     def read_sink(iterator: Any, node: StreamNode, call: Callable[[Any], Any]) -> None:
         try:
@@ -351,6 +416,8 @@ def _consume(
                 f"Flink job, raised {type(exc).__name__}: {exc}"
             ),
         ) from exc
+    if read_errors:
+        raise read_errors[0]
     return lists
 
 

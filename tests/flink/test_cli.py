@@ -42,10 +42,14 @@ def test_untranslatable_job_is_a_usage_error(tmp_path, monkeypatch) -> None:
     assert "'app queue'" in err.getvalue() and "PushSource" in err.getvalue()
 
 
-def test_restore_options_are_refused_with_the_flink_runner(tmp_path, monkeypatch) -> None:
+def test_restore_latest_is_refused_with_the_flink_runner(tmp_path, monkeypatch) -> None:
+    # --restore PATH restores a Flink savepoint; 'latest' has no Flink counterpart.
     script = tmp_path / "job.py"
     script.write_text(textwrap.dedent(JOB))
     err = io.StringIO()
     monkeypatch.setattr("sys.stderr", err)
+    assert main(["run", str(script), "--runner", "flink", "--restore", "latest"]) == 2
+    assert "--restore latest cannot be combined with the Flink runner" in err.getvalue()
+    err.truncate(0)
     assert main(["run", str(script), "--runner", "flink", "-n"]) == 2
-    assert "--allow-non-restored-state cannot be combined with the Flink runner" in err.getvalue()
+    assert "--allow-non-restored-state needs --restore PATH" in err.getvalue()
