@@ -37,6 +37,7 @@ from streamlet.job.restart import (
     RestartStrategy,
 )
 from streamlet.operators.connected import KeySelectors
+from streamlet.operators.derived import fresh_copy
 from streamlet.operators.functions import FUNCTION_METHODS, FunctionAdapter
 from streamlet.operators.sinks.file import FileSink as StreamletFileSink
 from streamlet.operators.sinks.file_config import DefaultRollingPolicy
@@ -303,7 +304,9 @@ def run_on_flink(
         if api == "add_sink":
             # PyFlink has no Python sink function: the records are collected to this
             # process and the function is called here, once per record, as they come.
-            adapter = FunctionAdapter(node.function, FUNCTION_METHODS["add_sink"], "add_sink")
+            # Its own copy, as a subtask on streamlet gets (function objects deep-copied).
+            fn = fresh_copy(node.function)
+            adapter = FunctionAdapter(fn, FUNCTION_METHODS["add_sink"], "add_sink")
             callbacks.append((upstream, node, adapter.call))
             continue
         streams[node.id] = _named(_translate(upstream, node, fns, pickled), node)
