@@ -52,6 +52,7 @@ __all__ = [
     "ProcessOperator",
     "aggregate_operator",
     "check_copyable",
+    "field_reduce",
     "filter_operator",
     "flat_map_operator",
     "fresh_copy",
@@ -787,13 +788,13 @@ def _field_getter(
     return get, replace
 
 
-def aggregate_operator(
-    kind: str, position: int | str, key_selector: Callable[[Any], Any]
-) -> KeyedBatchOperator:
-    """``sum`` / ``min`` / ``max`` / ``min_by`` / ``max_by`` over one field, as a rolling reduce.
+def field_reduce(kind: str, position: int | str) -> Callable[[Any, Any], Any]:
+    """The rolling reduce of ``sum`` / ``min`` / ``max`` / ``min_by`` / ``max_by`` over one
+    field (shared with the Flink runner, so both compute the same).
 
     ``sum``/``min``/``max`` keep the other fields of the first record of the key and replace
-    the aggregated field; ``min_by``/``max_by`` keep the whole record holding the extreme.
+    the aggregated field; ``min_by``/``max_by`` keep the whole record holding the extreme
+    (the first of equal ones, as Flink's ``minBy``/``maxBy``).
     """
     get, replace = _field_getter(position, kind)
     if kind == "sum":
@@ -823,4 +824,12 @@ def aggregate_operator(
 
     else:  # pragma: no cover - the API only passes the kinds above
         raise ValueError(f"unknown aggregation {kind!r}")
-    return reduce_operator(reduce, key_selector, kind)
+    return reduce
+
+
+def aggregate_operator(
+    kind: str, position: int | str, key_selector: Callable[[Any], Any]
+) -> KeyedBatchOperator:
+    """``sum`` / ``min`` / ``max`` / ``min_by`` / ``max_by`` over one field, as a rolling
+    reduce (see :func:`field_reduce`)."""
+    return reduce_operator(field_reduce(kind, position), key_selector, kind)

@@ -60,14 +60,16 @@ def test_refusal_lists_every_node_with_what_to_use_instead() -> None:
     env = StreamExecutionEnvironment.get_execution_environment()
     push = env.from_source(PushSource(), source_name="queue").uid("queue-uid")
     mapped = push.map(_Notified()).name("notified").uid("notified-uid")
-    mapped.key_by(lambda x: x).min_by(0).name("proc").uid("proc-uid").print()
+    mapped.key_by(lambda x: x).window(TumblingEventTimeWindows.of(10)).evictor(
+        CountEvictor.of(1)
+    ).reduce(lambda a, b: a).name("proc").uid("proc-uid").print()
     with pytest.raises(FlinkTranslationError) as info:
         env.execute("refused", runner="flink")
     message = str(info.value)
     assert "'queue' (uid 'queue-uid'): the Python source PushSource" in message
     assert "from_collection, from_sequence or read_text_file" in message
     assert "'notified' (uid 'notified-uid'): the function's notify_checkpoint_complete()" in message
-    assert "'proc' (uid 'proc-uid'): min_by() on a keyed stream" in message
+    assert "'proc' (uid 'proc-uid'): the evictor CountEvictor" in message
     assert len(info.value.refusals) == 3
     assert isinstance(info.value, ValueError)
 
@@ -112,11 +114,14 @@ def test_keys_follow_streamlets_equality(key, expected) -> None:
     assert normalise_key(1.5) == 1.5
 
 
-def test_custom_partitioner_is_refused() -> None:
+def test_custom_partitioner_translates_except_into_two_inputs() -> None:
     env = StreamExecutionEnvironment.get_execution_environment()
     ds = env.from_collection([1, 2]).partition_custom(lambda key, n: key % n, lambda x: x)
     ds.map(lambda x: x).name("after").print()
-    with pytest.raises(FlinkTranslationError, match=r"'after' .*partition_custom\(\) input"):
+    check_translatable(env._graph)
+    other = env.from_collection([3])
+    ds.connect(other).map(_Swap()).name("pair").print()
+    with pytest.raises(FlinkTranslationError, match=r"'pair' .*partition_custom\(\) input"):
         check_translatable(env._graph)
 
 

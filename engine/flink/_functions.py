@@ -50,7 +50,7 @@ from streamlet.flink.keys import normalise_key
 from streamlet.flink.refusal import watermark_kind
 from streamlet.operators.broadcast import check_broadcast_function
 from streamlet.operators.connected import check_co_function
-from streamlet.operators.derived import _field_getter
+from streamlet.operators.derived import field_reduce
 from streamlet.operators.functions import FUNCTION_METHODS, FunctionAdapter
 from streamlet.operators.records import OutputTag
 from streamlet.operators.time import TimeDomain
@@ -660,16 +660,6 @@ class Reduce(KeyedProcessFunction):
         new = value if current is None else self.reduce(current, value)
         self.state.update(new)
         yield new
-
-
-def field_reduce(kind: str, position: int | str) -> Callable[[Any, Any], Any]:
-    """The reduce of ``sum``/``min``/``max`` over one field, as streamlet computes it."""
-    get, replace = _field_getter(position, kind)
-    if kind == "sum":
-        return lambda a, b: replace(a, get(a) + get(b))
-    if kind == "min":
-        return lambda a, b: replace(a, min(get(a), get(b)))
-    return lambda a, b: replace(a, max(get(a), get(b)))
 
 
 class _Timestamps(TimestampAssigner):

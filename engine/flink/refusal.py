@@ -52,6 +52,8 @@ SUPPORTED: dict[str, tuple[bool, bool]] = {
     "sum": (False, True),
     "min": (False, True),
     "max": (False, True),
+    "min_by": (False, True),
+    "max_by": (False, True),
     # window(...) and window_all(...) (a window_all stream is keyed by one constant key)
     "window": (False, True),
     "assign_timestamps_and_watermarks": (True, False),
@@ -297,9 +299,10 @@ def _refusals_of(node: StreamNode) -> list[Refusal]:
 
     api = node.operation.api
     for edge in node.inputs:
-        if isinstance(edge.partitioner, CustomPartitioner):
+        if isinstance(edge.partitioner, CustomPartitioner) and node.operation.inputs == 2:
             refuse(
-                "a partition_custom() input (a Python partitioner Flink cannot call)",
+                "a partition_custom() input of a two-input operator (PyFlink's "
+                "partition_custom cannot feed one: its Python operator fails to configure)",
                 "key_by on the value the partitioner reads, or rebalance()",
             )
     if node.kind == "source":

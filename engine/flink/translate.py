@@ -20,6 +20,7 @@ from streamlet.flink.refusal import check_translatable
 from streamlet.flink.result import FlinkJobResult
 from streamlet.graph.partitioners import (
     BroadcastPartitioner,
+    CustomPartitioner,
     ForwardPartitioner,
     GlobalPartitioner,
     KeyGroupPartitioner,
@@ -141,6 +142,9 @@ def _partition(ds: Any, partitioner: Partitioner | None) -> Any:
     for cls, method in methods:
         if isinstance(partitioner, cls):
             return getattr(ds, method)()
+    if isinstance(partitioner, CustomPartitioner):
+        # PyFlink's own: the user's partition(key, n) and key selector, called in Python.
+        return ds.partition_custom(partitioner.partition, partitioner.key_selector)
     raise ValueError(f"the Flink runner cannot translate the partitioner {partitioner!r}")
 
 
@@ -573,7 +577,7 @@ def _translate(upstream: Any, node: StreamNode, fns: Any, pickled: Any) -> Any:
         return upstream.process(process, output_type=pickled)
     if api == "reduce":
         return upstream.process(fns.Reduce(fn, f"{node.operator_uid}-reduce"), output_type=pickled)
-    if api in ("sum", "min", "max"):
+    if api in ("sum", "min", "max", "min_by", "max_by"):
         reduce = fns.field_reduce(api, node.args[0])
         return upstream.process(
             fns.Reduce(reduce, f"{node.operator_uid}-{api}"), output_type=pickled

@@ -108,3 +108,34 @@ def test_task_failure_reaches_the_caller() -> None:
     stream = env.from_collection([1, 2, 3]).map(boom)
     with pytest.raises(RuntimeError, match="failed"):
         stream.execute_and_collect(runner="flink")
+
+
+def test_min_by_and_max_by_keep_the_first_extreme_record() -> None:
+    # Ties: the first record with the extreme value stays (Flink's minBy/maxBy), which the
+    # third field tells apart.
+    rows = [("a", 3, 0), ("a", 1, 1), ("b", 5, 2), ("a", 1, 3), ("b", 7, 4), ("b", 7, 5)]
+
+    def build(env, kind):
+        keyed = env.from_collection(rows).key_by(lambda r: r[0])
+        return getattr(keyed, kind)(1)
+
+    for kind, final in (("min_by", {"a": 1, "b": 2}), ("max_by", {"a": 0, "b": 4})):
+        local, flink = _both(lambda env, kind=kind: build(env, kind), parallelism=1)
+        assert flink == local
+        assert {k: r[2] for k, r in _final_per_key(flink).items()} == final
+
+
+def test_partition_custom_sends_each_record_where_the_partitioner_says() -> None:
+    class Where(MapFunction):
+        def open(self, runtime_context) -> None:
+            self.index = runtime_context.get_index_of_this_subtask()
+
+        def map(self, value):
+            return value, self.index
+
+    def build(env):
+        numbers = env.from_sequence(0, 40).partition_custom(lambda key, n: key % n, lambda x: x)
+        return numbers.map(Where()).set_parallelism(3)
+
+    local, flink = _both(build, parallelism=3)
+    assert sorted(flink) == sorted(local) == [(x, x % 3) for x in range(41)]
