@@ -449,31 +449,14 @@ def broadcast_descriptor(name: str) -> Any:
     return MapStateDescriptor(name, Types.STRING(), Types.PICKLED_BYTE_ARRAY())
 
 
-class _BroadcastState:
+class _BroadcastState(_MapState):
     """One broadcast state as streamlet's ``BroadcastState`` (``writable``) or
-    ``ReadOnlyBroadcastState``, over Flink's."""
+    ``ReadOnlyBroadcastState``, over Flink's: Map state's reads, and writes that a read-only
+    view refuses."""
 
     def __init__(self, state: Any, writable: bool) -> None:
-        self._state = state
+        super().__init__(state)
         self._writable = writable
-
-    def get(self, key: Any) -> Any:
-        return self._state.get(_encode(key))
-
-    def contains(self, key: Any) -> bool:
-        return bool(self._state.contains(_encode(key)))
-
-    def keys(self) -> list[Any]:
-        return [_decode(k) for k in self._state.keys()]
-
-    def values(self) -> list[Any]:
-        return list(self._state.values())
-
-    def items(self) -> list[tuple[Any, Any]]:
-        return [(_decode(k), v) for k, v in self._state.items()]
-
-    def is_empty(self) -> bool:
-        return bool(self._state.is_empty())
 
     def __contains__(self, key: Any) -> bool:
         return self.contains(key)
