@@ -55,14 +55,29 @@ def env_for(tmp_path: Path) -> StreamExecutionEnvironment:
 
 
 async def start_until_paused(tmp_path: Path, source: Ranges, out: list[Any]) -> JobClient:
-    """Start the job and return its client once every split has paused."""
+    """Start the job and return its client once every split has paused and every batch its
+    reader returned was forwarded.
+
+    A source subtask reads each split ahead in a task of its own (a few batches), and a
+    drain emits only what was forwarded: batches read ahead are dropped, and a job restored
+    from the savepoint reads them again. The tests count what the readers read, so they
+    stop the job only once nothing read is left in the read-ahead.
+    """
     env = env_for(tmp_path)
     build(env, source, out)
     client = await env.execute_async("drained")
     with anyio.fail_after(10):
-        while source.paused < SPLITS:
+        while source.paused < SPLITS or _forwarded(client) < source.records_read():
             await anyio.sleep(0.005)
     return client
+
+
+def _forwarded(client: JobClient) -> int:
+    """The records the source subtasks forwarded into their chains."""
+    deployment = client._runner.deployment
+    if deployment is None:
+        return 0
+    return sum(s.records_in for s in deployment.subtasks if s.gate is None)
 
 
 async def _stop_when_paused(

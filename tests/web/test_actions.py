@@ -54,12 +54,6 @@ async def test_trigger_savepoint_then_stop_with_savepoint(tmp_path: Path) -> Non
             assert job.status.value == "FINISHED"
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known, open: 2 runs in 5 miss one batch of 16 per split (1984 == 2048), while "
-    "test_drain's twin passes; a race in the test or a drain that drops a split's last "
-    "read batch (see the stop note of 2026-12-03); to fix first in the next session",
-)
 async def test_stop_with_drain_fires_the_windows_before_the_savepoint(tmp_path: Path) -> None:
     """``{"drain": true}`` is Flink's drain: the one-day window, which would stay open in a
     plain stop's savepoint, fires with everything the sources read."""
