@@ -591,15 +591,15 @@ async def _execute_on_flink(
     if args.allow_non_restored_state and args.restore is None:
         _report_usage(_UsageError("--allow-non-restored-state needs --restore PATH"), err)
         return EXIT_USAGE
-    if args.flink_address is not None:
-        # The job script's classes must reach the cluster's Python workers, which cannot
-        # import the script by the module name it was loaded under: pickle it by value.
-        module = sys.modules.get(_JOB_MODULE)
-        with contextlib.suppress(ImportError):  # without PyFlink, execute says what to install
-            import cloudpickle  # type: ignore[import-untyped]  # PyFlink's dependency
+    # The job script's classes must reach Flink's Python workers (processes of their own,
+    # on a cluster or locally), which cannot import the script by the module name it was
+    # loaded under: pickle it by value.
+    module = sys.modules.get(_JOB_MODULE)
+    with contextlib.suppress(ImportError):  # without PyFlink, execute says what to install
+        import cloudpickle  # type: ignore[import-untyped]  # PyFlink's dependency
 
-            if module is not None:
-                cloudpickle.register_pickle_by_value(module)
+        if module is not None:
+            cloudpickle.register_pickle_by_value(module)
     try:
         result = await env.execute(
             job_name,

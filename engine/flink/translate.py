@@ -123,7 +123,21 @@ def flink_configuration(
         conf["execution.target"] = "remote"
         conf["rest.address"] = host
         conf["rest.port"] = port
+    else:
+        # A local job's workers run in processes of their own (see _environment): they
+        # import the job's modules from this interpreter's import path.
+        conf["python.pythonpath"] = local_python_path()
     return conf
+
+
+def local_python_path() -> str:
+    """This interpreter's import path, for the Python workers of a local job: every module
+    the caller imports by name (its script's directory, the current directory, an
+    editable install) is found by the workers too."""
+    import os
+
+    entries = [os.path.abspath(entry or os.curdir) for entry in sys.path]
+    return os.pathsep.join(dict.fromkeys(e for e in entries if os.path.exists(e)))
 
 
 def _partition(ds: Any, partitioner: Partitioner | None) -> Any:
@@ -164,14 +178,32 @@ def _named(ds: Any, node: StreamNode) -> Any:
     return ds
 
 
+#: PyFlink's switch between Python workers in this process ('loopback', its default for
+#: a local mini-cluster) and workers in processes of their own ('process').
+_WORKER_MODE_VARIABLE = "_python_worker_execution_mode"
+
+
 def _environment(env_class: Any, configuration: Any, *, remote: bool) -> Any:
     """PyFlink's environment for ``configuration``.
 
     Not ``get_execution_environment`` for a remote cluster: outside ``flink run`` it always
     builds a local environment, which sets ``execution.target`` back to local and starts a
     mini-cluster on the cluster's REST port. Java's constructor keeps the configured target.
+
+    A local job's Python workers run in processes of their own, as on a cluster, unless
+    the caller chose PyFlink's mode itself. In PyFlink's default loopback mode they run in
+    this process, and every job leaves behind threads that never end (each Python operator's
+    output stream starts a flusher that wakes every second and is never stopped: ~9
+    threads for a two-operator job). After a few dozen jobs the hundreds of threads that
+    wake for the GIL slowed the event loop of everything else in the process twenty-fold
+    (streamlet's own jobs, the caller's application). A worker process ends with its job.
     """
     if not remote:
+        import os
+
+        # Loopback mode also changes this process's working directory and environment
+        # while a job runs, and removes the root logger's handlers.
+        os.environ.setdefault(_WORKER_MODE_VARIABLE, "process")
         return env_class.get_execution_environment(configuration)
     from pyflink.java_gateway import get_gateway
 

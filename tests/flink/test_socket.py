@@ -43,6 +43,12 @@ def text_server(text: str, connections: int = 1) -> Iterator[int]:
 
 def test_the_seed_jobs_counts_are_the_same_on_flink() -> None:
     example = load("socket_word_count")
+    # Loaded from its file under a made-up name, which Flink's Python workers (processes of
+    # their own) cannot import: its functions travel by value, as `streamlet run` sends a
+    # job script's.
+    import cloudpickle  # type: ignore[import-untyped]  # PyFlink's dependency
+
+    cloudpickle.register_pickle_by_value(example)
     results = {}
     for runner in ("local", "flink"):
         env = StreamExecutionEnvironment.get_execution_environment()
