@@ -21,6 +21,7 @@ from streamlet import StreamExecutionEnvironment
 from streamlet.errors import JobExecutionError
 from streamlet.flink.cluster import FlinkJobClient, FlinkJobError
 from streamlet.job.result import JobStatus
+from tests.flink.runners import add_flink_keys
 from tests.flink.standalone import StandaloneCluster
 
 pytestmark = pytest.mark.slow
@@ -111,17 +112,10 @@ def small_python_bundles(monkeypatch):
     """Python bundles of 10 records: a barrier waits until the Python worker has processed
     the records sent to it, by default up to 100,000 (all of a slow test job's input, so
     the savepoint would come when the job has ended)."""
-    from streamlet.flink import translate
-
-    configuration = translate.flink_configuration
-
-    def with_small_bundles(*args, **kwargs):
-        conf = configuration(*args, **kwargs)
-        conf["python.fn-execution.bundle.size"] = "10"
-        conf["python.fn-execution.bundle.time"] = "100"
-        return conf
-
-    monkeypatch.setattr(translate, "flink_configuration", with_small_bundles)
+    add_flink_keys(
+        monkeypatch,
+        {"python.fn-execution.bundle.size": "10", "python.fn-execution.bundle.time": "100"},
+    )
 
 
 @pytest.mark.usefixtures("small_python_bundles")

@@ -3,27 +3,14 @@
 from __future__ import annotations
 
 from collections import Counter
+from functools import partial
 
 import pytest
 
 from streamlet import MapFunction, StreamExecutionEnvironment
+from tests.flink.runners import both
 
 pytestmark = pytest.mark.slow
-
-
-def _both(build, **env_settings):
-    """Run ``build(env) -> stream`` on both runners; return (local records, flink records)."""
-    results = []
-    for runner in ("local", "flink"):
-        env = StreamExecutionEnvironment.get_execution_environment()
-        env.set_parallelism(env_settings.get("parallelism", 2))
-        stream = build(env)
-        if runner == "local":
-            with stream.execute_and_collect() as records:
-                results.append(list(records))
-        else:
-            results.append(stream.execute_and_collect(runner="flink"))
-    return results
 
 
 def _final_per_key(records, key=lambda r: r[0]):
@@ -41,7 +28,7 @@ def test_word_count_same_final_counts() -> None:
             .sum(1)
         )
 
-    local, flink = _both(build)
+    local, flink = both(build)
     assert Counter(flink) == Counter(local)
     assert _final_per_key(flink)["to"] == ("to", 3)
 
@@ -52,7 +39,7 @@ def test_equal_keys_of_different_types_are_one_key() -> None:
     def build(env):
         return env.from_collection([(1, 1), (1.0, 10), (True, 100)]).key_by(lambda t: t[0]).sum(1)
 
-    local, flink = _both(build, parallelism=1)
+    local, flink = both(build, parallelism=1)
     assert [r[1] for r in flink] == [r[1] for r in local] == [1, 11, 111]
 
 
@@ -79,7 +66,7 @@ def test_sequence_filter_map_with_open_and_reduce() -> None:
             .map(lambda x: ("total", x))
         )
 
-    local, flink = _both(build)
+    local, flink = both(build)
     assert sorted(flink) == sorted(local)
 
 
@@ -95,7 +82,7 @@ def test_read_text_file_and_max(tmp_path) -> None:
             .max(1)
         )
 
-    local, flink = _both(build)
+    local, flink = both(build)
     assert _final_per_key(flink) == _final_per_key(local) == {"a": ("a", 7), "b": ("b", 5)}
 
 
@@ -120,7 +107,7 @@ def test_min_by_and_max_by_keep_the_first_extreme_record() -> None:
         return getattr(keyed, kind)(1)
 
     for kind, final in (("min_by", {"a": 1, "b": 2}), ("max_by", {"a": 0, "b": 4})):
-        local, flink = _both(lambda env, kind=kind: build(env, kind), parallelism=1)
+        local, flink = both(partial(build, kind=kind), parallelism=1)
         assert flink == local
         assert {k: r[2] for k, r in _final_per_key(flink).items()} == final
 
@@ -137,5 +124,5 @@ def test_partition_custom_sends_each_record_where_the_partitioner_says() -> None
         numbers = env.from_sequence(0, 40).partition_custom(lambda key, n: key % n, lambda x: x)
         return numbers.map(Where()).set_parallelism(3)
 
-    local, flink = _both(build, parallelism=3)
+    local, flink = both(build, parallelism=3)
     assert sorted(flink) == sorted(local) == [(x, x % 3) for x in range(41)]

@@ -15,27 +15,24 @@ from collections import Counter
 import pytest
 
 from streamlet import KeyedProcessFunction, MapStateDescriptor, StreamExecutionEnvironment
+from tests.flink.runners import add_flink_keys
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
 def small_python_bundles(monkeypatch):
-    from streamlet.flink import translate
-
-    configuration = translate.flink_configuration
-
-    def with_small_bundles(*args, **kwargs):
-        conf = configuration(*args, **kwargs)
-        conf["python.fn-execution.bundle.size"] = "5"
-        conf["python.fn-execution.bundle.time"] = "10"
-        # No Python-side caches: every lookup goes to Java's state.
-        conf["python.state.cache-size"] = "0"
-        conf["python.map-state.read-cache-size"] = "0"
-        conf["python.map-state.write-cache-size"] = "0"
-        return conf
-
-    monkeypatch.setattr(translate, "flink_configuration", with_small_bundles)
+    add_flink_keys(
+        monkeypatch,
+        {
+            "python.fn-execution.bundle.size": "5",
+            "python.fn-execution.bundle.time": "10",
+            # No Python-side caches: every lookup goes to Java's state.
+            "python.state.cache-size": "0",
+            "python.map-state.read-cache-size": "0",
+            "python.map-state.write-cache-size": "0",
+        },
+    )
 
 
 class CountPerEntry(KeyedProcessFunction):

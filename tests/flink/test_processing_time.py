@@ -21,29 +21,15 @@ from streamlet import (
     KeyedProcessFunction,
     ProcessingTimeSessionWindows,
     ProcessWindowFunction,
-    StreamExecutionEnvironment,
     TimeDomain,
     TumblingProcessingTimeWindows,
     ValueStateDescriptor,
 )
+from tests.flink.runners import both
 
 pytestmark = pytest.mark.slow
 
 HOUR = 3_600_000
-
-
-def _both(build, parallelism=2):
-    results = []
-    for runner in ("local", "flink"):
-        env = StreamExecutionEnvironment.get_execution_environment()
-        env.set_parallelism(parallelism)
-        stream = build(env)
-        if runner == "local":
-            with stream.execute_and_collect() as records:
-                results.append(list(records))
-        else:
-            results.append(stream.execute_and_collect(runner="flink"))
-    return results
 
 
 class _Deadlines(KeyedProcessFunction):
@@ -73,7 +59,7 @@ def test_pending_processing_time_timers_do_not_fire_at_the_end_of_input() -> Non
     def build(env):
         return env.from_collection(list(range(6))).key_by(lambda x: x % 3).process(_Deadlines())
 
-    local, flink = _both(build)
+    local, flink = both(build)
     end = int(time.time() * 1000)
     for records in (local, flink):
         assert sorted(r[1] for r in records) == list(range(6))  # elements only, no timer
@@ -116,7 +102,7 @@ def test_processing_time_windows_with_a_count_trigger() -> None:
             pending.map(lambda r: ("pending", r)), sessions.map(lambda r: ("session", r))
         )
 
-    local, flink = _both(build, parallelism=1)
+    local, flink = both(build, parallelism=1)
     assert Counter(map(repr, flink)) == Counter(map(repr, local))
     assert not [r for kind, r in flink if kind == "pending"]
     assert sorted(r for kind, r in flink if kind == "session") == [

@@ -23,23 +23,9 @@ from streamlet import (
     WatermarkStrategy,
 )
 from streamlet.state.errors import StateError
+from tests.flink.runners import both
 
 pytestmark = pytest.mark.slow
-
-
-def _both(build, parallelism=2):
-    """Run ``build(env) -> stream`` on both runners; return (local records, flink records)."""
-    results = []
-    for runner in ("local", "flink"):
-        env = StreamExecutionEnvironment.get_execution_environment()
-        env.set_parallelism(parallelism)
-        stream = build(env)
-        if runner == "local":
-            with stream.execute_and_collect() as records:
-                results.append(list(records))
-        else:
-            results.append(stream.execute_and_collect(runner="flink"))
-    return results
 
 
 class _Tag(CoMapFunction):
@@ -103,7 +89,7 @@ def test_connect_co_map_and_hash_partitioned_co_flat_map() -> None:
         side = split.get_side_output(WORDS).map(lambda w: ("side", w))
         return tagged.union(seen, counts, split, side)
 
-    local, flink = _both(build)
+    local, flink = both(build)
     assert Counter(flink) == Counter(local)
     assert ("word", "B") in flink and ("number", 110) in flink
     # Words (length 1) share key 1 with the odd numbers: 6 + 3 updates of one count.
@@ -158,7 +144,7 @@ def test_keyed_co_process_with_state_timers_and_side_output() -> None:
         unpaid = matched.get_side_output(UNPAID).map(lambda r: ("unpaid", *r))
         return matched.union(unpaid)
 
-    local, flink = _both(build)
+    local, flink = both(build)
     assert Counter(flink) == Counter(local)
     assert sorted(flink) == [
         ("matched", 1, "book", 13),
@@ -212,7 +198,7 @@ def test_broadcast_rules_applied_to_keyed_events() -> None:
         limits = env.from_collection(rules).set_parallelism(1).broadcast(LIMITS)
         return events.key_by(lambda r: r[0]).connect(limits).process(_Alerts())
 
-    local, flink = _both(build)
+    local, flink = both(build)
     assert Counter(map(repr, flink)) == Counter(map(repr, local))
     assert sorted(flink) == [
         ("alerts", "h1", 50, [70]),
@@ -238,7 +224,7 @@ def test_broadcast_elements_reach_every_subtask() -> None:
         limits = env.from_collection(["a", "b"]).set_parallelism(1).broadcast(LIMITS)
         return events.connect(limits).process(_EveryCopy())
 
-    local, flink = _both(build)
+    local, flink = both(build)
     assert Counter(flink) == Counter(local) == Counter({("copy", "a", 1): 2, ("copy", "b", 2): 2})
 
 

@@ -20,7 +20,6 @@ from streamlet import (
     ProcessAllWindowFunction,
     ProcessWindowFunction,
     SlidingEventTimeWindows,
-    StreamExecutionEnvironment,
     Time,
     Trigger,
     TriggerResult,
@@ -30,25 +29,11 @@ from streamlet import (
     WindowFunction,
 )
 from streamlet.state import ReducingStateDescriptor
+from tests.flink.runners import both
 
 pytestmark = pytest.mark.slow
 
 README = Path(__file__).resolve().parents[2] / "README.md"
-
-
-def _both(build, parallelism=2):
-    """Run ``build(env) -> stream`` on both runners; return (local records, flink records)."""
-    results = []
-    for runner in ("local", "flink"):
-        env = StreamExecutionEnvironment.get_execution_environment()
-        env.set_parallelism(parallelism)
-        stream = build(env)
-        if runner == "local":
-            with stream.execute_and_collect() as records:
-                results.append(list(records))
-        else:
-            results.append(stream.execute_and_collect(runner="flink"))
-    return results
 
 
 def _same(local, flink) -> list:
@@ -88,7 +73,7 @@ def test_tumbling_event_time_reduce_with_bounded_out_of_orderness() -> None:
             .process(_Stamps())
         )
 
-    local, flink = _both(build, parallelism=1)
+    local, flink = both(build, parallelism=1)
     _same(local, flink)
     # Each result carries its window's max_timestamp() (end - 1) on both runners.
     assert sorted(flink) == [
@@ -130,7 +115,7 @@ def test_sliding_window_aggregate_with_a_window_function() -> None:
             .aggregate(_Average(), _WithWindow())
         )
 
-    local, flink = _both(build)
+    local, flink = both(build)
     _same(local, flink)
     assert sorted(flink) == [
         ("a", -5, 5, [2.5]),
@@ -179,7 +164,7 @@ def test_session_windows_process_function_reads_the_window() -> None:
         )
         return static.map(lambda r: ("static", r)).union(dynamic.map(lambda r: ("dynamic", r)))
 
-    local, flink = _both(build)
+    local, flink = both(build)
     result = _same(local, flink)
     static = sorted(r for kind, r in result if kind == "static")
     # ("a", 8) joins [1, 8) and touches nothing else: one session [1, 13).
@@ -233,7 +218,7 @@ def test_count_windows_and_global_windows_with_a_count_trigger() -> None:
         everything = numbers.count_window_all(4).apply(_Elements()).map(lambda r: ("all", r))
         return counted.union(triggered, everything)
 
-    local, flink = _both(build, parallelism=1)
+    local, flink = both(build, parallelism=1)
     result = _same(local, flink)
     assert ("count", (1, "CountWindow(id=0)", [4])) in result  # 1 + 3
     # GlobalWindows keep everything: the trigger fires again with all elements so far.
@@ -293,7 +278,7 @@ def test_custom_trigger_and_window_all() -> None:
         whole = stamped.window_all(TumblingEventTimeWindows.of(10)).process(_All())
         return custom.map(lambda r: ("custom", r)).union(whole.map(lambda r: ("all", r)))
 
-    local, flink = _both(build, parallelism=1)  # one subtask: a known element order
+    local, flink = both(build, parallelism=1)  # one subtask: a known element order
     result = _same(local, flink)
     a_first = [
         r[2]
