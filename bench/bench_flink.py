@@ -141,10 +141,11 @@ def run(report: dict[str, Any]) -> None:
         print(f"\nFlink runner benchmark skipped: {reason}")
         report["flink"] = {"skipped": reason}
         return
-    # The runner runs a local job's Python workers in processes of their own (PyFlink's
-    # 'process' mode, see streamlet.flink.translate._environment); hand-written PyFlink
-    # reads the same switch, so every variant is measured with the same kind of worker.
-    os.environ.setdefault("_python_worker_execution_mode", "process")
+    # The runner runs a local job's Python workers in processes of their own; hand-written
+    # PyFlink reads the same switch, so every variant is measured with the same kind.
+    from streamlet.flink.translate import use_worker_processes
+
+    use_worker_processes()
     rows = [_measure(p) for p in PARALLELISMS]
     report["flink"] = {"rows": rows}
     print(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import sys
 import threading
 from collections.abc import Callable
@@ -134,8 +135,6 @@ def local_python_path() -> str:
     """This interpreter's import path, for the Python workers of a local job: every module
     the caller imports by name (its script's directory, the current directory, an
     editable install) is found by the workers too."""
-    import os
-
     entries = [os.path.abspath(entry or os.curdir) for entry in sys.path]
     return os.pathsep.join(dict.fromkeys(e for e in entries if os.path.exists(e)))
 
@@ -183,6 +182,14 @@ def _named(ds: Any, node: StreamNode) -> Any:
 _WORKER_MODE_VARIABLE = "_python_worker_execution_mode"
 
 
+def use_worker_processes() -> None:
+    """Have local PyFlink jobs run their Python workers in processes of their own, unless
+    the caller chose PyFlink's mode itself (see :func:`_environment` for why). PyFlink
+    reads the switch from the environment when a job starts, so it holds for every local
+    job of this process, hand-written PyFlink ones too."""
+    os.environ.setdefault(_WORKER_MODE_VARIABLE, "process")
+
+
 def _environment(env_class: Any, configuration: Any, *, remote: bool) -> Any:
     """PyFlink's environment for ``configuration``.
 
@@ -199,11 +206,9 @@ def _environment(env_class: Any, configuration: Any, *, remote: bool) -> Any:
     (streamlet's own jobs, the caller's application). A worker process ends with its job.
     """
     if not remote:
-        import os
-
         # Loopback mode also changes this process's working directory and environment
         # while a job runs, and removes the root logger's handlers.
-        os.environ.setdefault(_WORKER_MODE_VARIABLE, "process")
+        use_worker_processes()
         return env_class.get_execution_environment(configuration)
     from pyflink.java_gateway import get_gateway
 
